@@ -1,0 +1,175 @@
+"""Both onnxruntime choices speak the same words; the fallbacks behave as documented."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from .speech import transcribe, word_error_rate
+
+REPO = Path(__file__).resolve().parents[1]
+MODEL_DIR = Path(os.environ.get("TTS_MODEL_DIR", REPO / "models" / "kokoro-multi-lang-v1_0"))
+SAMPLE_RATE_HZ = 24_000
+AF_BELLA = 2
+SENTENCES = (
+    "The quick brown fox jumps over the lazy dog.",
+    "My brother plays the guitar in a small band.",
+    "Please call me back when you get home.",
+)
+# Both runtimes are bit-deterministic, so these bounds never flake: they move only when a
+# runtime changes. Kokoro's int8 duration predictor rounds differently on 1.28.2 and 1.32.0:
+# single sentences measured here differ by up to 6%, ten sentences together by 0.7%.
+DURATION_TOLERANCE = 0.03
+WER_TOLERANCE = 0.05
+MAX_WER = 0.25
+SUBPROCESS_TIMEOUT_S = 300
+
+# Each runtime is a per-process choice, so every case runs in a fresh interpreter.
+_SYNTHESIZE = textwrap.dedent(
+    """
+    import json, sys
+    from pathlib import Path
+    from tts_service import onnx_runtime
+    choice, shim, model_dir, out, sentences, sid, rate = sys.argv[1:8]
+    info = onnx_runtime.activate(choice, Path(shim))
+    import numpy as np
+    import sherpa_onnx
+    d = Path(model_dir)
+    kokoro = sherpa_onnx.OfflineTtsKokoroModelConfig(
+        model=str(d / "model.onnx"), voices=str(d / "voices.bin"),
+        tokens=str(d / "tokens.txt"), lexicon=str(d / "lexicon-us-en.txt"),
+        data_dir=str(d / "espeak-ng-data"), dict_dir="")
+    tts = sherpa_onnx.OfflineTts(sherpa_onnx.OfflineTtsConfig(
+        model=sherpa_onnx.OfflineTtsModelConfig(kokoro=kokoro, num_threads=2)))
+    chunks = []
+    for text in json.loads(sentences):
+        audio = tts.generate(text, sid=int(sid), speed=1.0)
+        assert audio.sample_rate == int(rate), audio.sample_rate
+        chunks.append(np.asarray(audio.samples, dtype=np.float32))
+    np.concatenate(chunks).tofile(out)
+    print(json.dumps(info.__dict__))
+    """
+)
+
+_ACTIVATE = textwrap.dedent(
+    """
+    import json, sys
+    from pathlib import Path
+    from tts_service import onnx_runtime
+    if sys.argv[3] == "import-first":
+        import sherpa_onnx  # noqa: F401
+    try:
+        info = onnx_runtime.activate(sys.argv[1], Path(sys.argv[2]))
+    except onnx_runtime.RuntimeUnavailableError as exc:
+        print(json.dumps({"error": str(exc), "sherpa": "sherpa_onnx" in sys.modules}))
+    else:
+        print(json.dumps(info.__dict__))
+    """
+)
+
+
+def _python(script: str, *args: str) -> dict[str, str]:
+    path = os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])
+    env = {**os.environ, "PYTHONPATH": path}
+    done = subprocess.run(
+        [sys.executable, "-c", script, *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=SUBPROCESS_TIMEOUT_S,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    result: dict[str, str] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+@pytest.fixture(scope="module")
+def shim(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if shutil.which(os.environ.get("CC", "cc")) is None:
+        pytest.skip("no C compiler to build the onnxruntime shim")
+    # A private build, so the test checks these sources rather than whatever build/ holds.
+    out = tmp_path_factory.mktemp("shim") / "libonnxruntime.so"
+    subprocess.run(["sh", str(REPO / "native" / "build.sh"), str(out)], check=True)
+    return out
+
+
+@pytest.fixture(scope="module")
+def model_dir() -> Path:
+    if not (MODEL_DIR / "model.onnx").is_file():
+        pytest.skip(f"Kokoro model not found in {MODEL_DIR} (set TTS_MODEL_DIR)")
+    return MODEL_DIR
+
+
+@pytest.mark.model
+def test_both_runtimes_speak_the_same_words(shim: Path, model_dir: Path, tmp_path: Path) -> None:
+    reference = " ".join(SENTENCES)
+    results = {}
+    for choice in ("bundled", "pypi"):
+        out = tmp_path / f"{choice}.f32"
+        args = (choice, str(shim), str(model_dir), str(out), json.dumps(SENTENCES))
+        info = _python(_SYNTHESIZE, *args, str(AF_BELLA), str(SAMPLE_RATE_HZ))
+        samples = np.fromfile(out, dtype=np.float32)
+        heard = transcribe(samples, SAMPLE_RATE_HZ)
+        duration_s = len(samples) / SAMPLE_RATE_HZ
+        results[choice] = (info, duration_s, heard, word_error_rate(reference, heard))
+
+    (bundled, bundled_s, bundled_heard, bundled_wer) = results["bundled"]
+    (pypi, pypi_s, pypi_heard, pypi_wer) = results["pypi"]
+    # Shown with -s; the numbers to compare when a runtime or these bounds change.
+    for name, (info, duration_s, heard, wer) in results.items():
+        print(f"\n{name} {info['version']}: {duration_s:.3f} s, WER {wer:.3f}: {heard}")
+    assert bundled["name"] == "bundled"
+    assert pypi["name"] == "pypi"
+    assert pypi["version"] != bundled["version"]
+    assert abs(pypi_s - bundled_s) <= DURATION_TOLERANCE * bundled_s, (pypi_s, bundled_s)
+    assert bundled_wer <= MAX_WER, bundled_heard
+    assert pypi_wer <= MAX_WER, pypi_heard
+    assert abs(pypi_wer - bundled_wer) <= WER_TOLERANCE, (bundled_heard, pypi_heard)
+
+
+def test_auto_without_shim_falls_back_to_bundled(tmp_path: Path) -> None:
+    info = _python(_ACTIVATE, "auto", str(tmp_path / "missing.so"), "activate-first")
+
+    assert info["name"] == "bundled"
+    assert info["version"] not in ("", "unknown")
+    assert "missing.so" in info["reason"]
+
+
+def test_pypi_without_shim_raises(tmp_path: Path) -> None:
+    outcome = _python(_ACTIVATE, "pypi", str(tmp_path / "missing.so"), "activate-first")
+
+    assert "missing.so" in outcome["error"]
+    assert outcome["sherpa"] is False
+
+
+def test_auto_with_shim_uses_pypi(shim: Path) -> None:
+    info = _python(_ACTIVATE, "auto", str(shim), "activate-first")
+
+    assert info["name"] == "pypi"
+    assert str(shim) in info["reason"]
+
+
+def test_runtime_is_fixed_once_sherpa_onnx_is_imported(shim: Path) -> None:
+    late_auto = _python(_ACTIVATE, "auto", str(shim), "import-first")
+    late_pypi = _python(_ACTIVATE, "pypi", str(shim), "import-first")
+
+    assert late_auto["name"] == "bundled"
+    assert "can no longer be changed" in late_auto["reason"]
+    assert "can no longer be changed" in late_pypi["error"]
+
+
+def test_shim_version_node_matches_loader() -> None:
+    from tts_service import onnx_runtime
+
+    version_script = (REPO / "native" / "ort_shim.map").read_text()
+    assert f"VERS_{onnx_runtime.SHIM_ORT_VERSION} {{" in version_script

@@ -1,0 +1,261 @@
+"""Chooses which onnxruntime sherpa-onnx runs on: its bundled copy or the faster PyPI one."""
+
+from __future__ import annotations
+
+import ctypes
+import importlib.util
+import logging
+import os
+import re
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+_LOGGER = logging.getLogger(__name__)
+
+RuntimeName = Literal["bundled", "pypi"]
+CHOICES = ("auto", "bundled", "pypi")
+
+# sherpa-onnx 1.13.8 was built against onnxruntime 1.28.2: its binaries import
+# OrtGetApiBase@VERS_1.28.2 and ask for C API version 28. native/ort_shim.map must match.
+SHIM_ORT_VERSION = "1.28.2"
+_REQUIRED_API_VERSION = 28
+
+# Built by native/build.sh; the service passes this unless configured otherwise.
+DEFAULT_SHIM_PATH = Path(__file__).resolve().parents[1] / "build" / "libonnxruntime.so"
+
+# The soname sherpa-onnx's libraries name in DT_NEEDED. Whichever object with this soname is
+# loaded first in the process is the one they bind to.
+_SONAME = "libonnxruntime.so"
+
+
+class RuntimeUnavailableError(Exception):
+    """The requested onnxruntime cannot be used (or can no longer be changed)."""
+
+
+@dataclass(frozen=True)
+class RuntimeInfo:
+    """The onnxruntime this process runs sherpa-onnx on, and why."""
+
+    name: RuntimeName
+    version: str
+    reason: str
+
+
+class _OrtApiBase(ctypes.Structure):
+    # The first two members of onnxruntime's OrtApiBase; stable since the C API's first release.
+    _fields_ = [
+        ("GetApi", ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_uint32)),
+        ("GetVersionString", ctypes.CFUNCTYPE(ctypes.c_char_p)),
+    ]
+
+
+_GetApiBaseFn = ctypes.CFUNCTYPE(ctypes.POINTER(_OrtApiBase))
+
+_active: RuntimeInfo | None = None
+# ctypes never unloads a library, but holding the handles documents that they must stay.
+_handles: list[ctypes.CDLL] = []
+
+
+def activate(choice: str = "auto", shim_path: Path | None = DEFAULT_SHIM_PATH) -> RuntimeInfo:
+    """Makes sherpa-onnx use the chosen runtime; must run before anything imports sherpa_onnx.
+
+    "auto": PyPI's onnxruntime when the shim and library load and pass the self-check, else the
+    bundled one (one warning line says why). "pypi": the same, but a failure raises
+    RuntimeUnavailableError. "bundled": sherpa-onnx's own copy. Calling again returns the
+    runtime already chosen, or raises if it contradicts an explicit choice.
+    """
+    global _active
+    if choice not in CHOICES:
+        raise RuntimeUnavailableError(f"unknown onnxruntime {choice!r}; use one of {CHOICES}")
+    if _active is not None:
+        return _check_compatible(choice, _active)
+    if "sherpa_onnx" in sys.modules:
+        info = RuntimeInfo(
+            "bundled",
+            _loaded_version(),
+            "sherpa_onnx was imported before onnx_runtime.activate(); the runtime can no "
+            "longer be changed in this process",
+        )
+        _active = _check_compatible(choice, info)
+        _LOGGER.warning("onnxruntime %s (%s): %s", info.version, info.name, info.reason)
+        return _active
+
+    if choice == "bundled":
+        _active = _activate_bundled("requested")
+    else:
+        try:
+            _active = _activate_pypi(shim_path)
+        except _NotActivatedError as exc:
+            if choice == "pypi":
+                raise RuntimeUnavailableError(f"PyPI onnxruntime unavailable: {exc}") from exc
+            _active = _activate_bundled(f"PyPI onnxruntime unavailable: {exc}")
+            _LOGGER.warning("onnxruntime %s (bundled, slower): %s", _active.version, _active.reason)
+            return _active
+    # The caller logs the outcome; only a silent downgrade (above) deserves our own line.
+    _LOGGER.debug("onnxruntime %s (%s): %s", _active.version, _active.name, _active.reason)
+    return _active
+
+
+def active() -> RuntimeInfo | None:
+    """The runtime chosen by activate() in this process, if any."""
+    return _active
+
+
+class _NotActivatedError(Exception):
+    """A check failed before the shim was loaded, so the bundled runtime is still possible."""
+
+
+def _check_compatible(choice: str, info: RuntimeInfo) -> RuntimeInfo:
+    if choice in ("auto", info.name):
+        return info
+    raise RuntimeUnavailableError(
+        f"onnxruntime {choice!r} requested but this process already runs on {info.name} "
+        f"{info.version} ({info.reason}); the runtime can no longer be changed"
+    )
+
+
+def _activate_bundled(reason: str) -> RuntimeInfo:
+    lib = _package_dir("sherpa_onnx") / "lib" / _SONAME
+    try:
+        # Loading it now, by the path sherpa-onnx's RPATH would find anyway, pins the choice
+        # (a shim loaded later would lose the soname match) and lets us ask its version.
+        handle = ctypes.CDLL(str(lib))
+    except OSError as exc:
+        # sherpa_onnx's own import will report a broken install far more clearly than we can.
+        _LOGGER.debug("could not preload %s: %s", lib, exc)
+        return RuntimeInfo("bundled", "unknown", reason)
+    _handles.append(handle)
+    return RuntimeInfo("bundled", _version_of(handle), reason)
+
+
+def _activate_pypi(shim_path: Path | None) -> RuntimeInfo:
+    # Everything that can fail is checked before the shim is loaded: from that moment on, its
+    # soname answers sherpa-onnx's DT_NEEDED and the bundled runtime is out of reach.
+    if shim_path is None:
+        raise _NotActivatedError("no shim configured")
+    if not shim_path.is_file():
+        raise _NotActivatedError(f"shim {shim_path} not found (run native/build.sh)")
+    _check_sherpa_abi()
+    real_path = _pypi_library()
+    try:
+        real = ctypes.CDLL(str(real_path))
+    except OSError as exc:
+        raise _NotActivatedError(f"cannot load {real_path}: {exc}") from exc
+    _handles.append(real)
+    try:
+        real_get_api_base = _GetApiBaseFn(("OrtGetApiBase", real))
+    except AttributeError as exc:
+        raise _NotActivatedError(f"{real_path} has no OrtGetApiBase") from exc
+    version = _check_api(real_get_api_base, str(real_path))
+    if _version_tuple(version) < _version_tuple(SHIM_ORT_VERSION):
+        raise _NotActivatedError(f"{real_path} is onnxruntime {version}, older than bundled")
+
+    try:
+        shim = ctypes.CDLL(str(shim_path), mode=ctypes.RTLD_GLOBAL)
+    except OSError as exc:
+        # A failed dlopen leaves nothing mapped, so falling back is still safe.
+        raise _NotActivatedError(f"cannot load shim {shim_path}: {exc}") from exc
+    _handles.append(shim)
+    # From here on a failure is final: RuntimeUnavailableError even for "auto".
+    try:
+        set_target = shim.ort_shim_set_target
+    except AttributeError as exc:
+        raise RuntimeUnavailableError(
+            f"{shim_path} is not the ort shim but now owns the soname {_SONAME}; restart "
+            "with a correct shim path or --onnx-runtime bundled"
+        ) from exc
+    set_target.argtypes = [ctypes.c_void_p]
+    set_target.restype = ctypes.c_int
+    real_address = ctypes.cast(real_get_api_base, ctypes.c_void_p).value
+    if set_target(real_address) != 0:
+        raise RuntimeUnavailableError(f"shim {shim_path} rejected the target {real_path}")
+    forwarded = _loaded_version()
+    if forwarded != version:
+        raise RuntimeUnavailableError(
+            f"shim reports onnxruntime {forwarded}, expected {version} from {real_path}"
+        )
+    return RuntimeInfo("pypi", version, f"{real_path.name} via shim {shim_path}")
+
+
+def _check_api(get_api_base: Callable[[], Any], where: str) -> str:
+    base = get_api_base()
+    if not base:
+        raise _NotActivatedError(f"OrtGetApiBase() of {where} returned NULL")
+    raw = base.contents.GetVersionString()
+    version = raw.decode() if raw else ""
+    if not re.fullmatch(r"\d+\.\d+\.\d+.*", version):
+        raise _NotActivatedError(f"{where} reports an unparsable version {version!r}")
+    # The newer library must still serve the API table sherpa-onnx was compiled against.
+    if not base.contents.GetApi(_REQUIRED_API_VERSION):
+        raise _NotActivatedError(
+            f"onnxruntime {version} at {where} does not serve C API v{_REQUIRED_API_VERSION}"
+        )
+    return version
+
+
+def _check_sherpa_abi() -> None:
+    # If a newer sherpa-onnx needs another version node, ld.so would refuse to import it once
+    # the shim is loaded; reading the version strings from its binary catches that in advance.
+    lib_dir = _package_dir("sherpa_onnx") / "lib"
+    modules = sorted(lib_dir.glob("_sherpa_onnx*.so"))
+    if not modules:
+        raise _NotActivatedError(f"no _sherpa_onnx extension in {lib_dir}")
+    wanted = set(re.findall(rb"VERS_\d+\.\d+\.\d+", modules[0].read_bytes()))
+    if wanted != {f"VERS_{SHIM_ORT_VERSION}".encode()}:
+        found = ", ".join(sorted(w.decode() for w in wanted)) or "none"
+        raise _NotActivatedError(
+            f"{modules[0].name} needs onnxruntime version nodes [{found}], shim provides "
+            f"VERS_{SHIM_ORT_VERSION}"
+        )
+
+
+def _pypi_library() -> Path:
+    try:
+        capi = _package_dir("onnxruntime") / "capi"
+    except _NotActivatedError as exc:
+        raise _NotActivatedError("the onnxruntime package is not installed") from exc
+    # The wheel names it by full version (libonnxruntime.so.1.32.0); sort so the newest wins.
+    found = sorted(
+        (p for p in capi.glob("libonnxruntime.so.*") if re.fullmatch(r"[\d.]+", p.name[18:])),
+        key=lambda p: _version_tuple(p.name[18:]),
+    )
+    if not found:
+        raise _NotActivatedError(f"no libonnxruntime.so.<version> in {capi}")
+    return found[-1]
+
+
+def _package_dir(name: str) -> Path:
+    # find_spec on a top-level package locates it without executing its __init__, so
+    # sherpa_onnx is not imported (and not linked) by looking.
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        raise _NotActivatedError(f"package {name} not found")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def _loaded_version() -> str:
+    # Asks whatever object currently owns the soname sherpa-onnx links to: that is, by
+    # definition, the runtime in use. RTLD_NOLOAD never loads anything new.
+    try:
+        handle = ctypes.CDLL(_SONAME, mode=os.RTLD_NOLOAD)
+    except OSError:
+        return "unknown"
+    return _version_of(handle)
+
+
+def _version_of(handle: ctypes.CDLL) -> str:
+    try:
+        base = _GetApiBaseFn(("OrtGetApiBase", handle))()
+    except AttributeError:
+        return "unknown"
+    if not base:
+        return "unknown"
+    raw = base.contents.GetVersionString()
+    return raw.decode() if raw else "unknown"
+
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in re.findall(r"\d+", version)[:3])

@@ -1,0 +1,56 @@
+"""An asyncio client that owns a channel to the TextToSpeech service."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from types import TracebackType
+
+import grpc
+
+from tts_api.v1 import tts_pb2, tts_pb2_grpc
+
+
+class TtsClient:
+    """Calls one server; use as `async with TtsClient("localhost:50051") as client: ...`."""
+
+    def __init__(self, target: str, *, credentials: grpc.ChannelCredentials | None = None,
+                 token: str | None = None, timeout_s: float | None = None) -> None:
+        if credentials is None:
+            self._channel = grpc.aio.insecure_channel(target)
+        else:
+            self._channel = grpc.aio.secure_channel(target, credentials)
+        self._stub = tts_pb2_grpc.TextToSpeechStub(self._channel)
+        self._metadata: Sequence[tuple[str, str]] = (
+            (("authorization", f"Bearer {token}"),) if token else ())
+        self.timeout_s = timeout_s
+
+    async def __aenter__(self) -> TtsClient:
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+    async def list_voices(self, language_code: str = "") -> tts_pb2.ListVoicesResponse:
+        return await self._stub.ListVoices(
+            tts_pb2.ListVoicesRequest(language_code=language_code),
+            timeout=self.timeout_s, metadata=self._metadata)
+
+    async def synthesize(self, request: tts_pb2.SynthesizeRequest) -> tts_pb2.SynthesizeResponse:
+        return await self._stub.Synthesize(request, timeout=self.timeout_s,
+                                           metadata=self._metadata)
+
+    async def synthesize_stream(
+        self, request: tts_pb2.SynthesizeRequest
+    ) -> AsyncIterator[tts_pb2.SynthesizeStreamResponse]:
+        """Yields the audio pieces as the server sends them; breaking out cancels the call."""
+        call = self._stub.SynthesizeStream(request, timeout=self.timeout_s,
+                                           metadata=self._metadata)
+        try:
+            async for response in call:
+                yield response
+        finally:
+            call.cancel()

@@ -1,0 +1,131 @@
+"""Server settings: command-line flags, each with a TTS_* environment variable as its default."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_MODEL_DIR = REPO_ROOT / "models" / "kokoro-multi-lang-v1_0"
+DEFAULT_SHIM = REPO_ROOT / "build" / "libonnxruntime.so"
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Everything the server needs to start; cheap to build, nothing is loaded here."""
+
+    host: str = "127.0.0.1"
+    port: int = 50051
+    model_dir: Path = DEFAULT_MODEL_DIR
+    engines: int = 1
+    engine_threads: int = 2
+    max_text_chars: int = 5000
+    max_queued_requests: int = 8
+    shutdown_grace_s: float = 30.0
+    onnxruntime: str = "auto"
+    onnxruntime_shim: Path = DEFAULT_SHIM
+    voice_blends: tuple[str, ...] = field(default_factory=tuple)
+    lexicon_overrides: Path | None = None
+    metrics_port: int = 0
+    log_level: str = "INFO"
+    log_text: bool = False
+
+    @property
+    def address(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+
+def _positive(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return number
+
+
+def _non_negative(value: str) -> int:
+    number = int(value)
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return number
+
+
+def _port(value: str) -> int:
+    number = int(value)
+    if not 0 <= number <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port number 0-65535, got {value}")
+    return number
+
+
+def _blends(value: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tts-grpc-server",
+        description="Serve Kokoro-82M text-to-speech over gRPC (tts_api.v1.TextToSpeech), with "
+        "health checking and server reflection. Every option can also be set with the "
+        "environment variable shown; a flag wins over its variable.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    defaults = ServerConfig()
+
+    def option(flag: str, env: str, convert: Callable[[str], Any], default: Any,
+               help_text: str, **kwargs: Any) -> None:
+        raw = os.environ.get(env)
+        parser.add_argument(
+            flag,
+            type=convert,
+            default=convert(raw) if raw not in (None, "") else default,
+            help=f"{help_text} [env {env}]",
+            **kwargs,
+        )
+
+    option("--host", "TTS_HOST", str, defaults.host,
+           "address to listen on; 0.0.0.0 or :: exposes the server to the network")
+    option("--port", "TTS_PORT", _port, defaults.port, "TCP port; 0 picks a free one")
+    option("--model-dir", "TTS_MODEL_DIR", Path, defaults.model_dir,
+           "assembled Kokoro model directory (make models)")
+    option("--engines", "TTS_ENGINES", _positive, defaults.engines,
+           "engine instances in the pool = requests synthesized at the same time "
+           "(each holds about 220 MB)")
+    option("--engine-threads", "TTS_ENGINE_THREADS", _positive, defaults.engine_threads,
+           "CPU threads per engine")
+    option("--max-text-chars", "TTS_MAX_TEXT_CHARS", _positive, defaults.max_text_chars,
+           "longest accepted text, in characters")
+    option("--max-queued-requests", "TTS_MAX_QUEUED_REQUESTS", _non_negative,
+           defaults.max_queued_requests,
+           "requests that may wait for a busy engine; more get RESOURCE_EXHAUSTED")
+    option("--shutdown-grace", "TTS_SHUTDOWN_GRACE", float, defaults.shutdown_grace_s,
+           "seconds that calls in flight get to finish on SIGTERM/SIGINT", dest="shutdown_grace_s")
+    option("--onnxruntime", "TTS_ONNXRUNTIME", str, defaults.onnxruntime,
+           "engine runtime: 'auto' (the newer PyPI onnxruntime when it loads and passes a "
+           "self-check, else the bundled one), 'pypi' or 'bundled'",
+           choices=["auto", "pypi", "bundled"])
+    option("--onnxruntime-shim", "TTS_ONNXRUNTIME_SHIM", Path, defaults.onnxruntime_shim,
+           "the forwarding library built by `make shim` that lets sherpa-onnx use the newer "
+           "onnxruntime")
+    option("--voice-blends", "TTS_VOICE_BLENDS", _blends, defaults.voice_blends,
+           "extra voices mixed from built-in ones, comma separated, each NAME=VOICE:WEIGHT+"
+           "VOICE:WEIGHT, e.g. 'bella_sky=af_bella:0.6+af_sky:0.4'")
+    option("--lexicon-overrides", "TTS_LEXICON_OVERRIDES", Path, defaults.lexicon_overrides,
+           "file of 'word phonemes' lines that add to or override the lexicon")
+    option("--metrics-port", "TTS_METRICS_PORT", _non_negative, defaults.metrics_port,
+           "serve Prometheus metrics over HTTP on this port (host as --host); 0 disables")
+    option("--log-level", "TTS_LOG_LEVEL", str, defaults.log_level,
+           "logging level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    parser.add_argument("--log-text", action="store_true",
+                        default=os.environ.get("TTS_LOG_TEXT", "") not in ("", "0", "false"),
+                        help="include request text in the request log (off: it may be private) "
+                        "[env TTS_LOG_TEXT]")
+    return parser
+
+
+def parse_config(argv: Sequence[str] | None = None) -> ServerConfig:
+    args = build_parser().parse_args(argv)
+    return ServerConfig(**vars(args))

@@ -1,0 +1,173 @@
+"""The TextToSpeech servicer: translates protos to domain values and back, nothing more."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncGenerator, AsyncIterator
+from dataclasses import dataclass
+
+import grpc
+import numpy as np
+
+from tts_api.v1 import tts_pb2, tts_pb2_grpc
+
+from . import __version__, audio
+from .errors import InvalidRequest
+from .request import Limits, SynthesisSpec, build_spec
+from .status import maps_errors
+from .synthesizer import SpokenPiece, Synthesizer
+from .voices import Gender, VoiceCatalog
+
+_ENCODINGS = {
+    tts_pb2.AUDIO_ENCODING_PCM_S16LE: audio.AudioEncoding.PCM16,
+    tts_pb2.AUDIO_ENCODING_WAV: audio.AudioEncoding.WAV,
+    tts_pb2.AUDIO_ENCODING_FLAC: audio.AudioEncoding.FLAC,
+    tts_pb2.AUDIO_ENCODING_OGG_OPUS: audio.AudioEncoding.OGG_OPUS,
+    tts_pb2.AUDIO_ENCODING_MP3: audio.AudioEncoding.MP3,
+    tts_pb2.AUDIO_ENCODING_MULAW: audio.AudioEncoding.MULAW,
+    tts_pb2.AUDIO_ENCODING_ALAW: audio.AudioEncoding.ALAW,
+}
+_PROTO_ENCODINGS = {domain: proto for proto, domain in _ENCODINGS.items()}
+_GENDERS = {
+    Gender.FEMALE: tts_pb2.VOICE_GENDER_FEMALE,
+    Gender.MALE: tts_pb2.VOICE_GENDER_MALE,
+    Gender.NEUTRAL: tts_pb2.VOICE_GENDER_NEUTRAL,
+}
+
+
+@dataclass(frozen=True)
+class RuntimeDescription:
+    """What GetServerInfo reports about the engines."""
+
+    engine_version: str
+    onnxruntime: str
+    onnxruntime_version: str
+    engines: int
+    threads_per_engine: int
+    max_queued_requests: int
+
+
+class TextToSpeechServicer(tts_pb2_grpc.TextToSpeechServicer):
+    def __init__(self, synthesizer: Synthesizer, catalog: VoiceCatalog, limits: Limits,
+                 runtime: RuntimeDescription) -> None:
+        self._synthesizer = synthesizer
+        self._catalog = catalog
+        self._limits = limits
+        self._runtime = runtime
+
+    def _spec(self, request: tts_pb2.SynthesizeRequest, streaming: bool) -> SynthesisSpec:
+        encoding = None
+        if request.encoding != tts_pb2.AUDIO_ENCODING_UNSPECIFIED:
+            if request.encoding not in _ENCODINGS:
+                names = ", ".join(tts_pb2.AudioEncoding.Name(e) for e in _ENCODINGS)
+                raise InvalidRequest("encoding",
+                                     f"unknown encoding {request.encoding}: use one of {names}")
+            encoding = _ENCODINGS[request.encoding]
+        return build_spec(
+            text=request.text,
+            voice=request.voice,
+            speed=request.speed,
+            encoding=encoding,
+            sample_rate_hz=request.sample_rate_hertz,
+            volume_gain_db=request.volume_gain_db,
+            normalize=request.normalize_text if request.HasField("normalize_text") else True,
+            streaming=streaming,
+            catalog=self._catalog,
+            limits=self._limits,
+            model_rate_hz=self._synthesizer.sample_rate_hz,
+        )
+
+    def _pieces(self, spec: SynthesisSpec
+                ) -> contextlib.aclosing[AsyncGenerator[SpokenPiece, None]]:
+        return contextlib.aclosing(self._synthesizer.stream(
+            spec.pieces, spec.voice.speaker_id, spec.speed, spec.normalize))
+
+    @maps_errors
+    async def ListVoices(self, request: tts_pb2.ListVoicesRequest,
+                         context: grpc.aio.ServicerContext) -> tts_pb2.ListVoicesResponse:
+        return tts_pb2.ListVoicesResponse(
+            voices=[
+                tts_pb2.Voice(
+                    name=voice.name,
+                    language_code=voice.language_code,
+                    gender=_GENDERS.get(voice.gender, tts_pb2.VOICE_GENDER_UNSPECIFIED),
+                    natural_sample_rate_hertz=self._synthesizer.sample_rate_hz,
+                    blend=voice.blend,
+                )
+                for voice in self._catalog.list(request.language_code)
+            ],
+            default_voice=self._catalog.default,
+        )
+
+    @maps_errors
+    async def Synthesize(self, request: tts_pb2.SynthesizeRequest,
+                         context: grpc.aio.ServicerContext) -> tts_pb2.SynthesizeResponse:
+        spec = self._spec(request, streaming=False)
+        chunks: list[np.ndarray] = []
+        async with self._pieces(spec) as pieces:
+            async for spoken in pieces:
+                chunks.append(spoken.samples)
+        model_rate = self._synthesizer.sample_rate_hz
+        samples = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
+        encoded = await asyncio.to_thread(
+            audio.render_whole, samples, model_rate, spec.sample_rate_hz, spec.volume_gain_db,
+            spec.encoding)
+        return tts_pb2.SynthesizeResponse(
+            audio=encoded,
+            encoding=_PROTO_ENCODINGS[spec.encoding],
+            sample_rate_hertz=spec.sample_rate_hz,
+            audio_duration_seconds=len(samples) / model_rate,
+            voice=spec.voice.name,
+        )
+
+    @maps_errors
+    async def SynthesizeStream(self, request: tts_pb2.SynthesizeRequest,
+                               context: grpc.aio.ServicerContext
+                               ) -> AsyncIterator[tts_pb2.SynthesizeStreamResponse]:
+        spec = self._spec(request, streaming=True)
+        model_rate = self._synthesizer.sample_rate_hz
+        renderer = audio.StreamRenderer(model_rate, spec.sample_rate_hz, spec.volume_gain_db,
+                                        spec.encoding)
+        encoding = _PROTO_ENCODINGS[spec.encoding]
+        offset_s = 0.0
+        sequence = 0
+        async with self._pieces(spec) as pieces:
+            async for spoken in pieces:
+                data = await asyncio.to_thread(renderer.render, spoken.samples)
+                duration_s = len(spoken.samples) / model_rate
+                piece = spoken.piece
+                yield tts_pb2.SynthesizeStreamResponse(
+                    audio=data,
+                    encoding=encoding,
+                    sample_rate_hertz=spec.sample_rate_hz,
+                    text_span=tts_pb2.TextSpan(start_offset=piece.start, end_offset=piece.end,
+                                               text=piece.text),
+                    audio_offset_seconds=offset_s,
+                    audio_duration_seconds=duration_s,
+                    sequence_number=sequence,
+                )
+                offset_s += duration_s
+                sequence += 1
+        tail = await asyncio.to_thread(renderer.finish)
+        if tail:
+            yield tts_pb2.SynthesizeStreamResponse(
+                audio=tail, encoding=encoding, sample_rate_hertz=spec.sample_rate_hz,
+                audio_offset_seconds=offset_s, sequence_number=sequence)
+
+    @maps_errors
+    async def GetServerInfo(self, request: tts_pb2.GetServerInfoRequest,
+                            context: grpc.aio.ServicerContext) -> tts_pb2.ServerInfo:
+        runtime = self._runtime
+        return tts_pb2.ServerInfo(
+            model="kokoro-82m-v1.0-int8",
+            model_sample_rate_hertz=self._synthesizer.sample_rate_hz,
+            engine_version=runtime.engine_version,
+            onnxruntime=runtime.onnxruntime,
+            onnxruntime_version=runtime.onnxruntime_version,
+            engines=runtime.engines,
+            threads_per_engine=runtime.threads_per_engine,
+            max_text_chars=self._limits.max_text_chars,
+            max_queued_requests=runtime.max_queued_requests,
+            server_version=__version__,
+        )

@@ -1,0 +1,88 @@
+"""Turns validated text into speech, piece by piece, on the engine pool."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import AsyncGenerator, Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .engine import Engine
+from .engine_pool import EnginePool
+from .text import Piece
+
+
+@dataclass(frozen=True)
+class SpokenPiece:
+    """Audio for (part of) one piece: float32 mono samples at the engine's rate."""
+
+    piece: Piece
+    samples: np.ndarray
+
+
+_DONE = object()
+_LOGGER = logging.getLogger(__name__)
+
+
+class Synthesizer:
+    """Runs one request's pieces on one engine and yields the audio as it is made."""
+
+    def __init__(self, pool: EnginePool, rewrite: Callable[[str], str]) -> None:
+        self._pool = pool
+        self._rewrite = rewrite  # text normalization, applied per piece just before synthesis
+
+    @property
+    def sample_rate_hz(self) -> int:
+        return self._pool.sample_rate_hz
+
+    async def stream(self, pieces: Sequence[Piece], speaker_id: int, speed: float,
+                     normalize: bool) -> AsyncGenerator[SpokenPiece, None]:
+        """Yields each piece's audio as soon as the engine has made it.
+
+        Closing the iterator early (client gone, deadline passed) makes the engine stop after
+        its current sentence; the engine goes back to the pool only when its thread is done,
+        so an abandoned request never holds an engine for the rest of its text.
+        """
+        engine = await self._pool.acquire()
+        loop = asyncio.get_running_loop()
+        ready: asyncio.Queue[object] = asyncio.Queue()
+        stop = threading.Event()
+
+        def run() -> None:
+            try:
+                self._run(engine, pieces, speaker_id, speed, normalize, stop,
+                          lambda item: loop.call_soon_threadsafe(ready.put_nowait, item))
+            finally:
+                loop.call_soon_threadsafe(ready.put_nowait, _DONE)
+
+        def finished(work: asyncio.Future[None]) -> None:
+            self._pool.release(engine)
+            if stop.is_set() and not work.cancelled() and work.exception() is not None:
+                _LOGGER.warning("abandoned synthesis failed", exc_info=work.exception())
+
+        work = loop.run_in_executor(self._pool.executor, run)
+        work.add_done_callback(finished)
+        try:
+            while (item := await ready.get()) is not _DONE:
+                assert isinstance(item, SpokenPiece)
+                yield item
+            await work  # re-raises what failed in the engine thread
+        finally:
+            stop.set()
+
+    def _run(self, engine: Engine, pieces: Sequence[Piece], speaker_id: int, speed: float,
+             normalize: bool, stop: threading.Event,
+             emit: Callable[[SpokenPiece], object]) -> None:
+        for piece in pieces:
+            if stop.is_set():
+                return
+            text = self._rewrite(piece.text) if normalize else piece.text
+
+            def on_chunk(samples: np.ndarray, piece: Piece = piece) -> bool:
+                emit(SpokenPiece(piece, samples))
+                return not stop.is_set()
+
+            engine.generate(text, speaker_id, speed, on_chunk)

@@ -1,0 +1,116 @@
+"""Splits request text into the pieces synthesized one at a time, keeping their offsets."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+# A sentence ends at . ! ? or … (with closing quotes or brackets) followed by white space,
+# or at a line break.
+_SENTENCE_END = re.compile("[.!?\u2026]+[\"'\u201d\u2019)\\]]*(?=\\s)|\n")
+# Words whose trailing period does not end a sentence.
+_ABBREVIATIONS = frozenset(
+    "mr mrs ms dr prof st mt jr sr vs no approx dept est fig inc ltd co ave e.g i.e cf".split()
+)
+_CLAUSE_END = re.compile(r"[,;:]+(?=\s)|\s[-\u2013\u2014]+\s")
+_SPACE = re.compile(r"\s")
+
+
+@dataclass(frozen=True)
+class Piece:
+    """A part of the request text: `text == source[start:end]`, stripped of outer spaces."""
+
+    start: int
+    end: int
+    text: str
+
+
+@dataclass(frozen=True)
+class SplitPolicy:
+    """How finely text is cut.
+
+    The engine synthesizes one piece at a time, so the first piece's length sets the time to
+    first audio. Sentences longer than `clause_split_chars` are cut at clause marks into parts
+    of at least `min_clause_chars`; anything still longer than `max_piece_chars` is cut at
+    white space, which bounds the engine's memory per call.
+    """
+
+    clause_split_chars: int = 100
+    min_clause_chars: int = 40
+    max_piece_chars: int = 400
+
+
+def _is_abbreviation(text: str, period_at: int) -> bool:
+    word_start = period_at
+    while word_start > 0 and not text[word_start - 1].isspace():
+        word_start -= 1
+    word = text[word_start:period_at].lower().lstrip("(\"'")
+    # Single letters are initials ("J. R. R. Tolkien").
+    return word in _ABBREVIATIONS or (len(word) == 1 and word.isalpha())
+
+
+def _sentence_bounds(text: str) -> list[tuple[int, int]]:
+    bounds: list[tuple[int, int]] = []
+    start = 0
+    for match in _SENTENCE_END.finditer(text):
+        if match.group().startswith(".") and _is_abbreviation(text, match.start()):
+            continue
+        bounds.append((start, match.end()))
+        start = match.end()
+    bounds.append((start, len(text)))
+    return bounds
+
+
+def _cut(text: str, start: int, end: int, pattern: re.Pattern[str], min_chars: int,
+         max_chars: int) -> list[tuple[int, int]]:
+    """Cuts text[start:end] after matches of `pattern`, keeping parts >= min_chars."""
+    if end - start <= max_chars:
+        return [(start, end)]
+    parts: list[tuple[int, int]] = []
+    part_start = start
+    for match in pattern.finditer(text, start, end):
+        cut_at = match.end()
+        if cut_at - part_start >= min_chars and end - cut_at >= min_chars:
+            parts.append((part_start, cut_at))
+            part_start = cut_at
+    parts.append((part_start, end))
+    return parts
+
+
+def _hard_cut(text: str, start: int, end: int, max_chars: int) -> list[tuple[int, int]]:
+    """Cuts at the last white space before each max_chars boundary (or anywhere if none)."""
+    parts = []
+    while end - start > max_chars:
+        limit = start + max_chars
+        space = max((m.start() for m in _SPACE.finditer(text, start + 1, limit)), default=-1)
+        cut_at = space if space > start else limit
+        parts.append((start, cut_at))
+        start = cut_at
+    parts.append((start, end))
+    return parts
+
+
+def _strip(text: str, start: int, end: int) -> Piece | None:
+    chunk = text[start:end]
+    stripped = chunk.strip()
+    if not stripped or not any(ch.isalnum() for ch in stripped):
+        return None
+    offset = start + (len(chunk) - len(chunk.lstrip()))
+    return Piece(start=offset, end=offset + len(stripped), text=stripped)
+
+
+def split_pieces(text: str, policy: SplitPolicy = SplitPolicy()) -> list[Piece]:
+    """Splits `text` into sentence or clause pieces with offsets into `text`.
+
+    Pieces with no letter or digit (stray punctuation, emoji only) are dropped: the engine
+    would make no sound for them.
+    """
+    pieces: list[Piece] = []
+    for start, end in _sentence_bounds(text):
+        for c_start, c_end in _cut(text, start, end, _CLAUSE_END, policy.min_clause_chars,
+                                   policy.clause_split_chars):
+            for h_start, h_end in _hard_cut(text, c_start, c_end, policy.max_piece_chars):
+                piece = _strip(text, h_start, h_end)
+                if piece is not None:
+                    pieces.append(piece)
+    return pieces

@@ -47,7 +47,9 @@ class _AudioEncodingEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_AudioEn
     24000 or 48000 Hz only.
     """
     AUDIO_ENCODING_MP3: _AudioEncoding.ValueType  # 5
-    """MP3 (MPEG-1/2 Layer III). Streamable."""
+    """MP3 (MPEG-1/2 Layer III), 64 kbit/s. Streamable. Sample rates 8000,
+    11025, 12000, 16000, 22050, 24000, 32000, 44100 or 48000 Hz only.
+    """
     AUDIO_ENCODING_MULAW: _AudioEncoding.ValueType  # 6
     """G.711 mu-law, 8 bits per sample, no header. Streamable."""
     AUDIO_ENCODING_ALAW: _AudioEncoding.ValueType  # 7
@@ -71,7 +73,9 @@ AUDIO_ENCODING_OGG_OPUS: AudioEncoding.ValueType  # 4
 24000 or 48000 Hz only.
 """
 AUDIO_ENCODING_MP3: AudioEncoding.ValueType  # 5
-"""MP3 (MPEG-1/2 Layer III). Streamable."""
+"""MP3 (MPEG-1/2 Layer III), 64 kbit/s. Streamable. Sample rates 8000,
+11025, 12000, 16000, 22050, 24000, 32000, 44100 or 48000 Hz only.
+"""
 AUDIO_ENCODING_MULAW: AudioEncoding.ValueType  # 6
 """G.711 mu-law, 8 bits per sample, no header. Streamable."""
 AUDIO_ENCODING_ALAW: AudioEncoding.ValueType  # 7
@@ -237,7 +241,7 @@ class SynthesizeRequest(_message.Message):
     """The sample rate of the returned audio in hertz. 0 (unset) means the
     model's 24000. Range [8000, 48000]; outside it returns INVALID_ARGUMENT.
     Other rates are resampled from 24000 with a high-quality resampler.
-    OGG_OPUS accepts only 8000, 12000, 16000, 24000 and 48000.
+    OGG_OPUS and MP3 accept only some rates (see AudioEncoding).
     """
     volume_gain_db: _builtins.float
     """Volume gain in decibels applied to the speech. 0 (unset) leaves it as

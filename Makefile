@@ -6,6 +6,8 @@ MODEL  := models/kokoro-multi-lang-v1_0
 PROTO  := protos/tts_api/v1/tts.proto
 STUBS  := tts_api/v1/tts_pb2.py tts_api/v1/tts_pb2.pyi tts_api/v1/tts_pb2_grpc.py tts_api/v1/tts_pb2_grpc.pyi
 SHIM   := build/libonnxruntime.so
+# protoc finds its mypy plugins (protoc-gen-mypy) on PATH.
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 # Debian packages: PortAudio for playback, ffmpeg decodes audio in tests independently of the
 # encoders (libsndfile's codecs come with soundfile's wheel). Node.js and npm (the Node client,

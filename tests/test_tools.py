@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -54,11 +55,13 @@ def test_grpcurl_health_check(server: ServerProcess) -> None:
 
 def test_generated_stubs_match_the_proto(tmp_path: Path) -> None:
     """Fails when protos/ changed without `make proto`."""
+    # protoc finds the mypy plugins (protoc-gen-mypy) on PATH, next to this interpreter.
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     subprocess.run(
         [sys.executable, "-m", "grpc_tools.protoc", "-I", "protos", f"--python_out={tmp_path}",
          f"--grpc_python_out={tmp_path}", f"--mypy_out={tmp_path}",
          f"--mypy_grpc_out={tmp_path}", "protos/tts_api/v1/tts.proto"],
-        cwd=REPO, check=True, capture_output=True)
+        cwd=REPO, check=True, capture_output=True, env={**os.environ, "PATH": path})
     for name in ("tts_pb2.py", "tts_pb2.pyi", "tts_pb2_grpc.py", "tts_pb2_grpc.pyi"):
         fresh = (tmp_path / "tts_api" / "v1" / name).read_text()
         committed = (REPO / "tts_api" / "v1" / name).read_text()

@@ -31,6 +31,10 @@ class ServerConfig:
     voice_blends: tuple[str, ...] = field(default_factory=tuple)
     lexicon_overrides: Path | None = None
     metrics_port: int = 0
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None
+    token_file: Path | None = None
     log_level: str = "INFO"
     log_text: bool = False
 
@@ -117,6 +121,15 @@ def build_parser() -> argparse.ArgumentParser:
            "file of 'word phonemes' lines that add to or override the lexicon")
     option("--metrics-port", "TTS_METRICS_PORT", _non_negative, defaults.metrics_port,
            "serve Prometheus metrics over HTTP on this port (host as --host); 0 disables")
+    option("--tls-cert", "TTS_TLS_CERT", Path, defaults.tls_cert,
+           "PEM server certificate (chain); with --tls-key, serves TLS instead of plaintext")
+    option("--tls-key", "TTS_TLS_KEY", Path, defaults.tls_key, "PEM private key of --tls-cert")
+    option("--tls-client-ca", "TTS_TLS_CLIENT_CA", Path, defaults.tls_client_ca,
+           "PEM CA bundle; when set, clients must present a certificate it signed (mutual TLS)")
+    option("--token-file", "TTS_TOKEN_FILE", Path, defaults.token_file,
+           "file holding the bearer token TextToSpeech calls must send as 'authorization: "
+           "Bearer <token>' (the token can also come from env TTS_TOKEN); health and "
+           "reflection stay open")
     option("--log-level", "TTS_LOG_LEVEL", str, defaults.log_level,
            "logging level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     parser.add_argument("--log-text", action="store_true",

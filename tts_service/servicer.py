@@ -13,9 +13,9 @@ import numpy as np
 from tts_api.v1 import tts_pb2, tts_pb2_grpc
 
 from . import __version__, audio
+from .calls import CallObserver, ObservedServicer, current_call, observed
 from .errors import InvalidRequest
 from .request import Limits, SynthesisSpec, build_spec
-from .status import maps_errors
 from .synthesizer import SpokenPiece, Synthesizer
 from .voices import Gender, VoiceCatalog
 
@@ -48,15 +48,19 @@ class RuntimeDescription:
     max_queued_requests: int
 
 
-class TextToSpeechServicer(tts_pb2_grpc.TextToSpeechServicer):
+class TextToSpeechServicer(tts_pb2_grpc.TextToSpeechServicer, ObservedServicer):
     def __init__(self, synthesizer: Synthesizer, catalog: VoiceCatalog, limits: Limits,
-                 runtime: RuntimeDescription) -> None:
+                 runtime: RuntimeDescription, observer: CallObserver) -> None:
+        self.observer = observer
         self._synthesizer = synthesizer
         self._catalog = catalog
         self._limits = limits
         self._runtime = runtime
 
     def _spec(self, request: tts_pb2.SynthesizeRequest, streaming: bool) -> SynthesisSpec:
+        record = current_call()
+        record.text_chars = len(request.text)
+        record.voice = request.voice
         encoding = None
         if request.encoding != tts_pb2.AUDIO_ENCODING_UNSPECIFIED:
             if request.encoding not in _ENCODINGS:
@@ -64,7 +68,7 @@ class TextToSpeechServicer(tts_pb2_grpc.TextToSpeechServicer):
                 raise InvalidRequest("encoding",
                                      f"unknown encoding {request.encoding}: use one of {names}")
             encoding = _ENCODINGS[request.encoding]
-        return build_spec(
+        spec = build_spec(
             text=request.text,
             voice=request.voice,
             speed=request.speed,
@@ -77,13 +81,17 @@ class TextToSpeechServicer(tts_pb2_grpc.TextToSpeechServicer):
             limits=self._limits,
             model_rate_hz=self._synthesizer.sample_rate_hz,
         )
+        record.voice = spec.voice.name
+        record.pieces_total = len(spec.pieces)
+        record.text = spec.text
+        return spec
 
     def _pieces(self, spec: SynthesisSpec
                 ) -> contextlib.aclosing[AsyncGenerator[SpokenPiece, None]]:
         return contextlib.aclosing(self._synthesizer.stream(
             spec.pieces, spec.voice.speaker_id, spec.speed, spec.normalize))
 
-    @maps_errors
+    @observed
     async def ListVoices(self, request: tts_pb2.ListVoicesRequest,
                          context: grpc.aio.ServicerContext) -> tts_pb2.ListVoicesResponse:
         return tts_pb2.ListVoicesResponse(
@@ -100,15 +108,17 @@ class TextToSpeechServicer(tts_pb2_grpc.TextToSpeechServicer):
             default_voice=self._catalog.default,
         )
 
-    @maps_errors
+    @observed
     async def Synthesize(self, request: tts_pb2.SynthesizeRequest,
                          context: grpc.aio.ServicerContext) -> tts_pb2.SynthesizeResponse:
         spec = self._spec(request, streaming=False)
+        model_rate = self._synthesizer.sample_rate_hz
+        record = current_call()
         chunks: list[np.ndarray] = []
         async with self._pieces(spec) as pieces:
             async for spoken in pieces:
                 chunks.append(spoken.samples)
-        model_rate = self._synthesizer.sample_rate_hz
+                record.chunk_sent(len(spoken.samples) / model_rate)
         samples = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
         encoded = await asyncio.to_thread(
             audio.render_whole, samples, model_rate, spec.sample_rate_hz, spec.volume_gain_db,
@@ -121,7 +131,7 @@ class TextToSpeechServicer(tts_pb2_grpc.TextToSpeechServicer):
             voice=spec.voice.name,
         )
 
-    @maps_errors
+    @observed
     async def SynthesizeStream(self, request: tts_pb2.SynthesizeRequest,
                                context: grpc.aio.ServicerContext
                                ) -> AsyncIterator[tts_pb2.SynthesizeStreamResponse]:
@@ -132,6 +142,7 @@ class TextToSpeechServicer(tts_pb2_grpc.TextToSpeechServicer):
         encoding = _PROTO_ENCODINGS[spec.encoding]
         offset_s = 0.0
         sequence = 0
+        record = current_call()
         async with self._pieces(spec) as pieces:
             async for spoken in pieces:
                 data = await asyncio.to_thread(renderer.render, spoken.samples)
@@ -147,6 +158,7 @@ class TextToSpeechServicer(tts_pb2_grpc.TextToSpeechServicer):
                     audio_duration_seconds=duration_s,
                     sequence_number=sequence,
                 )
+                record.chunk_sent(duration_s)
                 offset_s += duration_s
                 sequence += 1
         tail = await asyncio.to_thread(renderer.finish)
@@ -155,7 +167,7 @@ class TextToSpeechServicer(tts_pb2_grpc.TextToSpeechServicer):
                 audio=tail, encoding=encoding, sample_rate_hertz=spec.sample_rate_hz,
                 audio_offset_seconds=offset_s, sequence_number=sequence)
 
-    @maps_errors
+    @observed
     async def GetServerInfo(self, request: tts_pb2.GetServerInfoRequest,
                             context: grpc.aio.ServicerContext) -> tts_pb2.ServerInfo:
         runtime = self._runtime

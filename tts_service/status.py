@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import functools
-import inspect
-import logging
-from collections.abc import AsyncIterator, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import grpc
 from google.protobuf import duration_pb2
@@ -14,10 +10,6 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from .errors import InvalidRequest, NotReady, Overloaded, ServiceError
-
-_LOGGER = logging.getLogger(__name__)
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 def to_status(error: BaseException) -> tuple[grpc.StatusCode, grpc.Status]:
@@ -45,35 +37,3 @@ def to_status(error: BaseException) -> tuple[grpc.StatusCode, grpc.Status]:
         status.details.add().Pack(detail)
     converted = rpc_status.to_status(status)
     return converted.code, converted
-
-
-def maps_errors(handler: F) -> F:
-    """Wraps a servicer method (unary or streaming) so errors end the call with a status."""
-
-    async def fail(error: Exception, context: grpc.aio.ServicerContext) -> None:
-        if not isinstance(error, ServiceError):
-            _LOGGER.exception("unexpected failure in %s", handler.__name__)
-        await context.abort_with_status(to_status(error)[1])
-
-    if inspect.isasyncgenfunction(handler):
-        @functools.wraps(handler)
-        async def stream(self: Any, request: Any,
-                         context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-            try:
-                async for response in handler(self, request, context):
-                    yield response
-            except grpc.aio.AbortError:
-                raise
-            except Exception as error:
-                await fail(error, context)
-        return stream  # type: ignore[return-value]
-
-    @functools.wraps(handler)
-    async def unary(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        try:
-            return await handler(self, request, context)
-        except grpc.aio.AbortError:
-            raise
-        except Exception as error:
-            await fail(error, context)
-    return unary  # type: ignore[return-value]

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import threading
 from collections.abc import AsyncGenerator, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -21,6 +21,15 @@ class SpokenPiece:
 
     piece: Piece
     samples: np.ndarray
+
+
+@dataclass
+class _Job:
+    """One request's engine work, shared by the event loop and the engine thread."""
+
+    total: int
+    done: int = 0  # pieces the engine has finished
+    stop: threading.Event = field(default_factory=threading.Event)
 
 
 _DONE = object()
@@ -49,40 +58,46 @@ class Synthesizer:
         engine = await self._pool.acquire()
         loop = asyncio.get_running_loop()
         ready: asyncio.Queue[object] = asyncio.Queue()
-        stop = threading.Event()
+        job = _Job(total=len(pieces))
 
         def run() -> None:
             try:
-                self._run(engine, pieces, speaker_id, speed, normalize, stop,
+                self._run(engine, pieces, speaker_id, speed, normalize, job,
                           lambda item: loop.call_soon_threadsafe(ready.put_nowait, item))
             finally:
                 loop.call_soon_threadsafe(ready.put_nowait, _DONE)
 
         def finished(work: asyncio.Future[None]) -> None:
             self._pool.release(engine)
-            if stop.is_set() and not work.cancelled() and work.exception() is not None:
-                _LOGGER.warning("abandoned synthesis failed", exc_info=work.exception())
+            if job.stop.is_set():
+                _LOGGER.info("synthesis stopped early: engine back in the pool after %d of %d "
+                             "pieces", job.done, job.total)
+                if not work.cancelled() and work.exception() is not None:
+                    _LOGGER.warning("abandoned synthesis failed", exc_info=work.exception())
 
         work = loop.run_in_executor(self._pool.executor, run)
         work.add_done_callback(finished)
+        completed = False
         try:
             while (item := await ready.get()) is not _DONE:
                 assert isinstance(item, SpokenPiece)
                 yield item
+            completed = True
             await work  # re-raises what failed in the engine thread
         finally:
-            stop.set()
+            if not completed:
+                job.stop.set()
 
     def _run(self, engine: Engine, pieces: Sequence[Piece], speaker_id: int, speed: float,
-             normalize: bool, stop: threading.Event,
-             emit: Callable[[SpokenPiece], object]) -> None:
+             normalize: bool, job: _Job, emit: Callable[[SpokenPiece], object]) -> None:
         for piece in pieces:
-            if stop.is_set():
+            if job.stop.is_set():
                 return
             text = self._rewrite(piece.text) if normalize else piece.text
 
             def on_chunk(samples: np.ndarray, piece: Piece = piece) -> bool:
                 emit(SpokenPiece(piece, samples))
-                return not stop.is_set()
+                return not job.stop.is_set()
 
             engine.generate(text, speaker_id, speed, on_chunk)
+            job.done += 1

@@ -1,0 +1,166 @@
+"""Servicer logic on a real gRPC port with a fake engine: pool limits, cancellation, failures.
+
+The fake engine (a tone per sentence, with a gate to hold it busy) makes the timing of
+engine work controllable; everything else — server, pool, servicer, statuses — is real.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator
+from dataclasses import replace
+
+import grpc
+import numpy as np
+import pytest
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+from tts_api.v1 import tts_pb2, tts_pb2_grpc
+from tts_service.config import ServerConfig
+from tts_service.engine import OnChunk
+from tts_service.server import RunningServer, start
+from tts_service.servicer import RuntimeDescription
+from tts_service.voices import VoiceCatalog
+
+SAMPLE_RATE_HZ = 24000
+TIMEOUT_S = 30
+
+
+class FakeEngine:
+    """Makes a 0.1 s tone per call; waits on `gate` first so tests can keep it busy."""
+
+    sample_rate_hz = SAMPLE_RATE_HZ
+
+    def __init__(self) -> None:
+        self.gate = threading.Event()
+        self.gate.set()
+        self.permits: threading.Semaphore | None = None  # when set, one per sentence
+        self.calls: list[str] = []
+
+    def generate(self, text: str, speaker_id: int, speed: float, on_chunk: OnChunk) -> None:
+        if text == "Ready.":  # the server's warm-up
+            return
+        self.gate.wait(TIMEOUT_S)
+        if self.permits is not None:
+            self.permits.acquire(timeout=TIMEOUT_S)
+        self.calls.append(text)
+        if "explode" in text:
+            raise RuntimeError("native failure in the engine")
+        tone = 0.3 * np.sin(np.arange(SAMPLE_RATE_HZ // 10, dtype=np.float32) * 0.1)
+        on_chunk(tone.astype(np.float32))
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[tuple[FakeEngine, RunningServer, tts_pb2_grpc.TextToSpeechStub]]:
+    engine = FakeEngine()
+    config = replace(ServerConfig(), port=0, engines=1, max_queued_requests=1)
+    runtime = RuntimeDescription("fake", "bundled", "0", 1, 1, 1)
+    running = await start(config, [engine], VoiceCatalog.from_names(["af_bella", "am_adam"]),
+                          runtime)
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+        yield engine, running, tts_pb2_grpc.TextToSpeechStub(channel)
+    engine.gate.set()
+    await running.stop(grace_s=1)
+
+
+async def _wait_until(condition, timeout_s: float = TIMEOUT_S) -> None:  # type: ignore[no-untyped-def]
+    async def poll() -> None:
+        while not condition():
+            await asyncio.sleep(0.01)
+    await asyncio.wait_for(poll(), timeout_s)
+
+
+def _server_saw_cancel(running: RunningServer, method: str) -> bool:
+    return running.metrics.registry.get_sample_value(
+        "tts_requests_total", {"method": method, "code": "CANCELLED"}) == 1
+
+
+async def test_full_pool_and_queue_refuse_at_once_with_a_retry_hint(fake) -> None:  # type: ignore[no-untyped-def]
+    engine, running, stub = fake
+    engine.gate.clear()
+    request = tts_pb2.SynthesizeRequest(text="Hello.")
+    busy = asyncio.ensure_future(stub.Synthesize(request, timeout=TIMEOUT_S))
+    await _wait_until(lambda: running.pool.busy == 1)
+    queued = asyncio.ensure_future(stub.Synthesize(request, timeout=TIMEOUT_S))
+    await _wait_until(lambda: running.pool.waiting == 1)
+
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await stub.Synthesize(request, timeout=TIMEOUT_S)
+    assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "retry" in (refused.value.details() or "")
+    status = rpc_status.from_call(refused.value)  # type: ignore[arg-type]
+    assert status is not None
+    retry = error_details_pb2.RetryInfo()
+    assert any(detail.Unpack(retry) for detail in status.details)
+    assert retry.retry_delay.seconds >= 1
+
+    engine.gate.set()
+    assert len((await busy).audio) > 0
+    assert len((await queued).audio) > 0
+
+
+async def test_cancelled_stream_stops_the_engine_and_frees_it(fake) -> None:  # type: ignore[no-untyped-def]
+    engine, running, stub = fake
+    text = " ".join(f"Sentence number {n} is here." for n in range(40))
+    engine.permits = threading.Semaphore(1)  # the engine may make one sentence, then waits
+    call = stub.SynthesizeStream(tts_pb2.SynthesizeRequest(text=text), timeout=TIMEOUT_S)
+    first = await asyncio.wait_for(call.read(), TIMEOUT_S)
+    assert first.text_span.text == "Sentence number 0 is here."
+    call.cancel()
+    await _wait_until(lambda: _server_saw_cancel(running, "SynthesizeStream"))
+    engine.permits.release(40)  # let it run freely: only a stopped engine makes no more
+    await _wait_until(lambda: running.pool.busy == 0)
+    # The engine finished the sentence it was in when the client left, not the 40 it was given.
+    assert len(engine.calls) == 2
+    response = await stub.Synthesize(tts_pb2.SynthesizeRequest(text="Next one."),
+                                     timeout=TIMEOUT_S)
+    assert response.audio_duration_seconds == pytest.approx(0.1, abs=0.01)
+
+
+async def test_deadline_stops_the_engine(fake) -> None:  # type: ignore[no-untyped-def]
+    engine, running, stub = fake
+    engine.gate.clear()
+    with pytest.raises(grpc.aio.AioRpcError) as late:
+        await stub.Synthesize(tts_pb2.SynthesizeRequest(text="One. Two. Three. Four."),
+                              timeout=0.3)
+    assert late.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    await _wait_until(lambda: _server_saw_cancel(running, "Synthesize"))
+    engine.gate.set()
+    await _wait_until(lambda: running.pool.busy == 0)
+    assert len(engine.calls) <= 1
+
+
+async def test_engine_failure_is_internal_without_details_and_server_survives(fake) -> None:  # type: ignore[no-untyped-def]
+    _, running, stub = fake
+    with pytest.raises(grpc.aio.AioRpcError) as failed:
+        await stub.Synthesize(tts_pb2.SynthesizeRequest(text="Please explode now."),
+                              timeout=TIMEOUT_S)
+    assert failed.value.code() == grpc.StatusCode.INTERNAL
+    details = failed.value.details() or ""
+    assert "native failure" not in details and "Traceback" not in details
+    assert "server log" in details
+    assert running.pool.busy == 0
+    ok = await stub.Synthesize(tts_pb2.SynthesizeRequest(text="Fine."), timeout=TIMEOUT_S)
+    assert ok.audio_duration_seconds > 0
+
+
+async def test_stream_spans_follow_the_text_even_across_clause_splits(fake) -> None:  # type: ignore[no-untyped-def]
+    _, _, stub = fake
+    text = ("This first sentence is rather long, because it keeps going with clause after "
+            "clause, so that the first audio would otherwise wait for all of it. Short one.")
+    call = stub.SynthesizeStream(tts_pb2.SynthesizeRequest(text=text), timeout=TIMEOUT_S)
+    spans = [m.text_span async for m in call if m.HasField("text_span")]
+    assert len(spans) >= 3
+    assert spans[0].end_offset < text.index(".")  # the first sentence was cut at a clause
+    assert all(text[s.start_offset:s.end_offset] == s.text for s in spans)
+    assert spans[-1].text == "Short one."
+
+
+async def test_request_id_is_echoed(fake) -> None:  # type: ignore[no-untyped-def]
+    _, _, stub = fake
+    call = stub.Synthesize(tts_pb2.SynthesizeRequest(text="Hi."), timeout=TIMEOUT_S,
+                           metadata=(("x-request-id", "abc-123"),))
+    await call
+    assert ("x-request-id", "abc-123") in tuple(await call.initial_metadata())

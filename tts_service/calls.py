@@ -1,0 +1,149 @@
+"""Per-call bookkeeping around servicer methods: request id, error statuses, log line, metrics."""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import inspect
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import grpc
+
+from .errors import ServiceError
+from .metrics import Metrics
+from .status import to_status
+
+_LOGGER = logging.getLogger("tts_service.requests")
+F = TypeVar("F", bound=Callable[..., Any])
+_CURRENT: contextvars.ContextVar[CallRecord] = contextvars.ContextVar("tts_call")
+_MAX_REQUEST_ID_CHARS = 64
+
+
+@dataclass
+class CallRecord:
+    """What one call did; the servicer fills it in, the wrapper logs and measures it."""
+
+    method: str
+    request_id: str
+    started: float = field(default_factory=time.monotonic)
+    voice: str = ""
+    text_chars: int = 0
+    text: str = ""
+    pieces_total: int = 0
+    pieces_sent: int = 0
+    audio_s: float = 0.0
+    first_chunk_s: float | None = None
+
+    def chunk_sent(self, audio_s: float) -> None:
+        if self.first_chunk_s is None:
+            self.first_chunk_s = time.monotonic() - self.started
+        self.pieces_sent += 1
+        self.audio_s += audio_s
+
+
+def current_call() -> CallRecord:
+    return _CURRENT.get()
+
+
+def _request_id(context: grpc.aio.ServicerContext) -> str:
+    """The caller's x-request-id when it sent a sane one, else a new one."""
+    for key, value in context.invocation_metadata() or ():
+        if key == "x-request-id" and isinstance(value, str) and 0 < len(value) <= \
+                _MAX_REQUEST_ID_CHARS and value.isprintable():
+            return value
+    return uuid.uuid4().hex[:16]
+
+
+class CallObserver:
+    """Measures and logs calls; one per server, so each server has its own metrics."""
+
+    def __init__(self, metrics: Metrics, log_text: bool) -> None:
+        self.metrics = metrics
+        self._log_text = log_text
+
+    def finish(self, record: CallRecord, code: grpc.StatusCode) -> None:
+        elapsed_s = time.monotonic() - record.started
+        self.metrics.requests.labels(record.method, code.name).inc()
+        if record.audio_s > 0:
+            self.metrics.synthesis_seconds.labels(record.method).observe(elapsed_s)
+            self.metrics.audio_seconds.labels(record.voice).inc(record.audio_s)
+            self.metrics.real_time_factor.labels(record.method).observe(
+                elapsed_s / record.audio_s)
+        if record.first_chunk_s is not None and record.method == "SynthesizeStream":
+            self.metrics.time_to_first_chunk.observe(record.first_chunk_s)
+        first = f"{record.first_chunk_s:.3f}" if record.first_chunk_s is not None else "-"
+        text = f" text={record.text!r}" if self._log_text and record.text else ""
+        _LOGGER.info(
+            "request_id=%s method=%s status=%s voice=%s text_chars=%d pieces=%d/%d "
+            "audio_s=%.2f first_chunk_s=%s total_s=%.3f%s",
+            record.request_id, record.method, code.name, record.voice or "-",
+            record.text_chars, record.pieces_sent, record.pieces_total, record.audio_s, first,
+            elapsed_s, text)
+
+    async def start(self, method: str, context: grpc.aio.ServicerContext) -> CallRecord:
+        record = CallRecord(method=method, request_id=_request_id(context))
+        _CURRENT.set(record)
+        await context.send_initial_metadata((("x-request-id", record.request_id),))
+        return record
+
+    async def fail(self, record: CallRecord, error: Exception,
+                   context: grpc.aio.ServicerContext) -> None:
+        """Ends the call with the error's status (raises grpc's AbortError)."""
+        if not isinstance(error, ServiceError):
+            _LOGGER.exception("request_id=%s failed unexpectedly", record.request_id)
+        await context.abort_with_status(to_status(error)[1])
+
+
+class ObservedServicer:
+    """A servicer whose methods are wrapped with `observed`; it owns the observer."""
+
+    observer: CallObserver
+
+
+def observed(handler: F) -> F:
+    """Decorates a unary or server-streaming servicer method of an ObservedServicer.
+
+    Every call is counted and logged once: OK, the mapped error, or CANCELLED when the task
+    was cancelled or the stream closed because the client went away.
+    """
+    method = handler.__name__
+
+    if inspect.isasyncgenfunction(handler):
+        @functools.wraps(handler)
+        async def stream(servicer: ObservedServicer, request: Any,
+                         context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            observer = servicer.observer
+            record = await observer.start(method, context)
+            code = grpc.StatusCode.CANCELLED
+            try:
+                async for response in handler(servicer, request, context):
+                    yield response
+                code = grpc.StatusCode.OK
+            except Exception as error:  # every failure gets a status
+                code = to_status(error)[0]
+                await observer.fail(record, error, context)
+            finally:
+                observer.finish(record, code)
+        return stream  # type: ignore[return-value]
+
+    @functools.wraps(handler)
+    async def unary(servicer: ObservedServicer, request: Any,
+                    context: grpc.aio.ServicerContext) -> Any:
+        observer = servicer.observer
+        record = await observer.start(method, context)
+        code = grpc.StatusCode.CANCELLED
+        try:
+            response = await handler(servicer, request, context)
+            code = grpc.StatusCode.OK
+            return response
+        except Exception as error:  # every failure gets a status
+            code = to_status(error)[0]
+            await observer.fail(record, error, context)
+        finally:
+            observer.finish(record, code)
+    return unary  # type: ignore[return-value]

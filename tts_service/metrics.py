@@ -1,0 +1,48 @@
+"""Prometheus metrics: what the server is doing, scraped over HTTP from --metrics-port."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+
+# Synthesis of one request ranges from a fraction of a second to minutes.
+_SECONDS_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64, 128)
+_RTF_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0, 1.25, 1.5, 2, 4)
+
+
+class Metrics:
+    """The server's metrics, in a registry of their own (tests build several servers)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "tts_requests", "Finished RPCs by method and gRPC status code",
+            ["method", "code"], registry=self.registry)
+        self.queue_depth = Gauge(
+            "tts_queue_depth", "Requests waiting for a free engine", registry=self.registry)
+        self.engines_busy = Gauge(
+            "tts_engines_busy", "Engines synthesizing right now", registry=self.registry)
+        self.engines = Gauge(
+            "tts_engines", "Engines in the pool", registry=self.registry)
+        self.synthesis_seconds = Histogram(
+            "tts_synthesis_seconds", "Wall time of a synthesis request, from start to last audio",
+            ["method"], buckets=_SECONDS_BUCKETS, registry=self.registry)
+        self.audio_seconds = Counter(
+            "tts_audio_seconds", "Seconds of audio produced", ["voice"],
+            registry=self.registry)
+        self.real_time_factor = Histogram(
+            "tts_real_time_factor", "Synthesis wall time divided by audio duration (below 1 is "
+            "faster than real time)", ["method"], buckets=_RTF_BUCKETS, registry=self.registry)
+        self.time_to_first_chunk = Histogram(
+            "tts_time_to_first_chunk_seconds", "Time from a stream's start to its first audio",
+            buckets=_SECONDS_BUCKETS, registry=self.registry)
+        self.runtime = Info(
+            "tts_engine_runtime", "The engine and the onnxruntime it runs on",
+            registry=self.registry)
+
+    def watch_pool(self, size: int, busy: Callable[[], float],
+                   waiting: Callable[[], float]) -> None:
+        self.engines.set(size)
+        self.engines_busy.set_function(busy)
+        self.queue_depth.set_function(waiting)

@@ -73,13 +73,13 @@ class KokoroEngine:
     """One sherpa-onnx OfflineTts instance with the Kokoro model loaded."""
 
     def __init__(self, files: ModelFiles, num_threads: int, voices_path: Path | None = None,
-                 lexicon: str | None = None) -> None:
+                 lexicon: str | None = None, model_path: Path | None = None) -> None:
         # Imported here, not at module load: the runtime choice (onnx_runtime.activate) must
         # happen before sherpa_onnx is first imported.
         import sherpa_onnx
 
         kokoro = sherpa_onnx.OfflineTtsKokoroModelConfig(
-            model=str(files.model),
+            model=str(model_path or files.model),
             voices=str(voices_path or files.voices),
             tokens=str(files.tokens),
             lexicon=lexicon or str(files.lexicon),

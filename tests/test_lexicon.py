@@ -1,0 +1,102 @@
+"""Pronunciation overrides: parsing, symbol checks and merging into the lexicon."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tts_service.lexicon import (
+    LexiconError,
+    apply_overrides,
+    merge_lexicon,
+    parse_overrides,
+    read_symbols,
+)
+
+from .servers import MODEL_DIR
+
+SYMBOLS = frozenset("təmˈAɾOkæd ɔɡpbn")
+
+
+def _write(tmp_path: Path, text: str, name: str = "overrides.txt") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_tokens_file_symbols_include_the_space_and_stress_marks(tmp_path: Path) -> None:
+    tokens = _write(tmp_path, "; 1\n  16\nˈ 156\nA 24\n", "tokens.txt")
+    assert read_symbols(tokens) == {";", " ", "ˈ", "A"}
+
+
+@pytest.mark.skipif(not (MODEL_DIR / "tokens.txt").exists(), reason="model not assembled")
+def test_the_model_vocabulary_has_114_symbols() -> None:
+    symbols = read_symbols(MODEL_DIR / "tokens.txt")
+    assert len(symbols) == 114
+    assert {" ", "ˈ", "ɾ", "A"} <= symbols
+
+
+def test_spaced_and_compact_phonemes_mean_the_same(tmp_path: Path) -> None:
+    path = _write(tmp_path, "# a comment\n\n  Tomato t ə m ˈ A ɾ O\nPotato  pətˈAɾO  \n")
+    assert parse_overrides(path, SYMBOLS) == {
+        "tomato": ("t", "ə", "m", "ˈ", "A", "ɾ", "O"),
+        "potato": ("p", "ə", "t", "ˈ", "A", "ɾ", "O"),
+    }
+
+
+def test_a_later_line_for_the_same_word_wins(tmp_path: Path) -> None:
+    path = _write(tmp_path, "cat k æ t\nCAT d ɔ ɡ\n")
+    assert parse_overrides(path, SYMBOLS) == {"cat": ("d", "ɔ", "ɡ")}
+
+
+def test_unknown_symbols_name_the_file_line_symbols_and_the_allowed_ones(
+        tmp_path: Path) -> None:
+    path = _write(tmp_path, "cat k æ t\n# fine\ngif ɡ ˈ ɪ f\nxyz kæ#\n")
+    with pytest.raises(LexiconError) as caught:
+        parse_overrides(path, SYMBOLS)
+    message = str(caught.value)
+    assert str(path) in message
+    assert "line 3: 'gif' uses unknown phoneme symbols 'f', 'ɪ'" in message
+    assert "line 4: 'xyz' uses unknown phoneme symbols '#'" in message
+    assert "line 1" not in message
+    assert "allowed symbols (tokens.txt): " in message
+    assert "ɾ" in message.split("allowed symbols")[1]
+
+
+def test_a_word_without_phonemes_is_an_error(tmp_path: Path) -> None:
+    path = _write(tmp_path, "cat\n")
+    with pytest.raises(LexiconError, match=r"line 1: 'cat' has no phonemes"):
+        parse_overrides(path, SYMBOLS)
+
+
+def test_many_bad_lines_are_summarized(tmp_path: Path) -> None:
+    path = _write(tmp_path, "".join(f"w{n}\n" for n in range(15)))
+    with pytest.raises(LexiconError, match=r"and 5 more bad lines"):
+        parse_overrides(path, SYMBOLS)
+
+
+def test_a_missing_file_says_which(tmp_path: Path) -> None:
+    with pytest.raises(LexiconError, match=r"cannot read the lexicon overrides file .*nope"):
+        parse_overrides(tmp_path / "nope.txt", SYMBOLS)
+
+
+def test_merge_replaces_overridden_words_and_adds_new_ones(tmp_path: Path) -> None:
+    base = _write(tmp_path, "bat b æ t\ncat k ˈ æ t\ndog d ˈ ɔ ɡ", "base.txt")
+    merged = merge_lexicon(base, {"cat": ("d", "ˈ", "ɔ", "ɡ"), "kokoro": ("k", "O")},
+                           tmp_path / "merged.txt")
+    assert merged.read_text(encoding="utf-8").splitlines() == [
+        "bat b æ t", "cat d ˈ ɔ ɡ", "dog d ˈ ɔ ɡ", "kokoro k O"]
+
+
+def test_apply_checks_before_writing(tmp_path: Path) -> None:
+    tokens = _write(tmp_path, "k 1\nO 2\n  16\n", "tokens.txt")
+    base = _write(tmp_path, "go ɡ O\n", "base.txt")
+    destination = tmp_path / "scratch" / "lexicon.txt"
+    bad = _write(tmp_path, "kokoro k O k O ɹ O\n")
+    with pytest.raises(LexiconError, match="'ɹ'"):
+        apply_overrides(bad, tokens, base, destination)
+    assert not destination.exists()
+    good = _write(tmp_path, "kokoro kOkO\n")
+    assert apply_overrides(good, tokens, base, destination) == destination
+    assert destination.read_text(encoding="utf-8") == "go ɡ O\nkokoro k O k O\n"

@@ -1,0 +1,120 @@
+"""Pronunciation overrides: checks a `word phonemes` file and merges it into the lexicon."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+# The overrides file, one entry per line:
+#
+#     # comment lines start with '#'; blank lines are ignored
+#     kokoro k ˈ O k ə ɹ O      <- phonemes separated by spaces, as in lexicon-us-en.txt
+#     gif    ɡˈɪf               <- or written as one string, one symbol per character
+#
+# The first whitespace-separated item is the word (matched case-insensitively, so it is
+# lowercased), the rest are its phonemes. Every Kokoro symbol is a single character, so the two
+# spellings mean the same; an item that is itself a symbol is kept whole, so a vocabulary with
+# longer symbols would still work with the spaced form. Every symbol must be in tokens.txt.
+
+_MAX_REPORTED_LINES = 10  # enough to fix a file in one go without flooding the log
+
+
+class LexiconError(ValueError):
+    """The overrides file cannot be used; the message names the file, the line and the fix."""
+
+
+def read_symbols(tokens: Path) -> frozenset[str]:
+    """The phoneme symbols of tokens.txt (`SYMBOL ID` lines; the space symbol is `  16`)."""
+    symbols = set()
+    for line in tokens.read_text(encoding="utf-8").splitlines():
+        # Split at the last space: the space symbol's own line starts with a space.
+        symbol, _, token_id = line.rpartition(" ")
+        if symbol and token_id.isdigit():
+            symbols.add(symbol)
+    return frozenset(symbols)
+
+
+def _split_phonemes(items: Iterable[str], symbols: frozenset[str]) -> list[str]:
+    phonemes: list[str] = []
+    for item in items:
+        phonemes.extend([item] if item in symbols else list(item))
+    return phonemes
+
+
+def _allowed(symbols: frozenset[str]) -> str:
+    return " ".join(sorted(s for s in symbols if not s.isspace()))
+
+
+def parse_overrides(path: Path, symbols: frozenset[str]) -> dict[str, tuple[str, ...]]:
+    """Reads and checks every line of an overrides file; returns word -> phoneme symbols.
+
+    Raises LexiconError listing every bad line (up to ten) with what is wrong and which symbols
+    are allowed. A word given twice keeps its last line, as a later setting overrides an earlier.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise LexiconError(f"cannot read the lexicon overrides file {path}: {err}") from err
+    overrides: dict[str, tuple[str, ...]] = {}
+    problems: list[str] = []
+    unknown_anywhere = False
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        word, *items = stripped.split()
+        if not items:
+            problems.append(f"line {number}: {word!r} has no phonemes; write 'word phonemes', "
+                            f"e.g. 'tomato t ə m ˈ A ɾ O'")
+            continue
+        phonemes = _split_phonemes(items, symbols)
+        unknown = sorted({p for p in phonemes if p not in symbols})
+        if unknown:
+            unknown_anywhere = True
+            listed = ", ".join(repr(s) for s in unknown)
+            problems.append(f"line {number}: {word!r} uses unknown phoneme symbols {listed}")
+            continue
+        overrides[word.lower()] = tuple(phonemes)
+    if problems:
+        shown = problems[:_MAX_REPORTED_LINES]
+        if len(problems) > len(shown):
+            shown.append(f"... and {len(problems) - len(shown)} more bad lines")
+        hint = (f"; allowed symbols (tokens.txt): {_allowed(symbols)}" if unknown_anywhere
+                else "")
+        raise LexiconError(f"lexicon overrides file {path}: " + "; ".join(shown) + hint)
+    return overrides
+
+
+def merge_lexicon(base: Path, overrides: Mapping[str, tuple[str, ...]],
+                  destination: Path) -> Path:
+    """Writes `base` with each overridden word's line replaced (or added); returns destination.
+
+    The engine keeps the first line of a word it sees twice, so the base line of an overridden
+    word is dropped rather than shadowed.
+    """
+    written = set()
+    with base.open(encoding="utf-8") as source, destination.open("w", encoding="utf-8") as out:
+        for line in source:
+            word = line.split(maxsplit=1)[0].lower() if line.strip() else ""
+            if word in overrides:
+                if word not in written:
+                    out.write(f"{word} {' '.join(overrides[word])}\n")
+                    written.add(word)
+                continue
+            out.write(line if line.endswith("\n") else line + "\n")
+        for word, phonemes in overrides.items():
+            if word not in written:
+                out.write(f"{word} {' '.join(phonemes)}\n")
+    return destination
+
+
+def apply_overrides(overrides_file: Path, tokens: Path, base_lexicon: Path,
+                    destination: Path) -> Path:
+    """Checks `overrides_file` against tokens.txt and writes the merged lexicon to destination.
+
+    Raises LexiconError before writing anything when the file has a bad line.
+    """
+    overrides = parse_overrides(overrides_file, read_symbols(tokens))
+    os.makedirs(destination.parent, exist_ok=True)
+    return merge_lexicon(base_lexicon, overrides, destination)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import sys
 import time
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 import grpc
+import soundfile
 from grpc_status import rpc_status
 
 from tts_api.v1 import tts_pb2
@@ -21,7 +23,7 @@ from .client import TtsClient
 if TYPE_CHECKING:
     from .player import StreamPlayer
 
-# File extension -> (encoding to ask the server for, whether the client writes a WAV header).
+# File extension -> the encoding to ask the server for (.wav gets its header from the client).
 _OUTPUT_FORMATS = {
     ".wav": tts_pb2.AUDIO_ENCODING_PCM_S16LE,
     ".raw": tts_pb2.AUDIO_ENCODING_PCM_S16LE,
@@ -36,9 +38,10 @@ _OUTPUT_FORMATS = {
 }
 _GENDERS = {tts_pb2.VOICE_GENDER_FEMALE: "female", tts_pb2.VOICE_GENDER_MALE: "male",
             tts_pb2.VOICE_GENDER_NEUTRAL: "neutral"}
+_IMPORTED_AT = time.monotonic()  # "command start" where /proc cannot tell (a little late)
+_MODEL_RATE_HZ = 24000
 EXIT_FAILURE = 1
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
+EXIT_INTERRUPTED = 130  # the shell's convention for "ended by SIGINT"
 
 
 class CliError(Exception):
@@ -54,41 +57,86 @@ def build_parser() -> argparse.ArgumentParser:
         "  tts-grpc-client --voice af_bella \"Hello there\"\n"
         "  echo 'Read from stdin.' | tts-grpc-client -\n"
         "  tts-grpc-client --output hello.wav \"Saved, not played.\"\n"
-        "  tts-grpc-client --list-voices",
+        "  tts-grpc-client --list-voices\n\n"
+        "exit status: 0 on success, 1 on any failure (the message says why), 2 for bad\n"
+        "arguments, 130 when interrupted with Ctrl-C.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("text", nargs="?",
+    parser.add_argument("text", nargs="?", metavar="TEXT",
                         help="text to speak; '-' or no argument with piped input reads stdin")
-    parser.add_argument("--voice", default="", help="voice name (default: the server's, "
-                        "af_bella); see --list-voices")
-    parser.add_argument("--speed", type=float, default=1.0,
+    parser.add_argument("--voice", default="", metavar="NAME",
+                        help="voice name (default: the server's, af_bella); see --list-voices")
+    parser.add_argument("--speed", type=float, default=1.0, metavar="X",
                         help="speaking rate, 0.5 to 2.0 (default 1.0)")
     parser.add_argument("--server", default=os.environ.get("TTS_SERVER", "localhost:50051"),
-                        help="server address host:port (default localhost:50051, env TTS_SERVER)")
-    parser.add_argument("--output", "-o", type=Path,
-                        help="save to FILE instead of playing; format from the extension: "
-                        + ", ".join(sorted(_OUTPUT_FORMATS)))
-    parser.add_argument("--play", action="store_true",
-                        help="with --output .wav/.raw: play as well as save")
-    parser.add_argument("--no-play", action="store_true",
-                        help="do not play (synthesize only; with --output, just save)")
-    parser.add_argument("--sample-rate", type=int, default=0,
+                        metavar="HOST:PORT",
+                        help="server address host:port (default: $TTS_SERVER, else "
+                        "localhost:50051)")
+    parser.add_argument("--output", "-o", type=Path, metavar="FILE",
+                        help="save to FILE instead of playing (add --play to do both); the "
+                        "format comes from the extension: " + ", ".join(sorted(_OUTPUT_FORMATS)))
+    playback = parser.add_mutually_exclusive_group()
+    playback.add_argument("--play", action="store_true",
+                        help="with --output .wav/.raw/.pcm: play while saving")
+    playback.add_argument("--no-play", action="store_true",
+                        help="never open the audio device (without --output: synthesize and "
+                        "discard, e.g. to check the server)")
+    parser.add_argument("--sample-rate", type=int, default=0, metavar="HZ",
                         help="sample rate in Hz, 8000 to 48000 (default: the model's 24000)")
     parser.add_argument("--list-voices", action="store_true",
                         help="print the server's voices (name, language, gender) and exit")
-    parser.add_argument("--timeout", type=float, default=120.0,
-                        help="seconds the whole call may take (default 120)")
+    parser.add_argument("--timeout", type=float, default=120.0, metavar="SECONDS",
+                        help="seconds the server may take for the whole call (default 120)")
     parser.add_argument("--verbose", "-v", action="store_true",
-                        help="print timings (first chunk, first sound) on stderr")
+                        help="print timings (first chunk, first sound, underruns) on stderr")
+    secure = parser.add_argument_group("security (for a server started with TLS or a token)")
+    secure.add_argument("--tls", action="store_true",
+                        help="connect with TLS, trusting the system's certificate authorities")
+    secure.add_argument("--tls-ca", type=Path, metavar="FILE",
+                        help="connect with TLS, trusting the CA certificates in FILE (PEM)")
+    secure.add_argument("--tls-cert", type=Path, metavar="FILE",
+                        help="client certificate (PEM) for a server that requires mutual TLS")
+    secure.add_argument("--tls-key", type=Path, metavar="FILE",
+                        help="private key (PEM) of --tls-cert")
+    secure.add_argument("--token-file", type=Path, metavar="FILE",
+                        help="file holding the bearer token (default: env TTS_TOKEN)")
     return parser
+
+
+def connect(args: argparse.Namespace) -> TtsClient:
+    """A client for --server with the TLS and token options applied."""
+    def read(path: Path | None) -> bytes | None:
+        if path is None:
+            return None
+        try:
+            return path.read_bytes()
+        except OSError as err:
+            raise CliError(f"cannot read {path}: {err.strerror}") from err
+
+    if (args.tls_cert is None) != (args.tls_key is None):
+        raise CliError("--tls-cert and --tls-key go together")
+    credentials = None
+    if args.tls or args.tls_ca or args.tls_cert:
+        credentials = grpc.ssl_channel_credentials(
+            root_certificates=read(args.tls_ca), private_key=read(args.tls_key),
+            certificate_chain=read(args.tls_cert))
+    token_bytes = read(args.token_file)
+    token = token_bytes.decode().strip() if token_bytes is not None else \
+        os.environ.get("TTS_TOKEN", "").strip()
+    return TtsClient(args.server, credentials=credentials, token=token or None,
+                     timeout_s=args.timeout)
 
 
 def read_text(args: argparse.Namespace, stdin: IO[str]) -> str:
     if args.text == "-" or (args.text is None and not stdin.isatty()):
-        return stdin.read()
-    if args.text is None:
-        raise CliError("no text given: pass it as an argument, or pipe it in with '-'")
-    return str(args.text)
+        text = stdin.read()
+    elif args.text is None:
+        raise CliError("no text given: pass it as an argument, or pipe it in (or use '-')")
+    else:
+        text = str(args.text)
+    if not text.strip():
+        raise CliError("the text is empty: nothing to say")
+    return text
 
 
 def explain(error: grpc.aio.AioRpcError, server: str, timeout_s: float) -> str:
@@ -96,20 +144,29 @@ def explain(error: grpc.aio.AioRpcError, server: str, timeout_s: float) -> str:
     code = error.code()
     details = error.details() or ""
     hint = ""
-    if code == grpc.StatusCode.UNAVAILABLE:
+    if code == grpc.StatusCode.UNAVAILABLE and _is_connection_failure(error):
         return (f"cannot reach the server at {server}: is it running? start it with "
-                f"`make serve` (or pass --server HOST:PORT). ({details})")
+                f"`make serve` (or point --server / TTS_SERVER at it). ({details})")
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
-        hint = f"the call did not finish within --timeout {timeout_s:g} s; raise it or " \
-               "send shorter text"
-    elif code == grpc.StatusCode.INVALID_ARGUMENT and "voice" in _bad_fields(error):
+        hint = (f"the call did not finish within --timeout {timeout_s:g} s; raise it or "
+                "send shorter text")
+    elif code == grpc.StatusCode.NOT_FOUND or "voice" in _bad_fields(error):
         hint = "run `tts-grpc-client --list-voices` to see the voices"
-    elif code == grpc.StatusCode.RESOURCE_EXHAUSTED:
-        hint = "the server is busy; try again in a few seconds"
     elif code == grpc.StatusCode.UNAUTHENTICATED:
-        hint = "the server wants a token: pass --token-file or set TTS_TOKEN"
+        hint = "pass the server's token with --token-file FILE or env TTS_TOKEN"
+    elif code in (grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.UNAVAILABLE):
+        hint = "the server is busy or restarting; try again in a few seconds"
     message = f"{code.name}: {details}"
     return f"{message}\n  hint: {hint}" if hint else message
+
+
+def _is_connection_failure(error: grpc.aio.AioRpcError) -> bool:
+    # The server itself also answers UNAVAILABLE (while shutting down); only a failure of
+    # the channel means nothing is listening at the address.
+    text = f"{error.details()} {error.debug_error_string()}".lower()
+    return any(sign in text for sign in ("failed to connect", "connection refused",
+                                         "connect failed", "unreachable", "resolving",
+                                         "lookup failed", "dns resolution"))
 
 
 def _bad_fields(error: grpc.aio.AioRpcError) -> set[str]:
@@ -152,7 +209,6 @@ class _Progress:
 
 
 async def speak(args: argparse.Namespace, text: str) -> None:
-    started = time.monotonic()
     encoding = tts_pb2.AUDIO_ENCODING_PCM_S16LE
     if args.output is not None:
         suffix = args.output.suffix.lower()
@@ -162,97 +218,169 @@ async def speak(args: argparse.Namespace, text: str) -> None:
         encoding = _OUTPUT_FORMATS[suffix]
     play = (args.output is None or args.play) and not args.no_play
     if play and encoding != tts_pb2.AUDIO_ENCODING_PCM_S16LE:
-        raise CliError("--play works with .wav or .raw output only")
+        raise CliError("--play works with .wav, .raw or .pcm output only")
+    sample_rate_hz = args.sample_rate or _MODEL_RATE_HZ
     request = tts_pb2.SynthesizeRequest(text=text, voice=args.voice, speed=args.speed,
-                                        encoding=encoding,
-                                        sample_rate_hertz=args.sample_rate)
+                                        encoding=encoding, sample_rate_hertz=args.sample_rate)
 
-    player = None
-    sink = _open_sink(args.output, encoding, args.sample_rate or 24000)
-    progress = _Progress(len(text), sys.stderr) if args.output else None
-    first_chunk_at = None
+    player: StreamPlayer | None = None
+    sink: _Sink | None = None
+    progress = _Progress(len(text), sys.stderr) if args.output is not None else None
+    first_chunk_at = last_chunk_at = None
     try:
-        async with TtsClient(args.server, timeout_s=args.timeout) as client:
-            async for piece in client.synthesize_stream(request):
+        # The device opens before the call, so a machine without one fails before synthesis.
+        player = _new_player(sample_rate_hz) if play else None
+        sink = _Sink(args.output) if args.output is not None else None
+        async with (connect(args) as client,
+                    contextlib.aclosing(client.synthesize_stream(request)) as pieces):
+            async for piece in pieces:
+                last_chunk_at = time.monotonic()
                 if first_chunk_at is None:
-                    first_chunk_at = time.monotonic()
-                if play:
-                    if player is None:
-                        player = _new_player(piece.sample_rate_hertz)
-                    _feed(player, piece.audio)
+                    first_chunk_at = last_chunk_at
+                    if player is not None and piece.sample_rate_hertz != sample_rate_hz:
+                        raise CliError(f"the server sent {piece.sample_rate_hertz} Hz audio, "
+                                       f"not the {sample_rate_hz} Hz asked for")
+                if player is not None:
+                    done = (piece.text_span.end_offset / len(text)
+                            if piece.HasField("text_span") else None)
+                    _feed(player, piece.audio, done)
                 if sink is not None:
-                    sink.write(piece.audio)
+                    sink.write(piece.audio, piece.sample_rate_hertz)
                 if progress is not None and piece.HasField("text_span"):
                     progress.update(piece.text_span.end_offset,
                                     piece.audio_offset_seconds + piece.audio_duration_seconds)
+        if sink is not None:
+            sink.commit()
         if player is not None:
-            await asyncio.to_thread(player.finish)
+            await asyncio.to_thread(_finish, player)
     except BaseException:
+        # Ctrl-C lands here as CancelledError: silence the device at once; leaving the
+        # `async with` blocks above has already cancelled the call.
         if player is not None:
             player.abort()
+        if sink is not None:
+            sink.discard()
         raise
     finally:
         if progress is not None:
             progress.close()
-        if sink is not None:
-            sink.close()
-    if args.verbose and first_chunk_at is not None:
-        lines = [f"first chunk after {first_chunk_at - started:.3f} s"]
-        if player is not None and player.first_sound_at is not None:
-            lines.append(f"first sound {player.first_sound_at - first_chunk_at:.3f} s after "
-                         f"the first chunk ({player.first_sound_at - started:.3f} s after start)")
-            lines.append(f"underruns: {player.underruns}")
-        print("; ".join(lines), file=sys.stderr)
+    if args.verbose:
+        _print_timings(first_chunk_at, last_chunk_at, player)
+
+
+def _print_timings(first_chunk_at: float | None, last_chunk_at: float | None,
+                   player: StreamPlayer | None) -> None:
+    if first_chunk_at is None or last_chunk_at is None:
+        return
+    started = _command_started_at()
+    lines = [f"first chunk {first_chunk_at - started:.3f} s and last chunk "
+             f"{last_chunk_at - started:.3f} s after the command started"]
+    if player is not None and player.first_sound_at is not None:
+        lines.append(f"first sound {player.first_sound_at - first_chunk_at:.3f} s after the "
+                     f"first chunk, {player.first_sound_at - started:.3f} s after the command "
+                     f"started (device latency {player.latency_s * 1000:.0f} ms)")
+        lines.append(f"underruns {player.underruns} ({player.gap_s:.3f} s of gaps"
+                     + "".join(f", re-buffered {t:.1f} s" for t in player.rebuffer_targets_s)
+                     + ")")
+    print("; ".join(lines), file=sys.stderr)
+
+
+def _command_started_at() -> float:
+    """When this process started, on the time.monotonic() clock (Linux), else module import."""
+    try:
+        stat = Path("/proc/self/stat").read_text()
+        # Field 22 (starttime, in clock ticks since boot) counts from after "(comm) ".
+        start_ticks = int(stat.rsplit(")", 1)[1].split()[19])
+        age_s = (time.clock_gettime(time.CLOCK_BOOTTIME)
+                 - start_ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError, AttributeError):
+        return _IMPORTED_AT
+    return time.monotonic() - age_s
 
 
 def _new_player(sample_rate_hz: int) -> StreamPlayer:
     # Imported late: sounddevice needs PortAudio, which saving to a file does not.
     try:
-        from .player import StreamPlayer
+        from .player import NoAudioDevice, StreamPlayer
     except OSError as err:
         raise CliError(f"cannot play audio: PortAudio is missing ({err}); install "
-                       "libportaudio2, or save with --output FILE.wav") from err
-    return StreamPlayer(sample_rate_hz)
-
-
-def _feed(player: StreamPlayer, pcm: bytes) -> None:
-    from .player import NoAudioDevice
-
+                       "libportaudio2, or save the audio with --output FILE.wav") from err
     try:
-        player.feed(pcm)
+        return StreamPlayer(sample_rate_hz)
     except NoAudioDevice as err:
         raise CliError(f"no audio output device on this machine ({err}); save the audio "
                        "with --output FILE.wav instead") from err
 
 
-def _open_sink(path: Path | None, encoding: int, sample_rate_hz: int):  # type: ignore[no-untyped-def]
-    if path is None:
-        return None
-    if path.suffix.lower() == ".wav":
-        import soundfile
+def _feed(player: StreamPlayer, pcm: bytes, text_done: float | None) -> None:
+    from .player import PlaybackError
 
-        return _WavSink(soundfile.SoundFile(path, "w", samplerate=sample_rate_hz, channels=1,
-                                            subtype="PCM_16"))
-    return path.open("wb")
+    try:
+        player.feed(pcm, text_done)
+    except PlaybackError as err:
+        raise CliError(f"playback failed: {err}") from err
 
 
-class _WavSink:
-    """Writes streamed 16-bit PCM into a WAV file whose header gets the final length."""
+def _finish(player: StreamPlayer) -> None:
+    from .player import PlaybackError
 
-    def __init__(self, sound_file) -> None:  # type: ignore[no-untyped-def]
-        self._file = sound_file
+    try:
+        player.finish()
+    except PlaybackError as err:
+        raise CliError(f"playback failed: {err}") from err
 
-    def write(self, pcm: bytes) -> None:
-        if pcm:
-            self._file.buffer_write(pcm, dtype="int16")
 
-    def close(self) -> None:
-        self._file.close()
+class _Sink:
+    """Writes the streamed audio to FILE.part and renames it to FILE only on success.
+
+    For .wav the client writes the header itself (from 16-bit PCM), so it holds the real
+    length; other formats are the server's encoded stream, byte for byte.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._part = path.with_name(path.name + ".part")
+        self._wav = path.suffix.lower() == ".wav"
+        self._sound_file: soundfile.SoundFile | None = None
+        self._raw: IO[bytes] | None = None
+        try:
+            self._raw = None if self._wav else self._part.open("wb")
+        except OSError as err:
+            raise CliError(f"cannot write {path}: {err.strerror}") from err
+
+    def write(self, audio: bytes, sample_rate_hz: int) -> None:
+        if self._wav and self._sound_file is None:
+            try:
+                self._sound_file = soundfile.SoundFile(
+                    self._part, "w", samplerate=sample_rate_hz, channels=1, format="WAV",
+                    subtype="PCM_16")
+            except (OSError, RuntimeError) as err:
+                raise CliError(f"cannot write {self._path}: {err}") from err
+        if not audio:
+            return
+        if self._sound_file is not None:
+            self._sound_file.buffer_write(audio, dtype="int16")
+        elif self._raw is not None:
+            self._raw.write(audio)
+
+    def _close(self) -> None:
+        if self._sound_file is not None:
+            self._sound_file.close()
+        if self._raw is not None:
+            self._raw.close()
+
+    def commit(self) -> None:
+        self._close()
+        os.replace(self._part, self._path)
+
+    def discard(self) -> None:
+        self._close()
+        self._part.unlink(missing_ok=True)
 
 
 async def run(args: argparse.Namespace) -> None:
     if args.list_voices:
-        async with TtsClient(args.server, timeout_s=args.timeout) as client:
+        async with connect(args) as client:
             _print_voices(await client.list_voices())
         return
     text = read_text(args, sys.stdin)
@@ -267,12 +395,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except grpc.aio.AioRpcError as err:
-        print(explain(err, args.server, args.timeout), file=sys.stderr)
+        print(f"error: {explain(err, args.server, args.timeout)}", file=sys.stderr)
         return EXIT_FAILURE
     except CliError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_FAILURE
-    except Exception as err:
+    except Exception as err:  # anything unforeseen still gets one line, not a traceback
         print(f"error: {type(err).__name__}: {err}", file=sys.stderr)
         return EXIT_FAILURE
     return 0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from types import TracebackType
 
 import grpc
@@ -45,7 +45,7 @@ class TtsClient:
 
     async def synthesize_stream(
         self, request: tts_pb2.SynthesizeRequest
-    ) -> AsyncIterator[tts_pb2.SynthesizeStreamResponse]:
+    ) -> AsyncGenerator[tts_pb2.SynthesizeStreamResponse, None]:
         """Yields the audio pieces as the server sends them; breaking out cancels the call."""
         call = self._stub.SynthesizeStream(request, timeout=self.timeout_s,
                                            metadata=self._metadata)

@@ -1,0 +1,58 @@
+"""The Node.js example client (examples/node) against the real server: a second language."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import soundfile
+
+from .servers import REPO, ServerProcess
+from .speech import transcribe, word_error_rate
+
+pytestmark = pytest.mark.model
+
+NODE_DIR = REPO / "examples" / "node"
+
+
+@pytest.fixture(scope="module")
+def node_example() -> Path:
+    """examples/node with its packages installed (once; node_modules is git-ignored)."""
+    for tool in ("node", "npm"):
+        assert shutil.which(tool), f"{tool} is not installed: `make install` installs it"
+    if not (NODE_DIR / "node_modules" / "@grpc" / "grpc-js").is_dir():
+        # `npm install`, not `npm ci`: the exact versions are pinned in package.json and no
+        # lockfile is kept (it would name registry hosts).
+        subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--loglevel=error"],
+                       cwd=NODE_DIR, check=True, timeout=300, capture_output=True)
+    return NODE_DIR
+
+
+def run_node(node_example: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["node", "synthesize.js", *args], cwd=node_example,
+                          capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_node_client_writes_speech(node_example: Path, server: ServerProcess,
+                                   tmp_path: Path) -> None:
+    text = "A second language can call the speech service as well."
+    out = tmp_path / "node.wav"
+    result = run_node(node_example, "--server", server.address, "--voice", "af_bella",
+                      "--out", str(out), text)
+    assert result.returncode == 0, result.stderr
+    samples, rate = soundfile.read(out, dtype="int16")
+    assert rate == 24000
+    assert len(samples) > rate  # over a second of speech
+    assert word_error_rate(text, transcribe(samples, rate)) <= 0.2
+
+
+def test_node_client_reports_a_bad_voice(node_example: Path, server: ServerProcess,
+                                         tmp_path: Path) -> None:
+    out = tmp_path / "never.wav"
+    result = run_node(node_example, "--server", server.address, "--voice", "zz_nobody",
+                      "--out", str(out), "Hello.")
+    assert result.returncode == 1
+    assert "INVALID_ARGUMENT: unknown voice 'zz_nobody'" in result.stderr
+    assert not out.exists()

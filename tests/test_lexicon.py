@@ -8,10 +8,13 @@ import pytest
 
 from tts_service.lexicon import (
     LexiconError,
-    apply_overrides,
+    Overrides,
+    Respeller,
+    load_overrides,
     merge_lexicon,
     parse_overrides,
     read_symbols,
+    write_lexicon,
 )
 
 from .servers import MODEL_DIR
@@ -39,7 +42,7 @@ def test_the_model_vocabulary_has_114_symbols() -> None:
 
 def test_spaced_and_compact_phonemes_mean_the_same(tmp_path: Path) -> None:
     path = _write(tmp_path, "# a comment\n\n  Tomato t ə m ˈ A ɾ O\nPotato  pətˈAɾO  \n")
-    assert parse_overrides(path, SYMBOLS) == {
+    assert parse_overrides(path, SYMBOLS).phonemes == {
         "tomato": ("t", "ə", "m", "ˈ", "A", "ɾ", "O"),
         "potato": ("p", "ə", "t", "ˈ", "A", "ɾ", "O"),
     }
@@ -47,7 +50,7 @@ def test_spaced_and_compact_phonemes_mean_the_same(tmp_path: Path) -> None:
 
 def test_a_later_line_for_the_same_word_wins(tmp_path: Path) -> None:
     path = _write(tmp_path, "cat k æ t\nCAT d ɔ ɡ\n")
-    assert parse_overrides(path, SYMBOLS) == {"cat": ("d", "ɔ", "ɡ")}
+    assert parse_overrides(path, SYMBOLS).phonemes == {"cat": ("d", "ɔ", "ɡ")}
 
 
 def test_unknown_symbols_name_the_file_line_symbols_and_the_allowed_ones(
@@ -89,14 +92,33 @@ def test_merge_replaces_overridden_words_and_adds_new_ones(tmp_path: Path) -> No
         "bat b æ t", "cat d ˈ ɔ ɡ", "dog d ˈ ɔ ɡ", "kokoro k O"]
 
 
-def test_apply_checks_before_writing(tmp_path: Path) -> None:
+def test_load_checks_against_the_tokens_and_write_merges(tmp_path: Path) -> None:
     tokens = _write(tmp_path, "k 1\nO 2\n  16\n", "tokens.txt")
     base = _write(tmp_path, "go ɡ O\n", "base.txt")
     destination = tmp_path / "scratch" / "lexicon.txt"
     bad = _write(tmp_path, "kokoro k O k O ɹ O\n")
     with pytest.raises(LexiconError, match="'ɹ'"):
-        apply_overrides(bad, tokens, base, destination)
-    assert not destination.exists()
+        load_overrides(bad, tokens)
     good = _write(tmp_path, "kokoro kOkO\n")
-    assert apply_overrides(good, tokens, base, destination) == destination
+    assert write_lexicon(load_overrides(good, tokens), base, destination) == destination
     assert destination.read_text(encoding="utf-8") == "go ɡ O\nkokoro k O k O\n"
+
+
+def test_respellings_are_read_beside_phonemes(tmp_path: Path) -> None:
+    path = _write(tmp_path, "GIF = jif\nnginx = engine x\ncat k æ t\n")
+    overrides = parse_overrides(path, SYMBOLS)
+    assert overrides == Overrides(phonemes={"cat": ("k", "æ", "t")},
+                                  respellings={"gif": "jif", "nginx": "engine x"})
+
+
+def test_a_respelling_must_be_plain_letters(tmp_path: Path) -> None:
+    path = _write(tmp_path, "gif = ʤɪf\nsql =\n")
+    with pytest.raises(LexiconError, match=r"line 1: respell 'gif' with plain letters.*line 2"):
+        parse_overrides(path, SYMBOLS)
+
+
+def test_respeller_replaces_whole_words_in_any_case() -> None:
+    respell = Respeller({"gif": "jif", "nginx": "engine x"})
+    assert respell("A GIF and a gif, via Nginx.") == "A jif and a jif, via engine x."
+    assert respell("gifted gifs don't change; gif's do") == "gifted gifs don't change; gif's do"
+    assert Respeller({})("unchanged text") == "unchanged text"

@@ -129,8 +129,8 @@ def test_metadata_entry_encodes_long_values() -> None:
 # ---- a real server with a blend and pronunciation overrides ---------------------------------
 
 BLENDS = "bella_sky=af_bella:0.6+af_sky:0.4,sky_copy=af_sky:1,duo=af_bella:1+am_adam:1"
-# "cat" said as "dog" (misaki's phonemes for dog), and a new word.
-OVERRIDES = "# test overrides\ncat d ˈ ɔ ɡ\nzorblax zˈɔɹblæks\n"
+# "cat" said as "dog" (misaki's phonemes for dog), a new word, and a respelling.
+OVERRIDES = "# test overrides\ncat d ˈ ɔ ɡ\nzorblax zˈɔɹblæks\nsofa = banana\n"
 SENTENCE = "The weather is lovely today."
 
 
@@ -191,6 +191,18 @@ async def test_an_override_changes_the_pronunciation(
     heard = transcribe(await _pcm(blend_stub, "The cat is sleeping on the sofa.", "af_bella"),
                        24000).split()
     assert "dog" in heard and "cat" not in heard, heard
+
+
+@pytest.mark.model
+async def test_a_respelling_changes_what_is_said(
+        blend_stub: tts_pb2_grpc.TextToSpeechStub) -> None:
+    for normalize in (True, False):
+        request = tts_pb2.SynthesizeRequest(text="The dog is sleeping on the Sofa today.",
+                                            encoding=tts_pb2.AUDIO_ENCODING_PCM_S16LE,
+                                            normalize_text=normalize)
+        response = await asyncio.wait_for(blend_stub.Synthesize(request), STEP_TIMEOUT_S)
+        heard = transcribe(pcm16_to_float(response.audio), 24000).split()
+        assert "banana" in heard and "sofa" not in heard, heard
 
 
 @pytest.mark.model

@@ -118,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
            "extra voices mixed from built-in ones, comma separated, each NAME=VOICE:WEIGHT+"
            "VOICE:WEIGHT, e.g. 'bella_sky=af_bella:0.6+af_sky:0.4'")
     option("--lexicon-overrides", "TTS_LEXICON_OVERRIDES", Path, defaults.lexicon_overrides,
-           "file of 'word phonemes' lines that add to or override the lexicon")
+           "pronunciation overrides: 'word = respelling' and 'word phonemes' lines (README)")
     option("--metrics-port", "TTS_METRICS_PORT", _non_negative, defaults.metrics_port,
            "serve Prometheus metrics over HTTP on this port (host as --host); 0 disables")
     option("--tls-cert", "TTS_TLS_CERT", Path, defaults.tls_cert,

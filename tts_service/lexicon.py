@@ -1,9 +1,11 @@
-"""Pronunciation overrides: checks a `word phonemes` file and merges it into the lexicon."""
+"""Pronunciation overrides: checks a `word phonemes` / `word = respelling` file and applies it."""
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 # The overrides file, one entry per line:
@@ -16,12 +18,46 @@ from pathlib import Path
 # lowercased), the rest are its phonemes. Every Kokoro symbol is a single character, so the two
 # spellings mean the same; an item that is itself a symbol is kept whole, so a vocabulary with
 # longer symbols would still work with the spaced form. Every symbol must be in tokens.txt.
+#
+#     gif = jif                 <- a respelling: the word is read as these plain words
+#     nginx = engine x
+#
+# Respellings are applied to the text before synthesis, so they work whatever the engine does
+# with its lexicon; phoneme entries go into the lexicon the engine loads (sherpa-onnx 1.13.8
+# consults it only for CJK text, so for English today a respelling is what takes effect).
 
 _MAX_REPORTED_LINES = 10  # enough to fix a file in one go without flooding the log
 
 
+_RESPELLING = re.compile(r"[A-Za-z][A-Za-z' -]*")
+
+
 class LexiconError(ValueError):
     """The overrides file cannot be used; the message names the file, the line and the fix."""
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """A checked overrides file: lexicon entries and text respellings, by lowercase word."""
+
+    phonemes: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    respellings: dict[str, str] = field(default_factory=dict)
+
+
+class Respeller:
+    """Replaces whole words (any case) by their respellings; pure and thread-safe."""
+
+    def __init__(self, respellings: Mapping[str, str]) -> None:
+        self._respellings = dict(respellings)
+        words = sorted(self._respellings, key=len, reverse=True)
+        self._pattern = re.compile(
+            r"(?<![\w'])(" + "|".join(re.escape(w) for w in words) + r")(?![\w'])",
+            re.IGNORECASE) if words else None
+
+    def __call__(self, text: str) -> str:
+        if self._pattern is None:
+            return text
+        return self._pattern.sub(lambda m: self._respellings[m.group(1).lower()], text)
 
 
 def read_symbols(tokens: Path) -> frozenset[str]:
@@ -46,8 +82,8 @@ def _allowed(symbols: frozenset[str]) -> str:
     return " ".join(sorted(s for s in symbols if not s.isspace()))
 
 
-def parse_overrides(path: Path, symbols: frozenset[str]) -> dict[str, tuple[str, ...]]:
-    """Reads and checks every line of an overrides file; returns word -> phoneme symbols.
+def parse_overrides(path: Path, symbols: frozenset[str]) -> Overrides:
+    """Reads and checks every line of an overrides file.
 
     Raises LexiconError listing every bad line (up to ten) with what is wrong and which symbols
     are allowed. A word given twice keeps its last line, as a later setting overrides an earlier.
@@ -56,7 +92,7 @@ def parse_overrides(path: Path, symbols: frozenset[str]) -> dict[str, tuple[str,
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
         raise LexiconError(f"cannot read the lexicon overrides file {path}: {err}") from err
-    overrides: dict[str, tuple[str, ...]] = {}
+    overrides = Overrides()
     problems: list[str] = []
     unknown_anywhere = False
     for number, line in enumerate(text.splitlines(), start=1):
@@ -64,6 +100,14 @@ def parse_overrides(path: Path, symbols: frozenset[str]) -> dict[str, tuple[str,
         if not stripped or stripped.startswith("#"):
             continue
         word, *items = stripped.split()
+        if items[:1] == ["="]:
+            respelling = " ".join(items[1:])
+            if not _RESPELLING.fullmatch(respelling):
+                problems.append(f"line {number}: respell {word!r} with plain letters, e.g. "
+                                "'gif = jif'")
+                continue
+            overrides.respellings[word.lower()] = respelling
+            continue
         if not items:
             problems.append(f"line {number}: {word!r} has no phonemes; write 'word phonemes', "
                             f"e.g. 'tomato t ə m ˈ A ɾ O'")
@@ -75,7 +119,7 @@ def parse_overrides(path: Path, symbols: frozenset[str]) -> dict[str, tuple[str,
             listed = ", ".join(repr(s) for s in unknown)
             problems.append(f"line {number}: {word!r} uses unknown phoneme symbols {listed}")
             continue
-        overrides[word.lower()] = tuple(phonemes)
+        overrides.phonemes[word.lower()] = tuple(phonemes)
     if problems:
         shown = problems[:_MAX_REPORTED_LINES]
         if len(problems) > len(shown):
@@ -109,12 +153,12 @@ def merge_lexicon(base: Path, overrides: Mapping[str, tuple[str, ...]],
     return destination
 
 
-def apply_overrides(overrides_file: Path, tokens: Path, base_lexicon: Path,
-                    destination: Path) -> Path:
-    """Checks `overrides_file` against tokens.txt and writes the merged lexicon to destination.
+def load_overrides(overrides_file: Path, tokens: Path) -> Overrides:
+    """Checks `overrides_file` against tokens.txt; raises LexiconError naming every bad line."""
+    return parse_overrides(overrides_file, read_symbols(tokens))
 
-    Raises LexiconError before writing anything when the file has a bad line.
-    """
-    overrides = parse_overrides(overrides_file, read_symbols(tokens))
+
+def write_lexicon(overrides: Overrides, base_lexicon: Path, destination: Path) -> Path:
+    """Writes the base lexicon with the phoneme overrides merged in, to `destination`."""
     os.makedirs(destination.parent, exist_ok=True)
-    return merge_lexicon(base_lexicon, overrides, destination)
+    return merge_lexicon(base_lexicon, overrides.phonemes, destination)

@@ -9,7 +9,7 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from wsgiref.simple_server import WSGIServer
@@ -26,7 +26,7 @@ from .calls import CallObserver
 from .config import ServerConfig, parse_config
 from .engine import Engine, ModelFiles
 from .engine_pool import EnginePool
-from .lexicon import LexiconError, apply_overrides
+from .lexicon import LexiconError, Overrides, Respeller, load_overrides, write_lexicon
 from .metrics import Metrics
 from .normalize import normalize
 from .request import Limits
@@ -68,8 +68,8 @@ class RunningServer:
             self.metrics_server.shutdown()
 
 
-def load_engines(config: ServerConfig, files: ModelFiles,
-                 blends: Sequence[Blend] = ()) -> list[Engine]:
+def load_engines(config: ServerConfig, files: ModelFiles, blends: Sequence[Blend] = (),
+                 overrides: Overrides | None = None) -> list[Engine]:
     from .engine import KokoroEngine
 
     # sherpa-onnx reads its files into memory when an engine loads, so the generated ones only
@@ -86,14 +86,13 @@ def load_engines(config: ServerConfig, files: ModelFiles,
                 write_voices(files.voices, builtin, blends, voices)
                 model = keep_open.enter_context(
                     model_with_speakers(files.model, len(builtin) + len(blends), scratch))
-            if config.lexicon_overrides is not None:
-                lexicon = str(apply_overrides(config.lexicon_overrides, files.tokens,
-                                              files.lexicon, scratch / "lexicon.txt"))
+            if overrides is not None and overrides.phonemes:
+                lexicon = str(write_lexicon(overrides, files.lexicon, scratch / "lexicon.txt"))
                 # Checked on 1.13.8: its Kokoro frontend sends all English text to espeak-ng.
-                _LOGGER.warning("lexicon overrides loaded, but sherpa-onnx 1.13.8 reads the "
-                                "lexicon only for CJK text: English words keep espeak-ng's "
-                                "pronunciation")
-        except (BlendError, LexiconError) as err:
+                _LOGGER.warning("phoneme overrides loaded, but sherpa-onnx 1.13.8 reads the "
+                                "lexicon only for CJK text: for English words, use respellings "
+                                "('word = sounds like')")
+        except BlendError as err:
             raise StartupError(str(err)) from err
         return [KokoroEngine(files, config.engine_threads, voices_path=voices, lexicon=lexicon,
                              model_path=model)
@@ -110,7 +109,8 @@ async def warm_up(pool: EnginePool, engines: Sequence[Engine]) -> None:
 
 
 async def start(config: ServerConfig, engines: Sequence[Engine], catalog: VoiceCatalog,
-                runtime: RuntimeDescription) -> RunningServer:
+                runtime: RuntimeDescription, respell: Callable[[str], str] = str
+                ) -> RunningServer:
     """Starts serving on `config.address` with engines already loaded."""
     try:
         credentials = security.server_credentials(config.tls_cert, config.tls_key,
@@ -130,8 +130,9 @@ async def start(config: ServerConfig, engines: Sequence[Engine], catalog: VoiceC
                           "onnxruntime": runtime.onnxruntime,
                           "onnxruntime_version": runtime.onnxruntime_version})
     servicer = TextToSpeechServicer(
-        Synthesizer(pool, normalize), catalog, Limits(max_text_chars=config.max_text_chars),
-        runtime, CallObserver(metrics, log_text=config.log_text))
+        Synthesizer(pool, normalize, respell), catalog,
+        Limits(max_text_chars=config.max_text_chars), runtime,
+        CallObserver(metrics, log_text=config.log_text))
 
     interceptors = [security.BearerTokenInterceptor(token, [SERVICE_NAME])] if token else []
     server = grpc.aio.server(interceptors=interceptors, options=[
@@ -196,14 +197,17 @@ async def serve(config: ServerConfig) -> None:
 
     try:
         blends = parse_blends(config.voice_blends, [v.name for v in _builtin_voices(files)])
-    except BlendError as err:
+        overrides = (load_overrides(config.lexicon_overrides, files.tokens)
+                     if config.lexicon_overrides is not None else Overrides())
+    except (BlendError, LexiconError) as err:
         raise StartupError(str(err)) from err
-    engines = await asyncio.to_thread(load_engines, config, files, blends)
+    engines = await asyncio.to_thread(load_engines, config, files, blends, overrides)
     runtime = RuntimeDescription(
         engine_version=engine_version(), onnxruntime=ort.name, onnxruntime_version=ort.version,
         engines=config.engines, threads_per_engine=config.engine_threads,
         max_queued_requests=config.max_queued_requests)
-    running = await start(config, engines, _catalog(files, blends), runtime)
+    running = await start(config, engines, _catalog(files, blends), runtime,
+                          Respeller(overrides.respellings))
     _LOGGER.info("serving tts_api.v1.TextToSpeech on %s:%d (%d engines x %d threads, "
                  "ready in %.1f s)", config.host, running.port, config.engines,
                  config.engine_threads, time.monotonic() - started)

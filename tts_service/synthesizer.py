@@ -39,9 +39,13 @@ _LOGGER = logging.getLogger(__name__)
 class Synthesizer:
     """Runs one request's pieces on one engine and yields the audio as it is made."""
 
-    def __init__(self, pool: EnginePool, rewrite: Callable[[str], str]) -> None:
+    def __init__(self, pool: EnginePool, normalize: Callable[[str], str],
+                 respell: Callable[[str], str] = str) -> None:
         self._pool = pool
-        self._rewrite = rewrite  # text normalization, applied per piece just before synthesis
+        # Applied per piece just before synthesis, in the engine thread: respellings (always,
+        # they are the operator's pronunciations), then text normalization (when asked for).
+        self._normalize = normalize
+        self._respell = respell
 
     @property
     def sample_rate_hz(self) -> int:
@@ -93,7 +97,9 @@ class Synthesizer:
         for piece in pieces:
             if job.stop.is_set():
                 return
-            text = self._rewrite(piece.text) if normalize else piece.text
+            text = self._respell(piece.text)
+            if normalize:
+                text = self._normalize(text)
 
             def on_chunk(samples: np.ndarray, piece: Piece = piece) -> bool:
                 emit(SpokenPiece(piece, samples))

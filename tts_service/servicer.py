@@ -119,15 +119,19 @@ class TextToSpeechServicer(tts_pb2_grpc.TextToSpeechServicer, ObservedServicer):
             async for spoken in pieces:
                 chunks.append(spoken.samples)
                 record.chunk_sent(len(spoken.samples) / model_rate)
-        samples = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
-        encoded = await asyncio.to_thread(
-            audio.render_whole, samples, model_rate, spec.sample_rate_hz, spec.volume_gain_db,
-            spec.encoding)
+
+        def render() -> bytes:
+            # Joining minutes of audio is a copy of megabytes: not on the event loop.
+            samples = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
+            return audio.render_whole(samples, model_rate, spec.sample_rate_hz,
+                                      spec.volume_gain_db, spec.encoding)
+
+        encoded = await asyncio.to_thread(render)
         return tts_pb2.SynthesizeResponse(
             audio=encoded,
             encoding=_PROTO_ENCODINGS[spec.encoding],
             sample_rate_hertz=spec.sample_rate_hz,
-            audio_duration_seconds=len(samples) / model_rate,
+            audio_duration_seconds=sum(len(chunk) for chunk in chunks) / model_rate,
             voice=spec.voice.name,
         )
 

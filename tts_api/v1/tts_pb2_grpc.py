@@ -70,6 +70,9 @@ class TextToSpeechServicer:
 
     def Synthesize(self, request, context):
         """Synthesizes the whole text and returns it as one audio file or buffer.
+        Long texts make large answers (WAV at 24000 Hz is 48 KB per second of
+        speech): raise the client's receive limit (gRPC's default 4 MB holds about
+        87 s) or use SynthesizeStream.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

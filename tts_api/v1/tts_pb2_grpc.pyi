@@ -43,7 +43,11 @@ class TextToSpeechStub:
     ListVoices: _grpc.UnaryUnaryMultiCallable[_tts_pb2.ListVoicesRequest, _tts_pb2.ListVoicesResponse]
     """Lists the voices this server can speak with."""
     Synthesize: _grpc.UnaryUnaryMultiCallable[_tts_pb2.SynthesizeRequest, _tts_pb2.SynthesizeResponse]
-    """Synthesizes the whole text and returns it as one audio file or buffer."""
+    """Synthesizes the whole text and returns it as one audio file or buffer.
+    Long texts make large answers (WAV at 24000 Hz is 48 KB per second of
+    speech): raise the client's receive limit (gRPC's default 4 MB holds about
+    87 s) or use SynthesizeStream.
+    """
     SynthesizeStream: _grpc.UnaryStreamMultiCallable[_tts_pb2.SynthesizeRequest, _tts_pb2.SynthesizeStreamResponse]
     """Synthesizes the text piece by piece (sentences, or clauses of long
     sentences) and sends each piece's audio as soon as it is ready, in order.
@@ -61,7 +65,11 @@ class TextToSpeechAsyncStub(TextToSpeechStub):
     ListVoices: _aio.UnaryUnaryMultiCallable[_tts_pb2.ListVoicesRequest, _tts_pb2.ListVoicesResponse]  # type: ignore[assignment]
     """Lists the voices this server can speak with."""
     Synthesize: _aio.UnaryUnaryMultiCallable[_tts_pb2.SynthesizeRequest, _tts_pb2.SynthesizeResponse]  # type: ignore[assignment]
-    """Synthesizes the whole text and returns it as one audio file or buffer."""
+    """Synthesizes the whole text and returns it as one audio file or buffer.
+    Long texts make large answers (WAV at 24000 Hz is 48 KB per second of
+    speech): raise the client's receive limit (gRPC's default 4 MB holds about
+    87 s) or use SynthesizeStream.
+    """
     SynthesizeStream: _aio.UnaryStreamMultiCallable[_tts_pb2.SynthesizeRequest, _tts_pb2.SynthesizeStreamResponse]  # type: ignore[assignment]
     """Synthesizes the text piece by piece (sentences, or clauses of long
     sentences) and sends each piece's audio as soon as it is ready, in order.
@@ -88,7 +96,11 @@ class TextToSpeechServicer(metaclass=_abc_1.ABCMeta):
         request: _tts_pb2.SynthesizeRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_tts_pb2.SynthesizeResponse, _abc.Awaitable[_tts_pb2.SynthesizeResponse]]:
-        """Synthesizes the whole text and returns it as one audio file or buffer."""
+        """Synthesizes the whole text and returns it as one audio file or buffer.
+        Long texts make large answers (WAV at 24000 Hz is 48 KB per second of
+        speech): raise the client's receive limit (gRPC's default 4 MB holds about
+        87 s) or use SynthesizeStream.
+        """
 
     @_abc_1.abstractmethod
     def SynthesizeStream(

@@ -65,7 +65,8 @@ def measure(runtime: str, num_threads: int, runs: int, model_dir: Path, shim: Pa
     }
 
 
-def _run_child(runtime: str, num_threads: int, args: argparse.Namespace) -> dict:
+def run_child(runtime: str, num_threads: int, runs: int, model_dir: Path, shim: Path) -> dict:
+    """Measures one runtime and thread count in a fresh process; returns measure()'s dict."""
     # One process per runtime: the choice cannot be undone once sherpa_onnx is imported.
     done = subprocess.run(
         [
@@ -76,11 +77,11 @@ def _run_child(runtime: str, num_threads: int, args: argparse.Namespace) -> dict
             "--threads",
             str(num_threads),
             "--runs",
-            str(args.runs),
+            str(runs),
             "--model-dir",
-            str(args.model_dir),
+            str(model_dir),
             "--shim",
-            str(args.shim),
+            str(shim),
         ],
         capture_output=True,
         text=True,
@@ -109,7 +110,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|")
     for runtime in args.runtimes:
         for num_threads in args.threads:
-            r = _run_child(runtime, num_threads, args)
+            r = run_child(runtime, num_threads, args.runs, args.model_dir, args.shim)
             cpu = r["cpu_per_audio_s"]
             print(
                 f"| {r['runtime']} | {r['version']} | {num_threads} | {r['audio_s']:.2f} "

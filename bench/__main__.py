@@ -1,0 +1,7 @@
+"""Entry point of `python -m bench`."""
+
+import sys
+
+from .main import main
+
+sys.exit(main())

@@ -1,0 +1,296 @@
+"""Runs every measurement side by side, then writes BENCHMARKS.md and bench/benchmarks.png."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+import json
+import logging
+import math
+import os
+import platform
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tests.speech import transcribe, word_error_rate
+from tts_api.v1 import tts_pb2_grpc
+from tts_service import onnx_runtime
+from tts_service.normalize import normalize
+from tts_service.text import SplitPolicy, split_pieces
+
+from . import report, service, texts
+from .raw import RawEngine, raw_throughput
+from .runtime_cpu import run_child
+
+REPO = Path(__file__).resolve().parents[1]
+MODEL_DIR = Path(os.environ.get("TTS_MODEL_DIR", REPO / "models" / "kokoro-multi-lang-v1_0"))
+SHIM = REPO / "build" / "libonnxruntime.so"
+RESULTS = REPO / "build" / "bench-results.json"
+_LOGGER = logging.getLogger("bench")
+
+# Clause-splitting policies compared on texts with a long first sentence. "off" never cuts a
+# sentence at clauses (max_piece_chars still applies), i.e. whole sentences as the engine
+# would do on its own.
+POLICIES = {
+    "off": SplitPolicy(clause_split_chars=10**9),
+    "finer (60/25)": SplitPolicy(clause_split_chars=60, min_clause_chars=25),
+    "default (100/40)": SplitPolicy(),
+    "coarser (150/60)": SplitPolicy(clause_split_chars=150, min_clause_chars=60),
+}
+DEFAULT_POLICY = "default (100/40)"
+# Policies whose audio the recognizer checks: each costs a full synthesis of every text.
+WER_POLICIES = ("off", "finer (60/25)", DEFAULT_POLICY)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How much to measure; --quick shrinks everything to check the code path in minutes."""
+
+    reps: int
+    paragraph_reps: int  # the ~300-word text costs as much as all the others together
+    runtime_runs: int
+    shapes: tuple[tuple[int, int], ...]
+    clients: tuple[int, ...]
+    load_requests: int
+    latency_texts: tuple[str, ...]
+    clause_texts: tuple[str, ...]
+    onnxruntime: str
+
+
+def _plan(args: argparse.Namespace) -> Plan:
+    if args.quick:
+        return Plan(reps=args.reps or 1, paragraph_reps=1, runtime_runs=1,
+                    shapes=((1, 2), (2, 1)), clients=(1, 4), load_requests=4,
+                    latency_texts=("1 sentence", "3 sentences"), clause_texts=("storm",),
+                    onnxruntime=args.onnxruntime)
+    # Budgeted for about 25 minutes on 2 shared cores. 1 engine x 1 thread is left out: it was
+    # the slowest shape in the measurements of shared/KOKORO_ASSETS.md.
+    reps = args.reps or 3
+    return Plan(reps=reps, paragraph_reps=min(reps, 2), runtime_runs=2,
+                shapes=((1, 2), (2, 1), (2, 2)),
+                clients=(1, 2, 4, 8), load_requests=8,
+                latency_texts=tuple(texts.LATENCY_TEXTS),
+                clause_texts=tuple(texts.LONG_FIRST_SENTENCES), onnxruntime=args.onnxruntime)
+
+
+def _first_piece(text: str, policy: SplitPolicy = POLICIES[DEFAULT_POLICY]) -> str:
+    # What the service hands the engine first: the first piece, normalized.
+    return normalize(split_pieces(text, policy)[0].text)
+
+
+def _log(message: str, *args: object) -> None:
+    _LOGGER.info(message, *args)
+
+
+def measure_runtimes(plan: Plan) -> list[dict[str, Any]]:
+    results = []
+    for runtime in ("bundled", "pypi"):
+        for threads in (1, 2):
+            _log("runtime %s, %d thread(s)", runtime, threads)
+            results.append(run_child(runtime, threads, plan.runtime_runs, MODEL_DIR, SHIM))
+    return results
+
+
+async def measure_latency(plan: Plan, engine: RawEngine) -> dict[str, Any]:
+    """Raw engine, unary and stream on the same texts, interleaved within each repetition."""
+    latency: dict[str, dict[str, Any]] = {}
+    for name in plan.latency_texts:
+        text = texts.LATENCY_TEXTS[name]
+        first = _first_piece(text)
+        latency[name] = {"chars": len(text), "words": len(text.split()),
+                         "pieces": len(split_pieces(text)), "first_piece_chars": len(first),
+                         "raw_total": [], "raw_first": [], "raw_first_piece": [], "unary": [],
+                         "stream_first": [], "stream_total": []}
+    clauses: dict[str, dict[str, Any]] = {}
+    for name in plan.clause_texts:
+        text = texts.LONG_FIRST_SENTENCES[name]
+        sentence = split_pieces(text, POLICIES["off"])[0].text
+        clauses[name] = {
+            "sentence_chars": len(sentence), "raw_sentence": [], "stream_first": [],
+            "policies": {p: {"first_piece_chars": len(_first_piece(text, policy)),
+                             "pieces": len(split_pieces(text, policy)), "raw_first_piece": []}
+                         for p, policy in POLICIES.items()},
+        }
+
+    with service.running_server(1, engine.num_threads, plan.onnxruntime) as server:
+        memory = service.Memory(server.process.pid)
+        rss_start, hwm_start = memory.read()
+        async with service.channel(server.address) as chan:
+            stub = tts_pb2_grpc.TextToSpeechStub(chan)
+            heard: dict[str, dict[str, str]] = {name: {} for name in clauses}
+            with memory.sampling():
+                for rep in range(plan.reps):
+                    for name in plan.latency_texts:
+                        if name == "paragraph" and rep >= plan.paragraph_reps:
+                            continue
+                        _log("latency rep %d/%d: %s", rep + 1, plan.reps, name)
+                        text = texts.LATENCY_TEXTS[name]
+                        row = latency[name]
+                        raw = engine.synthesize(normalize(text))
+                        row["raw_total"].append(raw.total_s)
+                        row["raw_first"].append(raw.first_s)
+                        row["raw_audio_s"] = raw.audio_s
+                        row["raw_first_piece"].append(
+                            engine.synthesize(_first_piece(text)).total_s)
+                        unary = await service.unary(stub, text)
+                        row["unary"].append(unary.total_s)
+                        row["audio_s"] = unary.audio_s
+                        # The paragraph's stream runs to the end once; later repetitions
+                        # hang up after the first audio, which is all they are for.
+                        streamed = await service.stream(
+                            stub, text, first_only=name == "paragraph" and rep > 0)
+                        row["stream_first"].append(streamed.first_s)
+                        if not math.isnan(streamed.total_s):
+                            row["stream_total"].append(streamed.total_s)
+                    for name in plan.clause_texts:
+                        text = texts.LONG_FIRST_SENTENCES[name]
+                        _log("clauses rep %d/%d: %s", rep + 1, plan.reps, name)
+                        row = clauses[name]
+                        for policy_name, policy in POLICIES.items():
+                            # The first repetition speaks every piece for the recognizer
+                            # (WER_POLICIES only); the rest time the first piece alone, which
+                            # under "off" is the whole first sentence.
+                            whole = rep == 0 and policy_name in WER_POLICIES
+                            pieces = split_pieces(text, policy)[: None if whole else 1]
+                            spoken = [engine.synthesize(normalize(p.text)) for p in pieces]
+                            row["policies"][policy_name]["raw_first_piece"].append(
+                                spoken[0].total_s)
+                            if whole:
+                                heard[name][policy_name] = transcribe(
+                                    report.concat([s.samples for s in spoken]),
+                                    engine.sample_rate_hz)
+                        row["raw_sentence"].append(
+                            row["policies"]["off"]["raw_first_piece"][-1])
+                        streamed = await service.stream(stub, text, keep_audio=rep == 0)
+                        row["stream_first"].append(streamed.first_s)
+                        if rep == 0:
+                            heard[name]["service"] = transcribe(streamed.samples, 24000)
+        rss_end, hwm_end = memory.read()
+
+    # Corpus word error rate: every text's words joined, so long texts weigh more.
+    reference = " ".join(texts.LONG_FIRST_SENTENCES[name] for name in clauses)
+    wer = {way: word_error_rate(reference, " ".join(heard[name][way] for name in clauses))
+           for way in ("service", *WER_POLICIES)}
+    return {"texts": latency, "clauses": clauses, "wer": wer,
+            "transcripts": heard,
+            "server": {"engines": 1, "threads": engine.num_threads, "rss_start_mb": rss_start,
+                       "hwm_start_mb": hwm_start, "rss_end_mb": rss_end, "hwm_end_mb": hwm_end,
+                       "rss_max_mb": max(memory.samples_mb, default=rss_end)}}
+
+
+async def measure_load(plan: Plan) -> dict[str, Any]:
+    """Throughput per pool shape and client count, each next to the raw engine's same shape."""
+    raw_engines: dict[tuple[int, int], RawEngine] = {}
+    results: dict[str, Any] = {"raw": {}, "service": {}, "text": texts.THROUGHPUT_TEXT,
+                               "requests": plan.load_requests}
+    for engines, threads in plan.shapes:
+        shape = f"{engines}x{threads}"
+        _log("raw throughput %s", shape)
+        pool = []
+        for index in range(engines):
+            if (index, threads) not in raw_engines:
+                raw_engines[index, threads] = RawEngine(MODEL_DIR, threads)
+            pool.append(raw_engines[index, threads])
+        rate, wall = raw_throughput(pool, texts.THROUGHPUT_TEXT, plan.load_requests)
+        results["raw"][shape] = {"throughput": rate, "wall_s": wall}
+
+        with service.running_server(engines, threads, plan.onnxruntime) as server:
+            memory = service.Memory(server.process.pid)
+            rss_start, hwm_start = memory.read()
+            cells = {}
+            with memory.sampling():
+                for clients in plan.clients:
+                    _log("service throughput %s, %d client(s)", shape, clients)
+                    done = await service.load(server.address, texts.THROUGHPUT_TEXT, clients,
+                                              plan.load_requests)
+                    cells[str(clients)] = {
+                        "throughput": done.throughput, "wall_s": done.wall_s,
+                        "audio_s": done.audio_s, "first_audio_median_s":
+                        done.median_first_audio_s, "first_audio_max_s":
+                        max(done.first_audio_s, default=float("nan")),
+                        "rejected": done.rejected}
+            rss_end, hwm_end = memory.read()
+        results["service"][shape] = {
+            "cells": cells, "rss_start_mb": rss_start, "hwm_start_mb": hwm_start,
+            "rss_max_mb": max(memory.samples_mb, default=rss_end), "hwm_end_mb": hwm_end}
+    return results
+
+
+def _machine() -> dict[str, Any]:
+    model = platform.processor() or "unknown"
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    with open("/proc/loadavg", encoding="ascii") as loadavg:
+        load = loadavg.read().split()[:3]
+    return {"cpu": model, "cores": os.cpu_count(), "load_at_start": " ".join(load),
+            "python": platform.python_version(), "kernel": platform.release()}
+
+
+def _save(results: dict[str, Any], path: Path) -> None:
+    # After every phase: a failure late in a long run keeps what was measured before it.
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=1), encoding="utf-8")
+
+
+async def run(plan: Plan, quick: bool, results_path: Path) -> dict[str, Any]:
+    started = time.monotonic()
+    results: dict[str, Any] = {
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": _machine(), "plan": plan.__dict__, "quick": quick}
+    # Bundled-runtime numbers come from fresh processes: the choice is one per process, and
+    # this process must match the server's runtime for the side-by-side ratios.
+    results["runtimes"] = measure_runtimes(plan)
+    _save(results, results_path)
+    info = onnx_runtime.activate(plan.onnxruntime, SHIM)
+    results["raw_runtime"] = {"name": info.name, "version": info.version}
+    _log("raw engine on onnxruntime %s (%s)", info.version, info.name)
+    engine = RawEngine(MODEL_DIR, 2)
+    results["latency"] = await measure_latency(plan, engine)
+    _save(results, results_path)
+    del engine
+    results["load"] = await measure_load(plan)
+    results["duration_s"] = time.monotonic() - started
+    _save(results, results_path)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true",
+                        help="one repetition, two pool shapes, fewer clients (minutes, for "
+                        "development; its numbers are not for BENCHMARKS.md)")
+    parser.add_argument("--reps", type=int, default=0,
+                        help="repetitions of each latency measurement (default 3; 1 with "
+                        "--quick)")
+    parser.add_argument("--onnxruntime", choices=["pypi", "bundled"], default="pypi",
+                        help="runtime of the server and of the in-process raw engine")
+    parser.add_argument("--out", type=Path, default=REPO / "BENCHMARKS.md")
+    parser.add_argument("--chart", type=Path, default=REPO / "bench" / "benchmarks.png")
+    parser.add_argument("--results", type=Path, default=RESULTS,
+                        help="where the raw numbers are saved as JSON")
+    parser.add_argument("--report-only", action="store_true",
+                        help="rewrite the report from --results without measuring")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s",
+                        stream=sys.stderr)
+    if MODEL_DIR.joinpath("model.onnx").exists() is False:
+        parser.error(f"no model in {MODEL_DIR}: run `make models` first")
+
+    if args.report_only:
+        results = json.loads(args.results.read_text(encoding="utf-8"))
+    else:
+        results = asyncio.run(run(_plan(args), args.quick, args.results))
+        _log("raw numbers in %s (%.0f s in all)", args.results, results["duration_s"])
+    report.write(results, args.out, args.chart)
+    _log("wrote %s and %s", args.out, args.chart)
+    return 0

@@ -1,0 +1,178 @@
+"""The service as a client sees it: timed calls, concurrent clients, the server's memory."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import grpc
+import numpy as np
+
+from tests.servers import ServerProcess, start_server
+from tts_api.v1 import tts_pb2, tts_pb2_grpc
+
+VOICE = "af_bella"
+CALL_TIMEOUT_S = 600.0
+# A ~300-word WAV at 24 kHz is about 5 MB, over gRPC's default 4 MB receive limit.
+CHANNEL_OPTIONS = [("grpc.max_receive_message_length", 64 * 1024 * 1024)]
+
+
+@dataclass(frozen=True)
+class StreamTiming:
+    first_s: float
+    total_s: float
+    audio_s: float
+    samples: np.ndarray
+
+
+@dataclass(frozen=True)
+class UnaryTiming:
+    total_s: float
+    audio_s: float
+
+
+@dataclass
+class Memory:
+    """The server's resident memory in MB: VmRSS sampled now, VmHWM the peak so far."""
+
+    pid: int
+    samples_mb: list[float] = field(default_factory=list)
+
+    def read(self) -> tuple[float, float]:
+        fields = {}
+        with open(f"/proc/{self.pid}/status", encoding="ascii") as status:
+            for line in status:
+                name, _, value = line.partition(":")
+                if name in ("VmRSS", "VmHWM"):
+                    fields[name] = int(value.split()[0]) / 1024  # kB
+        return fields["VmRSS"], fields["VmHWM"]
+
+    @contextmanager
+    def sampling(self, interval_s: float = 0.25) -> Iterator[None]:
+        """Samples VmRSS in a background thread while the block runs."""
+        stop = threading.Event()
+
+        def sample() -> None:
+            while not stop.wait(interval_s):
+                try:
+                    self.samples_mb.append(self.read()[0])
+                except (OSError, KeyError):
+                    return
+
+        thread = threading.Thread(target=sample, daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
+
+
+@contextmanager
+def running_server(engines: int, threads: int, onnxruntime: str) -> Iterator[ServerProcess]:
+    server = start_server("--engines", str(engines), "--engine-threads", str(threads),
+                          "--onnxruntime", onnxruntime)
+    try:
+        yield server
+    finally:
+        code = server.stop()
+        if code != 0:
+            raise RuntimeError(f"server exited with {code}:\n" + "".join(server.log))
+
+
+def channel(address: str) -> grpc.aio.Channel:
+    return grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
+
+
+async def unary(stub: tts_pb2_grpc.TextToSpeechStub, text: str) -> UnaryTiming:
+    """A Synthesize call with the defaults (WAV at 24 kHz), timed until the reply is in."""
+    start = time.perf_counter()
+    response = await stub.Synthesize(tts_pb2.SynthesizeRequest(text=text, voice=VOICE),
+                                     timeout=CALL_TIMEOUT_S)
+    return UnaryTiming(time.perf_counter() - start, response.audio_duration_seconds)
+
+
+async def stream(stub: tts_pb2_grpc.TextToSpeechStub, text: str, keep_audio: bool = False,
+                 first_only: bool = False) -> StreamTiming:
+    """A SynthesizeStream call (16-bit PCM): time to the first audio bytes and to the end.
+
+    `first_only` hangs up after the first audio, then waits until the server's engine is free
+    again (a one-word call queues behind it), so the next measurement runs on a quiet machine.
+    """
+    start = time.perf_counter()
+    first = 0.0
+    audio_s = 0.0
+    pieces: list[bytes] = []
+    call = stub.SynthesizeStream(tts_pb2.SynthesizeRequest(text=text, voice=VOICE),
+                                 timeout=CALL_TIMEOUT_S)
+    async for message in call:
+        if message.audio and not first:
+            first = time.perf_counter() - start
+        audio_s += message.audio_duration_seconds
+        if keep_audio:
+            pieces.append(message.audio)
+        if first and first_only:
+            call.cancel()
+            break
+    total = time.perf_counter() - start
+    if first_only:
+        await stub.Synthesize(tts_pb2.SynthesizeRequest(text="Ok.", voice=VOICE),
+                              timeout=CALL_TIMEOUT_S)
+        total = float("nan")
+    samples = (np.frombuffer(b"".join(pieces), dtype="<i2").astype(np.float32) / 32768.0
+               if keep_audio else np.zeros(0, np.float32))
+    return StreamTiming(first, total, audio_s, samples)
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    clients: int
+    requests: int
+    wall_s: float
+    audio_s: float
+    first_audio_s: list[float]
+    rejected: int
+
+    @property
+    def throughput(self) -> float:
+        return self.audio_s / self.wall_s
+
+    @property
+    def median_first_audio_s(self) -> float:
+        return statistics.median(self.first_audio_s) if self.first_audio_s else float("nan")
+
+
+async def load(address: str, text: str, clients: int, requests: int) -> LoadResult:
+    """`clients` users, each on its own channel, share `requests` streamed calls of `text`.
+
+    A fixed amount of work split evenly, rather than a fixed duration: every cell of the
+    table then does the same syntheses, and a closed loop per client keeps the pool fed.
+    """
+    first_audio: list[float] = []
+    audio = [0.0]
+    rejected = [0]
+
+    async def client(count: int) -> None:
+        async with channel(address) as chan:
+            stub = tts_pb2_grpc.TextToSpeechStub(chan)
+            for _ in range(count):
+                try:
+                    timing = await stream(stub, text)
+                except grpc.aio.AioRpcError as err:
+                    if err.code() != grpc.StatusCode.RESOURCE_EXHAUSTED:
+                        raise
+                    rejected[0] += 1
+                    continue
+                first_audio.append(timing.first_s)
+                audio[0] += timing.audio_s
+
+    counts = [requests // clients + (1 if i < requests % clients else 0) for i in range(clients)]
+    start = time.perf_counter()
+    await asyncio.gather(*(client(count) for count in counts))
+    wall = time.perf_counter() - start
+    return LoadResult(clients, requests, wall, audio[0], first_audio, rejected[0])

@@ -69,6 +69,30 @@ def choose_shape(load: dict[str, Any]) -> tuple[str, str]:
     return chosen, reason
 
 
+def _lone_client_note(load: dict[str, Any], chosen: str) -> list[str]:
+    """What the chosen shape costs a single caller, against the shape that serves one best."""
+    service = load["service"]
+    alone = {shape: row["cells"]["1"] for shape, row in service.items() if "1" in row["cells"]}
+    if chosen not in alone:
+        return []
+    # Of the shapes about as fast for one caller, the one with the fewest engines (memory).
+    best = max(cell["throughput"] for cell in alone.values())
+    fastest = min((shape for shape, cell in alone.items()
+                   if cell["throughput"] >= (1 - SHAPE_TOLERANCE) * best),
+                  key=lambda shape: int(shape.split("x")[0]))
+    if fastest == chosen:
+        return []
+    mine, theirs = alone[chosen], alone[fastest]
+    return [
+        f"The price: a lone client gets {mine['throughput']:.2f} audio s per wall s and first "
+        f"audio after {mine['first_audio_median_s']:.2f} s on {chosen}, against "
+        f"{theirs['throughput']:.2f} and {theirs['first_audio_median_s']:.2f} s on "
+        f"{fastest}. A server with one user at a time should run {fastest} "
+        f"(`TTS_ENGINES={fastest.split('x')[0]} TTS_ENGINE_THREADS={fastest.split('x')[1]}`).",
+        "",
+    ]
+
+
 def _targets(results: dict[str, Any]) -> list[str]:
     latency = results["latency"]["texts"]
     load = results["load"]
@@ -361,5 +385,6 @@ def write(results: dict[str, Any], out: Path, chart_path: Path) -> None:
         "",
         f"Chosen: **{chosen}** (engines x threads per engine): {reason}.",
         "",
+        *_lone_client_note(results["load"], chosen),
     ]
     out.write_text("\n".join(lines), encoding="utf-8")

@@ -11,15 +11,17 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import grpc
 import numpy as np
 import pytest
 import soundfile
 
 from tts_api.v1 import tts_pb2, tts_pb2_grpc
 
-from .servers import REPO, ServerProcess
+from .servers import REPO, ServerProcess, start_server
 from .speech import transcribe, word_error_rate
 
 pytestmark = pytest.mark.model
@@ -206,10 +208,25 @@ def test_unknown_output_format(tmp_path: Path) -> None:
     assert_clean_failure(result, "cannot tell the format of")
 
 
+@pytest.fixture(scope="module")
+def one_engine_server() -> Iterator[ServerProcess]:
+    """A server whose next request needs the engine an interrupted client was using."""
+    running = start_server("--engines", "1", "--engine-threads", "2")
+    yield running
+    assert running.stop() == 0
+
+
 async def test_ctrl_c_stops_playback_and_frees_the_engine(
-        server: ServerProcess, stub: tts_pb2_grpc.TextToSpeechStub, tmp_path: Path) -> None:
+        one_engine_server: ServerProcess, tmp_path: Path) -> None:
+    async with grpc.aio.insecure_channel(one_engine_server.address) as channel:
+        await _interrupt_and_check(one_engine_server, tts_pb2_grpc.TextToSpeechStub(channel),
+                                   tmp_path)
+
+
+async def _interrupt_and_check(server: ServerProcess, stub: tts_pb2_grpc.TextToSpeechStub,
+                               tmp_path: Path) -> None:
     info = await stub.GetServerInfo(tts_pb2.GetServerInfoRequest(), timeout=CALL_TIMEOUT_S)
-    assert info.engines == 1  # so the next request needs the engine the client was using
+    assert info.engines == 1
     short = tts_pb2.SynthesizeRequest(text="The engine is free again.", voice="af_bella")
     began = time.monotonic()
     idle = await stub.Synthesize(short, timeout=CALL_TIMEOUT_S)

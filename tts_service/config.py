@@ -21,8 +21,10 @@ class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 50051
     model_dir: Path = DEFAULT_MODEL_DIR
-    engines: int = 1
-    engine_threads: int = 2
+    # From BENCHMARKS.md: two single-threaded engines make the most audio per second once two
+    # or more people call at once (2.56 vs 2.30 audio s/s for 1x2 with 4 clients).
+    engines: int = 2
+    engine_threads: int = 1
     max_text_chars: int = 5000
     max_queued_requests: int = 8
     shutdown_grace_s: float = 30.0

@@ -26,22 +26,11 @@ class RawEngine:
     """One sherpa-onnx OfflineTts with the service's model files, voice af_bella."""
 
     def __init__(self, model_dir: Path, num_threads: int) -> None:
-        # Imported here: the caller must have chosen the runtime (onnx_runtime.activate) first.
-        import sherpa_onnx
+        # The caller must have chosen the runtime (onnx_runtime.activate) first.
+        from tts_service.engine import ModelFiles, load_offline_tts
 
-        kokoro = sherpa_onnx.OfflineTtsKokoroModelConfig(
-            model=str(model_dir / "model.onnx"),
-            voices=str(model_dir / "voices.bin"),
-            tokens=str(model_dir / "tokens.txt"),
-            lexicon=str(model_dir / "lexicon-us-en.txt"),
-            data_dir=str(model_dir / "espeak-ng-data"),
-            dict_dir="",
-        )
-        config = sherpa_onnx.OfflineTtsConfig(
-            model=sherpa_onnx.OfflineTtsModelConfig(kokoro=kokoro, num_threads=num_threads)
-        )
         self.num_threads = num_threads
-        self._tts = sherpa_onnx.OfflineTts(config)
+        self._tts = load_offline_tts(ModelFiles(model_dir), num_threads)
         self.sample_rate_hz = int(self._tts.sample_rate)
         names = (model_dir / "voices.txt").read_text(encoding="utf-8").split()
         self.speaker_id = names.index(AF_BELLA)

@@ -29,20 +29,9 @@ def measure(runtime: str, num_threads: int, runs: int, model_dir: Path, shim: Pa
     from tts_service import onnx_runtime
 
     info = onnx_runtime.activate(runtime, shim)
-    import sherpa_onnx
+    from tts_service.engine import ModelFiles, load_offline_tts
 
-    kokoro = sherpa_onnx.OfflineTtsKokoroModelConfig(
-        model=str(model_dir / "model.onnx"),
-        voices=str(model_dir / "voices.bin"),
-        tokens=str(model_dir / "tokens.txt"),
-        lexicon=str(model_dir / "lexicon-us-en.txt"),
-        data_dir=str(model_dir / "espeak-ng-data"),
-        dict_dir="",
-    )
-    config = sherpa_onnx.OfflineTtsConfig(
-        model=sherpa_onnx.OfflineTtsModelConfig(kokoro=kokoro, num_threads=num_threads)
-    )
-    tts = sherpa_onnx.OfflineTts(config)
+    tts = load_offline_tts(ModelFiles(model_dir), num_threads)
     # The first call pays one-off allocations and thread-pool start-up; keep it out.
     tts.generate("Warm up.", sid=AF_BELLA, speed=1.0)
     cpu_per_audio_s = []

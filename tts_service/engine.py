@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -69,29 +69,35 @@ def engine_version() -> str:
     return str(sherpa_onnx.__version__)
 
 
+def load_offline_tts(files: ModelFiles, num_threads: int, voices_path: Path | None = None,
+                     lexicon: str | None = None, model_path: Path | None = None) -> Any:
+    """A sherpa-onnx OfflineTts for the Kokoro model (the benchmark's raw engine uses it too)."""
+    # Imported here, not at module load: the runtime choice (onnx_runtime.activate) must
+    # happen before sherpa_onnx is first imported.
+    import sherpa_onnx
+
+    kokoro = sherpa_onnx.OfflineTtsKokoroModelConfig(
+        model=str(model_path or files.model),
+        voices=str(voices_path or files.voices),
+        tokens=str(files.tokens),
+        lexicon=lexicon or str(files.lexicon),
+        data_dir=str(files.espeak_data),
+        dict_dir="",
+    )
+    config = sherpa_onnx.OfflineTtsConfig(
+        model=sherpa_onnx.OfflineTtsModelConfig(kokoro=kokoro, num_threads=num_threads),
+    )
+    if not config.validate():
+        raise RuntimeError(f"sherpa-onnx rejected the model files in {files.directory}")
+    return sherpa_onnx.OfflineTts(config)
+
+
 class KokoroEngine:
     """One sherpa-onnx OfflineTts instance with the Kokoro model loaded."""
 
     def __init__(self, files: ModelFiles, num_threads: int, voices_path: Path | None = None,
                  lexicon: str | None = None, model_path: Path | None = None) -> None:
-        # Imported here, not at module load: the runtime choice (onnx_runtime.activate) must
-        # happen before sherpa_onnx is first imported.
-        import sherpa_onnx
-
-        kokoro = sherpa_onnx.OfflineTtsKokoroModelConfig(
-            model=str(model_path or files.model),
-            voices=str(voices_path or files.voices),
-            tokens=str(files.tokens),
-            lexicon=lexicon or str(files.lexicon),
-            data_dir=str(files.espeak_data),
-            dict_dir="",
-        )
-        config = sherpa_onnx.OfflineTtsConfig(
-            model=sherpa_onnx.OfflineTtsModelConfig(kokoro=kokoro, num_threads=num_threads),
-        )
-        if not config.validate():
-            raise RuntimeError(f"sherpa-onnx rejected the model files in {files.directory}")
-        self._tts = sherpa_onnx.OfflineTts(config)
+        self._tts = load_offline_tts(files, num_threads, voices_path, lexicon, model_path)
         self.sample_rate_hz = int(self._tts.sample_rate)
         self.num_speakers = int(self._tts.num_speakers)
 

@@ -174,6 +174,17 @@ def test_list_voices(server: ServerProcess) -> None:
     assert any(row.split()[:3] == ["af_bella", "en-US", "female"] for row in rows), rows
 
 
+def test_list_voices_into_a_reader_that_stops_early(server: ServerProcess) -> None:
+    listing = subprocess.Popen(client_command("--server", server.address, "--list-voices"),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env=client_env(None), cwd=REPO)
+    assert listing.stdout is not None and listing.stderr is not None
+    listing.stdout.close()  # like `| head -0`: nobody reads the table
+    stderr = listing.stderr.read()
+    listing.wait(CALL_TIMEOUT_S)
+    assert "Traceback" not in stderr and "Broken pipe" not in stderr, stderr
+
+
 def test_server_unreachable() -> None:
     with socket.socket() as sock:  # a port nothing listens on once it is closed
         sock.bind(("127.0.0.1", 0))

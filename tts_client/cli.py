@@ -394,6 +394,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (`--list-voices | head`): nothing more to say, and Python must
+        # not complain again when it flushes stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILURE
     except grpc.aio.AioRpcError as err:
         print(f"error: {explain(err, args.server, args.timeout)}", file=sys.stderr)
         return EXIT_FAILURE

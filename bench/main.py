@@ -120,7 +120,7 @@ async def measure_latency(plan: Plan, engine: RawEngine) -> dict[str, Any]:
         memory = service.Memory(server.process.pid)
         rss_start, hwm_start = memory.read()
         async with service.channel(server.address) as chan:
-            stub = tts_pb2_grpc.TextToSpeechStub(chan)
+            stub = tts_pb2_grpc.TextToSpeechServiceStub(chan)
             heard: dict[str, dict[str, str]] = {name: {} for name in clauses}
             with memory.sampling():
                 for rep in range(plan.reps):

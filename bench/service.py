@@ -89,15 +89,16 @@ def channel(address: str) -> grpc.aio.Channel:
     return grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
 
 
-async def unary(stub: tts_pb2_grpc.TextToSpeechStub, text: str) -> UnaryTiming:
+async def unary(stub: tts_pb2_grpc.TextToSpeechServiceStub, text: str) -> UnaryTiming:
     """A Synthesize call with the defaults (WAV at 24 kHz), timed until the reply is in."""
     start = time.perf_counter()
-    response = await stub.Synthesize(tts_pb2.SynthesizeRequest(text=text, voice=VOICE),
+    response = await stub.Synthesize(tts_pb2.SynthesizeRequest(text=text,
+                                                               config=tts_pb2.SynthesisConfig(voice=VOICE)),
                                      timeout=CALL_TIMEOUT_S)
     return UnaryTiming(time.perf_counter() - start, response.audio_duration_seconds)
 
 
-async def stream(stub: tts_pb2_grpc.TextToSpeechStub, text: str, keep_audio: bool = False,
+async def stream(stub: tts_pb2_grpc.TextToSpeechServiceStub, text: str, keep_audio: bool = False,
                  first_only: bool = False) -> StreamTiming:
     """A SynthesizeStream call (16-bit PCM): time to the first audio bytes and to the end.
 
@@ -108,20 +109,23 @@ async def stream(stub: tts_pb2_grpc.TextToSpeechStub, text: str, keep_audio: boo
     first = 0.0
     audio_s = 0.0
     pieces: list[bytes] = []
-    call = stub.SynthesizeStream(tts_pb2.SynthesizeRequest(text=text, voice=VOICE),
+    call = stub.SynthesizeStream(tts_pb2.SynthesizeStreamRequest(text=text,
+                                                                 config=tts_pb2.SynthesisConfig(voice=VOICE)),
                                  timeout=CALL_TIMEOUT_S)
     async for message in call:
-        if message.audio and not first:
+        chunk = message.chunk
+        if chunk.audio and not first:
             first = time.perf_counter() - start
-        audio_s += message.audio_duration_seconds
+        audio_s += chunk.audio_duration_seconds
         if keep_audio:
-            pieces.append(message.audio)
+            pieces.append(chunk.audio)
         if first and first_only:
             call.cancel()
             break
     total = time.perf_counter() - start
     if first_only:
-        await stub.Synthesize(tts_pb2.SynthesizeRequest(text="Ok.", voice=VOICE),
+        await stub.Synthesize(tts_pb2.SynthesizeRequest(text="Ok.",
+                                                        config=tts_pb2.SynthesisConfig(voice=VOICE)),
                               timeout=CALL_TIMEOUT_S)
         total = float("nan")
     samples = (np.frombuffer(b"".join(pieces), dtype="<i2").astype(np.float32) / 32768.0
@@ -159,7 +163,7 @@ async def load(address: str, text: str, clients: int, requests: int) -> LoadResu
 
     async def client(count: int) -> None:
         async with channel(address) as chan:
-            stub = tts_pb2_grpc.TextToSpeechStub(chan)
+            stub = tts_pb2_grpc.TextToSpeechServiceStub(chan)
             for _ in range(count):
                 try:
                     timing = await stream(stub, text)

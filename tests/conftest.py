@@ -27,5 +27,5 @@ async def channel(server: ServerProcess) -> AsyncIterator[grpc.aio.Channel]:
 
 
 @pytest.fixture(scope="module")
-def stub(channel: grpc.aio.Channel) -> tts_pb2_grpc.TextToSpeechStub:
-    return tts_pb2_grpc.TextToSpeechStub(channel)
+def stub(channel: grpc.aio.Channel) -> tts_pb2_grpc.TextToSpeechServiceStub:
+    return tts_pb2_grpc.TextToSpeechServiceStub(channel)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 MODEL_DIR = Path(os.environ.get("TTS_MODEL_DIR", REPO / "models" / "kokoro-multi-lang-v1_0"))
-_READY = re.compile(r"serving tts_api\.v1\.TextToSpeech on (\S+):(\d+)")
+_READY = re.compile(r"serving tts_api\.v1\.TextToSpeechService on (\S+):(\d+)")
 
 
 @dataclass

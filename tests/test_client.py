@@ -84,10 +84,11 @@ def assert_clean_failure(result: subprocess.CompletedProcess[str], *expected: st
 
 
 @pytest.fixture(scope="module")
-async def reference(stub: tts_pb2_grpc.TextToSpeechStub) -> tts_pb2.SynthesizeResponse:
+async def reference(stub: tts_pb2_grpc.TextToSpeechServiceStub) -> tts_pb2.SynthesizeResponse:
     """The server's own whole-text synthesis of TEXT, to compare the client's audio with."""
-    request = tts_pb2.SynthesizeRequest(text=TEXT, voice="af_bella",
-                                        encoding=tts_pb2.AUDIO_ENCODING_PCM_S16LE)
+    request = tts_pb2.SynthesizeRequest(text=TEXT,
+                                        config=tts_pb2.SynthesisConfig(voice="af_bella",
+                                                                       encoding=tts_pb2.AUDIO_ENCODING_PCM_S16LE))
     response: tts_pb2.SynthesizeResponse = await stub.Synthesize(request,
                                                                  timeout=CALL_TIMEOUT_S)
     return response
@@ -230,15 +231,16 @@ def one_engine_server() -> Iterator[ServerProcess]:
 async def test_ctrl_c_stops_playback_and_frees_the_engine(
         one_engine_server: ServerProcess, tmp_path: Path) -> None:
     async with grpc.aio.insecure_channel(one_engine_server.address) as channel:
-        await _interrupt_and_check(one_engine_server, tts_pb2_grpc.TextToSpeechStub(channel),
+        await _interrupt_and_check(one_engine_server, tts_pb2_grpc.TextToSpeechServiceStub(channel),
                                    tmp_path)
 
 
-async def _interrupt_and_check(server: ServerProcess, stub: tts_pb2_grpc.TextToSpeechStub,
+async def _interrupt_and_check(server: ServerProcess, stub: tts_pb2_grpc.TextToSpeechServiceStub,
                                tmp_path: Path) -> None:
     info = await stub.GetServerInfo(tts_pb2.GetServerInfoRequest(), timeout=CALL_TIMEOUT_S)
     assert info.engines == 1
-    short = tts_pb2.SynthesizeRequest(text="The engine is free again.", voice="af_bella")
+    short = tts_pb2.SynthesizeRequest(text="The engine is free again.",
+                                      config=tts_pb2.SynthesisConfig(voice="af_bella"))
     began = time.monotonic()
     idle = await stub.Synthesize(short, timeout=CALL_TIMEOUT_S)
     audio_per_wall_s = idle.audio_duration_seconds / (time.monotonic() - began)

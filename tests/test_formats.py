@@ -62,18 +62,21 @@ def opus_input_rate_hz(data: bytes) -> int:
     return int(struct.unpack_from("<I", data, head + 12)[0])
 
 
-async def _stream(stub: tts_pb2_grpc.TextToSpeechStub, request: tts_pb2.SynthesizeRequest
-                  ) -> list[tts_pb2.SynthesizeStreamResponse]:
-    async def collect() -> list[tts_pb2.SynthesizeStreamResponse]:
-        return [message async for message in stub.SynthesizeStream(request)]
+async def _stream(stub: tts_pb2_grpc.TextToSpeechServiceStub, request: tts_pb2.SynthesizeRequest
+                  ) -> list[tts_pb2.AudioChunk]:
+    """The same text and settings through SynthesizeStream: its audio chunks."""
+    streamed = tts_pb2.SynthesizeStreamRequest(text=request.text, config=request.config)
+
+    async def collect() -> list[tts_pb2.AudioChunk]:
+        return [message.chunk async for message in stub.SynthesizeStream(streamed)]
 
     return await asyncio.wait_for(collect(), STEP_TIMEOUT_S)
 
 
-async def _pcm(stub: tts_pb2_grpc.TextToSpeechStub, **fields: object) -> np.ndarray:
-    request = tts_pb2.SynthesizeRequest(text=TEXT, voice="af_bella",
-                                        encoding=tts_pb2.AUDIO_ENCODING_PCM_S16LE,
-                                        **fields)  # type: ignore[arg-type]
+async def _pcm(stub: tts_pb2_grpc.TextToSpeechServiceStub, **fields: object) -> np.ndarray:
+    request = tts_pb2.SynthesizeRequest(text=TEXT, config=tts_pb2.SynthesisConfig(
+        voice="af_bella", encoding=tts_pb2.AUDIO_ENCODING_PCM_S16LE,
+        **fields))  # type: ignore[arg-type]
     response = await stub.Synthesize(request, timeout=STEP_TIMEOUT_S)
     return pcm16_to_float(response.audio)
 
@@ -98,8 +101,10 @@ def _check_decoded(data: bytes, encoding: Encoding, rate_hz: int, duration_s: fl
 
 @pytest.mark.parametrize("encoding", ENCODINGS, ids=tts_pb2.AudioEncoding.Name)
 async def test_unary_audio_decodes_to_the_announced_rate_and_duration(
-        stub: tts_pb2_grpc.TextToSpeechStub, encoding: Encoding) -> None:
-    request = tts_pb2.SynthesizeRequest(text=TEXT, voice="af_bella", encoding=encoding)
+        stub: tts_pb2_grpc.TextToSpeechServiceStub, encoding: Encoding) -> None:
+    request = tts_pb2.SynthesizeRequest(text=TEXT,
+                                        config=tts_pb2.SynthesisConfig(voice="af_bella",
+                                                                       encoding=encoding))
     response = await stub.Synthesize(request, timeout=STEP_TIMEOUT_S)
     assert response.encoding == encoding
     assert response.sample_rate_hertz == 24000
@@ -109,9 +114,11 @@ async def test_unary_audio_decodes_to_the_announced_rate_and_duration(
 
 @pytest.mark.parametrize("encoding", ENCODINGS, ids=tts_pb2.AudioEncoding.Name)
 async def test_stream_chunks_concatenate_into_one_valid_stream(
-        stub: tts_pb2_grpc.TextToSpeechStub, encoding: Encoding) -> None:
-    request = tts_pb2.SynthesizeRequest(text=TEXT, voice="af_bella", encoding=encoding,
-                                        sample_rate_hertz=16000)
+        stub: tts_pb2_grpc.TextToSpeechServiceStub, encoding: Encoding) -> None:
+    request = tts_pb2.SynthesizeRequest(text=TEXT,
+                                        config=tts_pb2.SynthesisConfig(voice="af_bella",
+                                                                       encoding=encoding,
+                                                                       sample_rate_hertz=16000))
     messages = await _stream(stub, request)
     assert sum(1 for m in messages if m.audio) >= 2, "expected audio in several chunks"
     assert {(m.encoding, m.sample_rate_hertz) for m in messages} == {(encoding, 16000)}
@@ -121,9 +128,11 @@ async def test_stream_chunks_concatenate_into_one_valid_stream(
 
 @pytest.mark.parametrize("rate_hz", [8000, 16000, 22050, 44100, 48000])
 async def test_resampled_wav_has_the_requested_rate_and_duration(
-        stub: tts_pb2_grpc.TextToSpeechStub, rate_hz: int) -> None:
-    request = tts_pb2.SynthesizeRequest(text=TEXT, voice="af_bella", sample_rate_hertz=rate_hz,
-                                        encoding=tts_pb2.AUDIO_ENCODING_WAV)
+        stub: tts_pb2_grpc.TextToSpeechServiceStub, rate_hz: int) -> None:
+    request = tts_pb2.SynthesizeRequest(text=TEXT,
+                                        config=tts_pb2.SynthesisConfig(voice="af_bella",
+                                                                       sample_rate_hertz=rate_hz,
+                                                                       encoding=tts_pb2.AUDIO_ENCODING_WAV))
     response = await stub.Synthesize(request, timeout=STEP_TIMEOUT_S)
     assert response.sample_rate_hertz == rate_hz
     samples, decoded_rate_hz = decode(response.audio, tts_pb2.AUDIO_ENCODING_WAV, rate_hz)
@@ -133,10 +142,12 @@ async def test_resampled_wav_has_the_requested_rate_and_duration(
 
 
 async def test_streamed_resampling_matches_the_whole_signal(
-        stub: tts_pb2_grpc.TextToSpeechStub) -> None:
+        stub: tts_pb2_grpc.TextToSpeechServiceStub) -> None:
     """The resampler carries its state across chunks: no clicks or gaps at the joins."""
-    request = tts_pb2.SynthesizeRequest(text=TEXT, voice="af_bella", sample_rate_hertz=16000,
-                                        encoding=tts_pb2.AUDIO_ENCODING_PCM_S16LE)
+    request = tts_pb2.SynthesizeRequest(text=TEXT,
+                                        config=tts_pb2.SynthesisConfig(voice="af_bella",
+                                                                       sample_rate_hertz=16000,
+                                                                       encoding=tts_pb2.AUDIO_ENCODING_PCM_S16LE))
     streamed = pcm16_to_float(b"".join(m.audio for m in await _stream(stub, request)))
     whole = pcm16_to_float((await stub.Synthesize(request, timeout=STEP_TIMEOUT_S)).audio)
     assert len(streamed) == pytest.approx(len(whole), abs=2)
@@ -146,19 +157,19 @@ async def test_streamed_resampling_matches_the_whole_signal(
 
 @pytest.mark.parametrize(("rate_hz", "max_wer"), [(16000, 0.2), (8000, 0.3)])
 async def test_recognizer_understands_telephone_and_wideband_rates(
-        stub: tts_pb2_grpc.TextToSpeechStub, rate_hz: int, max_wer: float) -> None:
+        stub: tts_pb2_grpc.TextToSpeechServiceStub, rate_hz: int, max_wer: float) -> None:
     samples = await _pcm(stub, sample_rate_hertz=rate_hz)
     heard = transcribe(samples, rate_hz)
     assert word_error_rate(TEXT, heard) <= max_wer, heard
 
 
-async def test_speed_changes_the_duration(stub: tts_pb2_grpc.TextToSpeechStub) -> None:
+async def test_speed_changes_the_duration(stub: tts_pb2_grpc.TextToSpeechServiceStub) -> None:
     natural, fast, slow = [len(await _pcm(stub, speed=speed)) for speed in (1.0, 2.0, 0.5)]
     assert fast < 0.7 * natural
     assert slow > 1.5 * natural
 
 
-async def test_volume_gain_scales_the_level(stub: tts_pb2_grpc.TextToSpeechStub) -> None:
+async def test_volume_gain_scales_the_level(stub: tts_pb2_grpc.TextToSpeechServiceStub) -> None:
     loud = await _pcm(stub)
     quiet = await _pcm(stub, volume_gain_db=-20.0)
     assert len(quiet) == len(loud)

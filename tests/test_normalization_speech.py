@@ -31,7 +31,7 @@ def _sentences() -> list[tuple[str, str]]:
     return [(row["written"], row["spoken"]) for row in rows]
 
 
-async def _all_heard(stub: tts_pb2_grpc.TextToSpeechStub, texts: list[str],
+async def _all_heard(stub: tts_pb2_grpc.TextToSpeechServiceStub, texts: list[str],
                      normalize: bool) -> list[str]:
     """Synthesizes each text and hears it back, recognizing one while the next is made."""
     loop = asyncio.get_running_loop()
@@ -40,9 +40,11 @@ async def _all_heard(stub: tts_pb2_grpc.TextToSpeechStub, texts: list[str],
     in_flight = asyncio.Semaphore(2)
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as recognizer:
         async def heard(text: str) -> str:
-            request = tts_pb2.SynthesizeRequest(
-                text=text, voice="af_bella", sample_rate_hertz=16000,
-                encoding=tts_pb2.AUDIO_ENCODING_PCM_S16LE, normalize_text=normalize)
+            request = tts_pb2.SynthesizeRequest(text=text,
+                                                config=tts_pb2.SynthesisConfig(voice="af_bella",
+                                                                               sample_rate_hertz=16000,
+                                                                               encoding=tts_pb2.AUDIO_ENCODING_PCM_S16LE,
+                                                                               normalize_text=normalize))
             async with in_flight:
                 response = await stub.Synthesize(request, timeout=STEP_TIMEOUT_S)
             return await loop.run_in_executor(
@@ -61,7 +63,7 @@ def test_the_sentence_set_is_large_and_full_of_things_to_normalize() -> None:
 
 @pytest.mark.timeout(1200)
 async def test_normalization_lowers_the_word_error_rate(
-        stub: tts_pb2_grpc.TextToSpeechStub) -> None:
+        stub: tts_pb2_grpc.TextToSpeechServiceStub) -> None:
     every = _sentences()
     sentences = [every[i * len(every) // SENTENCES_SPOKEN] for i in range(SENTENCES_SPOKEN)]
     references = [words(spoken) for _, spoken in sentences]

@@ -54,13 +54,13 @@ def _peak_rss_mb(server: ServerProcess) -> float:
 def test_fuzzed_requests_end_ok_or_with_a_proper_error(
         server: ServerProcess, text: str, speed: float, encoding: int, rate: int, gain: float,
         normalize: bool) -> None:
-    request = tts_pb2.SynthesizeRequest(
-        text=text, speed=speed, encoding=encoding,  # type: ignore[arg-type]
-        sample_rate_hertz=rate, volume_gain_db=gain, normalize_text=normalize)
+    request = tts_pb2.SynthesizeRequest(text=text, config=tts_pb2.SynthesisConfig(
+        speed=speed, encoding=encoding,  # type: ignore[arg-type]
+        sample_rate_hertz=rate, volume_gain_db=gain, normalize_text=normalize))
 
     async def call() -> None:
         async with grpc.aio.insecure_channel(server.address) as channel:
-            stub = tts_pb2_grpc.TextToSpeechStub(channel)
+            stub = tts_pb2_grpc.TextToSpeechServiceStub(channel)
             try:
                 await stub.Synthesize(request, timeout=TIMEOUT_S)
             except grpc.aio.AioRpcError as error:
@@ -70,7 +70,7 @@ def test_fuzzed_requests_end_ok_or_with_a_proper_error(
     asyncio.run(call())
 
 
-async def test_server_answers_after_fuzzing(stub: tts_pb2_grpc.TextToSpeechStub) -> None:
+async def test_server_answers_after_fuzzing(stub: tts_pb2_grpc.TextToSpeechServiceStub) -> None:
     response = await stub.Synthesize(tts_pb2.SynthesizeRequest(text="Still fine."),
                                      timeout=TIMEOUT_S)
     assert response.audio_duration_seconds > 0.3
@@ -85,7 +85,7 @@ async def test_overload_sheds_load_and_recovers() -> None:
     try:
         rss_idle_mb = _peak_rss_mb(server)
         async with grpc.aio.insecure_channel(server.address) as channel:
-            stub = tts_pb2_grpc.TextToSpeechStub(channel)
+            stub = tts_pb2_grpc.TextToSpeechServiceStub(channel)
             stop_at = time.monotonic() + duration_s
 
             async def client(n: int) -> None:
@@ -117,11 +117,11 @@ async def test_abandoned_stream_frees_its_engine_after_one_sentence() -> None:
     server = start_server("--engines", "1", "--max-queued-requests", "4")
     try:
         async with grpc.aio.insecure_channel(server.address) as channel:
-            stub = tts_pb2_grpc.TextToSpeechStub(channel)
-            call = stub.SynthesizeStream(tts_pb2.SynthesizeRequest(text=LONG_TEXT),
+            stub = tts_pb2_grpc.TextToSpeechServiceStub(channel)
+            call = stub.SynthesizeStream(tts_pb2.SynthesizeStreamRequest(text=LONG_TEXT),
                                          timeout=TIMEOUT_S)
             first = await asyncio.wait_for(call.read(), TIMEOUT_S)
-            assert first.text_span.text.startswith("This is sentence number 1 ")
+            assert first.chunk.text_span.text.startswith("This is sentence number 1 ")
             call.cancel()
             # With one engine, this waits for the abandoned text unless it was stopped.
             response = await stub.Synthesize(tts_pb2.SynthesizeRequest(text="My turn now."),
@@ -142,21 +142,21 @@ async def test_sigterm_lets_the_stream_in_flight_finish_and_refuses_new_calls() 
     server = start_server("--shutdown-grace", "60")
     text = "First of four sentences. Second one here. Third one here. And the fourth."
     async with grpc.aio.insecure_channel(server.address) as channel:
-        stub = tts_pb2_grpc.TextToSpeechStub(channel)
-        call = stub.SynthesizeStream(tts_pb2.SynthesizeRequest(text=text), timeout=TIMEOUT_S)
-        messages = [await asyncio.wait_for(call.read(), TIMEOUT_S)]
+        stub = tts_pb2_grpc.TextToSpeechServiceStub(channel)
+        call = stub.SynthesizeStream(tts_pb2.SynthesizeStreamRequest(text=text), timeout=TIMEOUT_S)
+        messages = [(await asyncio.wait_for(call.read(), TIMEOUT_S)).chunk]
         server.process.send_signal(signal.SIGTERM)
         await asyncio.sleep(0.5)  # the server enters shutdown
 
         async with grpc.aio.insecure_channel(server.address) as late_channel:
             with pytest.raises(grpc.aio.AioRpcError) as refused:
-                await tts_pb2_grpc.TextToSpeechStub(late_channel).Synthesize(
+                await tts_pb2_grpc.TextToSpeechServiceStub(late_channel).Synthesize(
                     tts_pb2.SynthesizeRequest(text="Too late."), timeout=10)
             assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
 
         while (message := await asyncio.wait_for(call.read(), TIMEOUT_S)) is not \
                 grpc.aio.EOF:
-            messages.append(message)
+            messages.append(message.chunk)
         assert await call.code() == grpc.StatusCode.OK
     assert server.process.wait(TIMEOUT_S) == 0
     spans = [m.text_span.text for m in messages if m.HasField("text_span")]
@@ -170,13 +170,14 @@ async def test_health_goes_not_serving_on_shutdown() -> None:
     server = start_server("--shutdown-grace", "5")
     async with grpc.aio.insecure_channel(server.address) as channel:
         health = health_pb2_grpc.HealthStub(channel)
-        watch = health.Watch(health_pb2.HealthCheckRequest(service="tts_api.v1.TextToSpeech"),
-                             timeout=TIMEOUT_S)
+        watch = health.Watch(
+            health_pb2.HealthCheckRequest(service="tts_api.v1.TextToSpeechService"),
+            timeout=TIMEOUT_S)
         first = await asyncio.wait_for(watch.read(), TIMEOUT_S)
         assert first.status == health_pb2.HealthCheckResponse.SERVING
         # A stream in flight keeps the server in its grace period while we watch health.
-        call = tts_pb2_grpc.TextToSpeechStub(channel).SynthesizeStream(
-            tts_pb2.SynthesizeRequest(text=LONG_TEXT), timeout=TIMEOUT_S)
+        call = tts_pb2_grpc.TextToSpeechServiceStub(channel).SynthesizeStream(
+            tts_pb2.SynthesizeStreamRequest(text=LONG_TEXT), timeout=TIMEOUT_S)
         await asyncio.wait_for(call.read(), TIMEOUT_S)
         server.process.send_signal(signal.SIGTERM)
         second = await asyncio.wait_for(watch.read(), TIMEOUT_S)

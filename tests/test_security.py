@@ -61,7 +61,7 @@ def token_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Ser
 
 async def _say(channel: grpc.aio.Channel, metadata: tuple[tuple[str, str], ...] = ()
                ) -> tts_pb2.SynthesizeResponse:
-    stub = tts_pb2_grpc.TextToSpeechStub(channel)
+    stub = tts_pb2_grpc.TextToSpeechServiceStub(channel)
     return await stub.Synthesize(tts_pb2.SynthesizeRequest(text="Secure hello."),
                                  timeout=TIMEOUT_S, metadata=metadata)
 
@@ -116,8 +116,8 @@ async def test_token_is_required(token_server: tuple[ServerProcess, int],
             await _say(channel, metadata)
         assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
         assert "Bearer" in (refused.value.details() or "")
-        stream = tts_pb2_grpc.TextToSpeechStub(channel).SynthesizeStream(
-            tts_pb2.SynthesizeRequest(text="Hi."), timeout=TIMEOUT_S, metadata=metadata)
+        stream = tts_pb2_grpc.TextToSpeechServiceStub(channel).SynthesizeStream(
+            tts_pb2.SynthesizeStreamRequest(text="Hi."), timeout=TIMEOUT_S, metadata=metadata)
         with pytest.raises(grpc.aio.AioRpcError) as refused_stream:
             await stream.read()
         assert refused_stream.value.code() == grpc.StatusCode.UNAUTHENTICATED
@@ -137,13 +137,14 @@ async def test_metrics_endpoint_counts_calls(token_server: tuple[ServerProcess, 
     server, metrics_port = token_server
     authorized = (("authorization", f"Bearer {TOKEN}"),)
     async with grpc.aio.insecure_channel(server.address) as channel:
-        stub = tts_pb2_grpc.TextToSpeechStub(channel)
+        stub = tts_pb2_grpc.TextToSpeechServiceStub(channel)
         await _say(channel, authorized)
-        async for _ in stub.SynthesizeStream(tts_pb2.SynthesizeRequest(text="Streamed hi."),
+        async for _ in stub.SynthesizeStream(tts_pb2.SynthesizeStreamRequest(text="Streamed hi."),
                                              timeout=TIMEOUT_S, metadata=authorized):
             pass
         with pytest.raises(grpc.aio.AioRpcError):
-            await stub.Synthesize(tts_pb2.SynthesizeRequest(text="x", voice="nobody"),
+            await stub.Synthesize(tts_pb2.SynthesizeRequest(text="x",
+                                                            config=tts_pb2.SynthesisConfig(voice="nobody")),
                                   timeout=TIMEOUT_S, metadata=authorized)
     with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as page:
         text = page.read().decode()

@@ -22,22 +22,26 @@ THREE_SENTENCES = ("The weather is lovely today. We walked along the river after
 STEP_TIMEOUT_S = 120
 
 
-async def _stream(stub: tts_pb2_grpc.TextToSpeechStub, request: tts_pb2.SynthesizeRequest
-                  ) -> list[tts_pb2.SynthesizeStreamResponse]:
-    async def collect() -> list[tts_pb2.SynthesizeStreamResponse]:
-        return [message async for message in stub.SynthesizeStream(request)]
+async def _stream(stub: tts_pb2_grpc.TextToSpeechServiceStub, request: tts_pb2.SynthesizeRequest
+                  ) -> list[tts_pb2.AudioChunk]:
+    """The same text and settings through SynthesizeStream: its audio chunks."""
+    streamed = tts_pb2.SynthesizeStreamRequest(text=request.text, config=request.config)
+
+    async def collect() -> list[tts_pb2.AudioChunk]:
+        return [message.chunk async for message in stub.SynthesizeStream(streamed)]
 
     return await asyncio.wait_for(collect(), STEP_TIMEOUT_S)
 
 
 async def test_health_reports_serving(channel: grpc.aio.Channel) -> None:
     health = health_pb2_grpc.HealthStub(channel)
-    for service in ("", "tts_api.v1.TextToSpeech"):
+    for service in ("", "tts_api.v1.TextToSpeechService"):
         response = await health.Check(health_pb2.HealthCheckRequest(service=service), timeout=10)
         assert response.status == health_pb2.HealthCheckResponse.SERVING
 
 
-async def test_list_voices_has_all_54_kokoro_voices(stub: tts_pb2_grpc.TextToSpeechStub) -> None:
+async def test_list_voices_has_all_54_kokoro_voices(
+        stub: tts_pb2_grpc.TextToSpeechServiceStub) -> None:
     response = await stub.ListVoices(tts_pb2.ListVoicesRequest(), timeout=10)
     voices = {voice.name: voice for voice in response.voices}
     assert len(voices) >= 54
@@ -51,9 +55,11 @@ async def test_list_voices_has_all_54_kokoro_voices(stub: tts_pb2_grpc.TextToSpe
 
 
 async def test_unary_hello_world_is_a_second_of_24khz_speech(
-        stub: tts_pb2_grpc.TextToSpeechStub) -> None:
+        stub: tts_pb2_grpc.TextToSpeechServiceStub) -> None:
     response = await stub.Synthesize(
-        tts_pb2.SynthesizeRequest(text="Hello world.", voice="af_bella"), timeout=STEP_TIMEOUT_S)
+        tts_pb2.SynthesizeRequest(text="Hello world.",
+                                  config=tts_pb2.SynthesisConfig(voice="af_bella")),
+        timeout=STEP_TIMEOUT_S)
     assert response.encoding == tts_pb2.AUDIO_ENCODING_WAV
     assert response.sample_rate_hertz == 24000
     samples, rate = soundfile.read(io.BytesIO(response.audio), dtype="float32")
@@ -68,8 +74,9 @@ async def test_unary_hello_world_is_a_second_of_24khz_speech(
 
 
 async def test_stream_sends_sentences_in_order_adding_up_to_the_unary_audio(
-        stub: tts_pb2_grpc.TextToSpeechStub) -> None:
-    request = tts_pb2.SynthesizeRequest(text=THREE_SENTENCES, voice="af_bella")
+        stub: tts_pb2_grpc.TextToSpeechServiceStub) -> None:
+    request = tts_pb2.SynthesizeRequest(text=THREE_SENTENCES,
+                                        config=tts_pb2.SynthesisConfig(voice="af_bella"))
     messages = await _stream(stub, request)
     spans = [m.text_span for m in messages if m.HasField("text_span")]
     assert len(spans) >= 3
@@ -87,18 +94,22 @@ async def test_stream_sends_sentences_in_order_adding_up_to_the_unary_audio(
     assert offsets == sorted(offsets)
 
 
-async def test_recognizer_hears_the_text(stub: tts_pb2_grpc.TextToSpeechStub) -> None:
+async def test_recognizer_hears_the_text(stub: tts_pb2_grpc.TextToSpeechServiceStub) -> None:
     response = await stub.Synthesize(
-        tts_pb2.SynthesizeRequest(text=THREE_SENTENCES, voice="af_bella"), timeout=STEP_TIMEOUT_S)
+        tts_pb2.SynthesizeRequest(text=THREE_SENTENCES,
+                                  config=tts_pb2.SynthesisConfig(voice="af_bella")),
+        timeout=STEP_TIMEOUT_S)
     samples, rate = soundfile.read(io.BytesIO(response.audio), dtype="float32")
     heard = transcribe(samples, rate)
     assert word_error_rate(THREE_SENTENCES, heard) <= 0.2, heard
 
 
-async def test_engine_speaks_out_of_lexicon_words(stub: tts_pb2_grpc.TextToSpeechStub) -> None:
+async def test_engine_speaks_out_of_lexicon_words(
+        stub: tts_pb2_grpc.TextToSpeechServiceStub) -> None:
     """Guards the engine pin: sherpa-onnx 2.0.x silently drops words not in the lexicon."""
-    request = tts_pb2.SynthesizeRequest(text="I have 3 apples.", voice="af_bella",
-                                        normalize_text=False)
+    request = tts_pb2.SynthesizeRequest(text="I have 3 apples.",
+                                        config=tts_pb2.SynthesisConfig(voice="af_bella",
+                                                                       normalize_text=False))
     response = await stub.Synthesize(request, timeout=STEP_TIMEOUT_S)
     samples, rate = soundfile.read(io.BytesIO(response.audio), dtype="float32")
     heard = transcribe(samples, rate).split()
@@ -106,7 +117,7 @@ async def test_engine_speaks_out_of_lexicon_words(stub: tts_pb2_grpc.TextToSpeec
 
 
 async def test_server_info_reports_engine_and_limits(
-        stub: tts_pb2_grpc.TextToSpeechStub) -> None:
+        stub: tts_pb2_grpc.TextToSpeechServiceStub) -> None:
     info = await stub.GetServerInfo(tts_pb2.GetServerInfoRequest(), timeout=10)
     assert info.engine_version.startswith("1.13.")
     assert info.model_sample_rate_hertz == 24000
@@ -127,28 +138,30 @@ def _violations(error: grpc.aio.AioRpcError) -> dict[str, str]:
 
 
 BAD_REQUESTS = [
-    ("unknown voice", dict(text="Hi.", voice="xx_nobody"), "voice", "ListVoices"),
-    ("empty text", dict(text=""), "text", "empty"),
-    ("whitespace text", dict(text=" \n\t "), "text", "empty"),
-    ("no words", dict(text="?! ..."), "text", "no letters"),
-    ("too long", dict(text="a" * 5001), "text", "at most 5000"),
-    ("speed too low", dict(text="Hi.", speed=0.2), "speed", "[0.5, 2.0]"),
-    ("speed too high", dict(text="Hi.", speed=3.0), "speed", "[0.5, 2.0]"),
-    ("speed not a number", dict(text="Hi.", speed=float("nan")), "speed", "[0.5, 2.0]"),
-    ("rate too low", dict(text="Hi.", sample_rate_hertz=4000), "sample_rate_hertz", "8000"),
-    ("rate too high", dict(text="Hi.", sample_rate_hertz=96000), "sample_rate_hertz", "48000"),
-    ("unknown encoding", dict(text="Hi.", encoding=99), "encoding", "PCM"),
-    ("gain too high", dict(text="Hi.", volume_gain_db=30), "volume_gain_db", "10"),
+    ("unknown voice", "Hi.", dict(voice="xx_nobody"), "config.voice", "ListVoices"),
+    ("empty text", "", {}, "text", "empty"),
+    ("whitespace text", " \n\t ", {}, "text", "empty"),
+    ("no words", "?! ...", {}, "text", "no letters"),
+    ("too long", "a" * 5001, {}, "text", "at most 5000"),
+    ("speed too low", "Hi.", dict(speed=0.2), "config.speed", "[0.5, 2.0]"),
+    ("speed too high", "Hi.", dict(speed=3.0), "config.speed", "[0.5, 2.0]"),
+    ("speed not a number", "Hi.", dict(speed=float("nan")), "config.speed", "[0.5, 2.0]"),
+    ("rate too low", "Hi.", dict(sample_rate_hertz=4000), "config.sample_rate_hertz", "8000"),
+    ("rate too high", "Hi.", dict(sample_rate_hertz=96000), "config.sample_rate_hertz",
+     "48000"),
+    ("unknown encoding", "Hi.", dict(encoding=99), "config.encoding", "PCM"),
+    ("gain too high", "Hi.", dict(volume_gain_db=30), "config.volume_gain_db", "10"),
 ]
 
 
 @pytest.mark.parametrize("rpc", ["Synthesize", "SynthesizeStream"])
-@pytest.mark.parametrize(("case", "fields", "field", "says"), BAD_REQUESTS,
+@pytest.mark.parametrize(("case", "text", "settings", "field", "says"), BAD_REQUESTS,
                          ids=[case[0] for case in BAD_REQUESTS])
 async def test_bad_requests_get_invalid_argument(
-        stub: tts_pb2_grpc.TextToSpeechStub, rpc: str, case: str, fields: dict[str, object],
-        field: str, says: str) -> None:
-    request = tts_pb2.SynthesizeRequest(**fields)  # type: ignore[arg-type]
+        stub: tts_pb2_grpc.TextToSpeechServiceStub, rpc: str, case: str, text: str,
+        settings: dict[str, object], field: str, says: str) -> None:
+    request = tts_pb2.SynthesizeRequest(
+        text=text, config=tts_pb2.SynthesisConfig(**settings))  # type: ignore[arg-type]
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         if rpc == "Synthesize":
             await stub.Synthesize(request, timeout=30)
@@ -162,6 +175,6 @@ async def test_bad_requests_get_invalid_argument(
 
 
 async def test_server_still_serves_after_bad_requests(
-        stub: tts_pb2_grpc.TextToSpeechStub) -> None:
+        stub: tts_pb2_grpc.TextToSpeechServiceStub) -> None:
     response = await stub.Synthesize(tts_pb2.SynthesizeRequest(text="Still here."), timeout=60)
     assert response.audio_duration_seconds > 0.3

@@ -53,14 +53,15 @@ class FakeEngine:
 
 
 @pytest.fixture
-async def fake() -> AsyncIterator[tuple[FakeEngine, RunningServer, tts_pb2_grpc.TextToSpeechStub]]:
+async def fake(
+) -> AsyncIterator[tuple[FakeEngine, RunningServer, tts_pb2_grpc.TextToSpeechServiceStub]]:
     engine = FakeEngine()
     config = replace(ServerConfig(), port=0, engines=1, max_queued_requests=1)
     runtime = RuntimeDescription("fake", "bundled", "0", 1, 1, 1)
     running = await start(config, [engine], VoiceCatalog.from_names(["af_bella", "am_adam"]),
                           runtime)
     async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
-        yield engine, running, tts_pb2_grpc.TextToSpeechStub(channel)
+        yield engine, running, tts_pb2_grpc.TextToSpeechServiceStub(channel)
     engine.gate.set()
     await running.stop(grace_s=1)
 
@@ -105,9 +106,9 @@ async def test_cancelled_stream_stops_the_engine_and_frees_it(fake) -> None:  # 
     engine, running, stub = fake
     text = " ".join(f"Sentence number {n} is here." for n in range(40))
     engine.permits = threading.Semaphore(1)  # the engine may make one sentence, then waits
-    call = stub.SynthesizeStream(tts_pb2.SynthesizeRequest(text=text), timeout=TIMEOUT_S)
+    call = stub.SynthesizeStream(tts_pb2.SynthesizeStreamRequest(text=text), timeout=TIMEOUT_S)
     first = await asyncio.wait_for(call.read(), TIMEOUT_S)
-    assert first.text_span.text == "Sentence number 0 is here."
+    assert first.chunk.text_span.text == "Sentence number 0 is here."
     call.cancel()
     await _wait_until(lambda: _server_saw_cancel(running, "SynthesizeStream"))
     engine.permits.release(40)  # let it run freely: only a stopped engine makes no more
@@ -150,8 +151,8 @@ async def test_stream_spans_follow_the_text_even_across_clause_splits(fake) -> N
     _, _, stub = fake
     text = ("This first sentence is rather long, because it keeps going with clause after "
             "clause, so that the first audio would otherwise wait for all of it. Short one.")
-    call = stub.SynthesizeStream(tts_pb2.SynthesizeRequest(text=text), timeout=TIMEOUT_S)
-    spans = [m.text_span async for m in call if m.HasField("text_span")]
+    call = stub.SynthesizeStream(tts_pb2.SynthesizeStreamRequest(text=text), timeout=TIMEOUT_S)
+    spans = [m.chunk.text_span async for m in call if m.chunk.HasField("text_span")]
     assert len(spans) >= 3
     assert spans[0].end_offset < text.index(".")  # the first sentence was cut at a clause
     assert all(text[s.start_offset:s.end_offset] == s.text for s in spans)

@@ -30,16 +30,16 @@ def _call(*args: str) -> str:
 
 def test_grpcurl_lists_the_service_through_reflection(server: ServerProcess) -> None:
     services = _call("-plaintext", server.address, "list").split()
-    assert "tts_api.v1.TextToSpeech" in services
+    assert "tts_api.v1.TextToSpeechService" in services
     assert "grpc.health.v1.Health" in services
-    methods = _call("-plaintext", server.address, "list", "tts_api.v1.TextToSpeech").split()
-    assert "tts_api.v1.TextToSpeech.SynthesizeStream" in methods
+    methods = _call("-plaintext", server.address, "list", "tts_api.v1.TextToSpeechService").split()
+    assert "tts_api.v1.TextToSpeechService.SynthesizeStream" in methods
 
 
 def test_grpcurl_synthesizes_a_wav_that_says_the_text(server: ServerProcess) -> None:
     text = "Good morning, this is a test."
-    out = _call("-plaintext", "-d", json.dumps({"text": text, "voice": "af_bella"}),
-                server.address, "tts_api.v1.TextToSpeech/Synthesize")
+    out = _call("-plaintext", "-d", json.dumps({"text": text, "config": {"voice": "af_bella"}}),
+                server.address, "tts_api.v1.TextToSpeechService/Synthesize")
     response = json.loads(out)
     assert response["encoding"] == "AUDIO_ENCODING_WAV"
     samples, rate = soundfile.read(io.BytesIO(base64.b64decode(response["audio"])),

@@ -145,20 +145,22 @@ def blend_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerPro
 
 @pytest.fixture(scope="module")
 async def blend_stub(blend_server: ServerProcess
-                     ) -> AsyncIterator[tts_pb2_grpc.TextToSpeechStub]:
+                     ) -> AsyncIterator[tts_pb2_grpc.TextToSpeechServiceStub]:
     async with grpc.aio.insecure_channel(blend_server.address) as channel:
-        yield tts_pb2_grpc.TextToSpeechStub(channel)
+        yield tts_pb2_grpc.TextToSpeechServiceStub(channel)
 
 
-async def _pcm(stub: tts_pb2_grpc.TextToSpeechStub, text: str, voice: str) -> np.ndarray:
-    request = tts_pb2.SynthesizeRequest(text=text, voice=voice,
-                                        encoding=tts_pb2.AUDIO_ENCODING_PCM_S16LE)
+async def _pcm(stub: tts_pb2_grpc.TextToSpeechServiceStub, text: str, voice: str) -> np.ndarray:
+    request = tts_pb2.SynthesizeRequest(text=text,
+                                        config=tts_pb2.SynthesisConfig(voice=voice,
+                                                                       encoding=tts_pb2.AUDIO_ENCODING_PCM_S16LE))
     response = await asyncio.wait_for(stub.Synthesize(request), STEP_TIMEOUT_S)
     return pcm16_to_float(response.audio)
 
 
 @pytest.mark.model
-async def test_list_voices_shows_the_blends(blend_stub: tts_pb2_grpc.TextToSpeechStub) -> None:
+async def test_list_voices_shows_the_blends(
+        blend_stub: tts_pb2_grpc.TextToSpeechServiceStub) -> None:
     response = await blend_stub.ListVoices(tts_pb2.ListVoicesRequest(), timeout=10)
     voices = {voice.name: voice for voice in response.voices}
     assert len(voices) == 54 + 3
@@ -171,7 +173,7 @@ async def test_list_voices_shows_the_blends(blend_stub: tts_pb2_grpc.TextToSpeec
 
 @pytest.mark.model
 async def test_a_blend_speaks_with_its_own_style(
-        blend_stub: tts_pb2_grpc.TextToSpeechStub) -> None:
+        blend_stub: tts_pb2_grpc.TextToSpeechServiceStub) -> None:
     sky, copy, bella, mix = [await _pcm(blend_stub, SENTENCE, voice)
                              for voice in ("af_sky", "sky_copy", "af_bella", "bella_sky")]
     # A one-voice blend is that voice's table exactly: proof the engine reads the appended
@@ -187,7 +189,7 @@ async def test_a_blend_speaks_with_its_own_style(
 @pytest.mark.xfail(strict=True, reason="sherpa-onnx 1.13.8 phonemizes all English text with "
                    "espeak-ng and never reads the lexicon (see README)")
 async def test_an_override_changes_the_pronunciation(
-        blend_stub: tts_pb2_grpc.TextToSpeechStub) -> None:
+        blend_stub: tts_pb2_grpc.TextToSpeechServiceStub) -> None:
     heard = transcribe(await _pcm(blend_stub, "The cat is sleeping on the sofa.", "af_bella"),
                        24000).split()
     assert "dog" in heard and "cat" not in heard, heard
@@ -195,11 +197,11 @@ async def test_an_override_changes_the_pronunciation(
 
 @pytest.mark.model
 async def test_a_respelling_changes_what_is_said(
-        blend_stub: tts_pb2_grpc.TextToSpeechStub) -> None:
+        blend_stub: tts_pb2_grpc.TextToSpeechServiceStub) -> None:
     for normalize in (True, False):
         request = tts_pb2.SynthesizeRequest(text="The dog is sleeping on the Sofa today.",
-                                            encoding=tts_pb2.AUDIO_ENCODING_PCM_S16LE,
-                                            normalize_text=normalize)
+                                            config=tts_pb2.SynthesisConfig(encoding=tts_pb2.AUDIO_ENCODING_PCM_S16LE,
+                                                                           normalize_text=normalize))
         response = await asyncio.wait_for(blend_stub.Synthesize(request), STEP_TIMEOUT_S)
         heard = transcribe(pcm16_to_float(response.audio), 24000).split()
         assert "banana" in heard and "sofa" not in heard, heard

@@ -220,8 +220,10 @@ async def speak(args: argparse.Namespace, text: str) -> None:
     if play and encoding != tts_pb2.AUDIO_ENCODING_PCM_S16LE:
         raise CliError("--play works with .wav, .raw or .pcm output only")
     sample_rate_hz = args.sample_rate or _MODEL_RATE_HZ
-    request = tts_pb2.SynthesizeRequest(text=text, voice=args.voice, speed=args.speed,
-                                        encoding=encoding, sample_rate_hertz=args.sample_rate)
+    request = tts_pb2.SynthesizeStreamRequest(
+        text=text, config=tts_pb2.SynthesisConfig(voice=args.voice, speed=args.speed,
+                                                  encoding=encoding,
+                                                  sample_rate_hertz=args.sample_rate))
 
     player: StreamPlayer | None = None
     sink: _Sink | None = None

@@ -1,4 +1,4 @@
-"""An asyncio client that owns a channel to the TextToSpeech service."""
+"""An asyncio client that owns a channel to the TextToSpeechService."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ class TtsClient:
         else:
             self._channel = grpc.aio.secure_channel(target, credentials,
                                                     options=_CHANNEL_OPTIONS)
-        self._stub = tts_pb2_grpc.TextToSpeechStub(self._channel)
+        self._stub = tts_pb2_grpc.TextToSpeechServiceStub(self._channel)
         self._metadata: Sequence[tuple[str, str]] = (
             (("authorization", f"Bearer {token}"),) if token else ())
         self.timeout_s = timeout_s
@@ -49,13 +49,13 @@ class TtsClient:
                                            metadata=self._metadata)
 
     async def synthesize_stream(
-        self, request: tts_pb2.SynthesizeRequest
-    ) -> AsyncGenerator[tts_pb2.SynthesizeStreamResponse, None]:
-        """Yields the audio pieces as the server sends them; breaking out cancels the call."""
+        self, request: tts_pb2.SynthesizeStreamRequest
+    ) -> AsyncGenerator[tts_pb2.AudioChunk, None]:
+        """Yields the audio chunks as the server sends them; breaking out cancels the call."""
         call = self._stub.SynthesizeStream(request, timeout=self.timeout_s,
                                            metadata=self._metadata)
         try:
             async for response in call:
-                yield response
+                yield response.chunk
         finally:
             call.cancel()

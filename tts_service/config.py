@@ -74,7 +74,8 @@ def _blends(value: str) -> tuple[str, ...]:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tts-grpc-server",
-        description="Serve Kokoro-82M text-to-speech over gRPC (tts_api.v1.TextToSpeech), with "
+        description="Serve Kokoro-82M text-to-speech over gRPC (tts_api.v1.TextToSpeechService), "
+        "with "
         "health checking and server reflection. Every option can also be set with the "
         "environment variable shown; a flag wins over its variable.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,

@@ -43,7 +43,7 @@ from .voice_blends import (
 from .voices import Voice, VoiceCatalog, describe
 
 _LOGGER = logging.getLogger(__name__)
-SERVICE_NAME = tts_pb2.DESCRIPTOR.services_by_name["TextToSpeech"].full_name
+SERVICE_NAME = tts_pb2.DESCRIPTOR.services_by_name["TextToSpeechService"].full_name
 
 
 class StartupError(Exception):
@@ -139,7 +139,7 @@ async def start(config: ServerConfig, engines: Sequence[Engine], catalog: VoiceC
         # Requests are small; the limit keeps a hostile client from making us buffer much.
         ("grpc.max_receive_message_length", 4 * config.max_text_chars + 64 * 1024),
     ])
-    tts_pb2_grpc.add_TextToSpeechServicer_to_server(servicer, server)
+    tts_pb2_grpc.add_TextToSpeechServiceServicer_to_server(servicer, server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
@@ -208,7 +208,7 @@ async def serve(config: ServerConfig) -> None:
         max_queued_requests=config.max_queued_requests)
     running = await start(config, engines, _catalog(files, blends), runtime,
                           Respeller(overrides.respellings))
-    _LOGGER.info("serving tts_api.v1.TextToSpeech on %s:%d (%d engines x %d threads, "
+    _LOGGER.info("serving tts_api.v1.TextToSpeechService on %s:%d (%d engines x %d threads, "
                  "ready in %.1f s)", config.host, running.port, config.engines,
                  config.engine_threads, time.monotonic() - started)
 

@@ -48,7 +48,7 @@ class RuntimeDescription:
     max_queued_requests: int
 
 
-class TextToSpeechServicer(tts_pb2_grpc.TextToSpeechServicer, ObservedServicer):
+class TextToSpeechServicer(tts_pb2_grpc.TextToSpeechServiceServicer, ObservedServicer):
     def __init__(self, synthesizer: Synthesizer, catalog: VoiceCatalog, limits: Limits,
                  runtime: RuntimeDescription, observer: CallObserver) -> None:
         self.observer = observer
@@ -57,34 +57,45 @@ class TextToSpeechServicer(tts_pb2_grpc.TextToSpeechServicer, ObservedServicer):
         self._limits = limits
         self._runtime = runtime
 
-    def _spec(self, request: tts_pb2.SynthesizeRequest, streaming: bool) -> SynthesisSpec:
+    def _spec(self, text: str, config: tts_pb2.SynthesisConfig, streaming: bool
+              ) -> SynthesisSpec:
         record = current_call()
-        record.text_chars = len(request.text)
-        record.voice = request.voice
+        record.text_chars = len(text)
+        record.voice = config.voice
+        try:
+            spec = self._build(text, config, streaming)
+        except InvalidRequest as err:
+            # Settings live in SynthesisConfig: name the field by its path in the request.
+            if err.field != "text":
+                raise InvalidRequest(f"config.{err.field}", str(err)) from None
+            raise
+        record.voice = spec.voice.name
+        record.pieces_total = len(spec.pieces)
+        record.text = spec.text
+        return spec
+
+    def _build(self, text: str, config: tts_pb2.SynthesisConfig, streaming: bool
+               ) -> SynthesisSpec:
         encoding = None
-        if request.encoding != tts_pb2.AUDIO_ENCODING_UNSPECIFIED:
-            if request.encoding not in _ENCODINGS:
+        if config.encoding != tts_pb2.AUDIO_ENCODING_UNSPECIFIED:
+            if config.encoding not in _ENCODINGS:
                 names = ", ".join(tts_pb2.AudioEncoding.Name(e) for e in _ENCODINGS)
                 raise InvalidRequest("encoding",
-                                     f"unknown encoding {request.encoding}: use one of {names}")
-            encoding = _ENCODINGS[request.encoding]
-        spec = build_spec(
-            text=request.text,
-            voice=request.voice,
-            speed=request.speed,
+                                     f"unknown encoding {config.encoding}: use one of {names}")
+            encoding = _ENCODINGS[config.encoding]
+        return build_spec(
+            text=text,
+            voice=config.voice,
+            speed=config.speed,
             encoding=encoding,
-            sample_rate_hz=request.sample_rate_hertz,
-            volume_gain_db=request.volume_gain_db,
-            normalize=request.normalize_text if request.HasField("normalize_text") else True,
+            sample_rate_hz=config.sample_rate_hertz,
+            volume_gain_db=config.volume_gain_db,
+            normalize=config.normalize_text if config.HasField("normalize_text") else True,
             streaming=streaming,
             catalog=self._catalog,
             limits=self._limits,
             model_rate_hz=self._synthesizer.sample_rate_hz,
         )
-        record.voice = spec.voice.name
-        record.pieces_total = len(spec.pieces)
-        record.text = spec.text
-        return spec
 
     def _pieces(self, spec: SynthesisSpec
                 ) -> contextlib.aclosing[AsyncGenerator[SpokenPiece, None]]:
@@ -111,7 +122,7 @@ class TextToSpeechServicer(tts_pb2_grpc.TextToSpeechServicer, ObservedServicer):
     @observed
     async def Synthesize(self, request: tts_pb2.SynthesizeRequest,
                          context: grpc.aio.ServicerContext) -> tts_pb2.SynthesizeResponse:
-        spec = self._spec(request, streaming=False)
+        spec = self._spec(request.text, request.config, streaming=False)
         model_rate = self._synthesizer.sample_rate_hz
         record = current_call()
         chunks: list[np.ndarray] = []
@@ -136,10 +147,10 @@ class TextToSpeechServicer(tts_pb2_grpc.TextToSpeechServicer, ObservedServicer):
         )
 
     @observed
-    async def SynthesizeStream(self, request: tts_pb2.SynthesizeRequest,
+    async def SynthesizeStream(self, request: tts_pb2.SynthesizeStreamRequest,
                                context: grpc.aio.ServicerContext
                                ) -> AsyncIterator[tts_pb2.SynthesizeStreamResponse]:
-        spec = self._spec(request, streaming=True)
+        spec = self._spec(request.text, request.config, streaming=True)
         model_rate = self._synthesizer.sample_rate_hz
         renderer = audio.StreamRenderer(model_rate, spec.sample_rate_hz, spec.volume_gain_db,
                                         spec.encoding)
@@ -152,7 +163,7 @@ class TextToSpeechServicer(tts_pb2_grpc.TextToSpeechServicer, ObservedServicer):
                 data = await asyncio.to_thread(renderer.render, spoken.samples)
                 duration_s = len(spoken.samples) / model_rate
                 piece = spoken.piece
-                yield tts_pb2.SynthesizeStreamResponse(
+                yield tts_pb2.SynthesizeStreamResponse(chunk=tts_pb2.AudioChunk(
                     audio=data,
                     encoding=encoding,
                     sample_rate_hertz=spec.sample_rate_hz,
@@ -161,21 +172,22 @@ class TextToSpeechServicer(tts_pb2_grpc.TextToSpeechServicer, ObservedServicer):
                     audio_offset_seconds=offset_s,
                     audio_duration_seconds=duration_s,
                     sequence_number=sequence,
-                )
+                ))
                 record.chunk_sent(duration_s)
                 offset_s += duration_s
                 sequence += 1
         tail = await asyncio.to_thread(renderer.finish)
         if tail:
-            yield tts_pb2.SynthesizeStreamResponse(
+            yield tts_pb2.SynthesizeStreamResponse(chunk=tts_pb2.AudioChunk(
                 audio=tail, encoding=encoding, sample_rate_hertz=spec.sample_rate_hz,
-                audio_offset_seconds=offset_s, sequence_number=sequence)
+                audio_offset_seconds=offset_s, sequence_number=sequence))
 
     @observed
     async def GetServerInfo(self, request: tts_pb2.GetServerInfoRequest,
-                            context: grpc.aio.ServicerContext) -> tts_pb2.ServerInfo:
+                            context: grpc.aio.ServicerContext
+                            ) -> tts_pb2.GetServerInfoResponse:
         runtime = self._runtime
-        return tts_pb2.ServerInfo(
+        return tts_pb2.GetServerInfoResponse(
             model="kokoro-82m-v1.0-int8",
             model_sample_rate_hertz=self._synthesizer.sample_rate_hz,
             engine_version=runtime.engine_version,

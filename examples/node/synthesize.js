@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Synthesizes text with the TextToSpeech service and writes the WAV file the server returns.
+// Synthesizes text with the TextToSpeechService and writes the WAV file the server returns.
 'use strict';
 
 const fs = require('node:fs');
@@ -16,7 +16,7 @@ const PROTO_FILE = 'tts_api/v1/tts.proto';
 const USAGE = `usage: node synthesize.js [--server HOST:PORT] [--voice NAME] [--speed X]
                           [--timeout SECONDS] --out FILE.wav TEXT
 
-Speaks TEXT with a TextToSpeech server and saves the audio as a WAV file.
+Speaks TEXT with a TextToSpeechService server and saves the audio as a WAV file.
   --server   server address (default: $TTS_SERVER, else localhost:50051)
   --voice    voice name, e.g. af_bella (default: the server's)
   --speed    speaking rate, 0.5 to 2.0 (default 1.0)
@@ -30,7 +30,7 @@ function loadService() {
     enums: String,
     defaults: true,
   });
-  return grpc.loadPackageDefinition(definition).tts_api.v1.TextToSpeech;
+  return grpc.loadPackageDefinition(definition).tts_api.v1.TextToSpeechService;
 }
 
 function parse(argv) {
@@ -72,14 +72,16 @@ async function main() {
     console.error(`error: ${error.message}\n\n${USAGE}`);
     return 2;
   }
-  const TextToSpeech = loadService();
-  const client = new TextToSpeech(options.server, grpc.credentials.createInsecure());
+  const TextToSpeechService = loadService();
+  const client = new TextToSpeechService(options.server, grpc.credentials.createInsecure());
   try {
     const response = await synthesize(client, {
       text: options.text,
-      voice: options.voice,
-      speed: Number(options.speed),
-      encoding: 'AUDIO_ENCODING_WAV',
+      config: {
+        voice: options.voice,
+        speed: Number(options.speed),
+        encoding: 'AUDIO_ENCODING_WAV',
+      },
     }, Number(options.timeout));
     fs.writeFileSync(options.out, response.audio);
     console.error(`wrote ${options.out}: ${response.audio_duration_seconds.toFixed(2)} s at ` +

@@ -205,25 +205,17 @@ class Voice(_message.Message):
 Global___Voice: _TypeAlias = Voice  # noqa: Y015
 
 @_typing.final
-class SynthesizeRequest(_message.Message):
-    """What to say, with which voice, and how to encode it. The same message
-    serves Synthesize and SynthesizeStream.
-    """
+class SynthesisConfig(_message.Message):
+    """How to speak and encode: the same settings for every synthesis RPC."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
-    TEXT_FIELD_NUMBER: _builtins.int
     VOICE_FIELD_NUMBER: _builtins.int
     SPEED_FIELD_NUMBER: _builtins.int
     ENCODING_FIELD_NUMBER: _builtins.int
     SAMPLE_RATE_HERTZ_FIELD_NUMBER: _builtins.int
     VOLUME_GAIN_DB_FIELD_NUMBER: _builtins.int
     NORMALIZE_TEXT_FIELD_NUMBER: _builtins.int
-    text: _builtins.str
-    """The text to speak. Required: empty or whitespace-only text returns
-    INVALID_ARGUMENT. At most the server's max_text_chars code points
-    (GetServerInfo; default 5000), otherwise INVALID_ARGUMENT.
-    """
     voice: _builtins.str
     """The voice name from ListVoices, e.g. "af_bella". Empty means the server
     default (ListVoicesResponse.default_voice). An unknown name returns
@@ -256,7 +248,6 @@ class SynthesizeRequest(_message.Message):
     def __init__(
         self,
         *,
-        text: _builtins.str = ...,
         voice: _builtins.str = ...,
         speed: _builtins.float = ...,
         encoding: Global___AudioEncoding.ValueType = ...,
@@ -266,11 +257,42 @@ class SynthesizeRequest(_message.Message):
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_normalize_text", b"_normalize_text", "normalize_text", b"normalize_text"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_normalize_text", b"_normalize_text", "encoding", b"encoding", "normalize_text", b"normalize_text", "sample_rate_hertz", b"sample_rate_hertz", "speed", b"speed", "text", b"text", "voice", b"voice", "volume_gain_db", b"volume_gain_db"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_normalize_text", b"_normalize_text", "encoding", b"encoding", "normalize_text", b"normalize_text", "sample_rate_hertz", b"sample_rate_hertz", "speed", b"speed", "voice", b"voice", "volume_gain_db", b"volume_gain_db"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__normalize_text: _TypeAlias = _typing.Literal["normalize_text"]  # noqa: Y015
     _WhichOneofArgType__normalize_text: _TypeAlias = _typing.Literal["_normalize_text", b"_normalize_text"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType__normalize_text) -> _WhichOneofReturnType__normalize_text | None: ...
+
+Global___SynthesisConfig: _TypeAlias = SynthesisConfig  # noqa: Y015
+
+@_typing.final
+class SynthesizeRequest(_message.Message):
+    """Asks for the whole text as one audio file or buffer."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TEXT_FIELD_NUMBER: _builtins.int
+    CONFIG_FIELD_NUMBER: _builtins.int
+    text: _builtins.str
+    """The text to speak. Required: empty or whitespace-only text returns
+    INVALID_ARGUMENT. At most the server's max_text_chars code points
+    (GetServerInfo; default 5000), otherwise INVALID_ARGUMENT.
+    """
+    @_builtins.property
+    def config(self) -> Global___SynthesisConfig:
+        """How to speak and encode it. Unset means every default."""
+
+    def __init__(
+        self,
+        *,
+        text: _builtins.str = ...,
+        config: Global___SynthesisConfig | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["config", b"config"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["config", b"config", "text", b"text"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SynthesizeRequest: _TypeAlias = SynthesizeRequest  # noqa: Y015
 
@@ -317,8 +339,36 @@ class SynthesizeResponse(_message.Message):
 Global___SynthesizeResponse: _TypeAlias = SynthesizeResponse  # noqa: Y015
 
 @_typing.final
+class SynthesizeStreamRequest(_message.Message):
+    """Asks for the text's audio piece by piece as it is made."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TEXT_FIELD_NUMBER: _builtins.int
+    CONFIG_FIELD_NUMBER: _builtins.int
+    text: _builtins.str
+    """The text to speak, with the same rules as SynthesizeRequest.text."""
+    @_builtins.property
+    def config(self) -> Global___SynthesisConfig:
+        """How to speak and encode it. Unset means every default."""
+
+    def __init__(
+        self,
+        *,
+        text: _builtins.str = ...,
+        config: Global___SynthesisConfig | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["config", b"config"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["config", b"config", "text", b"text"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SynthesizeStreamRequest: _TypeAlias = SynthesizeStreamRequest  # noqa: Y015
+
+@_typing.final
 class TextSpan(_message.Message):
-    """A part of the request text."""
+    """A part of the text the caller sent."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -326,7 +376,7 @@ class TextSpan(_message.Message):
     END_OFFSET_FIELD_NUMBER: _builtins.int
     TEXT_FIELD_NUMBER: _builtins.int
     start_offset: _builtins.int
-    """Offset of the first code point of the part in SynthesizeRequest.text."""
+    """Offset of the first code point of the part in the request text."""
     end_offset: _builtins.int
     """Offset one past the last code point of the part."""
     text: _builtins.str
@@ -347,7 +397,7 @@ class TextSpan(_message.Message):
 Global___TextSpan: _TypeAlias = TextSpan  # noqa: Y015
 
 @_typing.final
-class SynthesizeStreamResponse(_message.Message):
+class AudioChunk(_message.Message):
     """One synthesized piece of a streamed text."""
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -360,7 +410,7 @@ class SynthesizeStreamResponse(_message.Message):
     AUDIO_DURATION_SECONDS_FIELD_NUMBER: _builtins.int
     SEQUENCE_NUMBER_FIELD_NUMBER: _builtins.int
     audio: _builtins.bytes
-    """This piece's audio in `encoding`. The first message of a stream carries
+    """This piece's audio in `encoding`. The first chunk of a stream carries
     the container header for WAV, FLAC and OGG_OPUS.
     """
     encoding: Global___AudioEncoding.ValueType
@@ -372,11 +422,11 @@ class SynthesizeStreamResponse(_message.Message):
     audio_duration_seconds: _builtins.float
     """How long this piece plays, in seconds."""
     sequence_number: _builtins.int
-    """Position of this message in the stream: 0, 1, 2, ..."""
+    """Position of this chunk in the stream: 0, 1, 2, ..."""
     @_builtins.property
     def text_span(self) -> Global___TextSpan:
-        """The part of the request text this piece speaks. Unset on the last
-        message when it only carries the encoder's trailing bytes.
+        """The part of the text this piece speaks. Unset on a chunk that only
+        carries the encoder's trailing bytes.
         """
 
     def __init__(
@@ -393,6 +443,30 @@ class SynthesizeStreamResponse(_message.Message):
     _HasFieldArgType: _TypeAlias = _typing.Literal["text_span", b"text_span"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
     _ClearFieldArgType: _TypeAlias = _typing.Literal["audio", b"audio", "audio_duration_seconds", b"audio_duration_seconds", "audio_offset_seconds", b"audio_offset_seconds", "encoding", b"encoding", "sample_rate_hertz", b"sample_rate_hertz", "sequence_number", b"sequence_number", "text_span", b"text_span"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AudioChunk: _TypeAlias = AudioChunk  # noqa: Y015
+
+@_typing.final
+class SynthesizeStreamResponse(_message.Message):
+    """One message of a SynthesizeStream answer."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHUNK_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def chunk(self) -> Global___AudioChunk:
+        """The next piece of audio."""
+
+    def __init__(
+        self,
+        *,
+        chunk: Global___AudioChunk | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["chunk", b"chunk"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk", b"chunk"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -416,7 +490,7 @@ class GetServerInfoRequest(_message.Message):
 Global___GetServerInfoRequest: _TypeAlias = GetServerInfoRequest  # noqa: Y015
 
 @_typing.final
-class ServerInfo(_message.Message):
+class GetServerInfoResponse(_message.Message):
     """What the server runs and the limits it applies."""
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -448,7 +522,7 @@ class ServerInfo(_message.Message):
     threads_per_engine: _builtins.int
     """Threads each engine uses."""
     max_text_chars: _builtins.int
-    """Longest accepted SynthesizeRequest.text, in code points."""
+    """Longest accepted text of one call, in code points."""
     max_queued_requests: _builtins.int
     """Requests that may wait for a free engine before new ones are refused
     with RESOURCE_EXHAUSTED.
@@ -475,4 +549,4 @@ class ServerInfo(_message.Message):
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___ServerInfo: _TypeAlias = ServerInfo  # noqa: Y015
+Global___GetServerInfoResponse: _TypeAlias = GetServerInfoResponse  # noqa: Y015

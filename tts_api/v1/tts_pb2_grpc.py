@@ -25,7 +25,7 @@ if _version_not_supported:
     )
 
 
-class TextToSpeechStub:
+class TextToSpeechServiceStub:
     """Speaks text with the voices the server has loaded.
     """
 
@@ -36,28 +36,28 @@ class TextToSpeechStub:
             channel: A grpc.Channel.
         """
         self.ListVoices = channel.unary_unary(
-                '/tts_api.v1.TextToSpeech/ListVoices',
+                '/tts_api.v1.TextToSpeechService/ListVoices',
                 request_serializer=tts__api_dot_v1_dot_tts__pb2.ListVoicesRequest.SerializeToString,
                 response_deserializer=tts__api_dot_v1_dot_tts__pb2.ListVoicesResponse.FromString,
                 _registered_method=True)
         self.Synthesize = channel.unary_unary(
-                '/tts_api.v1.TextToSpeech/Synthesize',
+                '/tts_api.v1.TextToSpeechService/Synthesize',
                 request_serializer=tts__api_dot_v1_dot_tts__pb2.SynthesizeRequest.SerializeToString,
                 response_deserializer=tts__api_dot_v1_dot_tts__pb2.SynthesizeResponse.FromString,
                 _registered_method=True)
         self.SynthesizeStream = channel.unary_stream(
-                '/tts_api.v1.TextToSpeech/SynthesizeStream',
-                request_serializer=tts__api_dot_v1_dot_tts__pb2.SynthesizeRequest.SerializeToString,
+                '/tts_api.v1.TextToSpeechService/SynthesizeStream',
+                request_serializer=tts__api_dot_v1_dot_tts__pb2.SynthesizeStreamRequest.SerializeToString,
                 response_deserializer=tts__api_dot_v1_dot_tts__pb2.SynthesizeStreamResponse.FromString,
                 _registered_method=True)
         self.GetServerInfo = channel.unary_unary(
-                '/tts_api.v1.TextToSpeech/GetServerInfo',
+                '/tts_api.v1.TextToSpeechService/GetServerInfo',
                 request_serializer=tts__api_dot_v1_dot_tts__pb2.GetServerInfoRequest.SerializeToString,
-                response_deserializer=tts__api_dot_v1_dot_tts__pb2.ServerInfo.FromString,
+                response_deserializer=tts__api_dot_v1_dot_tts__pb2.GetServerInfoResponse.FromString,
                 _registered_method=True)
 
 
-class TextToSpeechServicer:
+class TextToSpeechServiceServicer:
     """Speaks text with the voices the server has loaded.
     """
 
@@ -81,8 +81,8 @@ class TextToSpeechServicer:
     def SynthesizeStream(self, request, context):
         """Synthesizes the text piece by piece (sentences, or clauses of long
         sentences) and sends each piece's audio as soon as it is ready, in order.
-        Concatenating the `audio` of all messages gives one continuous stream in
-        the requested encoding.
+        Concatenating the `chunk.audio` of all messages gives one continuous
+        stream in the requested encoding.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -96,7 +96,7 @@ class TextToSpeechServicer:
         raise NotImplementedError('Method not implemented!')
 
 
-def add_TextToSpeechServicer_to_server(servicer, server):
+def add_TextToSpeechServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'ListVoices': grpc.unary_unary_rpc_method_handler(
                     servicer.ListVoices,
@@ -110,23 +110,23 @@ def add_TextToSpeechServicer_to_server(servicer, server):
             ),
             'SynthesizeStream': grpc.unary_stream_rpc_method_handler(
                     servicer.SynthesizeStream,
-                    request_deserializer=tts__api_dot_v1_dot_tts__pb2.SynthesizeRequest.FromString,
+                    request_deserializer=tts__api_dot_v1_dot_tts__pb2.SynthesizeStreamRequest.FromString,
                     response_serializer=tts__api_dot_v1_dot_tts__pb2.SynthesizeStreamResponse.SerializeToString,
             ),
             'GetServerInfo': grpc.unary_unary_rpc_method_handler(
                     servicer.GetServerInfo,
                     request_deserializer=tts__api_dot_v1_dot_tts__pb2.GetServerInfoRequest.FromString,
-                    response_serializer=tts__api_dot_v1_dot_tts__pb2.ServerInfo.SerializeToString,
+                    response_serializer=tts__api_dot_v1_dot_tts__pb2.GetServerInfoResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
-            'tts_api.v1.TextToSpeech', rpc_method_handlers)
+            'tts_api.v1.TextToSpeechService', rpc_method_handlers)
     server.add_generic_rpc_handlers((generic_handler,))
-    server.add_registered_method_handlers('tts_api.v1.TextToSpeech', rpc_method_handlers)
+    server.add_registered_method_handlers('tts_api.v1.TextToSpeechService', rpc_method_handlers)
 
 
  # This class is part of an EXPERIMENTAL API.
-class TextToSpeech:
+class TextToSpeechService:
     """Speaks text with the voices the server has loaded.
     """
 
@@ -144,7 +144,7 @@ class TextToSpeech:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/tts_api.v1.TextToSpeech/ListVoices',
+            '/tts_api.v1.TextToSpeechService/ListVoices',
             tts__api_dot_v1_dot_tts__pb2.ListVoicesRequest.SerializeToString,
             tts__api_dot_v1_dot_tts__pb2.ListVoicesResponse.FromString,
             options,
@@ -171,7 +171,7 @@ class TextToSpeech:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/tts_api.v1.TextToSpeech/Synthesize',
+            '/tts_api.v1.TextToSpeechService/Synthesize',
             tts__api_dot_v1_dot_tts__pb2.SynthesizeRequest.SerializeToString,
             tts__api_dot_v1_dot_tts__pb2.SynthesizeResponse.FromString,
             options,
@@ -198,8 +198,8 @@ class TextToSpeech:
         return grpc.experimental.unary_stream(
             request,
             target,
-            '/tts_api.v1.TextToSpeech/SynthesizeStream',
-            tts__api_dot_v1_dot_tts__pb2.SynthesizeRequest.SerializeToString,
+            '/tts_api.v1.TextToSpeechService/SynthesizeStream',
+            tts__api_dot_v1_dot_tts__pb2.SynthesizeStreamRequest.SerializeToString,
             tts__api_dot_v1_dot_tts__pb2.SynthesizeStreamResponse.FromString,
             options,
             channel_credentials,
@@ -225,9 +225,9 @@ class TextToSpeech:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/tts_api.v1.TextToSpeech/GetServerInfo',
+            '/tts_api.v1.TextToSpeechService/GetServerInfo',
             tts__api_dot_v1_dot_tts__pb2.GetServerInfoRequest.SerializeToString,
-            tts__api_dot_v1_dot_tts__pb2.ServerInfo.FromString,
+            tts__api_dot_v1_dot_tts__pb2.GetServerInfoResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -33,13 +33,13 @@ class _ServicerContext(_grpc.ServicerContext, _aio.ServicerContext):  # type: ig
 GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
-class TextToSpeechStub:
+class TextToSpeechServiceStub:
     """Speaks text with the voices the server has loaded."""
 
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
-    def __new__(cls, channel: _aio.Channel) -> TextToSpeechAsyncStub: ...
+    def __new__(cls, channel: _aio.Channel) -> TextToSpeechServiceAsyncStub: ...
     ListVoices: _grpc.UnaryUnaryMultiCallable[_tts_pb2.ListVoicesRequest, _tts_pb2.ListVoicesResponse]
     """Lists the voices this server can speak with."""
     Synthesize: _grpc.UnaryUnaryMultiCallable[_tts_pb2.SynthesizeRequest, _tts_pb2.SynthesizeResponse]
@@ -48,17 +48,17 @@ class TextToSpeechStub:
     speech): raise the client's receive limit (gRPC's default 4 MB holds about
     87 s) or use SynthesizeStream.
     """
-    SynthesizeStream: _grpc.UnaryStreamMultiCallable[_tts_pb2.SynthesizeRequest, _tts_pb2.SynthesizeStreamResponse]
+    SynthesizeStream: _grpc.UnaryStreamMultiCallable[_tts_pb2.SynthesizeStreamRequest, _tts_pb2.SynthesizeStreamResponse]
     """Synthesizes the text piece by piece (sentences, or clauses of long
     sentences) and sends each piece's audio as soon as it is ready, in order.
-    Concatenating the `audio` of all messages gives one continuous stream in
-    the requested encoding.
+    Concatenating the `chunk.audio` of all messages gives one continuous
+    stream in the requested encoding.
     """
-    GetServerInfo: _grpc.UnaryUnaryMultiCallable[_tts_pb2.GetServerInfoRequest, _tts_pb2.ServerInfo]
+    GetServerInfo: _grpc.UnaryUnaryMultiCallable[_tts_pb2.GetServerInfoRequest, _tts_pb2.GetServerInfoResponse]
     """Describes the server: model, engine runtime and limits."""
 
 @_typing.type_check_only
-class TextToSpeechAsyncStub(TextToSpeechStub):
+class TextToSpeechServiceAsyncStub(TextToSpeechServiceStub):
     """Speaks text with the voices the server has loaded."""
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -70,16 +70,16 @@ class TextToSpeechAsyncStub(TextToSpeechStub):
     speech): raise the client's receive limit (gRPC's default 4 MB holds about
     87 s) or use SynthesizeStream.
     """
-    SynthesizeStream: _aio.UnaryStreamMultiCallable[_tts_pb2.SynthesizeRequest, _tts_pb2.SynthesizeStreamResponse]  # type: ignore[assignment]
+    SynthesizeStream: _aio.UnaryStreamMultiCallable[_tts_pb2.SynthesizeStreamRequest, _tts_pb2.SynthesizeStreamResponse]  # type: ignore[assignment]
     """Synthesizes the text piece by piece (sentences, or clauses of long
     sentences) and sends each piece's audio as soon as it is ready, in order.
-    Concatenating the `audio` of all messages gives one continuous stream in
-    the requested encoding.
+    Concatenating the `chunk.audio` of all messages gives one continuous
+    stream in the requested encoding.
     """
-    GetServerInfo: _aio.UnaryUnaryMultiCallable[_tts_pb2.GetServerInfoRequest, _tts_pb2.ServerInfo]  # type: ignore[assignment]
+    GetServerInfo: _aio.UnaryUnaryMultiCallable[_tts_pb2.GetServerInfoRequest, _tts_pb2.GetServerInfoResponse]  # type: ignore[assignment]
     """Describes the server: model, engine runtime and limits."""
 
-class TextToSpeechServicer(metaclass=_abc_1.ABCMeta):
+class TextToSpeechServiceServicer(metaclass=_abc_1.ABCMeta):
     """Speaks text with the voices the server has loaded."""
 
     @_abc_1.abstractmethod
@@ -105,13 +105,13 @@ class TextToSpeechServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
     def SynthesizeStream(
         self,
-        request: _tts_pb2.SynthesizeRequest,
+        request: _tts_pb2.SynthesizeStreamRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_tts_pb2.SynthesizeStreamResponse], _abc.AsyncIterator[_tts_pb2.SynthesizeStreamResponse]]:
         """Synthesizes the text piece by piece (sentences, or clauses of long
         sentences) and sends each piece's audio as soon as it is ready, in order.
-        Concatenating the `audio` of all messages gives one continuous stream in
-        the requested encoding.
+        Concatenating the `chunk.audio` of all messages gives one continuous
+        stream in the requested encoding.
         """
 
     @_abc_1.abstractmethod
@@ -119,7 +119,7 @@ class TextToSpeechServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _tts_pb2.GetServerInfoRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_tts_pb2.ServerInfo, _abc.Awaitable[_tts_pb2.ServerInfo]]:
+    ) -> _typing.Union[_tts_pb2.GetServerInfoResponse, _abc.Awaitable[_tts_pb2.GetServerInfoResponse]]:
         """Describes the server: model, engine runtime and limits."""
 
-def add_TextToSpeechServicer_to_server(servicer: TextToSpeechServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
+def add_TextToSpeechServiceServicer_to_server(servicer: TextToSpeechServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -85,7 +85,8 @@ class Segmenter:
             marks = [m.end() for m in CLAUSE_END.finditer(pending)]
             spaces = [m.start() for m in _SPACE.finditer(pending.rstrip())
                       if pending[:m.start()].strip()]
-            cut_at = (marks or spaces or [None])[-1]
+            breaks = marks or spaces
+            cut_at = breaks[-1] if breaks else None
         if cut_at is None:
             # Wait another max_wait before looking again rather than on every call.
             self._arrivals = deque([(len(self.text), now)])

@@ -492,19 +492,20 @@ class StreamingSynthesizeRequest(_message.Message):
     """The next piece of text, joined verbatim to what came before (a piece
     may end mid-word or mid-number). All the text of one call together is
     at most the server's max_text_chars code points (GetServerInfo),
-    otherwise INVALID_ARGUMENT naming `text`.
+    otherwise INVALID_ARGUMENT naming `text`. A message with no text and
+    no flush only keeps the call from its idle timeout.
     """
     flush: _builtins.bool
     """Speak what is buffered now, even mid-sentence, after this message's text.
-    The response that completes the flush has `flush_done` set. Not allowed
-    on the first message.
+    Once it has all been spoken, a response with `flush_done` set follows.
     """
     @_builtins.property
     def config(self) -> Global___SynthesisConfig:
         """How to speak and encode, with the same meanings, defaults and ranges as
-        in SynthesizeStreamRequest. Required in the first message and allowed
-        only there: a first message without it, or a later message with it,
-        returns INVALID_ARGUMENT naming `config`.
+        in SynthesizeStreamRequest (an empty config means every default).
+        Required in the first message and allowed only there: a first message
+        without it, or a later message with it, returns INVALID_ARGUMENT naming
+        `config`.
         """
 
     def __init__(
@@ -534,13 +535,12 @@ class StreamingSynthesizeResponse(_message.Message):
     FLUSH_DONE_FIELD_NUMBER: _builtins.int
     flush_done: _builtins.bool
     """True on the message that completes a flush the caller asked for: all
-    text received up to the flush has been spoken.
+    text received up to the flush has been spoken, in the chunks before this
+    message. Such a message carries no audio.
     """
     @_builtins.property
     def chunk(self) -> Global___AudioChunk:
-        """The next piece of audio; unset on a message that only reports a flush
-        that had nothing to speak.
-        """
+        """The next piece of audio; unset on a message that reports a flush."""
 
     def __init__(
         self,

@@ -68,7 +68,8 @@ async def read_rest(call: grpc.aio.StreamStreamCall) -> list[tts_pb2.StreamingSy
     return responses
 
 
-async def fails_with(call: grpc.aio.StreamStreamCall, code: grpc.StatusCode, field: str | None = None) -> str:
+async def fails_with(call: grpc.aio.StreamStreamCall, code: grpc.StatusCode,
+                     field: str | None = None) -> str:
     with pytest.raises(grpc.aio.AioRpcError) as failed:
         await read_rest(call)
     assert failed.value.code() == code, failed.value.details()

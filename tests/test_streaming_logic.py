@@ -8,6 +8,7 @@ import threading
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -46,7 +47,7 @@ async def fake() -> AsyncIterator[Fake]:
     await running.stop(grace_s=1)
 
 
-def config_message(**fields: object) -> tts_pb2.StreamingSynthesizeRequest:
+def config_message(**fields: Any) -> tts_pb2.StreamingSynthesizeRequest:
     return tts_pb2.StreamingSynthesizeRequest(config=tts_pb2.SynthesisConfig(**fields))
 
 

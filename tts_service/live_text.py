@@ -46,8 +46,8 @@ class LiveText:
         self.mark = Mark.END  # what ended the last run of pieces
         self._limits = limits
         self._clock = clock
-        self._inbox: asyncio.Queue[TextInput | Exception | None] = asyncio.Queue(
-            _INBOX_MESSAGES)
+        self._inbox: asyncio.Queue[tuple[TextInput | Exception | None, float]] = \
+            asyncio.Queue(_INBOX_MESSAGES)
         self._ready: deque[Piece | Mark] = deque()
         self._last_message_at = clock()
         self._ended = False
@@ -61,29 +61,31 @@ class LiveText:
         while not self._ready:
             if self._ended:
                 return Mark.END
-            idle_deadline = self._last_message_at + self._limits.idle_timeout_s
-            deadline = min(idle_deadline, self.segmenter.deadline or math.inf)
             try:
-                item = await asyncio.wait_for(self._inbox.get(),
-                                              max(0.0, deadline - self._clock()))
-            except TimeoutError:
-                now = self._clock()
-                if now >= idle_deadline:
-                    raise IdleTimeout(
-                        f"no message for {self._limits.idle_timeout_s:g} s: send text (an "
-                        "empty message keeps the call open) or half-close the stream when "
-                        "the text is done") from None
-                self._ready.extend(self.segmenter.expire(now))
-                continue
+                item, arrived_at = self._inbox.get_nowait()  # messages first, however late
+            except asyncio.QueueEmpty:
+                idle_deadline = self._last_message_at + self._limits.idle_timeout_s
+                deadline = min(idle_deadline, self.segmenter.deadline or math.inf)
+                try:
+                    item, arrived_at = await asyncio.wait_for(
+                        self._inbox.get(), max(0.0, deadline - self._clock()))
+                except TimeoutError:
+                    now = self._clock()
+                    if now >= idle_deadline:
+                        raise IdleTimeout(
+                            f"no message for {self._limits.idle_timeout_s:g} s: send text (an "
+                            "empty message keeps the call open) or half-close the stream "
+                            "when the text is done") from None
+                    self._ready.extend(self.segmenter.expire(now))
+                    continue
             if isinstance(item, Exception):
                 raise item
             if item is None:  # the caller half-closed: speak the rest
                 self._ready.extend(self.segmenter.flush())
                 self._ended = True
                 continue
-            self._last_message_at = now = self._clock()
             check_text_length(len(self.segmenter.text) + len(item.text), self._limits)
-            self._ready.extend(self.segmenter.feed(item.text, now))
+            self._ready.extend(self.segmenter.feed(item.text, arrived_at))
             if item.flush:
                 self._ready.extend(self.segmenter.flush())
                 self._ready.append(Mark.FLUSH)
@@ -105,10 +107,13 @@ class LiveText:
         self.mark = event
 
     async def _read(self, inputs: AsyncIterator[TextInput]) -> None:
+        """Queues each input with its arrival time (the idle and max-wait clocks run from
+        there, however late `next()` gets to it)."""
         try:
             async for item in inputs:
-                await self._inbox.put(item)
+                self._last_message_at = now = self._clock()
+                await self._inbox.put((item, now))
         except Exception as err:  # e.g. a bad message: raised by next(), in order
-            await self._inbox.put(err)
+            await self._inbox.put((err, self._clock()))
         else:
-            await self._inbox.put(None)
+            await self._inbox.put((None, self._clock()))

@@ -1,9 +1,10 @@
 """Text written while it is spoken: StreamingSynthesize fed like an LLM, beside SynthesizeStream.
 
-Each repetition speaks the same sentences four ways on one server, one after the other: the
+Each repetition speaks the same sentences five ways on one server, one after the other: the
 first sentence alone, the last sentence alone and the whole text through SynthesizeStream
 (the references), then the whole text through StreamingSynthesize, sent TOKEN_CHARS
-characters every TOKEN_INTERVAL_S seconds.
+characters every TOKEN_INTERVAL_S seconds (an LLM's pace), and again every
+SLOW_TOKEN_INTERVAL_S (slower than speech is made, so the engine keeps up with the text).
 """
 
 from __future__ import annotations
@@ -22,21 +23,25 @@ from . import service
 # About what an LLM streams: 4 characters (one token) every 30 ms.
 TOKEN_CHARS = 4
 TOKEN_INTERVAL_S = 0.03
+# 10 characters a second: a slow writer, or a person typing.
+SLOW_TOKEN_INTERVAL_S = 0.4
 
 
 @dataclass(frozen=True)
 class LiveTiming:
     """Seconds from the start of the call."""
 
-    first_end_sent_s: float  # the token whose next character shows the first sentence ended
+    first_end_sent_s: float  # the token holding the first sentence's last character
     first_audio_s: float
     text_done_s: float  # the last token was sent and the request stream half-closed
     last_audio_s: float
 
 
-async def live(stub: tts_pb2_grpc.TextToSpeechServiceStub, text: str) -> LiveTiming:
-    # The first sentence's end is certain once the character after it has arrived.
-    decided_at = split_pieces(text)[0].end
+async def live(stub: tts_pb2_grpc.TextToSpeechServiceStub, text: str,
+               interval_s: float = TOKEN_INTERVAL_S) -> LiveTiming:
+    # Timed from the token that ends the sentence, although the server can only be sure of
+    # the end with the next character: any wait for it counts against the stream.
+    last_char = split_pieces(text)[0].end - 1
     start = time.perf_counter()
     sent: dict[str, float] = {}
 
@@ -44,10 +49,10 @@ async def live(stub: tts_pb2_grpc.TextToSpeechServiceStub, text: str) -> LiveTim
         yield tts_pb2.StreamingSynthesizeRequest(
             config=tts_pb2.SynthesisConfig(voice=service.VOICE))
         for at in range(0, len(text), TOKEN_CHARS):
-            if at <= decided_at < at + TOKEN_CHARS:
+            if at <= last_char < at + TOKEN_CHARS:
                 sent["first_end"] = time.perf_counter() - start
             yield tts_pb2.StreamingSynthesizeRequest(text=text[at:at + TOKEN_CHARS])
-            await asyncio.sleep(TOKEN_INTERVAL_S)
+            await asyncio.sleep(interval_s)
         sent["done"] = time.perf_counter() - start
 
     first = last = 0.0
@@ -66,7 +71,7 @@ async def measure(plan: Any, threads: int, onnxruntime: str, text: str) -> dict[
     rows: dict[str, list[float]] = {
         "reference_first_audio": [], "live_first_audio_after_its_token": [],
         "reference_last_sentence": [], "reference_whole_text": [], "live_text_done": [],
-        "live_last_audio": []}
+        "live_last_audio": [], "slow_text_done": [], "slow_last_audio": []}
     with service.running_server(1, threads, onnxruntime) as server:
         async with service.channel(server.address) as chan:
             stub = tts_pb2_grpc.TextToSpeechServiceStub(chan)
@@ -82,5 +87,9 @@ async def measure(plan: Any, threads: int, onnxruntime: str, text: str) -> dict[
                     timing.first_audio_s - timing.first_end_sent_s)
                 rows["live_text_done"].append(timing.text_done_s)
                 rows["live_last_audio"].append(timing.last_audio_s)
+                slow = await live(stub, text, SLOW_TOKEN_INTERVAL_S)
+                rows["slow_text_done"].append(slow.text_done_s)
+                rows["slow_last_audio"].append(slow.last_audio_s)
     return {"text": text, "token_chars": TOKEN_CHARS, "token_interval_s": TOKEN_INTERVAL_S,
-            "engines": 1, "threads": threads, **rows}
+            "slow_token_interval_s": SLOW_TOKEN_INTERVAL_S, "engines": 1, "threads": threads,
+            **rows}

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tts_service.segmenter import Segmenter
 from tts_service.text import Piece, SplitPolicy, split_pieces
@@ -127,3 +129,21 @@ def test_long_sentence_is_cut_at_clauses_while_it_is_being_written() -> None:
     assert segmenter.feed(first + " and this", 0.0) == []  # too short a rest to cut yet
     (piece,) = segmenter.feed(" second one is long enough", 0.0)
     assert piece.text == first
+
+
+@settings(max_examples=300, deadline=None)
+@given(words=st.lists(st.sampled_from(
+    ["Dr.", "e.g.", "J.", "3.5", "word", "text,", "end.", "why?", "yes!", '"so."', "a;",
+     "\n", "-", "...", "long" * 30, "(it.)"]), max_size=60),
+    cuts=st.lists(st.integers(min_value=0), max_size=20))
+def test_any_text_cut_anywhere_gives_the_whole_text_pieces(words: list[str],
+                                                           cuts: list[int]) -> None:
+    text = " ".join(words)
+    positions = sorted({cut % (len(text) + 1) for cut in cuts})
+    segmenter = Segmenter(SplitPolicy(clause_split_chars=40, min_clause_chars=10,
+                                      max_piece_chars=80))
+    pieces: list[Piece] = []
+    for start, end in zip([0, *positions], [*positions, len(text)], strict=True):
+        pieces += segmenter.feed(text[start:end], 0.0)
+    pieces += segmenter.flush()
+    assert pieces == split_pieces(text, segmenter.policy)

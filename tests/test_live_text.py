@@ -71,6 +71,6 @@ async def test_silence_past_the_idle_timeout_ends_the_call() -> None:
                     Limits(max_text_chars=100, idle_timeout_s=0.3, max_wait_s=0.1))
     # The max wait comes first and speaks what it can; then the silence ends the call.
     assert (await asyncio.wait_for(live.next(), TIMEOUT_S)) == Piece(0, 6, "Half a")
-    with pytest.raises(IdleTimeout, match=r"no message for 0\.3 s"):
+    with pytest.raises(IdleTimeout, match=r"no message and no audio for 0\.3 s"):
         await asyncio.wait_for(live.next(), TIMEOUT_S)
     live.close()

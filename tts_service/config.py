@@ -127,8 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
            "seconds that calls in flight get to finish on SIGTERM/SIGINT", dest="shutdown_grace_s")
     option("--streaming-idle-timeout", "TTS_STREAMING_IDLE_TIMEOUT", _positive_seconds,
            defaults.streaming_idle_timeout_s,
-           "StreamingSynthesize: seconds a call may go without a message before it ends with "
-           "DEADLINE_EXCEEDED", dest="streaming_idle_timeout_s")
+           "StreamingSynthesize: seconds a call may go without a message or audio before it "
+           "ends with DEADLINE_EXCEEDED", dest="streaming_idle_timeout_s")
     option("--streaming-max-wait", "TTS_STREAMING_MAX_WAIT", _positive_seconds,
            defaults.streaming_max_wait_s,
            "StreamingSynthesize: seconds text may wait for a certain sentence end before it is "

@@ -1,7 +1,8 @@
 """One call's text arriving over time, turned into pieces, flush marks and the end, in order.
 
-It applies the limits of a streamed text: the total length, the idle timeout between
-messages, and the max wait after which waiting text is cut at the best break.
+It applies the limits of a streamed text: the total length, the idle timeout (no message
+and no audio for that long), and the max wait after which waiting text is cut at the best
+break.
 """
 
 from __future__ import annotations
@@ -56,6 +57,10 @@ class LiveText:
     def close(self) -> None:
         self._reader.cancel()
 
+    def audio_sent(self) -> None:
+        """Restarts the idle clock: a call whose audio is still flowing is not idle."""
+        self._last_message_at = self._clock()
+
     async def next(self) -> Piece | Mark:
         """The next piece to speak, FLUSH, or END (then END forever); raises ServiceError."""
         while not self._ready:
@@ -73,9 +78,9 @@ class LiveText:
                     now = self._clock()
                     if now >= idle_deadline:
                         raise IdleTimeout(
-                            f"no message for {self._limits.idle_timeout_s:g} s: send text (an "
-                            "empty message keeps the call open) or half-close the stream "
-                            "when the text is done") from None
+                            f"no message and no audio for {self._limits.idle_timeout_s:g} s: "
+                            "send text (an empty message keeps the call open) or half-close "
+                            "the stream when the text is done") from None
                     self._ready.extend(self.segmenter.expire(now))
                     continue
             if isinstance(item, Exception):

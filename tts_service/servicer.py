@@ -201,6 +201,7 @@ class TextToSpeechServicer(tts_pb2_grpc.TextToSpeechServiceServicer, ObservedSer
                     async for spoken in spoken_pieces:
                         yield tts_pb2.StreamingSynthesizeResponse(
                             chunk=await chunks.write(spoken))
+                        live.audio_sent()
                 if live.error is not None:
                     raise live.error
                 if live.mark is Mark.FLUSH:

@@ -616,8 +616,8 @@ class GetServerInfoResponse(_message.Message):
     server_version: _builtins.str
     """This service's version."""
     streaming_idle_timeout_seconds: _builtins.float
-    """Longest pause StreamingSynthesize allows between two request messages,
-    in seconds, before it ends the call with DEADLINE_EXCEEDED.
+    """Longest time a StreamingSynthesize call may go without a request message
+    or audio, in seconds, before it ends with DEADLINE_EXCEEDED.
     """
     streaming_max_wait_seconds: _builtins.float
     """Longest time StreamingSynthesize keeps text that has no certain sentence

@@ -101,9 +101,9 @@ class TextToSpeechServiceServicer:
         end is certain, or after the server's max wait (GetServerInfo) at the
         best break available; half-closing the request stream speaks the rest and
         ends the call. Responses are audio chunks as in SynthesizeStream, in text
-        order, one continuous stream in the requested encoding. A call that sends
-        no message for the server's idle timeout (GetServerInfo) ends with
-        DEADLINE_EXCEEDED.
+        order, one continuous stream in the requested encoding. A call with no
+        request message and no audio for the server's idle timeout
+        (GetServerInfo) ends with DEADLINE_EXCEEDED.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -62,9 +62,9 @@ class TextToSpeechServiceStub:
     end is certain, or after the server's max wait (GetServerInfo) at the
     best break available; half-closing the request stream speaks the rest and
     ends the call. Responses are audio chunks as in SynthesizeStream, in text
-    order, one continuous stream in the requested encoding. A call that sends
-    no message for the server's idle timeout (GetServerInfo) ends with
-    DEADLINE_EXCEEDED.
+    order, one continuous stream in the requested encoding. A call with no
+    request message and no audio for the server's idle timeout
+    (GetServerInfo) ends with DEADLINE_EXCEEDED.
     """
     GetServerInfo: _grpc.UnaryUnaryMultiCallable[_tts_pb2.GetServerInfoRequest, _tts_pb2.GetServerInfoResponse]
     """Describes the server: model, engine runtime and limits."""
@@ -96,9 +96,9 @@ class TextToSpeechServiceAsyncStub(TextToSpeechServiceStub):
     end is certain, or after the server's max wait (GetServerInfo) at the
     best break available; half-closing the request stream speaks the rest and
     ends the call. Responses are audio chunks as in SynthesizeStream, in text
-    order, one continuous stream in the requested encoding. A call that sends
-    no message for the server's idle timeout (GetServerInfo) ends with
-    DEADLINE_EXCEEDED.
+    order, one continuous stream in the requested encoding. A call with no
+    request message and no audio for the server's idle timeout
+    (GetServerInfo) ends with DEADLINE_EXCEEDED.
     """
     GetServerInfo: _aio.UnaryUnaryMultiCallable[_tts_pb2.GetServerInfoRequest, _tts_pb2.GetServerInfoResponse]  # type: ignore[assignment]
     """Describes the server: model, engine runtime and limits."""
@@ -151,9 +151,9 @@ class TextToSpeechServiceServicer(metaclass=_abc_1.ABCMeta):
         end is certain, or after the server's max wait (GetServerInfo) at the
         best break available; half-closing the request stream speaks the rest and
         ends the call. Responses are audio chunks as in SynthesizeStream, in text
-        order, one continuous stream in the requested encoding. A call that sends
-        no message for the server's idle timeout (GetServerInfo) ends with
-        DEADLINE_EXCEEDED.
+        order, one continuous stream in the requested encoding. A call with no
+        request message and no audio for the server's idle timeout
+        (GetServerInfo) ends with DEADLINE_EXCEEDED.
         """
 
     @_abc_1.abstractmethod

@@ -95,9 +95,9 @@ class TextToSpeechServiceServicer:
 
     def StreamingSynthesize(self, request_iterator, context):
         """Speaks text while it is still being written (e.g. an LLM's answer, token
-        by token). The first message carries `config` and nothing else; later
+        by token). The first message carries `config` and no text; later
         messages carry text pieces of any size, joined verbatim (a piece may end
-        mid-word), and may ask for a flush. A sentence is spoken as soon as its
+        mid-word). Any message may ask for a flush. A sentence is spoken as soon as its
         end is certain, or after the server's max wait (GetServerInfo) at the
         best break available; half-closing the request stream speaks the rest and
         ends the call. Responses are audio chunks as in SynthesizeStream, in text

@@ -56,9 +56,9 @@ class TextToSpeechServiceStub:
     """
     StreamingSynthesize: _grpc.StreamStreamMultiCallable[_tts_pb2.StreamingSynthesizeRequest, _tts_pb2.StreamingSynthesizeResponse]
     """Speaks text while it is still being written (e.g. an LLM's answer, token
-    by token). The first message carries `config` and nothing else; later
+    by token). The first message carries `config` and no text; later
     messages carry text pieces of any size, joined verbatim (a piece may end
-    mid-word), and may ask for a flush. A sentence is spoken as soon as its
+    mid-word). Any message may ask for a flush. A sentence is spoken as soon as its
     end is certain, or after the server's max wait (GetServerInfo) at the
     best break available; half-closing the request stream speaks the rest and
     ends the call. Responses are audio chunks as in SynthesizeStream, in text
@@ -90,9 +90,9 @@ class TextToSpeechServiceAsyncStub(TextToSpeechServiceStub):
     """
     StreamingSynthesize: _aio.StreamStreamMultiCallable[_tts_pb2.StreamingSynthesizeRequest, _tts_pb2.StreamingSynthesizeResponse]  # type: ignore[assignment]
     """Speaks text while it is still being written (e.g. an LLM's answer, token
-    by token). The first message carries `config` and nothing else; later
+    by token). The first message carries `config` and no text; later
     messages carry text pieces of any size, joined verbatim (a piece may end
-    mid-word), and may ask for a flush. A sentence is spoken as soon as its
+    mid-word). Any message may ask for a flush. A sentence is spoken as soon as its
     end is certain, or after the server's max wait (GetServerInfo) at the
     best break available; half-closing the request stream speaks the rest and
     ends the call. Responses are audio chunks as in SynthesizeStream, in text
@@ -145,9 +145,9 @@ class TextToSpeechServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_tts_pb2.StreamingSynthesizeResponse], _abc.AsyncIterator[_tts_pb2.StreamingSynthesizeResponse]]:
         """Speaks text while it is still being written (e.g. an LLM's answer, token
-        by token). The first message carries `config` and nothing else; later
+        by token). The first message carries `config` and no text; later
         messages carry text pieces of any size, joined verbatim (a piece may end
-        mid-word), and may ask for a flush. A sentence is spoken as soon as its
+        mid-word). Any message may ask for a flush. A sentence is spoken as soon as its
         end is certain, or after the server's max wait (GetServerInfo) at the
         best break available; half-closing the request stream speaks the rest and
         ends the call. Responses are audio chunks as in SynthesizeStream, in text

@@ -147,6 +147,15 @@ async def test_flush_speaks_mid_sentence_and_reports_when_done(fake: Fake) -> No
     assert rest[0].chunk.audio_offset_seconds == pytest.approx(0.1)
 
 
+async def test_flush_on_the_config_message_is_done_at_once(fake: Fake) -> None:
+    _, _, stub = fake
+    first = tts_pb2.StreamingSynthesizeRequest(config=tts_pb2.SynthesisConfig(), flush=True)
+    call = stub.StreamingSynthesize(iter([first, text_message("Hi.")]), timeout=TIMEOUT_S)
+    responses = await read_rest(call)
+    assert responses[0].flush_done and not responses[0].HasField("chunk")
+    assert [r.chunk.text_span.text for r in responses[1:]] == ["Hi."]
+
+
 async def test_text_without_a_sentence_end_is_spoken_after_the_max_wait(fake: Fake) -> None:
     _, _, stub = fake
     call = stub.StreamingSynthesize(timeout=TIMEOUT_S)

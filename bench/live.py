@@ -25,6 +25,11 @@ TOKEN_CHARS = 4
 TOKEN_INTERVAL_S = 0.03
 # 10 characters a second: a slow writer, or a person typing.
 SLOW_TOKEN_INTERVAL_S = 0.4
+# A writer that slow takes longer than the default max wait over one sentence, so the server
+# would speak it in fragments; with this, the slow run's sentences stay whole and the bound
+# (text finished + last sentence's synthesis) compares like with like. The LLM-paced run
+# writes its whole text well within either.
+MAX_WAIT_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -72,7 +77,8 @@ async def measure(plan: Any, threads: int, onnxruntime: str, text: str) -> dict[
         "reference_first_audio": [], "live_first_audio_after_its_token": [],
         "reference_last_sentence": [], "reference_whole_text": [], "live_text_done": [],
         "live_last_audio": [], "slow_text_done": [], "slow_last_audio": []}
-    with service.running_server(1, threads, onnxruntime) as server:
+    with service.running_server(1, threads, onnxruntime,
+                                "--streaming-max-wait", str(MAX_WAIT_S)) as server:
         async with service.channel(server.address) as chan:
             stub = tts_pb2_grpc.TextToSpeechServiceStub(chan)
             for _ in range(plan.reps):
@@ -91,5 +97,5 @@ async def measure(plan: Any, threads: int, onnxruntime: str, text: str) -> dict[
                 rows["slow_text_done"].append(slow.text_done_s)
                 rows["slow_last_audio"].append(slow.last_audio_s)
     return {"text": text, "token_chars": TOKEN_CHARS, "token_interval_s": TOKEN_INTERVAL_S,
-            "slow_token_interval_s": SLOW_TOKEN_INTERVAL_S, "engines": 1, "threads": threads,
-            **rows}
+            "slow_token_interval_s": SLOW_TOKEN_INTERVAL_S, "max_wait_s": MAX_WAIT_S,
+            "engines": 1, "threads": threads, **rows}

@@ -219,7 +219,10 @@ def _live_section(live: dict[str, Any] | None) -> list[str]:
         lines.append(
             f"Fed every {live['slow_token_interval_s'] * 1000:.0f} ms instead (slower than "
             "speech is made, so each sentence is spoken before the next is written), the last "
-            f"audio against text finished + last sentence is {_rr(pairs['slow'])}.")
+            f"audio against text finished + last sentence is {_rr(pairs['slow'])}. This server "
+            f"runs with `--streaming-max-wait {live.get('max_wait_s', 2):g}`: at that pace a "
+            "sentence takes longer to write than the default 2 s, which would speak it in "
+            "fragments and time a different last piece than the reference.")
     return [*lines, ""]
 
 

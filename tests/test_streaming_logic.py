@@ -112,7 +112,7 @@ async def test_pieces_become_sentences_in_text_order_with_offsets_into_all_text(
     assert [r.chunk.sequence_number for r in responses] == list(range(len(responses)))
     assert len(engine.calls) == len(spans)  # one synthesis per piece (normalized text)
     assert not any(r.flush_done for r in responses)
-    assert count(running, "OK") == 1
+    await _wait_until(lambda: count(running, "OK") == 1)
 
 
 async def test_first_sentence_is_spoken_before_the_text_is_finished(fake: Fake) -> None:
@@ -211,9 +211,13 @@ async def test_bad_messages_are_invalid_argument_naming_the_field(
         fake: Fake, messages: list[tts_pb2.StreamingSynthesizeRequest], field: str,
         words: str) -> None:
     _, running, stub = fake
-    call = stub.StreamingSynthesize(iter(messages), timeout=TIMEOUT_S)
+    call = stub.StreamingSynthesize(timeout=TIMEOUT_S)
+    # Written one by one and never half-closed: nothing the client does races the refusal.
+    for message in messages:
+        await call.write(message)
     assert words in await fails_with(call, grpc.StatusCode.INVALID_ARGUMENT, field)
-    assert count(running, "INVALID_ARGUMENT") == 1
+    # Counted once the handler has finished, which may be just after the client hears.
+    await _wait_until(lambda: count(running, "INVALID_ARGUMENT") == 1)
     await _wait_until(lambda: running.pool.busy == 0)
     ok = await stub.Synthesize(tts_pb2.SynthesizeRequest(text="Still here."),
                                timeout=TIMEOUT_S)
@@ -235,7 +239,7 @@ async def test_idle_caller_is_ended_with_deadline_exceeded(fake: Fake) -> None:
     assert (await read(call)).chunk.text_span.text == "Spoken first."
     details = await fails_with(call, grpc.StatusCode.DEADLINE_EXCEEDED)
     assert "no message and no audio for 1 s" in details
-    assert count(running, "DEADLINE_EXCEEDED") == 1
+    await _wait_until(lambda: count(running, "DEADLINE_EXCEEDED") == 1)
     await _wait_until(lambda: running.pool.busy == 0)
 
 
@@ -295,8 +299,9 @@ async def test_full_pool_refuses_a_streaming_call_with_resource_exhausted(fake: 
     queued = asyncio.ensure_future(stub.Synthesize(tts_pb2.SynthesizeRequest(text="Hi."),
                                                    timeout=TIMEOUT_S))
     await _wait_until(lambda: running.pool.waiting == 1)
-    call = stub.StreamingSynthesize(iter([config_message(), text_message("Refused. ")]),
-                                    timeout=TIMEOUT_S)
+    call = stub.StreamingSynthesize(timeout=TIMEOUT_S)
+    await call.write(config_message())
+    await call.write(text_message("Refused. "))  # the engine is asked for at the first piece
     assert "retry" in await fails_with(call, grpc.StatusCode.RESOURCE_EXHAUSTED)
     engine.gate.set()
     await asyncio.wait_for(asyncio.gather(busy, queued), TIMEOUT_S)
@@ -310,11 +315,12 @@ async def test_streaming_call_needs_the_token_like_the_others(tmp_path: Path) ->
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
             stub = tts_pb2_grpc.TextToSpeechServiceStub(channel)
-            messages = [config_message(), text_message("Hello.")]
-            refused = stub.StreamingSynthesize(iter(messages), timeout=TIMEOUT_S)
+            # Refused before any message is read: writing one would race the refusal on the
+            # client's side (and then report the failed write instead of the status).
+            refused = stub.StreamingSynthesize(timeout=TIMEOUT_S)
             await fails_with(refused, grpc.StatusCode.UNAUTHENTICATED)
             allowed = stub.StreamingSynthesize(
-                iter(messages), timeout=TIMEOUT_S,
+                iter([config_message(), text_message("Hello.")]), timeout=TIMEOUT_S,
                 metadata=(("authorization", "Bearer s3cret"),))
             assert [r.chunk.text_span.text for r in await read_rest(allowed)] == ["Hello."]
     finally:

@@ -65,3 +65,12 @@ def test_live_with_empty_input_says_there_was_nothing(server: ServerProcess) -> 
     result = run_client("--server", server.address, "--live", "--no-play", stdin="")
     assert result.returncode == 1
     assert "standard input had no text" in result.stderr
+
+
+def test_live_with_an_unknown_voice_fails_cleanly_while_input_still_comes(
+        server: ServerProcess) -> None:
+    result = run_client("--server", server.address, "--live", "--voice", "zz_nobody",
+                        "--no-play", stdin="Hello there. " * 200)
+    assert result.returncode == 1
+    assert "INVALID_ARGUMENT: unknown voice 'zz_nobody'" in result.stderr
+    assert "Traceback" not in result.stderr

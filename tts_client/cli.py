@@ -346,10 +346,13 @@ class _LiveInput:
         def read() -> None:
             # UTF-8 characters may be split across reads; the decoder keeps the halves.
             decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-            while data := os.read(self._fd, self._READ_BYTES):
-                loop.call_soon_threadsafe(arrived.put_nowait, decoder.decode(data))
-            loop.call_soon_threadsafe(arrived.put_nowait, decoder.decode(b"", final=True))
-            loop.call_soon_threadsafe(arrived.put_nowait, None)
+            try:
+                while data := os.read(self._fd, self._READ_BYTES):
+                    loop.call_soon_threadsafe(arrived.put_nowait, decoder.decode(data))
+                loop.call_soon_threadsafe(arrived.put_nowait, decoder.decode(b"", final=True))
+                loop.call_soon_threadsafe(arrived.put_nowait, None)
+            except RuntimeError:
+                return  # the call ended (e.g. refused) and its event loop closed: stop reading
 
         threading.Thread(target=read, name="tts-stdin", daemon=True).start()
         while (text := await arrived.get()) is not None:

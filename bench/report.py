@@ -13,6 +13,7 @@ import numpy as np
 UNARY_TARGET = 1.05
 FIRST_AUDIO_TARGET = 1.1
 THROUGHPUT_TARGET = 0.9
+LIVE_TARGET = 1.1  # text streamed as written, against the same sentences sent whole
 TARGET_CLIENTS = "4"
 # Shapes whose 4-client throughput is within this fraction of the best count as equally good;
 # among them the one that serves a lone client fastest wins.
@@ -111,6 +112,7 @@ def _targets(results: dict[str, Any]) -> list[str]:
         pair = _ratio(row["stream_first"], row["unary"])
         lines.append(f"| stream first audio / unary total, paragraph | {_rr(pair)} "
                      f"| well under 1 | {'met' if pair[1] < 0.2 else '**missed**'} |")
+    lines += _live_targets(results.get("live"))
     raw_best = max(row["throughput"] for row in load["raw"].values())
     best_shape = max(load["raw"], key=lambda s: load["raw"][s]["throughput"])
     at4 = {shape: row["cells"][TARGET_CLIENTS]["throughput"]
@@ -123,6 +125,105 @@ def _targets(results: dict[str, Any]) -> list[str]:
             f"| {ratio:.2f} | >= {THROUGHPUT_TARGET} "
             f"| {'met' if ratio >= THROUGHPUT_TARGET else '**missed**'} |")
     return lines
+
+
+def _live_pairs(live: dict[str, Any]) -> dict[str, tuple[float, float]]:
+    """The ratios of the text-streamed-as-written measurements, by name."""
+    def bound(done: str) -> list[float]:
+        # Once the text is finished, only its last sentence should be left to make.
+        return [d + last for d, last in zip(live[done], live["reference_last_sentence"],
+                                            strict=True)]
+
+    # At an LLM's pace the engine falls behind the text and makes one sentence after the
+    # other, so the answer cannot end before the same text sent whole would.
+    floor = [max(b, whole) for b, whole in zip(bound("live_text_done"),
+                                               live["reference_whole_text"], strict=True)]
+    pairs = {
+        "first": _ratio(live["live_first_audio_after_its_token"],
+                        live["reference_first_audio"]),
+        "whole": _ratio(live["live_last_audio"], bound("live_text_done")),
+        "floor": _ratio(live["live_last_audio"], floor),
+    }
+    if live.get("slow_last_audio"):
+        pairs["slow"] = _ratio(live["slow_last_audio"], bound("slow_text_done"))
+    return pairs
+
+
+def _live_targets(live: dict[str, Any] | None) -> list[str]:
+    if not live:
+        return []
+    pairs = _live_pairs(live)
+    fast = f"{live['token_chars']} chars / {live['token_interval_s'] * 1000:.0f} ms"
+    rows = [
+        ("first", f"text streamed at {fast}: first audio after the token ending the first "
+         "sentence / that sentence's first audio through SynthesizeStream"),
+        ("whole", f"text streamed at {fast}: last audio / (text finished + last sentence's "
+         "synthesis)"),
+        ("floor", f"text streamed at {fast}: last audio / the later of that and the whole "
+         "text through SynthesizeStream"),
+    ]
+    if "slow" in pairs:
+        slow = f"{live['token_chars']} chars / {live['slow_token_interval_s'] * 1000:.0f} ms"
+        rows.append(("slow", f"text streamed at {slow}: last audio / (text finished + last "
+                     "sentence's synthesis)"))
+    return [f"| {label} | {_rr(pairs[key])} | <= {LIVE_TARGET} "
+            f"| {_verdict(pairs[key], LIVE_TARGET)} |" for key, label in rows]
+
+
+def _live_section(live: dict[str, Any] | None) -> list[str]:
+    if not live:
+        return []
+    pairs = _live_pairs(live)
+    lines = [
+        "## Text streamed as it is written",
+        "",
+        f"StreamingSynthesize fed {live['token_chars']} characters every "
+        f"{live['token_interval_s'] * 1000:.0f} ms, as an LLM streams its answer "
+        f"(\"{live['text']}\"), on a server of {live['engines']} engine x {live['threads']} "
+        "threads. Each repetition first sends the first sentence alone, the last sentence "
+        "alone and the whole text through SynthesizeStream, then the whole text token by "
+        "token. Seconds (min / median):",
+        "",
+        "| measure | seconds |",
+        "|---|---|",
+        f"| SynthesizeStream, first sentence: first audio | "
+        f"{_mm(live['reference_first_audio'])} |",
+        f"| streamed: first audio after the token that ended the first sentence | "
+        f"{_mm(live['live_first_audio_after_its_token'])} |",
+        f"| SynthesizeStream, last sentence: all its audio | "
+        f"{_mm(live['reference_last_sentence'])} |",
+        f"| SynthesizeStream, whole text: all its audio | "
+        f"{_mm(live['reference_whole_text'])} |",
+        f"| streamed: text finished (last token sent, stream half-closed) | "
+        f"{_mm(live['live_text_done'])} |",
+        f"| streamed: last audio | {_mm(live['live_last_audio'])} |",
+    ]
+    if "slow" in pairs:
+        slow_ms = live["slow_token_interval_s"] * 1000
+        lines += [
+            f"| streamed every {slow_ms:.0f} ms: text finished | "
+            f"{_mm(live['slow_text_done'])} |",
+            f"| streamed every {slow_ms:.0f} ms: last audio | {_mm(live['slow_last_audio'])} |",
+        ]
+    lines += [
+        "",
+        f"Ratios (min-based / median-based): first audio {_rr(pairs['first'])}; last audio "
+        f"against text finished + last sentence {_rr(pairs['whole'])}, against the later of "
+        f"that and the whole text sent at once {_rr(pairs['floor'])}. Text fed at an LLM's "
+        "pace (a second of it holds several seconds of speech) outruns the engine, which "
+        "makes one sentence after the other: the answer then cannot end before the same "
+        "text sent whole would, and the ratio against the later bound is what streaming the "
+        "text costs.",
+    ]
+    if "slow" in pairs:
+        lines.append(
+            f"Fed every {live['slow_token_interval_s'] * 1000:.0f} ms instead (slower than "
+            "speech is made, so each sentence is spoken before the next is written), the last "
+            f"audio against text finished + last sentence is {_rr(pairs['slow'])}. This server "
+            f"runs with `--streaming-max-wait {live.get('max_wait_s', 2):g}`: at that pace a "
+            "sentence takes longer to write than the default 2 s, which would speak it in "
+            "fragments and time a different last piece than the reference.")
+    return [*lines, ""]
 
 
 def _runtime_table(runtimes: list[dict[str, Any]]) -> list[str]:
@@ -364,6 +465,7 @@ def write(results: dict[str, Any], out: Path, chart_path: Path) -> None:
         "whole sentences. The recognizer is far from perfect on synthetic speech, so only a "
         "clear rise would mean lost intelligibility.",
         "",
+        *_live_section(results.get("live")),
         "## Throughput: concurrent clients and pool shapes",
         "",
         f"{results['load']['requests']} streamed requests of one short sentence "

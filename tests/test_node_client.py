@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -56,3 +57,28 @@ def test_node_client_reports_a_bad_voice(node_example: Path, server: ServerProce
     assert result.returncode == 1
     assert "INVALID_ARGUMENT: unknown voice 'zz_nobody'" in result.stderr
     assert not out.exists()
+
+
+def test_node_streams_tokens_and_hears_speech_before_the_text_ends(
+        node_example: Path, server: ServerProcess, tmp_path: Path) -> None:
+    text = ("The first sentence is short. The second one takes a while longer to write, "
+            "because it has 12 more words in it. And the third one ends it all.")
+    out = tmp_path / "tokens.wav"
+    result = subprocess.run(
+        ["node", "stream_tokens.js", "--server", server.address, "--voice", "af_bella",
+         "--token-ms", "150", "--out", str(out), text],
+        cwd=node_example, capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    events = re.findall(r"^(\d+) ms: (.*)$", result.stderr, re.MULTILINE)
+    spoken = [(int(ms), what) for ms, what in events]
+    spans = [what for _, what in spoken if what != "(all text sent)"]
+    # Sentences, in order; at this slow pace (27 characters a second) the long one is also
+    # cut at its clause mark once the server's max wait has passed.
+    assert spans[0] == "The first sentence is short."
+    assert " ".join(spans) == text
+    all_sent_ms = next(ms for ms, what in spoken if what == "(all text sent)")
+    assert spoken[0][0] < all_sent_ms  # the first sentence was heard before the text ended
+    samples, rate = soundfile.read(out, dtype="int16")
+    assert rate == 24000
+    heard = transcribe(samples, rate)
+    assert word_error_rate(text.replace("12", "twelve"), heard) <= 0.2

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import soundfile
 
 from .servers import REPO, ServerProcess
@@ -66,3 +67,20 @@ def test_generated_stubs_match_the_proto(tmp_path: Path) -> None:
         fresh = (tmp_path / "tts_api" / "v1" / name).read_text()
         committed = (REPO / "tts_api" / "v1" / name).read_text()
         assert fresh == committed, f"tts_api/v1/{name} is stale: run `make proto`"
+
+
+def test_grpcurl_streams_text_in_pieces_through_reflection(server: ServerProcess) -> None:
+    messages = [{"config": {"voice": "af_bella"}}, {"text": "Good morn"},
+                {"text": "ing. This is a te"}, {"text": "st."}]
+    out = subprocess.run(
+        [_grpcurl(), "-plaintext", "-d", "@", server.address,
+         "tts_api.v1.TextToSpeechService/StreamingSynthesize"],
+        input="\n".join(json.dumps(m) for m in messages), capture_output=True, text=True,
+        timeout=120)
+    assert out.returncode == 0, out.stderr
+    responses = [json.loads(part) for part in out.stdout.replace("}\n{", "}\x00{").split("\x00")]
+    chunks = [r["chunk"] for r in responses]
+    assert [c["text_span"]["text"] for c in chunks] == ["Good morning.", "This is a test."]
+    pcm = b"".join(base64.b64decode(c["audio"]) for c in chunks)
+    samples = np.frombuffer(pcm, "<i2")
+    assert word_error_rate("Good morning. This is a test.", transcribe(samples, 24000)) <= 0.2

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import codecs
 import contextlib
 import os
 import sys
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
@@ -56,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="examples:\n"
         "  tts-grpc-client --voice af_bella \"Hello there\"\n"
         "  echo 'Read from stdin.' | tts-grpc-client -\n"
+        "  some-llm-command | tts-grpc-client --live\n"
         "  tts-grpc-client --output hello.wav \"Saved, not played.\"\n"
         "  tts-grpc-client --list-voices\n\n"
         "exit status: 0 on success, 1 on any failure (the message says why), 2 for bad\n"
@@ -64,6 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("text", nargs="?", metavar="TEXT",
                         help="text to speak; '-' or no argument with piped input reads stdin")
+    parser.add_argument("--live", action="store_true",
+                        help="speak standard input while it is still being written (e.g. an "
+                        "LLM's answer piped in): each sentence plays as soon as it is complete")
     parser.add_argument("--voice", default="", metavar="NAME",
                         help="voice name (default: the server's, af_bella); see --list-voices")
     parser.add_argument("--speed", type=float, default=1.0, metavar="X",
@@ -86,7 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--list-voices", action="store_true",
                         help="print the server's voices (name, language, gender) and exit")
     parser.add_argument("--timeout", type=float, default=120.0, metavar="SECONDS",
-                        help="seconds the server may take for the whole call (default 120)")
+                        help="seconds the server may take for the whole call (default 120; "
+                        "not with --live, which lasts as long as its input)")
     parser.add_argument("--verbose", "-v", action="store_true",
                         help="print timings (first chunk, first sound, underruns) on stderr")
     secure = parser.add_argument_group("security (for a server started with TLS or a token)")
@@ -208,7 +215,8 @@ class _Progress:
             self._stream.write("\n")
 
 
-async def speak(args: argparse.Namespace, text: str) -> None:
+async def speak(args: argparse.Namespace, text: str | None) -> None:
+    """Speaks `text`, or with None the live text of standard input, as it streams in."""
     encoding = tts_pb2.AUDIO_ENCODING_PCM_S16LE
     if args.output is not None:
         suffix = args.output.suffix.lower()
@@ -220,21 +228,30 @@ async def speak(args: argparse.Namespace, text: str) -> None:
     if play and encoding != tts_pb2.AUDIO_ENCODING_PCM_S16LE:
         raise CliError("--play works with .wav, .raw or .pcm output only")
     sample_rate_hz = args.sample_rate or _MODEL_RATE_HZ
-    request = tts_pb2.SynthesizeStreamRequest(
-        text=text, config=tts_pb2.SynthesisConfig(voice=args.voice, speed=args.speed,
-                                                  encoding=encoding,
-                                                  sample_rate_hertz=args.sample_rate))
+    config = tts_pb2.SynthesisConfig(voice=args.voice, speed=args.speed, encoding=encoding,
+                                     sample_rate_hertz=args.sample_rate)
+    live_input = _LiveInput(sys.stdin) if text is None else None
+
+    def audio(client: TtsClient) -> AsyncGenerator[tts_pb2.AudioChunk, None]:
+        if live_input is None:
+            assert text is not None
+            return client.synthesize_stream(
+                tts_pb2.SynthesizeStreamRequest(text=text, config=config))
+        return _chunks(client.streaming_synthesize(config, live_input.requests()))
 
     player: StreamPlayer | None = None
     sink: _Sink | None = None
-    progress = _Progress(len(text), sys.stderr) if args.output is not None else None
+    progress = (_Progress(len(text), sys.stderr)
+                if args.output is not None and text is not None else None)
     first_chunk_at = last_chunk_at = None
     try:
         # The device opens before the call, so a machine without one fails before synthesis.
-        player = _new_player(sample_rate_hz) if play else None
+        # Live text comes when it comes: a gap between sentences is the text not being there
+        # yet, not synthesis falling behind, so there is nothing to re-buffer for.
+        player = _new_player(sample_rate_hz, rebuffer=text is not None) if play else None
         sink = _Sink(args.output) if args.output is not None else None
         async with (connect(args) as client,
-                    contextlib.aclosing(client.synthesize_stream(request)) as pieces):
+                    contextlib.aclosing(audio(client)) as pieces):
             async for piece in pieces:
                 last_chunk_at = time.monotonic()
                 if first_chunk_at is None:
@@ -244,13 +261,15 @@ async def speak(args: argparse.Namespace, text: str) -> None:
                                        f"not the {sample_rate_hz} Hz asked for")
                 if player is not None:
                     done = (piece.text_span.end_offset / len(text)
-                            if piece.HasField("text_span") else None)
+                            if text and piece.HasField("text_span") else None)
                     _feed(player, piece.audio, done)
                 if sink is not None:
                     sink.write(piece.audio, piece.sample_rate_hertz)
                 if progress is not None and piece.HasField("text_span"):
                     progress.update(piece.text_span.end_offset,
                                     piece.audio_offset_seconds + piece.audio_duration_seconds)
+        if live_input is not None and not live_input.received.strip():
+            raise CliError("standard input had no text: nothing to say")
         if sink is not None:
             sink.commit()
         if player is not None:
@@ -300,7 +319,49 @@ def _command_started_at() -> float:
     return time.monotonic() - age_s
 
 
-def _new_player(sample_rate_hz: int) -> StreamPlayer:
+async def _chunks(responses: AsyncGenerator[tts_pb2.StreamingSynthesizeResponse, None]
+                  ) -> AsyncGenerator[tts_pb2.AudioChunk, None]:
+    async with contextlib.aclosing(responses):
+        async for response in responses:
+            if response.HasField("chunk"):
+                yield response.chunk
+
+
+class _LiveInput:
+    """Standard input as it arrives, in whatever pieces the writer flushes.
+
+    A daemon thread does the blocking reads, so Ctrl-C never waits for the writer.
+    """
+
+    _READ_BYTES = 4096
+
+    def __init__(self, stdin: IO[str]) -> None:
+        self._fd = stdin.fileno()
+        self.received = ""
+
+    async def requests(self) -> AsyncIterator[tts_pb2.StreamingSynthesizeRequest]:
+        loop = asyncio.get_running_loop()
+        arrived: asyncio.Queue[str | None] = asyncio.Queue()
+
+        def read() -> None:
+            # UTF-8 characters may be split across reads; the decoder keeps the halves.
+            decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+            try:
+                while data := os.read(self._fd, self._READ_BYTES):
+                    loop.call_soon_threadsafe(arrived.put_nowait, decoder.decode(data))
+                loop.call_soon_threadsafe(arrived.put_nowait, decoder.decode(b"", final=True))
+                loop.call_soon_threadsafe(arrived.put_nowait, None)
+            except RuntimeError:
+                return  # the call ended (e.g. refused) and its event loop closed: stop reading
+
+        threading.Thread(target=read, name="tts-stdin", daemon=True).start()
+        while (text := await arrived.get()) is not None:
+            if text:
+                self.received += text
+                yield tts_pb2.StreamingSynthesizeRequest(text=text)
+
+
+def _new_player(sample_rate_hz: int, rebuffer: bool = True) -> StreamPlayer:
     # Imported late: sounddevice needs PortAudio, which saving to a file does not.
     try:
         from .player import NoAudioDevice, StreamPlayer
@@ -308,7 +369,7 @@ def _new_player(sample_rate_hz: int) -> StreamPlayer:
         raise CliError(f"cannot play audio: PortAudio is missing ({err}); install "
                        "libportaudio2, or save the audio with --output FILE.wav") from err
     try:
-        return StreamPlayer(sample_rate_hz)
+        return StreamPlayer(sample_rate_hz, rebuffer=rebuffer)
     except NoAudioDevice as err:
         raise CliError(f"no audio output device on this machine ({err}); save the audio "
                        "with --output FILE.wav instead") from err
@@ -384,6 +445,11 @@ async def run(args: argparse.Namespace) -> None:
     if args.list_voices:
         async with connect(args) as client:
             _print_voices(await client.list_voices())
+        return
+    if args.live:
+        if args.text not in (None, "-"):
+            raise CliError("--live speaks standard input: leave out TEXT (or give '-')")
+        await speak(args, None)
         return
     text = read_text(args, sys.stdin)
     await speak(args, text)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterable, Sequence
 from types import TracebackType
 
 import grpc
@@ -57,5 +57,26 @@ class TtsClient:
         try:
             async for response in call:
                 yield response.chunk
+        finally:
+            call.cancel()
+
+    async def streaming_synthesize(
+        self, config: tts_pb2.SynthesisConfig,
+        requests: AsyncIterable[tts_pb2.StreamingSynthesizeRequest]
+    ) -> AsyncGenerator[tts_pb2.StreamingSynthesizeResponse, None]:
+        """Sends `config`, then `requests` (text, flushes) as they come; yields the answers.
+
+        Half-closes when `requests` ends. No deadline: the call lasts as long as the text
+        keeps coming (the server ends a call that goes quiet). Breaking out cancels it.
+        """
+        async def messages() -> AsyncGenerator[tts_pb2.StreamingSynthesizeRequest, None]:
+            yield tts_pb2.StreamingSynthesizeRequest(config=config)
+            async for request in requests:
+                yield request
+
+        call = self._stub.StreamingSynthesize(messages(), metadata=self._metadata)
+        try:
+            async for response in call:
+                yield response
         finally:
             call.cancel()

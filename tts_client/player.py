@@ -40,8 +40,12 @@ class StreamPlayer:
     enough audio for the rest to play through (`_rebuffer_target_s`).
     """
 
-    def __init__(self, sample_rate_hz: int, device: str | int | None = None) -> None:
+    def __init__(self, sample_rate_hz: int, device: str | int | None = None,
+                 rebuffer: bool = True) -> None:
+        """`rebuffer=False` plays each chunk as soon as it comes, for audio of text that is
+        still being written, where a gap means the text is not there yet."""
         self.sample_rate_hz = sample_rate_hz
+        self._rebuffer = rebuffer
         try:
             self._stream = sd.RawOutputStream(samplerate=sample_rate_hz, channels=1,
                                               dtype="int16", device=device)
@@ -150,7 +154,7 @@ class StreamPlayer:
                     # the text can play through instead of stuttering at every sentence.
                     self.underruns += 1
                     gap_from = self._clock_s + self.latency_s
-                    target_s = self._rebuffer_target_s()
+                    target_s = self._rebuffer_target_s() if self._rebuffer else 0.0
                     self.rebuffer_targets_s.append(target_s)
                 if gap_from is not None and pending_s < target_s:
                     continue

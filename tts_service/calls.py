@@ -106,7 +106,8 @@ class ObservedServicer:
 
 
 def observed(handler: F) -> F:
-    """Decorates a unary or server-streaming servicer method of an ObservedServicer.
+    """Decorates a servicer method of an ObservedServicer: unary, or streaming responses
+    (server or bidirectional streaming: the request argument is then the request iterator).
 
     Every call is counted and logged once: OK, the mapped error, or CANCELLED when the task
     was cancelled or the stream closed because the client went away.

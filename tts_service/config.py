@@ -28,6 +28,14 @@ class ServerConfig:
     max_text_chars: int = 5000
     max_queued_requests: int = 8
     shutdown_grace_s: float = 30.0
+    # StreamingSynthesize: a voice agent's text comes in bursts (an LLM's first token after a
+    # tool call can take many seconds), but a call left open and silent holds its engine.
+    streaming_idle_timeout_s: float = 30.0
+    # An LLM streams 20+ tokens (80+ characters) a second, so a usual sentence (under 100
+    # characters, where long sentences are cut at clauses anyway) ends well within 2 s;
+    # text still waiting after that means the writer stalled, and is spoken at the best
+    # break rather than held back longer.
+    streaming_max_wait_s: float = 2.0
     onnxruntime: str = "auto"
     onnxruntime_shim: Path = DEFAULT_SHIM
     voice_blends: tuple[str, ...] = field(default_factory=tuple)
@@ -64,6 +72,13 @@ def _port(value: str) -> int:
     number = int(value)
     if not 0 <= number <= 65535:
         raise argparse.ArgumentTypeError(f"must be a port number 0-65535, got {value}")
+    return number
+
+
+def _positive_seconds(value: str) -> float:
+    number = float(value)
+    if not number > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, got {value}")
     return number
 
 
@@ -110,6 +125,14 @@ def build_parser() -> argparse.ArgumentParser:
            "requests that may wait for a busy engine; more get RESOURCE_EXHAUSTED")
     option("--shutdown-grace", "TTS_SHUTDOWN_GRACE", float, defaults.shutdown_grace_s,
            "seconds that calls in flight get to finish on SIGTERM/SIGINT", dest="shutdown_grace_s")
+    option("--streaming-idle-timeout", "TTS_STREAMING_IDLE_TIMEOUT", _positive_seconds,
+           defaults.streaming_idle_timeout_s,
+           "StreamingSynthesize: seconds a call may go without a message or audio before it "
+           "ends with DEADLINE_EXCEEDED", dest="streaming_idle_timeout_s")
+    option("--streaming-max-wait", "TTS_STREAMING_MAX_WAIT", _positive_seconds,
+           defaults.streaming_max_wait_s,
+           "StreamingSynthesize: seconds text may wait for a certain sentence end before it is "
+           "spoken at the best break available", dest="streaming_max_wait_s")
     option("--onnxruntime", "TTS_ONNXRUNTIME", str, defaults.onnxruntime,
            "engine runtime: 'auto' (the newer PyPI onnxruntime when it loads and passes a "
            "self-check, else the bundled one), 'pypi' or 'bundled'",

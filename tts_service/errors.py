@@ -25,3 +25,7 @@ class Overloaded(ServiceError):
 
 class NotReady(ServiceError):
     """The service is starting or shutting down."""
+
+
+class IdleTimeout(ServiceError):
+    """A caller streaming text sent nothing for longer than the server waits."""

@@ -17,14 +17,16 @@ MIN_SPEED, MAX_SPEED = 0.5, 2.0
 class Limits:
     max_text_chars: int
     split_policy: SplitPolicy = field(default_factory=SplitPolicy)
+    # Text streamed in pieces: the longest pause between two messages before the call ends,
+    # and the longest any text waits for a certain sentence end (defaults: config.py).
+    idle_timeout_s: float = 30.0
+    max_wait_s: float = 2.0
 
 
 @dataclass(frozen=True)
-class SynthesisSpec:
-    """A valid request: what to say, how, and in which format."""
+class SynthesisSettings:
+    """How to speak and encode, validated: the same for every synthesis call."""
 
-    text: str
-    pieces: tuple[Piece, ...]
     voice: Voice
     speed: float
     encoding: audio.AudioEncoding
@@ -33,18 +35,46 @@ class SynthesisSpec:
     normalize: bool
 
 
+@dataclass(frozen=True)
+class SynthesisSpec(SynthesisSettings):
+    """A valid request: what to say, how, and in which format."""
+
+    text: str
+    pieces: tuple[Piece, ...]
+
+
+def check_text_length(chars: int, limits: Limits) -> None:
+    """Raises InvalidRequest when a call's text is over the limit."""
+    if chars > limits.max_text_chars:
+        raise InvalidRequest(
+            "text",
+            f"text has {chars} characters; this server accepts at most "
+            f"{limits.max_text_chars} per call: split it into several calls",
+        )
+
+
 def build_spec(*, text: str, voice: str, speed: float, encoding: audio.AudioEncoding | None,
                sample_rate_hz: int, volume_gain_db: float, normalize: bool, streaming: bool,
                catalog: VoiceCatalog, limits: Limits, model_rate_hz: int) -> SynthesisSpec:
     """Validates every field (unset ones take their defaults); raises InvalidRequest."""
     if not text.strip():
         raise InvalidRequest("text", "text is empty: give the words to speak")
-    if len(text) > limits.max_text_chars:
-        raise InvalidRequest(
-            "text",
-            f"text has {len(text)} characters; this server accepts at most "
-            f"{limits.max_text_chars} per request: split it into several requests",
-        )
+    check_text_length(len(text), limits)
+    settings = build_settings(voice=voice, speed=speed, encoding=encoding,
+                              sample_rate_hz=sample_rate_hz, volume_gain_db=volume_gain_db,
+                              normalize=normalize, streaming=streaming, catalog=catalog,
+                              model_rate_hz=model_rate_hz)
+    pieces = split_pieces(text, limits.split_policy)
+    if not pieces:
+        raise InvalidRequest("text", "text has no letters or digits to speak")
+    return SynthesisSpec(**vars(settings), text=text, pieces=tuple(pieces))
+
+
+def build_settings(*, voice: str, speed: float, encoding: audio.AudioEncoding | None,
+                   sample_rate_hz: int, volume_gain_db: float, normalize: bool,
+                   streaming: bool, catalog: VoiceCatalog, model_rate_hz: int
+                   ) -> SynthesisSettings:
+    """Validates the settings (unset ones take their defaults); raises InvalidRequest."""
     found = catalog.get(voice)
     if found is None:
         raise InvalidRequest(
@@ -73,12 +103,7 @@ def build_spec(*, text: str, voice: str, speed: float, encoding: audio.AudioEnco
     except audio.UnsupportedAudioError as err:
         field = {"sample_rate_hz": "sample_rate_hertz"}.get(err.field, err.field)
         raise InvalidRequest(field, str(err)) from err
-    pieces = split_pieces(text, limits.split_policy)
-    if not pieces:
-        raise InvalidRequest("text", "text has no letters or digits to speak")
-    return SynthesisSpec(
-        text=text,
-        pieces=tuple(pieces),
+    return SynthesisSettings(
         voice=found,
         speed=speed,
         encoding=encoding,

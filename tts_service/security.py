@@ -109,6 +109,8 @@ def _refusal(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
 
     serializers = dict(request_deserializer=handler.request_deserializer,
                        response_serializer=handler.response_serializer)
+    if handler.stream_stream:
+        return grpc.stream_stream_rpc_method_handler(refuse_stream, **serializers)
     if handler.unary_stream:
         return grpc.unary_stream_rpc_method_handler(refuse_stream, **serializers)
     return grpc.unary_unary_rpc_method_handler(refuse, **serializers)

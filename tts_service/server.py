@@ -131,7 +131,9 @@ async def start(config: ServerConfig, engines: Sequence[Engine], catalog: VoiceC
                           "onnxruntime_version": runtime.onnxruntime_version})
     servicer = TextToSpeechServicer(
         Synthesizer(pool, normalize, respell), catalog,
-        Limits(max_text_chars=config.max_text_chars), runtime,
+        Limits(max_text_chars=config.max_text_chars,
+               idle_timeout_s=config.streaming_idle_timeout_s,
+               max_wait_s=config.streaming_max_wait_s), runtime,
         CallObserver(metrics, log_text=config.log_text))
 
     interceptors = [security.BearerTokenInterceptor(token, [SERVICE_NAME])] if token else []

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 import numpy as np
@@ -13,10 +14,12 @@ import numpy as np
 from tts_api.v1 import tts_pb2, tts_pb2_grpc
 
 from . import __version__, audio
-from .calls import CallObserver, ObservedServicer, current_call, observed
-from .errors import InvalidRequest
-from .request import Limits, SynthesisSpec, build_spec
+from .calls import CallObserver, CallRecord, ObservedServicer, current_call, observed
+from .errors import IdleTimeout, InvalidRequest
+from .live_text import LiveText, Mark, TextInput
+from .request import Limits, SynthesisSettings, SynthesisSpec, build_settings, build_spec
 from .synthesizer import SpokenPiece, Synthesizer
+from .text import Piece
 from .voices import Gender, VoiceCatalog
 
 _ENCODINGS = {
@@ -62,39 +65,42 @@ class TextToSpeechServicer(tts_pb2_grpc.TextToSpeechServiceServicer, ObservedSer
         record = current_call()
         record.text_chars = len(text)
         record.voice = config.voice
-        try:
-            spec = self._build(text, config, streaming)
-        except InvalidRequest as err:
-            # Settings live in SynthesisConfig: name the field by its path in the request.
-            if err.field != "text":
-                raise InvalidRequest(f"config.{err.field}", str(err)) from None
-            raise
+        with _config_errors():
+            spec = build_spec(text=text, **self._settings_fields(config), streaming=streaming,
+                              catalog=self._catalog, limits=self._limits,
+                              model_rate_hz=self._synthesizer.sample_rate_hz)
         record.voice = spec.voice.name
         record.pieces_total = len(spec.pieces)
         record.text = spec.text
         return spec
 
-    def _build(self, text: str, config: tts_pb2.SynthesisConfig, streaming: bool
-               ) -> SynthesisSpec:
+    def _settings(self, config: tts_pb2.SynthesisConfig) -> SynthesisSettings:
+        """The settings of a streamed call, whose text comes later."""
+        record = current_call()
+        record.voice = config.voice
+        with _config_errors():
+            settings = build_settings(**self._settings_fields(config), streaming=True,
+                                      catalog=self._catalog,
+                                      model_rate_hz=self._synthesizer.sample_rate_hz)
+        record.voice = settings.voice.name
+        return settings
+
+    @staticmethod
+    def _settings_fields(config: tts_pb2.SynthesisConfig) -> dict[str, Any]:
         encoding = None
         if config.encoding != tts_pb2.AUDIO_ENCODING_UNSPECIFIED:
             if config.encoding not in _ENCODINGS:
                 names = ", ".join(tts_pb2.AudioEncoding.Name(e) for e in _ENCODINGS)
-                raise InvalidRequest("encoding",
+                raise InvalidRequest("config.encoding",
                                      f"unknown encoding {config.encoding}: use one of {names}")
             encoding = _ENCODINGS[config.encoding]
-        return build_spec(
-            text=text,
+        return dict(
             voice=config.voice,
             speed=config.speed,
             encoding=encoding,
             sample_rate_hz=config.sample_rate_hertz,
             volume_gain_db=config.volume_gain_db,
             normalize=config.normalize_text if config.HasField("normalize_text") else True,
-            streaming=streaming,
-            catalog=self._catalog,
-            limits=self._limits,
-            model_rate_hz=self._synthesizer.sample_rate_hz,
         )
 
     def _pieces(self, spec: SynthesisSpec
@@ -151,36 +157,64 @@ class TextToSpeechServicer(tts_pb2_grpc.TextToSpeechServiceServicer, ObservedSer
                                context: grpc.aio.ServicerContext
                                ) -> AsyncIterator[tts_pb2.SynthesizeStreamResponse]:
         spec = self._spec(request.text, request.config, streaming=True)
-        model_rate = self._synthesizer.sample_rate_hz
-        renderer = audio.StreamRenderer(model_rate, spec.sample_rate_hz, spec.volume_gain_db,
-                                        spec.encoding)
-        encoding = _PROTO_ENCODINGS[spec.encoding]
-        offset_s = 0.0
-        sequence = 0
-        record = current_call()
+        chunks = _ChunkWriter(self._synthesizer.sample_rate_hz, spec)
         async with self._pieces(spec) as pieces:
             async for spoken in pieces:
-                data = await asyncio.to_thread(renderer.render, spoken.samples)
-                duration_s = len(spoken.samples) / model_rate
-                piece = spoken.piece
-                yield tts_pb2.SynthesizeStreamResponse(chunk=tts_pb2.AudioChunk(
-                    audio=data,
-                    encoding=encoding,
-                    sample_rate_hertz=spec.sample_rate_hz,
-                    text_span=tts_pb2.TextSpan(start_offset=piece.start, end_offset=piece.end,
-                                               text=piece.text),
-                    audio_offset_seconds=offset_s,
-                    audio_duration_seconds=duration_s,
-                    sequence_number=sequence,
-                ))
-                record.chunk_sent(duration_s)
-                offset_s += duration_s
-                sequence += 1
-        tail = await asyncio.to_thread(renderer.finish)
-        if tail:
-            yield tts_pb2.SynthesizeStreamResponse(chunk=tts_pb2.AudioChunk(
-                audio=tail, encoding=encoding, sample_rate_hertz=spec.sample_rate_hz,
-                audio_offset_seconds=offset_s, sequence_number=sequence))
+                yield tts_pb2.SynthesizeStreamResponse(chunk=await chunks.write(spoken))
+        tail = await chunks.finish()
+        if tail is not None:
+            yield tts_pb2.SynthesizeStreamResponse(chunk=tail)
+
+    @observed
+    async def StreamingSynthesize(
+        self, request_iterator: AsyncIterable[tts_pb2.StreamingSynthesizeRequest],
+        context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[tts_pb2.StreamingSynthesizeResponse]:
+        requests = aiter(request_iterator)
+        try:
+            first = await asyncio.wait_for(anext(requests), self._limits.idle_timeout_s)
+        except StopAsyncIteration:
+            raise InvalidRequest("config", "the call ended before its first message: send "
+                                 "config first, then the text") from None
+        except TimeoutError:
+            raise IdleTimeout(f"no first message within {self._limits.idle_timeout_s:g} s: "
+                              "send config as soon as the call starts") from None
+        if not first.HasField("config"):
+            raise InvalidRequest("config", "the first message must carry config (the "
+                                 "settings, may be empty); send the text in later messages")
+        settings = self._settings(first.config)
+        chunks = _ChunkWriter(self._synthesizer.sample_rate_hz, settings)
+        record = current_call()
+        live = LiveText(_text_inputs(requests, first.flush), self._limits)
+        try:
+            while (event := await live.next()) is not Mark.END:
+                if event is Mark.FLUSH:
+                    yield tts_pb2.StreamingSynthesizeResponse(flush_done=True)
+                    continue
+                assert not isinstance(event, Mark)
+                # One synthesis per run of pieces between flushes: its end is the moment all
+                # the text before the flush has been spoken.
+                run = _counted(live.run_of_pieces(event), record)
+                async with contextlib.aclosing(self._synthesizer.stream(
+                        run, settings.voice.speaker_id, settings.speed,
+                        settings.normalize)) as spoken_pieces:
+                    async for spoken in spoken_pieces:
+                        yield tts_pb2.StreamingSynthesizeResponse(
+                            chunk=await chunks.write(spoken))
+                        live.audio_sent()
+                if live.error is not None:
+                    raise live.error
+                if live.mark is Mark.FLUSH:
+                    yield tts_pb2.StreamingSynthesizeResponse(flush_done=True)
+                if live.mark is Mark.END:
+                    break
+        finally:
+            live.close()
+            record.text_chars = len(live.segmenter.text)
+            record.text = live.segmenter.text
+        tail = await chunks.finish()
+        if tail is not None:
+            yield tts_pb2.StreamingSynthesizeResponse(chunk=tail)
 
     @observed
     async def GetServerInfo(self, request: tts_pb2.GetServerInfoRequest,
@@ -198,4 +232,77 @@ class TextToSpeechServicer(tts_pb2_grpc.TextToSpeechServiceServicer, ObservedSer
             max_text_chars=self._limits.max_text_chars,
             max_queued_requests=runtime.max_queued_requests,
             server_version=__version__,
+            streaming_idle_timeout_seconds=self._limits.idle_timeout_s,
+            streaming_max_wait_seconds=self._limits.max_wait_s,
         )
+
+
+class _ChunkWriter:
+    """Encodes one call's audio as AudioChunks: one continuous stream, offsets and numbers."""
+
+    def __init__(self, model_rate_hz: int, settings: SynthesisSettings) -> None:
+        self._model_rate_hz = model_rate_hz
+        self._rate_hz = settings.sample_rate_hz
+        self._renderer = audio.StreamRenderer(model_rate_hz, settings.sample_rate_hz,
+                                              settings.volume_gain_db, settings.encoding)
+        self._encoding = _PROTO_ENCODINGS[settings.encoding]
+        self._offset_s = 0.0
+        self._sequence = 0
+
+    async def write(self, spoken: SpokenPiece) -> tts_pb2.AudioChunk:
+        data = await asyncio.to_thread(self._renderer.render, spoken.samples)
+        duration_s = len(spoken.samples) / self._model_rate_hz
+        piece = spoken.piece
+        chunk = tts_pb2.AudioChunk(
+            audio=data,
+            encoding=self._encoding,
+            sample_rate_hertz=self._rate_hz,
+            text_span=tts_pb2.TextSpan(start_offset=piece.start, end_offset=piece.end,
+                                       text=piece.text),
+            audio_offset_seconds=self._offset_s,
+            audio_duration_seconds=duration_s,
+            sequence_number=self._sequence,
+        )
+        current_call().chunk_sent(duration_s)
+        self._offset_s += duration_s
+        self._sequence += 1
+        return chunk
+
+    async def finish(self) -> tts_pb2.AudioChunk | None:
+        """The encoder's trailing bytes, if it has any."""
+        tail = await asyncio.to_thread(self._renderer.finish)
+        if not tail:
+            return None
+        return tts_pb2.AudioChunk(audio=tail, encoding=self._encoding,
+                                  sample_rate_hertz=self._rate_hz,
+                                  audio_offset_seconds=self._offset_s,
+                                  sequence_number=self._sequence)
+
+
+@contextlib.contextmanager
+def _config_errors() -> Iterator[None]:
+    """Settings live in SynthesisConfig: names a bad field by its path in the request."""
+    try:
+        yield
+    except InvalidRequest as err:
+        if err.field == "text" or err.field.startswith("config."):
+            raise
+        raise InvalidRequest(f"config.{err.field}", str(err)) from None
+
+
+async def _text_inputs(requests: AsyncIterator[tts_pb2.StreamingSynthesizeRequest],
+                       flush_first: bool) -> AsyncIterator[TextInput]:
+    """The messages after the first one, as domain values."""
+    if flush_first:
+        yield TextInput(flush=True)
+    async for request in requests:
+        if request.HasField("config"):
+            raise InvalidRequest("config", "config is allowed only in the first message; "
+                                 "later messages carry text and flush")
+        yield TextInput(request.text, request.flush)
+
+
+async def _counted(pieces: AsyncIterator[Piece], record: CallRecord) -> AsyncIterator[Piece]:
+    async for piece in pieces:
+        record.pieces_total += 1
+        yield piece

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import queue
 import threading
-from collections.abc import AsyncGenerator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -27,7 +28,7 @@ class SpokenPiece:
 class _Job:
     """One request's engine work, shared by the event loop and the engine thread."""
 
-    total: int
+    total: int  # pieces known so far (grows while pieces arrive over time)
     done: int = 0  # pieces the engine has finished
     stop: threading.Event = field(default_factory=threading.Event)
 
@@ -51,9 +52,15 @@ class Synthesizer:
     def sample_rate_hz(self) -> int:
         return self._pool.sample_rate_hz
 
-    async def stream(self, pieces: Sequence[Piece], speaker_id: int, speed: float,
-                     normalize: bool) -> AsyncGenerator[SpokenPiece, None]:
+    async def stream(self, pieces: Sequence[Piece] | AsyncIterable[Piece], speaker_id: int,
+                     speed: float, normalize: bool) -> AsyncGenerator[SpokenPiece, None]:
         """Yields each piece's audio as soon as the engine has made it.
+
+        `pieces` is either all of them, or an async iterable of pieces arriving over time
+        (text still being written): each is synthesized when it arrives, and the stream ends
+        once the iterable has ended and its last piece is spoken (an error the iterable
+        raises ends the stream with that error). The engine is held from the start to the
+        end, also while waiting for pieces.
 
         Closing the iterator early (client gone, deadline passed) makes the engine stop after
         its current sentence; the engine goes back to the pool only when its thread is done,
@@ -62,11 +69,21 @@ class Synthesizer:
         engine = await self._pool.acquire()
         loop = asyncio.get_running_loop()
         ready: asyncio.Queue[object] = asyncio.Queue()
-        job = _Job(total=len(pieces))
+        feeder: asyncio.Task[None] | None = None
+        source: Iterable[Piece]
+        if isinstance(pieces, AsyncIterable):
+            job = _Job(total=0)
+            arrived: queue.SimpleQueue[object] = queue.SimpleQueue()
+            feeder = asyncio.ensure_future(_hand_over(pieces, arrived, job))
+            # Blocks the engine thread until the next piece (or the end mark) arrives.
+            source = iter(arrived.get, _DONE)  # type: ignore[arg-type]
+        else:
+            job = _Job(total=len(pieces))
+            source = pieces
 
         def run() -> None:
             try:
-                self._run(engine, pieces, speaker_id, speed, normalize, job,
+                self._run(engine, source, speaker_id, speed, normalize, job,
                           lambda item: loop.call_soon_threadsafe(ready.put_nowait, item))
             finally:
                 loop.call_soon_threadsafe(ready.put_nowait, _DONE)
@@ -88,11 +105,17 @@ class Synthesizer:
                 yield item
             completed = True
             await work  # re-raises what failed in the engine thread
+            if feeder is not None:
+                await feeder  # re-raises what failed while the pieces arrived
         finally:
             if not completed:
                 job.stop.set()
+            if feeder is not None:
+                feeder.cancel()
+                if not completed:
+                    arrived.put(_DONE)  # wakes an engine thread waiting for the next piece
 
-    def _run(self, engine: Engine, pieces: Sequence[Piece], speaker_id: int, speed: float,
+    def _run(self, engine: Engine, pieces: Iterable[Piece], speaker_id: int, speed: float,
              normalize: bool, job: _Job, emit: Callable[[SpokenPiece], object]) -> None:
         for piece in pieces:
             if job.stop.is_set():
@@ -107,3 +130,14 @@ class Synthesizer:
 
             engine.generate(text, speaker_id, speed, on_chunk)
             job.done += 1
+
+
+async def _hand_over(pieces: AsyncIterable[Piece], arrived: queue.SimpleQueue[object],
+                     job: _Job) -> None:
+    """Passes pieces arriving on the event loop to the engine thread, then the end mark."""
+    try:
+        async for piece in pieces:
+            job.total += 1
+            arrived.put(piece)
+    finally:
+        arrived.put(_DONE)

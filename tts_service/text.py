@@ -12,7 +12,7 @@ _SENTENCE_END = re.compile("[.!?\u2026]+[\"'\u201d\u2019)\\]]*(?=\\s)|\n")
 _ABBREVIATIONS = frozenset(
     "mr mrs ms dr prof st mt jr sr vs no approx dept est fig inc ltd co ave e.g i.e cf".split()
 )
-_CLAUSE_END = re.compile(r"[,;:]+(?=\s)|\s[-\u2013\u2014]+\s")
+CLAUSE_END = re.compile(r"[,;:]+(?=\s)|\s[-\u2013\u2014]+\s")
 _SPACE = re.compile(r"\s")
 
 
@@ -49,10 +49,13 @@ def _is_abbreviation(text: str, period_at: int) -> bool:
     return word in _ABBREVIATIONS or (len(word) == 1 and word.isalpha())
 
 
-def _sentence_bounds(text: str) -> list[tuple[int, int]]:
+def sentence_bounds(text: str, start: int = 0) -> list[tuple[int, int]]:
+    """Sentence spans of text[start:], the last one running to the end of the text.
+
+    Every span but the last ends at a certain sentence end: one followed by white space.
+    """
     bounds: list[tuple[int, int]] = []
-    start = 0
-    for match in _SENTENCE_END.finditer(text):
+    for match in _SENTENCE_END.finditer(text, start):
         if match.group().startswith(".") and _is_abbreviation(text, match.start()):
             continue
         bounds.append((start, match.end()))
@@ -99,18 +102,26 @@ def _strip(text: str, start: int, end: int) -> Piece | None:
     return Piece(start=offset, end=offset + len(stripped), text=stripped)
 
 
-def split_pieces(text: str, policy: SplitPolicy = SplitPolicy()) -> list[Piece]:
-    """Splits `text` into sentence or clause pieces with offsets into `text`.
+def cut_sentence(text: str, start: int, end: int, policy: SplitPolicy
+                 ) -> list[tuple[int, int]]:
+    """The spans text[start:end] (one sentence) is synthesized in: clauses, then hard cuts.
 
-    Pieces with no letter or digit (stray punctuation, emoji only) are dropped: the engine
-    would make no sound for them.
+    Each cut depends only on the text before it and on the sentence being long enough, so
+    for a sentence still being written every span but the last is already final.
     """
-    pieces: list[Piece] = []
-    for start, end in _sentence_bounds(text):
-        for c_start, c_end in _cut(text, start, end, _CLAUSE_END, policy.min_clause_chars,
-                                   policy.clause_split_chars):
-            for h_start, h_end in _hard_cut(text, c_start, c_end, policy.max_piece_chars):
-                piece = _strip(text, h_start, h_end)
-                if piece is not None:
-                    pieces.append(piece)
-    return pieces
+    return [hard
+            for clause in _cut(text, start, end, CLAUSE_END, policy.min_clause_chars,
+                               policy.clause_split_chars)
+            for hard in _hard_cut(text, *clause, policy.max_piece_chars)]
+
+
+def to_pieces(text: str, spans: list[tuple[int, int]]) -> list[Piece]:
+    """The spans as pieces, without those with no letter or digit (the engine makes no sound
+    for stray punctuation or emoji)."""
+    return [piece for span in spans if (piece := _strip(text, *span)) is not None]
+
+
+def split_pieces(text: str, policy: SplitPolicy = SplitPolicy()) -> list[Piece]:
+    """Splits `text` into sentence or clause pieces with offsets into `text`."""
+    return to_pieces(text, [span for start, end in sentence_bounds(text)
+                            for span in cut_sentence(text, start, end, policy)])

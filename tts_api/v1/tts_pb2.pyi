@@ -33,7 +33,9 @@ class _AudioEncoding:
 class _AudioEncodingEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_AudioEncoding.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     AUDIO_ENCODING_UNSPECIFIED: _AudioEncoding.ValueType  # 0
-    """Server default: WAV for Synthesize, PCM_S16LE for SynthesizeStream."""
+    """Server default: WAV for Synthesize, PCM_S16LE for SynthesizeStream and
+    StreamingSynthesize.
+    """
     AUDIO_ENCODING_PCM_S16LE: _AudioEncoding.ValueType  # 1
     """Raw signed 16-bit little-endian PCM, no header. Streamable."""
     AUDIO_ENCODING_WAV: _AudioEncoding.ValueType  # 2
@@ -59,7 +61,9 @@ class AudioEncoding(_AudioEncoding, metaclass=_AudioEncodingEnumTypeWrapper):
     """How the audio bytes are encoded. All encodings are mono."""
 
 AUDIO_ENCODING_UNSPECIFIED: AudioEncoding.ValueType  # 0
-"""Server default: WAV for Synthesize, PCM_S16LE for SynthesizeStream."""
+"""Server default: WAV for Synthesize, PCM_S16LE for SynthesizeStream and
+StreamingSynthesize.
+"""
 AUDIO_ENCODING_PCM_S16LE: AudioEncoding.ValueType  # 1
 """Raw signed 16-bit little-endian PCM, no header. Streamable."""
 AUDIO_ENCODING_WAV: AudioEncoding.ValueType  # 2
@@ -227,7 +231,7 @@ class SynthesisConfig(_message.Message):
     """
     encoding: Global___AudioEncoding.ValueType
     """The encoding of the returned audio. UNSPECIFIED means WAV for Synthesize
-    and PCM_S16LE for SynthesizeStream.
+    and PCM_S16LE for SynthesizeStream and StreamingSynthesize.
     """
     sample_rate_hertz: _builtins.int
     """The sample rate of the returned audio in hertz. 0 (unset) means the
@@ -376,7 +380,10 @@ class TextSpan(_message.Message):
     END_OFFSET_FIELD_NUMBER: _builtins.int
     TEXT_FIELD_NUMBER: _builtins.int
     start_offset: _builtins.int
-    """Offset of the first code point of the part in the request text."""
+    """Offset of the first code point of the part in the request text. For
+    StreamingSynthesize, the request text is all the text received so far in
+    the call, joined verbatim.
+    """
     end_offset: _builtins.int
     """Offset one past the last code point of the part."""
     text: _builtins.str
@@ -473,6 +480,83 @@ class SynthesizeStreamResponse(_message.Message):
 Global___SynthesizeStreamResponse: _TypeAlias = SynthesizeStreamResponse  # noqa: Y015
 
 @_typing.final
+class StreamingSynthesizeRequest(_message.Message):
+    """One message from the caller of StreamingSynthesize."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONFIG_FIELD_NUMBER: _builtins.int
+    TEXT_FIELD_NUMBER: _builtins.int
+    FLUSH_FIELD_NUMBER: _builtins.int
+    text: _builtins.str
+    """The next piece of text, joined verbatim to what came before (a piece
+    may end mid-word or mid-number). All the text of one call together is
+    at most the server's max_text_chars code points (GetServerInfo),
+    otherwise INVALID_ARGUMENT naming `text`. A message with no text and
+    no flush only keeps the call from its idle timeout.
+    """
+    flush: _builtins.bool
+    """Speak what is buffered now, even mid-sentence, after this message's text.
+    Once it has all been spoken, a response with `flush_done` set follows.
+    """
+    @_builtins.property
+    def config(self) -> Global___SynthesisConfig:
+        """How to speak and encode, with the same meanings, defaults and ranges as
+        in SynthesizeStreamRequest (an empty config means every default).
+        Required in the first message and allowed only there: a first message
+        without it, or a later message with it, returns INVALID_ARGUMENT naming
+        `config`.
+        """
+
+    def __init__(
+        self,
+        *,
+        config: Global___SynthesisConfig | None = ...,
+        text: _builtins.str = ...,
+        flush: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["config", b"config", "input", b"input", "text", b"text"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["config", b"config", "flush", b"flush", "input", b"input", "text", b"text"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_input: _TypeAlias = _typing.Literal["config", "text"]  # noqa: Y015
+    _WhichOneofArgType_input: _TypeAlias = _typing.Literal["input", b"input"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_input) -> _WhichOneofReturnType_input | None: ...
+
+Global___StreamingSynthesizeRequest: _TypeAlias = StreamingSynthesizeRequest  # noqa: Y015
+
+@_typing.final
+class StreamingSynthesizeResponse(_message.Message):
+    """One message of a StreamingSynthesize answer."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHUNK_FIELD_NUMBER: _builtins.int
+    FLUSH_DONE_FIELD_NUMBER: _builtins.int
+    flush_done: _builtins.bool
+    """True on the message that completes a flush the caller asked for: all
+    text received up to the flush has been spoken, in the chunks before this
+    message. Such a message carries no audio.
+    """
+    @_builtins.property
+    def chunk(self) -> Global___AudioChunk:
+        """The next piece of audio; unset on a message that reports a flush."""
+
+    def __init__(
+        self,
+        *,
+        chunk: Global___AudioChunk | None = ...,
+        flush_done: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["chunk", b"chunk"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk", b"chunk", "flush_done", b"flush_done"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StreamingSynthesizeResponse: _TypeAlias = StreamingSynthesizeResponse  # noqa: Y015
+
+@_typing.final
 class GetServerInfoRequest(_message.Message):
     """Asks for the server description."""
 
@@ -505,6 +589,8 @@ class GetServerInfoResponse(_message.Message):
     MAX_TEXT_CHARS_FIELD_NUMBER: _builtins.int
     MAX_QUEUED_REQUESTS_FIELD_NUMBER: _builtins.int
     SERVER_VERSION_FIELD_NUMBER: _builtins.int
+    STREAMING_IDLE_TIMEOUT_SECONDS_FIELD_NUMBER: _builtins.int
+    STREAMING_MAX_WAIT_SECONDS_FIELD_NUMBER: _builtins.int
     model: _builtins.str
     """The speech model, e.g. "kokoro-82m-v1.0-int8"."""
     model_sample_rate_hertz: _builtins.int
@@ -529,6 +615,14 @@ class GetServerInfoResponse(_message.Message):
     """
     server_version: _builtins.str
     """This service's version."""
+    streaming_idle_timeout_seconds: _builtins.float
+    """Longest time a StreamingSynthesize call may go without a request message
+    or audio, in seconds, before it ends with DEADLINE_EXCEEDED.
+    """
+    streaming_max_wait_seconds: _builtins.float
+    """Longest time StreamingSynthesize keeps text that has no certain sentence
+    end before it speaks it at the best break available, in seconds.
+    """
     def __init__(
         self,
         *,
@@ -542,10 +636,12 @@ class GetServerInfoResponse(_message.Message):
         max_text_chars: _builtins.int = ...,
         max_queued_requests: _builtins.int = ...,
         server_version: _builtins.str = ...,
+        streaming_idle_timeout_seconds: _builtins.float = ...,
+        streaming_max_wait_seconds: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["engine_version", b"engine_version", "engines", b"engines", "max_queued_requests", b"max_queued_requests", "max_text_chars", b"max_text_chars", "model", b"model", "model_sample_rate_hertz", b"model_sample_rate_hertz", "onnxruntime", b"onnxruntime", "onnxruntime_version", b"onnxruntime_version", "server_version", b"server_version", "threads_per_engine", b"threads_per_engine"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["engine_version", b"engine_version", "engines", b"engines", "max_queued_requests", b"max_queued_requests", "max_text_chars", b"max_text_chars", "model", b"model", "model_sample_rate_hertz", b"model_sample_rate_hertz", "onnxruntime", b"onnxruntime", "onnxruntime_version", b"onnxruntime_version", "server_version", b"server_version", "streaming_idle_timeout_seconds", b"streaming_idle_timeout_seconds", "streaming_max_wait_seconds", b"streaming_max_wait_seconds", "threads_per_engine", b"threads_per_engine"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

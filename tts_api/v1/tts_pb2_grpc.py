@@ -50,6 +50,11 @@ class TextToSpeechServiceStub:
                 request_serializer=tts__api_dot_v1_dot_tts__pb2.SynthesizeStreamRequest.SerializeToString,
                 response_deserializer=tts__api_dot_v1_dot_tts__pb2.SynthesizeStreamResponse.FromString,
                 _registered_method=True)
+        self.StreamingSynthesize = channel.stream_stream(
+                '/tts_api.v1.TextToSpeechService/StreamingSynthesize',
+                request_serializer=tts__api_dot_v1_dot_tts__pb2.StreamingSynthesizeRequest.SerializeToString,
+                response_deserializer=tts__api_dot_v1_dot_tts__pb2.StreamingSynthesizeResponse.FromString,
+                _registered_method=True)
         self.GetServerInfo = channel.unary_unary(
                 '/tts_api.v1.TextToSpeechService/GetServerInfo',
                 request_serializer=tts__api_dot_v1_dot_tts__pb2.GetServerInfoRequest.SerializeToString,
@@ -88,6 +93,22 @@ class TextToSpeechServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def StreamingSynthesize(self, request_iterator, context):
+        """Speaks text while it is still being written (e.g. an LLM's answer, token
+        by token). The first message carries `config` and no text; later
+        messages carry text pieces of any size, joined verbatim (a piece may end
+        mid-word). Any message may ask for a flush. A sentence is spoken as soon as its
+        end is certain, or after the server's max wait (GetServerInfo) at the
+        best break available; half-closing the request stream speaks the rest and
+        ends the call. Responses are audio chunks as in SynthesizeStream, in text
+        order, one continuous stream in the requested encoding. A call with no
+        request message and no audio for the server's idle timeout
+        (GetServerInfo) ends with DEADLINE_EXCEEDED.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetServerInfo(self, request, context):
         """Describes the server: model, engine runtime and limits.
         """
@@ -112,6 +133,11 @@ def add_TextToSpeechServiceServicer_to_server(servicer, server):
                     servicer.SynthesizeStream,
                     request_deserializer=tts__api_dot_v1_dot_tts__pb2.SynthesizeStreamRequest.FromString,
                     response_serializer=tts__api_dot_v1_dot_tts__pb2.SynthesizeStreamResponse.SerializeToString,
+            ),
+            'StreamingSynthesize': grpc.stream_stream_rpc_method_handler(
+                    servicer.StreamingSynthesize,
+                    request_deserializer=tts__api_dot_v1_dot_tts__pb2.StreamingSynthesizeRequest.FromString,
+                    response_serializer=tts__api_dot_v1_dot_tts__pb2.StreamingSynthesizeResponse.SerializeToString,
             ),
             'GetServerInfo': grpc.unary_unary_rpc_method_handler(
                     servicer.GetServerInfo,
@@ -201,6 +227,33 @@ class TextToSpeechService:
             '/tts_api.v1.TextToSpeechService/SynthesizeStream',
             tts__api_dot_v1_dot_tts__pb2.SynthesizeStreamRequest.SerializeToString,
             tts__api_dot_v1_dot_tts__pb2.SynthesizeStreamResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StreamingSynthesize(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/tts_api.v1.TextToSpeechService/StreamingSynthesize',
+            tts__api_dot_v1_dot_tts__pb2.StreamingSynthesizeRequest.SerializeToString,
+            tts__api_dot_v1_dot_tts__pb2.StreamingSynthesizeResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -54,6 +54,18 @@ class TextToSpeechServiceStub:
     Concatenating the `chunk.audio` of all messages gives one continuous
     stream in the requested encoding.
     """
+    StreamingSynthesize: _grpc.StreamStreamMultiCallable[_tts_pb2.StreamingSynthesizeRequest, _tts_pb2.StreamingSynthesizeResponse]
+    """Speaks text while it is still being written (e.g. an LLM's answer, token
+    by token). The first message carries `config` and no text; later
+    messages carry text pieces of any size, joined verbatim (a piece may end
+    mid-word). Any message may ask for a flush. A sentence is spoken as soon as its
+    end is certain, or after the server's max wait (GetServerInfo) at the
+    best break available; half-closing the request stream speaks the rest and
+    ends the call. Responses are audio chunks as in SynthesizeStream, in text
+    order, one continuous stream in the requested encoding. A call with no
+    request message and no audio for the server's idle timeout
+    (GetServerInfo) ends with DEADLINE_EXCEEDED.
+    """
     GetServerInfo: _grpc.UnaryUnaryMultiCallable[_tts_pb2.GetServerInfoRequest, _tts_pb2.GetServerInfoResponse]
     """Describes the server: model, engine runtime and limits."""
 
@@ -75,6 +87,18 @@ class TextToSpeechServiceAsyncStub(TextToSpeechServiceStub):
     sentences) and sends each piece's audio as soon as it is ready, in order.
     Concatenating the `chunk.audio` of all messages gives one continuous
     stream in the requested encoding.
+    """
+    StreamingSynthesize: _aio.StreamStreamMultiCallable[_tts_pb2.StreamingSynthesizeRequest, _tts_pb2.StreamingSynthesizeResponse]  # type: ignore[assignment]
+    """Speaks text while it is still being written (e.g. an LLM's answer, token
+    by token). The first message carries `config` and no text; later
+    messages carry text pieces of any size, joined verbatim (a piece may end
+    mid-word). Any message may ask for a flush. A sentence is spoken as soon as its
+    end is certain, or after the server's max wait (GetServerInfo) at the
+    best break available; half-closing the request stream speaks the rest and
+    ends the call. Responses are audio chunks as in SynthesizeStream, in text
+    order, one continuous stream in the requested encoding. A call with no
+    request message and no audio for the server's idle timeout
+    (GetServerInfo) ends with DEADLINE_EXCEEDED.
     """
     GetServerInfo: _aio.UnaryUnaryMultiCallable[_tts_pb2.GetServerInfoRequest, _tts_pb2.GetServerInfoResponse]  # type: ignore[assignment]
     """Describes the server: model, engine runtime and limits."""
@@ -112,6 +136,24 @@ class TextToSpeechServiceServicer(metaclass=_abc_1.ABCMeta):
         sentences) and sends each piece's audio as soon as it is ready, in order.
         Concatenating the `chunk.audio` of all messages gives one continuous
         stream in the requested encoding.
+        """
+
+    @_abc_1.abstractmethod
+    def StreamingSynthesize(
+        self,
+        request_iterator: _MaybeAsyncIterator[_tts_pb2.StreamingSynthesizeRequest],
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_tts_pb2.StreamingSynthesizeResponse], _abc.AsyncIterator[_tts_pb2.StreamingSynthesizeResponse]]:
+        """Speaks text while it is still being written (e.g. an LLM's answer, token
+        by token). The first message carries `config` and no text; later
+        messages carry text pieces of any size, joined verbatim (a piece may end
+        mid-word). Any message may ask for a flush. A sentence is spoken as soon as its
+        end is certain, or after the server's max wait (GetServerInfo) at the
+        best break available; half-closing the request stream speaks the rest and
+        ends the call. Responses are audio chunks as in SynthesizeStream, in text
+        order, one continuous stream in the requested encoding. A call with no
+        request message and no audio for the server's idle timeout
+        (GetServerInfo) ends with DEADLINE_EXCEEDED.
         """
 
     @_abc_1.abstractmethod

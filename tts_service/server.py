@@ -129,12 +129,13 @@ async def start(config: ServerConfig, engines: Sequence[Engine], catalog: VoiceC
     metrics.runtime.info({"engine": "sherpa-onnx", "engine_version": runtime.engine_version,
                           "onnxruntime": runtime.onnxruntime,
                           "onnxruntime_version": runtime.onnxruntime_version})
+    observer = CallObserver(metrics, log_text=config.log_text)
     servicer = TextToSpeechServicer(
         Synthesizer(pool, normalize, respell), catalog,
-        Limits(max_text_chars=config.max_text_chars), runtime,
-        CallObserver(metrics, log_text=config.log_text))
+        Limits(max_text_chars=config.max_text_chars), runtime, observer)
 
-    interceptors = [security.BearerTokenInterceptor(token, [SERVICE_NAME])] if token else []
+    interceptors = [security.BearerTokenInterceptor(token, [SERVICE_NAME], observer.refused)
+                    ] if token else []
     server = grpc.aio.server(interceptors=interceptors, options=[
         # Requests are small; the limit keeps a hostile client from making us buffer much.
         ("grpc.max_receive_message_length", 4 * config.max_text_chars + 64 * 1024),
@@ -147,11 +148,10 @@ async def start(config: ServerConfig, engines: Sequence[Engine], catalog: VoiceC
     try:
         port = (server.add_secure_port(config.address, credentials) if credentials
                 else server.add_insecure_port(config.address))
-    except RuntimeError:
-        port = 0
-    if port == 0:
+    except RuntimeError as err:
+        # grpc logs the system's reason (e.g. "Address already in use") on the line before.
         pool.close()
-        raise StartupError(f"cannot listen on {config.address}: is the port already in use?")
+        raise StartupError(f"cannot listen on {config.address}: {err}") from err
     metrics_server = None
     if config.metrics_port:
         try:

@@ -60,8 +60,10 @@ _ACTIVATE = textwrap.dedent(
     from tts_service import onnx_runtime
     if sys.argv[3] == "import-first":
         import sherpa_onnx  # noqa: F401
+    # A failing self-check stands for a runtime that loads but cannot synthesize.
+    check = (lambda: "the engine crashed") if sys.argv[3] == "failing-self-check" else None
     try:
-        info = onnx_runtime.activate(sys.argv[1], Path(sys.argv[2]))
+        info = onnx_runtime.activate(sys.argv[1], Path(sys.argv[2]), check)
     except onnx_runtime.RuntimeUnavailableError as exc:
         print(json.dumps({"error": str(exc), "sherpa": "sherpa_onnx" in sys.modules}))
     else:
@@ -70,7 +72,7 @@ _ACTIVATE = textwrap.dedent(
 )
 
 
-def _python(script: str, *args: str) -> dict[str, str]:
+def _python(script: str, *args: str, stderr: list[str] | None = None) -> dict[str, str]:
     path = os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])
     env = {**os.environ, "PYTHONPATH": path}
     done = subprocess.run(
@@ -83,6 +85,8 @@ def _python(script: str, *args: str) -> dict[str, str]:
         check=False,
     )
     assert done.returncode == 0, done.stderr
+    if stderr is not None:
+        stderr.extend(done.stderr.splitlines())
     result: dict[str, str] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
 
@@ -151,6 +155,62 @@ def test_auto_with_shim_uses_pypi(shim: Path) -> None:
 
     assert info["name"] == "pypi"
     assert str(shim) in info["reason"]
+
+
+def test_auto_falls_back_with_one_warning_when_the_self_check_fails(shim: Path) -> None:
+    logged: list[str] = []
+    info = _python("import logging; logging.basicConfig()\n" + _ACTIVATE, "auto", str(shim),
+                   "failing-self-check", stderr=logged)
+
+    assert info["name"] == "bundled"
+    assert info["version"] not in ("", "unknown")
+    assert "failed its self-check: the engine crashed" in info["reason"]
+    assert len(logged) == 1 and logged[0].startswith("WARNING:"), logged
+    assert "the engine crashed" in logged[0]
+
+
+def test_pypi_refuses_to_start_when_the_self_check_fails(shim: Path) -> None:
+    outcome = _python(_ACTIVATE, "pypi", str(shim), "failing-self-check")
+
+    assert "failed its self-check: the engine crashed" in outcome["error"]
+    assert outcome["sherpa"] is False
+
+
+def test_a_build_without_a_compiler_leaves_the_bundled_runtime(tmp_path: Path) -> None:
+    out = tmp_path / "libonnxruntime.so"
+    built = subprocess.run(["sh", str(REPO / "native" / "build.sh"), str(out)],
+                           env={**os.environ, "CC": "no-such-compiler"}, capture_output=True,
+                           text=True, timeout=60, check=False)
+    assert built.returncode == 0
+    assert "no C compiler ('no-such-compiler') found" in built.stderr
+    assert not out.exists()
+    info = _python(_ACTIVATE, "auto", str(out), "activate-first")
+    assert info["name"] == "bundled"
+    assert f"shim {out} not found" in info["reason"]
+
+
+@pytest.mark.model
+def test_self_check_synthesizes_a_word_on_the_pypi_runtime(shim: Path, model_dir: Path) -> None:
+    from tts_service.runtime_probe import prove
+
+    assert prove(shim, model_dir) is None
+
+
+@pytest.mark.model
+def test_self_check_reports_why_the_word_was_not_synthesized(shim: Path, model_dir: Path,
+                                                             tmp_path: Path) -> None:
+    from tts_service.runtime_probe import prove
+
+    for part in model_dir.iterdir():
+        (tmp_path / part.name).symlink_to(part)
+    (tmp_path / "model.onnx").unlink()
+    (tmp_path / "model.onnx").write_bytes((model_dir / "model.onnx").read_bytes()[:100_000])
+    problem = prove(shim, tmp_path)
+    assert problem is not None
+    assert problem.startswith("a one-word synthesis failed: ")
+    assert "model.onnx" in problem and "Traceback" not in problem
+    assert prove(shim, model_dir, timeout_s=0.001) == \
+        "a one-word synthesis took over 0 s"
 
 
 def test_runtime_is_fixed_once_sherpa_onnx_is_imported(shim: Path) -> None:

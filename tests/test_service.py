@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import io
+from importlib.metadata import version
+from pathlib import Path
 
 import grpc
 import numpy as np
@@ -15,7 +17,10 @@ from grpc_status import rpc_status
 
 from tts_api.v1 import tts_pb2, tts_pb2_grpc
 
+from .servers import ServerProcess
 from .speech import pcm16_to_float, transcribe, word_error_rate
+
+pytestmark = pytest.mark.model
 
 THREE_SENTENCES = ("The weather is lovely today. We walked along the river after lunch. "
                    "Then we went home and had some tea.")
@@ -121,9 +126,20 @@ async def test_server_info_reports_engine_and_limits(
     info = await stub.GetServerInfo(tts_pb2.GetServerInfoRequest(), timeout=10)
     assert info.engine_version.startswith("1.13.")
     assert info.model_sample_rate_hertz == 24000
-    assert info.onnxruntime in ("bundled", "pypi")
-    assert info.onnxruntime_version
+    assert info.onnxruntime == "pypi"
+    assert info.onnxruntime_version == version("onnxruntime")
     assert info.max_text_chars == 5000
+
+
+def test_default_server_really_runs_on_the_newer_onnxruntime(server: ServerProcess) -> None:
+    """A silent fallback to the bundled runtime would pass every other test, only slower."""
+    maps = Path(f"/proc/{server.process.pid}/maps").read_text()
+    runtimes = {Path(line.split()[-1]) for line in maps.splitlines()
+                if "/libonnxruntime.so" in line}
+    names = {(path.parent.parent.name, path.name) for path in runtimes}
+    assert ("onnxruntime", f"libonnxruntime.so.{version('onnxruntime')}") in names, runtimes
+    assert not any(path.parent.parent.name == "sherpa_onnx" for path in runtimes), runtimes
+    assert any(f"onnxruntime {version('onnxruntime')} (pypi)" in line for line in server.log)
 
 
 def _violations(error: grpc.aio.AioRpcError) -> dict[str, str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import signal
 import sys
@@ -21,7 +22,7 @@ from grpc_reflection.v1alpha import reflection
 
 from tts_api.v1 import tts_pb2, tts_pb2_grpc
 
-from . import onnx_runtime, security
+from . import onnx_runtime, runtime_probe, security
 from .calls import CallObserver
 from .config import ServerConfig, parse_config
 from .engine import Engine, ModelFiles
@@ -188,7 +189,9 @@ async def serve(config: ServerConfig) -> None:
             f"the model is not assembled: missing {', '.join(str(p) for p in missing)}; "
             "run `make models` (or point --model-dir / TTS_MODEL_DIR at it)")
     try:
-        ort = onnx_runtime.activate(config.onnxruntime, config.onnxruntime_shim)
+        ort = onnx_runtime.activate(
+            config.onnxruntime, config.onnxruntime_shim,
+            functools.partial(runtime_probe.prove, config.onnxruntime_shim, config.model_dir))
     except onnx_runtime.RuntimeUnavailableError as err:
         raise StartupError(str(err)) from err
     _LOGGER.info("engine runtime: onnxruntime %s (%s): %s", ort.version, ort.name, ort.reason)

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import signal
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from wsgiref.simple_server import WSGIServer
 
 import grpc
@@ -22,26 +19,19 @@ from grpc_reflection.v1alpha import reflection
 
 from tts_api.v1 import tts_pb2, tts_pb2_grpc
 
-from . import onnx_runtime, runtime_probe, security
+from . import model_prep, onnx_runtime, runtime_probe, security
 from .calls import CallObserver
 from .config import ServerConfig, parse_config
 from .engine import Engine, ModelFiles
 from .engine_pool import EnginePool
-from .lexicon import LexiconError, Overrides, Respeller, load_overrides, write_lexicon
+from .lexicon import LexiconError, Respeller
 from .metrics import Metrics
 from .normalize import normalize
 from .request import Limits
 from .servicer import RuntimeDescription, TextToSpeechServicer
 from .synthesizer import Synthesizer
-from .voice_blends import (
-    Blend,
-    BlendError,
-    blend_voices,
-    model_with_speakers,
-    parse_blends,
-    write_voices,
-)
-from .voices import Voice, VoiceCatalog, describe
+from .voice_blends import BlendError
+from .voices import VoiceCatalog
 
 _LOGGER = logging.getLogger(__name__)
 SERVICE_NAME = tts_pb2.DESCRIPTOR.services_by_name["TextToSpeechService"].full_name
@@ -67,37 +57,6 @@ class RunningServer:
         self.pool.close()
         if self.metrics_server is not None:
             self.metrics_server.shutdown()
-
-
-def load_engines(config: ServerConfig, files: ModelFiles, blends: Sequence[Blend] = (),
-                 overrides: Overrides | None = None) -> list[Engine]:
-    from .engine import KokoroEngine
-
-    # sherpa-onnx reads its files into memory when an engine loads, so the generated ones only
-    # have to outlive the loading: a scratch directory removed right after, not a cache that
-    # could go stale when the model or the options change.
-    with tempfile.TemporaryDirectory(prefix="tts-service-") as scratch_dir, \
-            contextlib.ExitStack() as keep_open:
-        scratch = Path(scratch_dir)
-        voices = model = lexicon = None
-        try:
-            if blends:
-                builtin = _builtin_voices(files)
-                voices = scratch / "voices.bin"
-                write_voices(files.voices, builtin, blends, voices)
-                model = keep_open.enter_context(
-                    model_with_speakers(files.model, len(builtin) + len(blends), scratch))
-            if overrides is not None and overrides.phonemes:
-                lexicon = str(write_lexicon(overrides, files.lexicon, scratch / "lexicon.txt"))
-                # Checked on 1.13.8: its Kokoro frontend sends all English text to espeak-ng.
-                _LOGGER.warning("phoneme overrides loaded, but sherpa-onnx 1.13.8 reads the "
-                                "lexicon only for CJK text: for English words, use respellings "
-                                "('word = sounds like')")
-        except BlendError as err:
-            raise StartupError(str(err)) from err
-        return [KokoroEngine(files, config.engine_threads, voices_path=voices, lexicon=lexicon,
-                             model_path=model)
-                for _ in range(config.engines)]
 
 
 async def warm_up(pool: EnginePool, engines: Sequence[Engine]) -> None:
@@ -169,16 +128,6 @@ async def start(config: ServerConfig, engines: Sequence[Engine], catalog: VoiceC
                          metrics=metrics, metrics_server=metrics_server)
 
 
-def _builtin_voices(files: ModelFiles) -> list[Voice]:
-    names = files.voice_names.read_text(encoding="utf-8").split()
-    return [describe(name, speaker_id) for speaker_id, name in enumerate(names)]
-
-
-def _catalog(files: ModelFiles, blends: Sequence[Blend] = ()) -> VoiceCatalog:
-    builtin = _builtin_voices(files)
-    return VoiceCatalog([*builtin, *blend_voices(blends, builtin)])
-
-
 async def serve(config: ServerConfig) -> None:
     """Runs the server until SIGTERM or SIGINT, then shuts down gracefully."""
     started = time.monotonic()
@@ -199,18 +148,17 @@ async def serve(config: ServerConfig) -> None:
     from .engine import engine_version
 
     try:
-        blends = parse_blends(config.voice_blends, [v.name for v in _builtin_voices(files)])
-        overrides = (load_overrides(config.lexicon_overrides, files.tokens)
-                     if config.lexicon_overrides is not None else Overrides())
+        model = await asyncio.to_thread(
+            model_prep.prepare, files, config.engines, config.engine_threads,
+            config.voice_blends, config.lexicon_overrides)
     except (BlendError, LexiconError) as err:
         raise StartupError(str(err)) from err
-    engines = await asyncio.to_thread(load_engines, config, files, blends, overrides)
     runtime = RuntimeDescription(
         engine_version=engine_version(), onnxruntime=ort.name, onnxruntime_version=ort.version,
         engines=config.engines, threads_per_engine=config.engine_threads,
         max_queued_requests=config.max_queued_requests)
-    running = await start(config, engines, _catalog(files, blends), runtime,
-                          Respeller(overrides.respellings))
+    running = await start(config, model.engines, model.catalog, runtime,
+                          Respeller(model.overrides.respellings))
     _LOGGER.info("serving tts_api.v1.TextToSpeechService on %s:%d (%d engines x %d threads, "
                  "ready in %.1f s)", config.host, running.port, config.engines,
                  config.engine_threads, time.monotonic() - started)

@@ -83,7 +83,7 @@ serve: install models shim
 test: install models shim
 	$(MAKE) api-check
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy tts_service tts_client models bench tests
+	$(VENV)/bin/mypy tts_service tts_client models bench harness tests
 	$(VENV)/bin/pytest
 
 bench: install models shim

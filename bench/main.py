@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.speech import transcribe, word_error_rate
+from harness.servers import MODEL_DIR, REPO
+from harness.speech import transcribe, word_error_rate
 from tts_api.v1 import tts_pb2_grpc
 from tts_service import onnx_runtime
 from tts_service.normalize import normalize
@@ -26,9 +27,7 @@ from . import report, service, texts
 from .raw import RawEngine, raw_throughput
 from .runtime_cpu import run_child
 
-REPO = Path(__file__).resolve().parents[1]
-MODEL_DIR = Path(os.environ.get("TTS_MODEL_DIR", REPO / "models" / "kokoro-multi-lang-v1_0"))
-SHIM = REPO / "build" / "libonnxruntime.so"
+SHIM = onnx_runtime.DEFAULT_SHIM_PATH
 RESULTS = REPO / "build" / "bench-results.json"
 _LOGGER = logging.getLogger("bench")
 
@@ -88,7 +87,7 @@ def _log(message: str, *args: object) -> None:
 
 def measure_runtimes(plan: Plan) -> list[dict[str, Any]]:
     results = []
-    for runtime in ("bundled", "pypi"):
+    for runtime in onnx_runtime.RUNTIMES:
         for threads in (1, 2):
             _log("runtime %s, %d thread(s)", runtime, threads)
             results.append(run_child(runtime, threads, plan.runtime_runs, MODEL_DIR, SHIM))
@@ -272,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, default=0,
                         help="repetitions of each latency measurement (default 3; 1 with "
                         "--quick)")
-    parser.add_argument("--onnxruntime", choices=["pypi", "bundled"], default="pypi",
+    parser.add_argument("--onnxruntime", choices=onnx_runtime.RUNTIMES, default="pypi",
                         help="runtime of the server and of the in-process raw engine")
     parser.add_argument("--out", type=Path, default=REPO / "BENCHMARKS.md")
     parser.add_argument("--chart", type=Path, default=REPO / "bench" / "benchmarks.png")

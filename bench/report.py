@@ -359,7 +359,7 @@ def write(results: dict[str, Any], out: Path, chart_path: Path) -> None:
         "",
         *_clause_tables(results["latency"]),
         "",
-        "Word error rates come from pocketsphinx (tests/speech.py) over all three texts, "
+        "Word error rates come from pocketsphinx (harness/speech.py) over all three texts, "
         "synthesized piece by piece by the raw engine under each policy (one run); \"off\" is "
         "whole sentences. The recognizer is far from perfect on synthetic speech, so only a "
         "clear rise would mean lost intelligibility.",

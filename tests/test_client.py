@@ -19,10 +19,9 @@ import numpy as np
 import pytest
 import soundfile
 
+from harness.servers import REPO, ServerProcess, start_server
+from harness.speech import transcribe, word_error_rate
 from tts_api.v1 import tts_pb2, tts_pb2_grpc
-
-from .servers import REPO, ServerProcess, start_server
-from .speech import transcribe, word_error_rate
 
 pytestmark = pytest.mark.model
 

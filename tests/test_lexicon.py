@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.servers import MODEL_DIR
 from tts_service.lexicon import (
     LexiconError,
     Overrides,
@@ -16,8 +17,6 @@ from tts_service.lexicon import (
     read_symbols,
     write_lexicon,
 )
-
-from .servers import MODEL_DIR
 
 SYMBOLS = frozenset("təmˈAɾOkæd ɔɡpbn")
 

@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from .speech import transcribe, word_error_rate
+from harness.servers import MODEL_DIR, REPO
+from harness.speech import transcribe, word_error_rate
+from tts_service.onnx_runtime import RUNTIMES
 
-REPO = Path(__file__).resolve().parents[1]
-MODEL_DIR = Path(os.environ.get("TTS_MODEL_DIR", REPO / "models" / "kokoro-multi-lang-v1_0"))
 SAMPLE_RATE_HZ = 24_000
 AF_BELLA = 2
 SENTENCES = (
@@ -112,7 +112,7 @@ def model_dir() -> Path:
 def test_both_runtimes_speak_the_same_words(shim: Path, model_dir: Path, tmp_path: Path) -> None:
     reference = " ".join(SENTENCES)
     results = {}
-    for choice in ("bundled", "pypi"):
+    for choice in RUNTIMES:
         out = tmp_path / f"{choice}.f32"
         args = (choice, str(shim), str(model_dir), str(out), json.dumps(SENTENCES))
         info = _python(_SYNTHESIZE, *args, str(AF_BELLA), str(SAMPLE_RATE_HZ))

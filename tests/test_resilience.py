@@ -16,10 +16,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from harness.servers import ServerProcess, start_server
+from harness.speech import pcm16_to_float
 from tts_api.v1 import tts_pb2, tts_pb2_grpc
-
-from .servers import ServerProcess, start_server
-from .speech import pcm16_to_float
 
 TIMEOUT_S = 60
 LONG_TEXT = " ".join(f"This is sentence number {n} of a long text nobody will hear."

@@ -14,10 +14,10 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from harness.servers import ServerProcess, start_server
 from tts_api.v1 import tts_pb2, tts_pb2_grpc
 
 from .certs import Pki, make_pki
-from .servers import ServerProcess, start_server
 
 TOKEN = "s3cret-token-for-tests"
 TIMEOUT_S = 60

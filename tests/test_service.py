@@ -15,10 +15,9 @@ from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 
+from harness.servers import ServerProcess
+from harness.speech import pcm16_to_float, transcribe, word_error_rate
 from tts_api.v1 import tts_pb2, tts_pb2_grpc
-
-from .servers import ServerProcess
-from .speech import pcm16_to_float, transcribe, word_error_rate
 
 pytestmark = pytest.mark.model
 

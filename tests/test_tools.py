@@ -12,8 +12,8 @@ from pathlib import Path
 
 import soundfile
 
-from .servers import REPO, ServerProcess
-from .speech import transcribe, word_error_rate
+from harness.servers import REPO, ServerProcess
+from harness.speech import transcribe, word_error_rate
 
 
 def _grpcurl() -> str:

@@ -16,7 +16,8 @@ from typing import Any, Literal
 _LOGGER = logging.getLogger(__name__)
 
 RuntimeName = Literal["bundled", "pypi"]
-CHOICES = ("auto", "bundled", "pypi")
+RUNTIMES: tuple[RuntimeName, ...] = ("bundled", "pypi")
+CHOICES = ("auto", *RUNTIMES)
 
 # sherpa-onnx 1.13.8 was built against onnxruntime 1.28.2: its binaries import
 # OrtGetApiBase@VERS_1.28.2 and ask for C API version 28. native/ort_shim.map must match.

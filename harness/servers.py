@@ -13,8 +13,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-MODEL_DIR = Path(os.environ.get("TTS_MODEL_DIR", REPO / "models" / "kokoro-multi-lang-v1_0"))
+from tts_service.config import DEFAULT_MODEL_DIR, REPO_ROOT
+
+REPO = REPO_ROOT
+# The model the servers load: the server's default, or the one TTS_MODEL_DIR names.
+MODEL_DIR = Path(os.environ.get("TTS_MODEL_DIR", DEFAULT_MODEL_DIR))
 _READY = re.compile(r"serving tts_api\.v1\.TextToSpeechService on (\S+):(\d+)")
 
 

@@ -56,12 +56,13 @@ def start_server(*args: str, env: dict[str, str] | None = None,
 
     def read_log() -> None:
         assert process.stderr is not None
-        for line in process.stderr:
-            log.append(line)
-            match = _READY.search(line)
-            if match and not found:
-                found.append(int(match.group(2)))
-                ready.set()
+        with process.stderr:  # closed at the server's exit, so no pipe outlives it
+            for line in process.stderr:
+                log.append(line)
+                match = _READY.search(line)
+                if match and not found:
+                    found.append(int(match.group(2)))
+                    ready.set()
         ready.set()
 
     threading.Thread(target=read_log, daemon=True).start()

@@ -32,7 +32,7 @@ def test_tokens_file_symbols_include_the_space_and_stress_marks(tmp_path: Path) 
     assert read_symbols(tokens) == {";", " ", "ˈ", "A"}
 
 
-@pytest.mark.skipif(not (MODEL_DIR / "tokens.txt").exists(), reason="model not assembled")
+@pytest.mark.model
 def test_the_model_vocabulary_has_114_symbols() -> None:
     symbols = read_symbols(MODEL_DIR / "tokens.txt")
     assert len(symbols) == 114

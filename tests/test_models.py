@@ -10,6 +10,8 @@ import pytest
 from harness.servers import MODEL_DIR
 from models import assemble
 
+pytestmark = pytest.mark.model
+
 
 def test_assembled_model_has_every_file_sherpa_onnx_needs() -> None:
     names = (MODEL_DIR / "voices.txt").read_text().split()

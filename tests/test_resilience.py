@@ -20,6 +20,8 @@ from harness.servers import ServerProcess, start_server
 from harness.speech import pcm16_to_float
 from tts_api.v1 import tts_pb2, tts_pb2_grpc
 
+pytestmark = pytest.mark.model
+
 TIMEOUT_S = 60
 LONG_TEXT = " ".join(f"This is sentence number {n} of a long text nobody will hear."
                      for n in range(1, 31))

@@ -19,6 +19,8 @@ from tts_api.v1 import tts_pb2, tts_pb2_grpc
 
 from .certs import Pki, make_pki
 
+pytestmark = pytest.mark.model
+
 TOKEN = "s3cret-token-for-tests"
 TIMEOUT_S = 60
 

@@ -36,6 +36,7 @@ class FakeEngine:
         self.gate.set()
         self.permits: threading.Semaphore | None = None  # when set, one per sentence
         self.calls: list[str] = []
+        self.speeds: list[float] = []
 
     def generate(self, text: str, speaker_id: int, speed: float, on_chunk: OnChunk) -> None:
         if text == "Ready.":  # the server's warm-up
@@ -44,6 +45,7 @@ class FakeEngine:
         if self.permits is not None:
             self.permits.acquire(timeout=TIMEOUT_S)
         self.calls.append(text)
+        self.speeds.append(speed)
         if "explode" in text:
             raise RuntimeError("native failure in the engine")
         tone = 0.3 * np.sin(np.arange(SAMPLE_RATE_HZ // 10, dtype=np.float32) * 0.1)

@@ -10,6 +10,7 @@ import logging
 import math
 import os
 import platform
+import re
 import sys
 import time
 from dataclasses import dataclass
@@ -52,6 +53,7 @@ class Plan:
     reps: int
     paragraph_reps: int  # the ~300-word text costs as much as all the others together
     runtime_runs: int
+    startup_reps: int
     shapes: tuple[tuple[int, int], ...]
     clients: tuple[int, ...]
     load_requests: int
@@ -62,14 +64,14 @@ class Plan:
 
 def _plan(args: argparse.Namespace) -> Plan:
     if args.quick:
-        return Plan(reps=args.reps or 1, paragraph_reps=1, runtime_runs=1,
+        return Plan(reps=args.reps or 1, paragraph_reps=1, runtime_runs=1, startup_reps=1,
                     shapes=((1, 2), (2, 1)), clients=(1, 4), load_requests=4,
                     latency_texts=("1 sentence", "3 sentences"), clause_texts=("storm",),
                     onnxruntime=args.onnxruntime)
     # Budgeted for about 25 minutes on 2 shared cores. 1 engine x 1 thread is left out: it was
     # the slowest shape in the measurements of shared/KOKORO_ASSETS.md.
     reps = args.reps or 3
-    return Plan(reps=reps, paragraph_reps=min(reps, 2), runtime_runs=2,
+    return Plan(reps=reps, paragraph_reps=min(reps, 2), runtime_runs=2, startup_reps=reps,
                 shapes=((1, 2), (2, 1), (2, 2)),
                 clients=(1, 2, 4, 8), load_requests=8,
                 latency_texts=tuple(texts.LATENCY_TEXTS),
@@ -92,6 +94,28 @@ def measure_runtimes(plan: Plan) -> list[dict[str, Any]]:
             _log("runtime %s, %d thread(s)", runtime, threads)
             results.append(run_child(runtime, threads, plan.runtime_runs, MODEL_DIR, SHIM))
     return results
+
+
+def measure_startup(plan: Plan) -> dict[str, dict[str, list[float]]]:
+    """Seconds from start to serving per runtime, and the share spent choosing the runtime
+    (on pypi that includes the one-word self-check in a child process); interleaved."""
+    results: dict[str, dict[str, list[float]]] = {
+        runtime: {"ready_s": [], "choose_s": []} for runtime in onnx_runtime.RUNTIMES}
+    for rep in range(plan.startup_reps):
+        for runtime in onnx_runtime.RUNTIMES:
+            _log("start-up rep %d/%d: %s", rep + 1, plan.startup_reps, runtime)
+            with service.running_server(1, 1, runtime) as server:
+                log = "".join(server.log)
+            results[runtime]["ready_s"].append(_logged_seconds(r"ready in ([\d.]+) s", log))
+            results[runtime]["choose_s"].append(_logged_seconds(r"chosen in ([\d.]+) s", log))
+    return results
+
+
+def _logged_seconds(pattern: str, log: str) -> float:
+    match = re.search(pattern, log)
+    if match is None:
+        raise RuntimeError(f"the server log has no {pattern!r}:\n{log}")
+    return float(match.group(1))
 
 
 async def measure_latency(plan: Plan, engine: RawEngine) -> dict[str, Any]:
@@ -249,6 +273,8 @@ async def run(plan: Plan, quick: bool, results_path: Path) -> dict[str, Any]:
     # Bundled-runtime numbers come from fresh processes: the choice is one per process, and
     # this process must match the server's runtime for the side-by-side ratios.
     results["runtimes"] = measure_runtimes(plan)
+    _save(results, results_path)
+    results["startup"] = measure_startup(plan)
     _save(results, results_path)
     info = onnx_runtime.activate(plan.onnxruntime, SHIM)
     results["raw_runtime"] = {"name": info.name, "version": info.version}

@@ -137,13 +137,15 @@ async def serve(config: ServerConfig) -> None:
         raise StartupError(
             f"the model is not assembled: missing {', '.join(str(p) for p in missing)}; "
             "run `make models` (or point --model-dir / TTS_MODEL_DIR at it)")
+    choosing = time.monotonic()
     try:
         ort = onnx_runtime.activate(
             config.onnxruntime, config.onnxruntime_shim,
             functools.partial(runtime_probe.prove, config.onnxruntime_shim, config.model_dir))
     except onnx_runtime.RuntimeUnavailableError as err:
         raise StartupError(str(err)) from err
-    _LOGGER.info("engine runtime: onnxruntime %s (%s): %s", ort.version, ort.name, ort.reason)
+    _LOGGER.info("engine runtime: onnxruntime %s (%s, chosen in %.1f s): %s", ort.version,
+                 ort.name, time.monotonic() - choosing, ort.reason)
 
     from .engine import engine_version
 
@@ -159,14 +161,15 @@ async def serve(config: ServerConfig) -> None:
         max_queued_requests=config.max_queued_requests)
     running = await start(config, model.engines, model.catalog, runtime,
                           Respeller(model.overrides.respellings))
-    _LOGGER.info("serving tts_api.v1.TextToSpeechService on %s:%d (%d engines x %d threads, "
-                 "ready in %.1f s)", config.host, running.port, config.engines,
-                 config.engine_threads, time.monotonic() - started)
-
+    # Before the line that says "serving": a supervisor may signal as soon as it reads it.
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
+    _LOGGER.info("serving tts_api.v1.TextToSpeechService on %s:%d (%d engines x %d threads, "
+                 "ready in %.1f s)", config.host, running.port, config.engines,
+                 config.engine_threads, time.monotonic() - started)
+
     await stopping.wait()
     _LOGGER.info("shutting down: finishing calls in flight (up to %.0f s)",
                  config.shutdown_grace_s)

@@ -180,7 +180,8 @@ def test_list_voices_into_a_reader_that_stops_early(server: ServerProcess) -> No
                                env=client_env(None), cwd=REPO)
     assert listing.stdout is not None and listing.stderr is not None
     listing.stdout.close()  # like `| head -0`: nobody reads the table
-    stderr = listing.stderr.read()
+    with listing.stderr:
+        stderr = listing.stderr.read()
     listing.wait(CALL_TIMEOUT_S)
     assert "Traceback" not in stderr and "Broken pipe" not in stderr, stderr
 

@@ -19,6 +19,15 @@ _LOGGER = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
+class ModelOptions:
+    """The checked voice blends and pronunciation overrides, before anything is loaded."""
+
+    builtin: list[Voice]
+    blends: list[Blend]
+    overrides: Overrides
+
+
+@dataclass(frozen=True)
 class PreparedModel:
     """Loaded engines and what they can say: voices (built-in and blends) and respellings."""
 
@@ -33,20 +42,26 @@ def builtin_voices(files: ModelFiles) -> list[Voice]:
     return [describe(name, speaker_id) for speaker_id, name in enumerate(names)]
 
 
-def prepare(files: ModelFiles, engines: int, engine_threads: int,
-            blend_specs: Sequence[str] = (), lexicon_overrides: Path | None = None
-            ) -> PreparedModel:
-    """Checks the blends and overrides, then loads `engines` engines.
+def check_options(files: ModelFiles, blend_specs: Sequence[str] = (),
+                  lexicon_overrides: Path | None = None) -> ModelOptions:
+    """Reads the voice list once and checks blends and overrides against the model; cheap.
 
-    Raises BlendError or LexiconError (the message names what to fix) before loading anything.
+    Raises BlendError or LexiconError, whose message names what to fix.
     """
     builtin = builtin_voices(files)
     blends = parse_blends(blend_specs, [voice.name for voice in builtin])
     overrides = (load_overrides(lexicon_overrides, files.tokens)
                  if lexicon_overrides is not None else Overrides())
-    loaded = load_engines(files, engines, engine_threads, builtin, blends, overrides)
-    return PreparedModel(loaded, VoiceCatalog([*builtin, *blend_voices(blends, builtin)]),
-                         overrides)
+    return ModelOptions(builtin, blends, overrides)
+
+
+def prepare(files: ModelFiles, engines: int, engine_threads: int,
+            options: ModelOptions) -> PreparedModel:
+    """Loads `engines` engines with the blends and overrides merged in."""
+    loaded = load_engines(files, engines, engine_threads, options.builtin, options.blends,
+                          options.overrides)
+    catalog = VoiceCatalog([*options.builtin, *blend_voices(options.blends, options.builtin)])
+    return PreparedModel(loaded, catalog, options.overrides)
 
 
 def load_engines(files: ModelFiles, engines: int, engine_threads: int,

@@ -137,6 +137,11 @@ async def serve(config: ServerConfig) -> None:
         raise StartupError(
             f"the model is not assembled: missing {', '.join(str(p) for p in missing)}; "
             "run `make models` (or point --model-dir / TTS_MODEL_DIR at it)")
+    # Checked first: a typo in an option should not wait for the runtime check and the model.
+    try:
+        options = model_prep.check_options(files, config.voice_blends, config.lexicon_overrides)
+    except (BlendError, LexiconError) as err:
+        raise StartupError(str(err)) from err
     choosing = time.monotonic()
     try:
         ort = onnx_runtime.activate(
@@ -150,10 +155,9 @@ async def serve(config: ServerConfig) -> None:
     from .engine import engine_version
 
     try:
-        model = await asyncio.to_thread(
-            model_prep.prepare, files, config.engines, config.engine_threads,
-            config.voice_blends, config.lexicon_overrides)
-    except (BlendError, LexiconError) as err:
+        model = await asyncio.to_thread(model_prep.prepare, files, config.engines,
+                                        config.engine_threads, options)
+    except BlendError as err:  # e.g. a voices file of the wrong size
         raise StartupError(str(err)) from err
     runtime = RuntimeDescription(
         engine_version=engine_version(), onnxruntime=ort.name, onnxruntime_version=ort.version,

@@ -50,6 +50,16 @@ def test_every_setting_comes_from_its_env_variable(monkeypatch: pytest.MonkeyPat
         log_level="DEBUG", log_text=True)
 
 
+@pytest.mark.parametrize(("value", "log_text"), [
+    ("1", True), ("TRUE", True), ("yes", True), ("on", True),
+    ("0", False), ("false", False), ("No", False), ("off", False), ("", False),
+])
+def test_tts_log_text_reads_the_usual_switch_words(monkeypatch: pytest.MonkeyPatch,
+                                                   value: str, log_text: bool) -> None:
+    monkeypatch.setenv("TTS_LOG_TEXT", value)
+    assert parse_config([]).log_text is log_text
+
+
 def test_a_flag_wins_over_its_env_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TTS_PORT", "6000")
     monkeypatch.setenv("TTS_ENGINES", "3")
@@ -67,6 +77,7 @@ def test_a_flag_wins_over_its_env_variable(monkeypatch: pytest.MonkeyPatch) -> N
     ("TTS_SHUTDOWN_GRACE", "soon", "must be a number"),
     ("TTS_LOG_LEVEL", "LOUD", "choose from DEBUG, INFO, WARNING, ERROR"),
     ("TTS_ONNXRUNTIME", "fast", "choose from auto, bundled, pypi"),
+    ("TTS_LOG_TEXT", "maybe", "must be 1/true/yes/on or 0/false/no/off"),
 ])
 def test_a_bad_env_variable_is_named_in_a_usage_error(
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],

@@ -83,6 +83,14 @@ def _port(value: str) -> int:
     return number
 
 
+def _switch(value: str) -> bool:
+    words = {"1": True, "true": True, "yes": True, "on": True,
+             "0": False, "false": False, "no": False, "off": False}
+    if value.lower() not in words:
+        raise argparse.ArgumentTypeError("must be 1/true/yes/on or 0/false/no/off")
+    return words[value.lower()]
+
+
 def _blends(value: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in value.split(",") if part.strip())
 
@@ -148,8 +156,10 @@ def build_parser() -> argparse.ArgumentParser:
            "reflection stay open")
     option("--log-level", "TTS_LOG_LEVEL", str.upper, defaults.log_level,
            "logging level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
-    parser.add_argument("--log-text", action="store_true",
-                        default=os.environ.get("TTS_LOG_TEXT", "") not in ("", "0", "false"),
+    raw_log_text = os.environ.get("TTS_LOG_TEXT", "")
+    log_text = bool(raw_log_text) and _from_env(parser, "TTS_LOG_TEXT", raw_log_text,
+                                                _switch, None)
+    parser.add_argument("--log-text", action="store_true", default=log_text,
                         help="include request text in the request log (off: it may be private) "
                         "[env TTS_LOG_TEXT]")
     return parser

@@ -22,6 +22,9 @@ _LOGGER = logging.getLogger("tts_service.requests")
 F = TypeVar("F", bound=Callable[..., Any])
 _CURRENT: contextvars.ContextVar[CallRecord] = contextvars.ContextVar("tts_call")
 _MAX_REQUEST_ID_CHARS = 64
+# The server's copy of a deadline runs from when the request arrived, so it ends a little
+# after the client's; the client's cancel at its own deadline can arrive first.
+_DEADLINE_SLACK_S = 0.5
 
 
 @dataclass
@@ -158,6 +161,6 @@ def _unfinished(code: grpc.StatusCode, context: grpc.aio.ServicerContext) -> grp
     """Tells a passed deadline from a client that went away: grpc cancels the task for both."""
     if code == grpc.StatusCode.CANCELLED:
         remaining_s = context.time_remaining()
-        if remaining_s is not None and remaining_s <= 0:
+        if remaining_s is not None and remaining_s <= _DEADLINE_SLACK_S:
             return grpc.StatusCode.DEADLINE_EXCEEDED
     return code

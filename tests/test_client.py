@@ -170,7 +170,7 @@ def test_list_voices(server: ServerProcess) -> None:
     assert result.returncode == 0, result.stderr
     header, *rows = result.stdout.splitlines()
     assert header.split() == ["NAME", "LANGUAGE", "GENDER"]
-    assert len(rows) >= 50
+    assert len(rows) == 54
     assert any(row.split()[:3] == ["af_bella", "en-US", "female"] for row in rows), rows
 
 

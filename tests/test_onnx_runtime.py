@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.servers import MODEL_DIR, REPO
+from harness.servers import MODEL_DIR, REPO, start_server
 from harness.speech import transcribe, word_error_rate
 from tts_service.onnx_runtime import RUNTIMES
 
@@ -227,3 +227,27 @@ def test_shim_version_node_matches_loader() -> None:
 
     version_script = (REPO / "native" / "ort_shim.map").read_text()
     assert f"VERS_{onnx_runtime.SHIM_ORT_VERSION} {{" in version_script
+
+
+@pytest.mark.model
+def test_server_without_the_shim_serves_on_bundled_after_one_warning(tmp_path: Path) -> None:
+    missing = tmp_path / "libonnxruntime.so"
+    server = start_server("--engines", "1", "--onnxruntime-shim", str(missing))
+    try:
+        warnings = [line for line in server.log if " WARNING " in line]
+        assert len(warnings) == 1, server.log
+        assert f"shim {missing} not found" in warnings[0]
+        assert any("(bundled, chosen in" in line for line in server.log), server.log
+    finally:
+        assert server.stop() == 0
+
+
+@pytest.mark.model
+def test_server_asked_for_pypi_without_the_shim_refuses_to_start(tmp_path: Path) -> None:
+    missing = tmp_path / "libonnxruntime.so"
+    with pytest.raises(RuntimeError) as refused:
+        start_server("--onnxruntime", "pypi", "--onnxruntime-shim", str(missing))
+    log = str(refused.value)
+    assert "server exited with 1" in log
+    assert f"cannot start: PyPI onnxruntime unavailable: shim {missing} not found" in log
+    assert "Traceback" not in log

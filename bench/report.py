@@ -236,6 +236,17 @@ def _runtime_table(runtimes: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _startup_lines(startup: dict[str, dict[str, list[float]]]) -> list[str]:
+    lines = ["| runtime | start to serving, s (min / median) | of which choosing the runtime |",
+             "|---|---|---|"]
+    for runtime, row in startup.items():
+        lines.append(f"| {runtime} | {_mm(row['ready_s'], 1)} | {_mm(row['choose_s'], 1)} |")
+    if {"pypi", "bundled"} <= startup.keys():
+        ratio = _ratio(startup["pypi"]["ready_s"], startup["bundled"]["ready_s"])
+        lines += ["", f"pypi / bundled start-up time: {_rr(ratio)} (min-based / median-based)."]
+    return lines
+
+
 def _latency_table(latency: dict[str, Any]) -> list[str]:
     lines = [
         "| text | words | pieces | audio s | raw engine | service unary | unary / raw "
@@ -442,6 +453,16 @@ def write(results: dict[str, Any], out: Path, chart_path: Path) -> None:
         f"{fastest['num_threads']} thread(s); the service and every other table here run on "
         f"{runtime['name']}.",
         "",
+        *(["## Server start-up: the runtime self-check",
+           "",
+           "A server with 1 engine x 1 thread, started and stopped "
+           f"{len(results['startup']['bundled']['ready_s'])} time(s) per runtime, "
+           "alternating; times from its own log. Choosing pypi includes the self-check: a "
+           "child process loads the model and synthesizes one word on that runtime before "
+           "the server commits to it.",
+           "",
+           *_startup_lines(results["startup"]),
+           ""] if "startup" in results else []),
         "## Latency: the service against the raw engine",
         "",
         "Raw engine: one sherpa-onnx `OfflineTts` (2 threads) called in the benchmark process "
@@ -460,7 +481,7 @@ def write(results: dict[str, Any], out: Path, chart_path: Path) -> None:
         "",
         *_clause_tables(results["latency"]),
         "",
-        "Word error rates come from pocketsphinx (tests/speech.py) over all three texts, "
+        "Word error rates come from pocketsphinx (harness/speech.py) over all three texts, "
         "synthesized piece by piece by the raw engine under each policy (one run); \"off\" is "
         "whole sentences. The recognizer is far from perfect on synthetic speech, so only a "
         "clear rise would mean lost intelligibility.",

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-DEFAULT_MODEL_DIR = Path(
-    os.environ.get("TTS_MODEL_DIR", REPO / "models" / "kokoro-multi-lang-v1_0")
-)
+from harness.servers import MODEL_DIR, REPO
+from tts_service import onnx_runtime
+
 TEXT = (
     "The quick brown fox jumps over the lazy dog. "
     "My brother plays the guitar in a small band. "
@@ -25,9 +23,6 @@ AF_BELLA = 2
 
 def measure(runtime: str, num_threads: int, runs: int, model_dir: Path, shim: Path) -> dict:
     """Runs in the child: picks the runtime, loads the model, times `runs` syntheses."""
-    sys.path.insert(0, str(REPO))
-    from tts_service import onnx_runtime
-
     info = onnx_runtime.activate(runtime, shim)
     from tts_service.engine import ModelFiles, load_offline_tts
 
@@ -60,7 +55,8 @@ def run_child(runtime: str, num_threads: int, runs: int, model_dir: Path, shim: 
     done = subprocess.run(
         [
             sys.executable,
-            __file__,
+            "-m",
+            "bench.runtime_cpu",
             "--child",
             runtime,
             "--threads",
@@ -72,6 +68,7 @@ def run_child(runtime: str, num_threads: int, runs: int, model_dir: Path, shim: 
             "--shim",
             str(shim),
         ],
+        cwd=REPO,
         capture_output=True,
         text=True,
         check=True,
@@ -84,9 +81,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--runtimes", nargs="+", default=["bundled", "pypi"])
-    parser.add_argument("--model-dir", type=Path, default=DEFAULT_MODEL_DIR)
-    parser.add_argument("--shim", type=Path, default=REPO / "build" / "libonnxruntime.so")
+    parser.add_argument("--runtimes", nargs="+", default=list(onnx_runtime.RUNTIMES))
+    parser.add_argument("--model-dir", type=Path, default=MODEL_DIR)
+    parser.add_argument("--shim", type=Path, default=onnx_runtime.DEFAULT_SHIM_PATH)
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
 

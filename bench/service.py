@@ -13,13 +13,12 @@ from dataclasses import dataclass, field
 import grpc
 import numpy as np
 
-from tests.servers import ServerProcess, start_server
+from harness.servers import ServerProcess, start_server
 from tts_api.v1 import tts_pb2, tts_pb2_grpc
+from tts_client.client import CHANNEL_OPTIONS
 
 VOICE = "af_bella"
 CALL_TIMEOUT_S = 600.0
-# A ~300-word WAV at 24 kHz is about 5 MB, over gRPC's default 4 MB receive limit.
-CHANNEL_OPTIONS = [("grpc.max_receive_message_length", 64 * 1024 * 1024)]
 
 
 @dataclass(frozen=True)

@@ -21,8 +21,10 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+from tts_service.config import DEFAULT_MODEL_DIR
+
 HERE = Path(__file__).resolve().parent
-DEFAULT_OUT = HERE / "kokoro-multi-lang-v1_0"
+DEFAULT_OUT = DEFAULT_MODEL_DIR
 DEFAULT_CACHE = HERE / ".cache"
 
 # Exact versions: the weights' sha256, the vocabulary and the voice order depend on them.

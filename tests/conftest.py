@@ -7,9 +7,8 @@ from collections.abc import AsyncIterator, Iterator
 import grpc
 import pytest
 
+from harness.servers import ServerProcess, start_server
 from tts_api.v1 import tts_pb2_grpc
-
-from .servers import ServerProcess, start_server
 
 
 @pytest.fixture(scope="session")

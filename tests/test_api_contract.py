@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from .servers import REPO
+from harness.servers import REPO
 
 BUF = REPO / "build" / "buf" / "node_modules" / ".bin" / "buf"
 PROTO = Path("protos") / "tts_api" / "v1" / "tts.proto"

@@ -22,7 +22,6 @@ from hypothesis.extra import numpy as hnp
 from tts_service.audio import (
     MAX_GAIN_DB,
     MIN_GAIN_DB,
-    STREAMABLE_ENCODINGS,
     AudioEncoding,
     StreamEncoder,
     StreamRenderer,
@@ -31,7 +30,6 @@ from tts_service.audio import (
     apply_gain,
     check_format,
     encode_whole,
-    is_streamable,
     render_whole,
     resample_whole,
     to_pcm16,
@@ -267,14 +265,9 @@ def test_encoder_refuses_chunks_after_finish() -> None:
         encoder.encode(tone(MODEL_RATE_HZ))
 
 
-def test_every_encoding_streams() -> None:
-    assert frozenset(AudioEncoding) == STREAMABLE_ENCODINGS
-    assert all(is_streamable(encoding) for encoding in AudioEncoding)
-
-
 @pytest.mark.parametrize("rate", [8000, 12000, 16000, 24000, 48000])
 def test_opus_accepts_its_rates(rate: int) -> None:
-    check_format(AudioEncoding.OGG_OPUS, rate, streaming=True)
+    check_format(AudioEncoding.OGG_OPUS, rate)
 
 
 @pytest.mark.parametrize(("encoding", "rate", "field", "hint"), [

@@ -19,10 +19,9 @@ import numpy as np
 import pytest
 import soundfile
 
+from harness.servers import REPO, ServerProcess, start_server
+from harness.speech import transcribe, word_error_rate
 from tts_api.v1 import tts_pb2, tts_pb2_grpc
-
-from .servers import REPO, ServerProcess, start_server
-from .speech import transcribe, word_error_rate
 
 pytestmark = pytest.mark.model
 
@@ -171,7 +170,7 @@ def test_list_voices(server: ServerProcess) -> None:
     assert result.returncode == 0, result.stderr
     header, *rows = result.stdout.splitlines()
     assert header.split() == ["NAME", "LANGUAGE", "GENDER"]
-    assert len(rows) >= 50
+    assert len(rows) == 54
     assert any(row.split()[:3] == ["af_bella", "en-US", "female"] for row in rows), rows
 
 
@@ -181,7 +180,8 @@ def test_list_voices_into_a_reader_that_stops_early(server: ServerProcess) -> No
                                env=client_env(None), cwd=REPO)
     assert listing.stdout is not None and listing.stderr is not None
     listing.stdout.close()  # like `| head -0`: nobody reads the table
-    stderr = listing.stderr.read()
+    with listing.stderr:
+        stderr = listing.stderr.read()
     listing.wait(CALL_TIMEOUT_S)
     assert "Traceback" not in stderr and "Broken pipe" not in stderr, stderr
 

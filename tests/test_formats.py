@@ -11,9 +11,8 @@ from typing import TypeAlias
 import numpy as np
 import pytest
 
+from harness.speech import pcm16_to_float, transcribe, word_error_rate
 from tts_api.v1 import tts_pb2, tts_pb2_grpc
-
-from .speech import pcm16_to_float, transcribe, word_error_rate
 
 pytestmark = pytest.mark.model
 Encoding: TypeAlias = tts_pb2.AudioEncoding.ValueType

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.servers import MODEL_DIR
 from tts_service.lexicon import (
     LexiconError,
     Overrides,
@@ -16,8 +17,6 @@ from tts_service.lexicon import (
     read_symbols,
     write_lexicon,
 )
-
-from .servers import MODEL_DIR
 
 SYMBOLS = frozenset("təmˈAɾOkæd ɔɡpbn")
 
@@ -33,7 +32,7 @@ def test_tokens_file_symbols_include_the_space_and_stress_marks(tmp_path: Path) 
     assert read_symbols(tokens) == {";", " ", "ˈ", "A"}
 
 
-@pytest.mark.skipif(not (MODEL_DIR / "tokens.txt").exists(), reason="model not assembled")
+@pytest.mark.model
 def test_the_model_vocabulary_has_114_symbols() -> None:
     symbols = read_symbols(MODEL_DIR / "tokens.txt")
     assert len(symbols) == 114

@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from .servers import REPO, ServerProcess
-from .speech import transcribe, word_error_rate
+from harness.servers import REPO, ServerProcess
+from harness.speech import transcribe, word_error_rate
+
 from .test_client import RATE_HZ, client_command, client_env, file_device, run_client
 
 pytestmark = pytest.mark.model

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from harness.servers import MODEL_DIR
 from models import assemble
 
-from .servers import MODEL_DIR
+pytestmark = pytest.mark.model
 
 
 def test_assembled_model_has_every_file_sherpa_onnx_needs() -> None:

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import soundfile
 
-from .servers import REPO, ServerProcess
-from .speech import transcribe, word_error_rate
+from harness.servers import REPO, ServerProcess
+from harness.speech import transcribe, word_error_rate
 
 pytestmark = pytest.mark.model
 

@@ -10,9 +10,8 @@ from pathlib import Path
 import jiwer
 import pytest
 
+from harness.speech import pcm16_to_float, transcribe, words
 from tts_api.v1 import tts_pb2, tts_pb2_grpc
-
-from .speech import pcm16_to_float, transcribe, words
 
 pytestmark = pytest.mark.model
 

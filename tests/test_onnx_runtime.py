@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from .speech import transcribe, word_error_rate
+from harness.servers import MODEL_DIR, REPO, start_server
+from harness.speech import transcribe, word_error_rate
+from tts_service.onnx_runtime import RUNTIMES
 
-REPO = Path(__file__).resolve().parents[1]
-MODEL_DIR = Path(os.environ.get("TTS_MODEL_DIR", REPO / "models" / "kokoro-multi-lang-v1_0"))
 SAMPLE_RATE_HZ = 24_000
 AF_BELLA = 2
 SENTENCES = (
@@ -60,8 +60,10 @@ _ACTIVATE = textwrap.dedent(
     from tts_service import onnx_runtime
     if sys.argv[3] == "import-first":
         import sherpa_onnx  # noqa: F401
+    # A failing self-check stands for a runtime that loads but cannot synthesize.
+    check = (lambda: "the engine crashed") if sys.argv[3] == "failing-self-check" else None
     try:
-        info = onnx_runtime.activate(sys.argv[1], Path(sys.argv[2]))
+        info = onnx_runtime.activate(sys.argv[1], Path(sys.argv[2]), check)
     except onnx_runtime.RuntimeUnavailableError as exc:
         print(json.dumps({"error": str(exc), "sherpa": "sherpa_onnx" in sys.modules}))
     else:
@@ -70,7 +72,7 @@ _ACTIVATE = textwrap.dedent(
 )
 
 
-def _python(script: str, *args: str) -> dict[str, str]:
+def _python(script: str, *args: str, stderr: list[str] | None = None) -> dict[str, str]:
     path = os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])
     env = {**os.environ, "PYTHONPATH": path}
     done = subprocess.run(
@@ -83,6 +85,8 @@ def _python(script: str, *args: str) -> dict[str, str]:
         check=False,
     )
     assert done.returncode == 0, done.stderr
+    if stderr is not None:
+        stderr.extend(done.stderr.splitlines())
     result: dict[str, str] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
 
@@ -108,7 +112,7 @@ def model_dir() -> Path:
 def test_both_runtimes_speak_the_same_words(shim: Path, model_dir: Path, tmp_path: Path) -> None:
     reference = " ".join(SENTENCES)
     results = {}
-    for choice in ("bundled", "pypi"):
+    for choice in RUNTIMES:
         out = tmp_path / f"{choice}.f32"
         args = (choice, str(shim), str(model_dir), str(out), json.dumps(SENTENCES))
         info = _python(_SYNTHESIZE, *args, str(AF_BELLA), str(SAMPLE_RATE_HZ))
@@ -153,6 +157,62 @@ def test_auto_with_shim_uses_pypi(shim: Path) -> None:
     assert str(shim) in info["reason"]
 
 
+def test_auto_falls_back_with_one_warning_when_the_self_check_fails(shim: Path) -> None:
+    logged: list[str] = []
+    info = _python("import logging; logging.basicConfig()\n" + _ACTIVATE, "auto", str(shim),
+                   "failing-self-check", stderr=logged)
+
+    assert info["name"] == "bundled"
+    assert info["version"] not in ("", "unknown")
+    assert "failed its self-check: the engine crashed" in info["reason"]
+    assert len(logged) == 1 and logged[0].startswith("WARNING:"), logged
+    assert "the engine crashed" in logged[0]
+
+
+def test_pypi_refuses_to_start_when_the_self_check_fails(shim: Path) -> None:
+    outcome = _python(_ACTIVATE, "pypi", str(shim), "failing-self-check")
+
+    assert "failed its self-check: the engine crashed" in outcome["error"]
+    assert outcome["sherpa"] is False
+
+
+def test_a_build_without_a_compiler_leaves_the_bundled_runtime(tmp_path: Path) -> None:
+    out = tmp_path / "libonnxruntime.so"
+    built = subprocess.run(["sh", str(REPO / "native" / "build.sh"), str(out)],
+                           env={**os.environ, "CC": "no-such-compiler"}, capture_output=True,
+                           text=True, timeout=60, check=False)
+    assert built.returncode == 0
+    assert "no C compiler ('no-such-compiler') found" in built.stderr
+    assert not out.exists()
+    info = _python(_ACTIVATE, "auto", str(out), "activate-first")
+    assert info["name"] == "bundled"
+    assert f"shim {out} not found" in info["reason"]
+
+
+@pytest.mark.model
+def test_self_check_synthesizes_a_word_on_the_pypi_runtime(shim: Path, model_dir: Path) -> None:
+    from tts_service.runtime_probe import prove
+
+    assert prove(shim, model_dir) is None
+
+
+@pytest.mark.model
+def test_self_check_reports_why_the_word_was_not_synthesized(shim: Path, model_dir: Path,
+                                                             tmp_path: Path) -> None:
+    from tts_service.runtime_probe import prove
+
+    for part in model_dir.iterdir():
+        (tmp_path / part.name).symlink_to(part)
+    (tmp_path / "model.onnx").unlink()
+    (tmp_path / "model.onnx").write_bytes((model_dir / "model.onnx").read_bytes()[:100_000])
+    problem = prove(shim, tmp_path)
+    assert problem is not None
+    assert problem.startswith("a one-word synthesis failed: ")
+    assert "model.onnx" in problem and "Traceback" not in problem
+    assert prove(shim, model_dir, timeout_s=0.001) == \
+        "a one-word synthesis took over 0 s"
+
+
 def test_runtime_is_fixed_once_sherpa_onnx_is_imported(shim: Path) -> None:
     late_auto = _python(_ACTIVATE, "auto", str(shim), "import-first")
     late_pypi = _python(_ACTIVATE, "pypi", str(shim), "import-first")
@@ -167,3 +227,27 @@ def test_shim_version_node_matches_loader() -> None:
 
     version_script = (REPO / "native" / "ort_shim.map").read_text()
     assert f"VERS_{onnx_runtime.SHIM_ORT_VERSION} {{" in version_script
+
+
+@pytest.mark.model
+def test_server_without_the_shim_serves_on_bundled_after_one_warning(tmp_path: Path) -> None:
+    missing = tmp_path / "libonnxruntime.so"
+    server = start_server("--engines", "1", "--onnxruntime-shim", str(missing))
+    try:
+        warnings = [line for line in server.log if " WARNING " in line]
+        assert len(warnings) == 1, server.log
+        assert f"shim {missing} not found" in warnings[0]
+        assert any("(bundled, chosen in" in line for line in server.log), server.log
+    finally:
+        assert server.stop() == 0
+
+
+@pytest.mark.model
+def test_server_asked_for_pypi_without_the_shim_refuses_to_start(tmp_path: Path) -> None:
+    missing = tmp_path / "libonnxruntime.so"
+    with pytest.raises(RuntimeError) as refused:
+        start_server("--onnxruntime", "pypi", "--onnxruntime-shim", str(missing))
+    log = str(refused.value)
+    assert "server exited with 1" in log
+    assert f"cannot start: PyPI onnxruntime unavailable: shim {missing} not found" in log
+    assert "Traceback" not in log

@@ -16,10 +16,11 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from harness.servers import ServerProcess, start_server
+from harness.speech import pcm16_to_float
 from tts_api.v1 import tts_pb2, tts_pb2_grpc
 
-from .servers import ServerProcess, start_server
-from .speech import pcm16_to_float
+pytestmark = pytest.mark.model
 
 TIMEOUT_S = 60
 LONG_TEXT = " ".join(f"This is sentence number {n} of a long text nobody will hear."
@@ -138,14 +139,16 @@ async def test_abandoned_stream_frees_its_engine_after_one_sentence() -> None:
     assert log.index("status=CANCELLED") < log.index("text_chars=12 ")
 
 
-async def test_sigterm_lets_the_stream_in_flight_finish_and_refuses_new_calls() -> None:
-    server = start_server("--shutdown-grace", "60")
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+async def test_a_stop_signal_lets_the_stream_in_flight_finish_and_refuses_new_calls(
+        signum: signal.Signals) -> None:
+    server = start_server("--shutdown-grace", "60", "--engines", "1")
     text = "First of four sentences. Second one here. Third one here. And the fourth."
     async with grpc.aio.insecure_channel(server.address) as channel:
         stub = tts_pb2_grpc.TextToSpeechServiceStub(channel)
         call = stub.SynthesizeStream(tts_pb2.SynthesizeStreamRequest(text=text), timeout=TIMEOUT_S)
         messages = [(await asyncio.wait_for(call.read(), TIMEOUT_S)).chunk]
-        server.process.send_signal(signal.SIGTERM)
+        server.process.send_signal(signum)
         await asyncio.sleep(0.5)  # the server enters shutdown
 
         async with grpc.aio.insecure_channel(server.address) as late_channel:
@@ -164,6 +167,41 @@ async def test_sigterm_lets_the_stream_in_flight_finish_and_refuses_new_calls() 
     assert math.isclose(sum(m.audio_duration_seconds for m in messages),
                         len(pcm16_to_float(b"".join(m.audio for m in messages))) / 24000,
                         rel_tol=0.01)
+
+
+async def test_a_call_outliving_the_grace_period_is_cut_and_the_server_still_exits() -> None:
+    grace_s = 1.0
+    server = start_server("--shutdown-grace", str(grace_s), "--engines", "1")
+    try:
+        async with grpc.aio.insecure_channel(server.address) as channel:
+            call = tts_pb2_grpc.TextToSpeechServiceStub(channel).SynthesizeStream(
+                tts_pb2.SynthesizeStreamRequest(text=LONG_TEXT), timeout=TIMEOUT_S)
+            await asyncio.wait_for(call.read(), TIMEOUT_S)
+            signalled = time.monotonic()
+            server.process.send_signal(signal.SIGTERM)
+            with pytest.raises(grpc.aio.AioRpcError) as cut:
+                while await asyncio.wait_for(call.read(), TIMEOUT_S) is not grpc.aio.EOF:
+                    pass
+            cut_after_s = time.monotonic() - signalled
+        assert server.process.wait(TIMEOUT_S) == 0
+    finally:
+        server.stop()
+    assert cut.value.code() == grpc.StatusCode.UNAVAILABLE, cut.value
+    # The call ends at the grace period, give or take one sentence on a busy machine.
+    assert grace_s <= cut_after_s < grace_s + 20, cut_after_s
+    log = "".join(server.log)
+    assert "method=SynthesizeStream status=CANCELLED" in log
+    assert "pieces=30/30" not in log
+    # grpc may then print the cut handler's CancelledError (traceback.print_exc in its
+    # _schedule_rpc_coro): noise from grpc itself, after our own lines.
+    assert " stopped\n" in log
+
+
+def test_a_stop_signal_as_soon_as_it_says_serving_is_a_clean_stop() -> None:
+    # A supervisor may signal the moment it reads the "serving" line.
+    server = start_server("--engines", "1")
+    assert server.stop() == 0, "".join(server.log)
+    assert "".join(server.log).rstrip().endswith("stopped")
 
 
 async def test_health_goes_not_serving_on_shutdown() -> None:

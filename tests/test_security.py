@@ -14,10 +14,12 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from harness.servers import ServerProcess, start_server
 from tts_api.v1 import tts_pb2, tts_pb2_grpc
 
 from .certs import Pki, make_pki
-from .servers import ServerProcess, start_server
+
+pytestmark = pytest.mark.model
 
 TOKEN = "s3cret-token-for-tests"
 TIMEOUT_S = 60
@@ -146,6 +148,8 @@ async def test_metrics_endpoint_counts_calls(token_server: tuple[ServerProcess, 
             await stub.Synthesize(tts_pb2.SynthesizeRequest(text="x",
                                                             config=tts_pb2.SynthesisConfig(voice="nobody")),
                                   timeout=TIMEOUT_S, metadata=authorized)
+        with pytest.raises(grpc.aio.AioRpcError):
+            await stub.Synthesize(tts_pb2.SynthesizeRequest(text="No token."), timeout=TIMEOUT_S)
     with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as page:
         text = page.read().decode()
     samples = {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
@@ -153,7 +157,8 @@ async def test_metrics_endpoint_counts_calls(token_server: tuple[ServerProcess, 
     assert samples['tts_requests_total{code="OK",method="Synthesize"}'] >= 1
     assert samples['tts_requests_total{code="OK",method="SynthesizeStream"}'] >= 1
     assert samples['tts_requests_total{code="INVALID_ARGUMENT",method="Synthesize"}'] >= 1
-    assert samples["tts_engines"] >= 1
+    assert samples['tts_requests_total{code="UNAUTHENTICATED",method="Synthesize"}'] >= 1
+    assert samples["tts_engines"] == 2  # the default pool
     assert samples["tts_engines_busy"] == 0
     assert samples["tts_queue_depth"] == 0
     assert samples['tts_audio_seconds_total{voice="af_bella"}'] > 0.5

@@ -1,69 +1,27 @@
-"""Servicer logic on a real gRPC port with a fake engine: pool limits, cancellation, failures.
-
-The fake engine (a tone per sentence, with a gate to hold it busy) makes the timing of
-engine work controllable; everything else — server, pool, servicer, statuses — is real.
-"""
+"""Servicer logic on a real gRPC port with a fake engine: pool limits, cancellation, failures."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
 from collections.abc import AsyncIterator
-from dataclasses import replace
 
 import grpc
-import numpy as np
 import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from tts_api.v1 import tts_pb2, tts_pb2_grpc
-from tts_service.config import ServerConfig
-from tts_service.engine import OnChunk
-from tts_service.server import RunningServer, start
-from tts_service.servicer import RuntimeDescription
-from tts_service.voices import VoiceCatalog
+from tts_service.server import RunningServer
 
-SAMPLE_RATE_HZ = 24000
-TIMEOUT_S = 30
-
-
-class FakeEngine:
-    """Makes a 0.1 s tone per call; waits on `gate` first so tests can keep it busy."""
-
-    sample_rate_hz = SAMPLE_RATE_HZ
-
-    def __init__(self) -> None:
-        self.gate = threading.Event()
-        self.gate.set()
-        self.permits: threading.Semaphore | None = None  # when set, one per sentence
-        self.calls: list[str] = []
-
-    def generate(self, text: str, speaker_id: int, speed: float, on_chunk: OnChunk) -> None:
-        if text == "Ready.":  # the server's warm-up
-            return
-        self.gate.wait(TIMEOUT_S)
-        if self.permits is not None:
-            self.permits.acquire(timeout=TIMEOUT_S)
-        self.calls.append(text)
-        if "explode" in text:
-            raise RuntimeError("native failure in the engine")
-        tone = 0.3 * np.sin(np.arange(SAMPLE_RATE_HZ // 10, dtype=np.float32) * 0.1)
-        on_chunk(tone.astype(np.float32))
+from .fakes import TIMEOUT_S, FakeEngine, fake_server
 
 
 @pytest.fixture
 async def fake(
 ) -> AsyncIterator[tuple[FakeEngine, RunningServer, tts_pb2_grpc.TextToSpeechServiceStub]]:
-    engine = FakeEngine()
-    config = replace(ServerConfig(), port=0, engines=1, max_queued_requests=1)
-    runtime = RuntimeDescription("fake", "bundled", "0", 1, 1, 1)
-    running = await start(config, [engine], VoiceCatalog.from_names(["af_bella", "am_adam"]),
-                          runtime)
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
-        yield engine, running, tts_pb2_grpc.TextToSpeechServiceStub(channel)
-    engine.gate.set()
-    await running.stop(grace_s=1)
+    async with fake_server() as served:
+        yield served.engine, served.running, served.stub
 
 
 async def _wait_until(condition, timeout_s: float = TIMEOUT_S) -> None:  # type: ignore[no-untyped-def]
@@ -73,9 +31,9 @@ async def _wait_until(condition, timeout_s: float = TIMEOUT_S) -> None:  # type:
     await asyncio.wait_for(poll(), timeout_s)
 
 
-def _server_saw_cancel(running: RunningServer, method: str) -> bool:
+def _server_saw(running: RunningServer, method: str, code: str) -> bool:
     return running.metrics.registry.get_sample_value(
-        "tts_requests_total", {"method": method, "code": "CANCELLED"}) == 1
+        "tts_requests_total", {"method": method, "code": code}) == 1
 
 
 async def test_full_pool_and_queue_refuse_at_once_with_a_retry_hint(fake) -> None:  # type: ignore[no-untyped-def]
@@ -110,7 +68,7 @@ async def test_cancelled_stream_stops_the_engine_and_frees_it(fake) -> None:  # 
     first = await asyncio.wait_for(call.read(), TIMEOUT_S)
     assert first.chunk.text_span.text == "Sentence number 0 is here."
     call.cancel()
-    await _wait_until(lambda: _server_saw_cancel(running, "SynthesizeStream"))
+    await _wait_until(lambda: _server_saw(running, "SynthesizeStream", "CANCELLED"))
     engine.permits.release(40)  # let it run freely: only a stopped engine makes no more
     await _wait_until(lambda: running.pool.busy == 0)
     # The engine finished the sentence it was in when the client left, not the 40 it was given.
@@ -120,14 +78,14 @@ async def test_cancelled_stream_stops_the_engine_and_frees_it(fake) -> None:  # 
     assert response.audio_duration_seconds == pytest.approx(0.1, abs=0.01)
 
 
-async def test_deadline_stops_the_engine(fake) -> None:  # type: ignore[no-untyped-def]
+async def test_deadline_stops_the_engine_and_is_recorded_as_such(fake) -> None:  # type: ignore[no-untyped-def]
     engine, running, stub = fake
     engine.gate.clear()
     with pytest.raises(grpc.aio.AioRpcError) as late:
         await stub.Synthesize(tts_pb2.SynthesizeRequest(text="One. Two. Three. Four."),
                               timeout=0.3)
     assert late.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
-    await _wait_until(lambda: _server_saw_cancel(running, "Synthesize"))
+    await _wait_until(lambda: _server_saw(running, "Synthesize", "DEADLINE_EXCEEDED"))
     engine.gate.set()
     await _wait_until(lambda: running.pool.busy == 0)
     assert len(engine.calls) <= 1

@@ -11,10 +11,11 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import soundfile
 
-from .servers import REPO, ServerProcess
-from .speech import transcribe, word_error_rate
+from harness.servers import REPO, ServerProcess
+from harness.speech import transcribe, word_error_rate
 
 
 def _grpcurl() -> str:
@@ -29,6 +30,7 @@ def _call(*args: str) -> str:
     return done.stdout
 
 
+@pytest.mark.model
 def test_grpcurl_lists_the_service_through_reflection(server: ServerProcess) -> None:
     services = _call("-plaintext", server.address, "list").split()
     assert "tts_api.v1.TextToSpeechService" in services
@@ -37,6 +39,7 @@ def test_grpcurl_lists_the_service_through_reflection(server: ServerProcess) -> 
     assert "tts_api.v1.TextToSpeechService.SynthesizeStream" in methods
 
 
+@pytest.mark.model
 def test_grpcurl_synthesizes_a_wav_that_says_the_text(server: ServerProcess) -> None:
     text = "Good morning, this is a test."
     out = _call("-plaintext", "-d", json.dumps({"text": text, "config": {"voice": "af_bella"}}),
@@ -49,6 +52,7 @@ def test_grpcurl_synthesizes_a_wav_that_says_the_text(server: ServerProcess) -> 
     assert word_error_rate(text, transcribe(samples, rate)) <= 0.2
 
 
+@pytest.mark.model
 def test_grpcurl_health_check(server: ServerProcess) -> None:
     out = _call("-plaintext", server.address, "grpc.health.v1.Health/Check")
     assert json.loads(out)["status"] == "SERVING"

@@ -11,6 +11,8 @@ import numpy as np
 import onnx
 import pytest
 
+from harness.servers import ServerProcess, start_server
+from harness.speech import pcm16_to_float, transcribe
 from tts_api.v1 import tts_pb2, tts_pb2_grpc
 from tts_service.voice_blends import (
     Blend,
@@ -23,9 +25,6 @@ from tts_service.voice_blends import (
     write_voices,
 )
 from tts_service.voices import Gender, describe
-
-from .servers import ServerProcess, start_server
-from .speech import pcm16_to_float, transcribe
 
 NAMES = ["af_bella", "af_sky", "am_adam", "bf_emma"]
 BUILTIN = [describe(name, sid) for sid, name in enumerate(NAMES)]

@@ -11,7 +11,7 @@ from tts_api.v1 import tts_pb2, tts_pb2_grpc
 
 # A unary WAV answer is 48 KB per second of 24 kHz audio, so gRPC's default 4 MB receive
 # limit would cut Synthesize off at about 87 s of speech; 5000 characters is about 5 minutes.
-_CHANNEL_OPTIONS = (("grpc.max_receive_message_length", 64 * 1024 * 1024),)
+CHANNEL_OPTIONS = (("grpc.max_receive_message_length", 64 * 1024 * 1024),)
 
 
 class TtsClient:
@@ -20,10 +20,10 @@ class TtsClient:
     def __init__(self, target: str, *, credentials: grpc.ChannelCredentials | None = None,
                  token: str | None = None, timeout_s: float | None = None) -> None:
         if credentials is None:
-            self._channel = grpc.aio.insecure_channel(target, options=_CHANNEL_OPTIONS)
+            self._channel = grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
         else:
             self._channel = grpc.aio.secure_channel(target, credentials,
-                                                    options=_CHANNEL_OPTIONS)
+                                                    options=CHANNEL_OPTIONS)
         self._stub = tts_pb2_grpc.TextToSpeechServiceStub(self._channel)
         self._metadata: Sequence[tuple[str, str]] = (
             (("authorization", f"Bearer {token}"),) if token else ())

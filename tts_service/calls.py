@@ -22,6 +22,9 @@ _LOGGER = logging.getLogger("tts_service.requests")
 F = TypeVar("F", bound=Callable[..., Any])
 _CURRENT: contextvars.ContextVar[CallRecord] = contextvars.ContextVar("tts_call")
 _MAX_REQUEST_ID_CHARS = 64
+# The server's copy of a deadline runs from when the request arrived, so it ends a little
+# after the client's; the client's cancel at its own deadline can arrive first.
+_DEADLINE_SLACK_S = 0.5
 
 
 @dataclass
@@ -50,9 +53,9 @@ def current_call() -> CallRecord:
     return _CURRENT.get()
 
 
-def _request_id(context: grpc.aio.ServicerContext) -> str:
+def _request_id(metadata: Any) -> str:
     """The caller's x-request-id when it sent a sane one, else a new one."""
-    for key, value in context.invocation_metadata() or ():
+    for key, value in metadata or ():
         if key == "x-request-id" and isinstance(value, str) and 0 < len(value) <= \
                 _MAX_REQUEST_ID_CHARS and value.isprintable():
             return value
@@ -86,10 +89,15 @@ class CallObserver:
             elapsed_s, text)
 
     async def start(self, method: str, context: grpc.aio.ServicerContext) -> CallRecord:
-        record = CallRecord(method=method, request_id=_request_id(context))
+        record = CallRecord(method=method, request_id=_request_id(context.invocation_metadata()))
         _CURRENT.set(record)
         await context.send_initial_metadata((("x-request-id", record.request_id),))
         return record
+
+    def refused(self, method_path: str, metadata: Any, code: grpc.StatusCode) -> None:
+        """Logs and counts a call refused before it reached the servicer (e.g. no token)."""
+        method = method_path.rsplit("/", 1)[-1]
+        self.finish(CallRecord(method=method, request_id=_request_id(metadata)), code)
 
     async def fail(self, record: CallRecord, error: Exception,
                    context: grpc.aio.ServicerContext) -> None:
@@ -109,8 +117,8 @@ def observed(handler: F) -> F:
     """Decorates a servicer method of an ObservedServicer: unary, or streaming responses
     (server or bidirectional streaming: the request argument is then the request iterator).
 
-    Every call is counted and logged once: OK, the mapped error, or CANCELLED when the task
-    was cancelled or the stream closed because the client went away.
+    Every call is counted and logged once: OK, the mapped error, DEADLINE_EXCEEDED when the
+    call outlived its deadline, or CANCELLED when the client went away.
     """
     method = handler.__name__
 
@@ -129,7 +137,7 @@ def observed(handler: F) -> F:
                 code = to_status(error)[0]
                 await observer.fail(record, error, context)
             finally:
-                observer.finish(record, code)
+                observer.finish(record, _unfinished(code, context))
         return stream  # type: ignore[return-value]
 
     @functools.wraps(handler)
@@ -146,5 +154,14 @@ def observed(handler: F) -> F:
             code = to_status(error)[0]
             await observer.fail(record, error, context)
         finally:
-            observer.finish(record, code)
+            observer.finish(record, _unfinished(code, context))
     return unary  # type: ignore[return-value]
+
+
+def _unfinished(code: grpc.StatusCode, context: grpc.aio.ServicerContext) -> grpc.StatusCode:
+    """Tells a passed deadline from a client that went away: grpc cancels the task for both."""
+    if code == grpc.StatusCode.CANCELLED:
+        remaining_s = context.time_remaining()
+        if remaining_s is not None and remaining_s <= _DEADLINE_SLACK_S:
+            return grpc.StatusCode.DEADLINE_EXCEEDED
+    return code

@@ -9,9 +9,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .onnx_runtime import CHOICES as ONNXRUNTIME_CHOICES
+from .onnx_runtime import DEFAULT_SHIM_PATH
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL_DIR = REPO_ROOT / "models" / "kokoro-multi-lang-v1_0"
-DEFAULT_SHIM = REPO_ROOT / "build" / "libonnxruntime.so"
 
 
 @dataclass(frozen=True)
@@ -37,7 +39,7 @@ class ServerConfig:
     # break rather than held back longer.
     streaming_max_wait_s: float = 2.0
     onnxruntime: str = "auto"
-    onnxruntime_shim: Path = DEFAULT_SHIM
+    onnxruntime_shim: Path = DEFAULT_SHIM_PATH
     voice_blends: tuple[str, ...] = field(default_factory=tuple)
     lexicon_overrides: Path | None = None
     metrics_port: int = 0
@@ -54,32 +56,54 @@ class ServerConfig:
         return f"{host}:{self.port}"
 
 
+def _whole_number(value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {value!r}") from None
+
+
+def _number(value: str) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {value!r}") from None
+
+
 def _positive(value: str) -> int:
-    number = int(value)
+    number = _whole_number(value)
     if number < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return number
 
 
 def _non_negative(value: str) -> int:
-    number = int(value)
+    number = _whole_number(value)
     if number < 0:
         raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
     return number
 
 
 def _port(value: str) -> int:
-    number = int(value)
+    number = _whole_number(value)
     if not 0 <= number <= 65535:
         raise argparse.ArgumentTypeError(f"must be a port number 0-65535, got {value}")
     return number
 
 
 def _positive_seconds(value: str) -> float:
-    number = float(value)
+    number = _number(value)
     if not number > 0:
         raise argparse.ArgumentTypeError(f"must be more than 0 seconds, got {value}")
     return number
+
+
+def _switch(value: str) -> bool:
+    words = {"1": True, "true": True, "yes": True, "on": True,
+             "0": False, "false": False, "no": False, "off": False}
+    if value.lower() not in words:
+        raise argparse.ArgumentTypeError("must be 1/true/yes/on or 0/false/no/off")
+    return words[value.lower()]
 
 
 def _blends(value: str) -> tuple[str, ...]:
@@ -100,13 +124,10 @@ def build_parser() -> argparse.ArgumentParser:
     def option(flag: str, env: str, convert: Callable[[str], Any], default: Any,
                help_text: str, **kwargs: Any) -> None:
         raw = os.environ.get(env)
-        parser.add_argument(
-            flag,
-            type=convert,
-            default=convert(raw) if raw not in (None, "") else default,
-            help=f"{help_text} [env {env}]",
-            **kwargs,
-        )
+        if raw not in (None, ""):
+            default = _from_env(parser, env, raw, convert, kwargs.get("choices"))
+        parser.add_argument(flag, type=convert, default=default,
+                            help=f"{help_text} [env {env}]", **kwargs)
 
     option("--host", "TTS_HOST", str, defaults.host,
            "address to listen on; 0.0.0.0 or :: exposes the server to the network")
@@ -123,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     option("--max-queued-requests", "TTS_MAX_QUEUED_REQUESTS", _non_negative,
            defaults.max_queued_requests,
            "requests that may wait for a busy engine; more get RESOURCE_EXHAUSTED")
-    option("--shutdown-grace", "TTS_SHUTDOWN_GRACE", float, defaults.shutdown_grace_s,
+    option("--shutdown-grace", "TTS_SHUTDOWN_GRACE", _number, defaults.shutdown_grace_s,
            "seconds that calls in flight get to finish on SIGTERM/SIGINT", dest="shutdown_grace_s")
     option("--streaming-idle-timeout", "TTS_STREAMING_IDLE_TIMEOUT", _positive_seconds,
            defaults.streaming_idle_timeout_s,
@@ -136,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     option("--onnxruntime", "TTS_ONNXRUNTIME", str, defaults.onnxruntime,
            "engine runtime: 'auto' (the newer PyPI onnxruntime when it loads and passes a "
            "self-check, else the bundled one), 'pypi' or 'bundled'",
-           choices=["auto", "pypi", "bundled"])
+           choices=ONNXRUNTIME_CHOICES)
     option("--onnxruntime-shim", "TTS_ONNXRUNTIME_SHIM", Path, defaults.onnxruntime_shim,
            "the forwarding library built by `make shim` that lets sherpa-onnx use the newer "
            "onnxruntime")
@@ -156,13 +177,27 @@ def build_parser() -> argparse.ArgumentParser:
            "file holding the bearer token TextToSpeech calls must send as 'authorization: "
            "Bearer <token>' (the token can also come from env TTS_TOKEN); health and "
            "reflection stay open")
-    option("--log-level", "TTS_LOG_LEVEL", str, defaults.log_level,
+    option("--log-level", "TTS_LOG_LEVEL", str.upper, defaults.log_level,
            "logging level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
-    parser.add_argument("--log-text", action="store_true",
-                        default=os.environ.get("TTS_LOG_TEXT", "") not in ("", "0", "false"),
+    raw_log_text = os.environ.get("TTS_LOG_TEXT", "")
+    log_text = bool(raw_log_text) and _from_env(parser, "TTS_LOG_TEXT", raw_log_text,
+                                                _switch, None)
+    parser.add_argument("--log-text", action="store_true", default=log_text,
                         help="include request text in the request log (off: it may be private) "
                         "[env TTS_LOG_TEXT]")
     return parser
+
+
+def _from_env(parser: argparse.ArgumentParser, env: str, raw: str,
+              convert: Callable[[str], Any], choices: Sequence[str] | None) -> Any:
+    """The variable's value converted like its flag; a bad one exits naming the variable."""
+    try:
+        value = convert(raw)
+    except (argparse.ArgumentTypeError, ValueError) as err:
+        parser.error(f"{env}={raw!r}: {err}")
+    if choices is not None and value not in choices:
+        parser.error(f"{env}={raw!r}: choose from {', '.join(choices)}")
+    return value
 
 
 def parse_config(argv: Sequence[str] | None = None) -> ServerConfig:

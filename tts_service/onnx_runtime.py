@@ -16,7 +16,8 @@ from typing import Any, Literal
 _LOGGER = logging.getLogger(__name__)
 
 RuntimeName = Literal["bundled", "pypi"]
-CHOICES = ("auto", "bundled", "pypi")
+RUNTIMES: tuple[RuntimeName, ...] = ("bundled", "pypi")
+CHOICES = ("auto", *RUNTIMES)
 
 # sherpa-onnx 1.13.8 was built against onnxruntime 1.28.2: its binaries import
 # OrtGetApiBase@VERS_1.28.2 and ask for C API version 28. native/ort_shim.map must match.
@@ -59,13 +60,16 @@ _active: RuntimeInfo | None = None
 _handles: list[ctypes.CDLL] = []
 
 
-def activate(choice: str = "auto", shim_path: Path | None = DEFAULT_SHIM_PATH) -> RuntimeInfo:
+def activate(choice: str = "auto", shim_path: Path | None = DEFAULT_SHIM_PATH,
+             self_check: Callable[[], str | None] | None = None) -> RuntimeInfo:
     """Makes sherpa-onnx use the chosen runtime; must run before anything imports sherpa_onnx.
 
-    "auto": PyPI's onnxruntime when the shim and library load and pass the self-check, else the
-    bundled one (one warning line says why). "pypi": the same, but a failure raises
-    RuntimeUnavailableError. "bundled": sherpa-onnx's own copy. Calling again returns the
-    runtime already chosen, or raises if it contradicts an explicit choice.
+    "auto": PyPI's onnxruntime when the shim and library load and pass the checks, else the
+    bundled one (one warning line says why). `self_check`, run last before the shim is
+    loaded, returns None when the PyPI runtime works, else why not (runtime_probe.prove).
+    "pypi": the same, but a failure raises RuntimeUnavailableError. "bundled": sherpa-onnx's
+    own copy. Calling again returns the runtime already chosen, or raises if it contradicts an
+    explicit choice.
     """
     global _active
     if choice not in CHOICES:
@@ -87,7 +91,7 @@ def activate(choice: str = "auto", shim_path: Path | None = DEFAULT_SHIM_PATH) -
         _active = _activate_bundled("requested")
     else:
         try:
-            _active = _activate_pypi(shim_path)
+            _active = _activate_pypi(shim_path, self_check)
         except _NotActivatedError as exc:
             if choice == "pypi":
                 raise RuntimeUnavailableError(f"PyPI onnxruntime unavailable: {exc}") from exc
@@ -131,7 +135,8 @@ def _activate_bundled(reason: str) -> RuntimeInfo:
     return RuntimeInfo("bundled", _version_of(handle), reason)
 
 
-def _activate_pypi(shim_path: Path | None) -> RuntimeInfo:
+def _activate_pypi(shim_path: Path | None,
+                   self_check: Callable[[], str | None] | None) -> RuntimeInfo:
     # Everything that can fail is checked before the shim is loaded: from that moment on, its
     # soname answers sherpa-onnx's DT_NEEDED and the bundled runtime is out of reach.
     if shim_path is None:
@@ -152,6 +157,9 @@ def _activate_pypi(shim_path: Path | None) -> RuntimeInfo:
     version = _check_api(real_get_api_base, str(real_path))
     if _version_tuple(version) < _version_tuple(SHIM_ORT_VERSION):
         raise _NotActivatedError(f"{real_path} is onnxruntime {version}, older than bundled")
+    problem = self_check() if self_check is not None else None
+    if problem is not None:
+        raise _NotActivatedError(f"onnxruntime {version} failed its self-check: {problem}")
 
     try:
         shim = ctypes.CDLL(str(shim_path), mode=ctypes.RTLD_GLOBAL)

@@ -11,6 +11,8 @@ from .text import Piece, SplitPolicy, split_pieces
 from .voices import Voice, VoiceCatalog
 
 MIN_SPEED, MAX_SPEED = 0.5, 2.0
+# The API's names for the audio module's fields.
+_PROTO_FIELDS = {"sample_rate_hz": "sample_rate_hertz", "gain_db": "volume_gain_db"}
 
 
 @dataclass(frozen=True)
@@ -87,22 +89,14 @@ def build_settings(*, voice: str, speed: float, encoding: audio.AudioEncoding | 
         raise InvalidRequest(
             "speed", f"speed {speed} is outside [{MIN_SPEED}, {MAX_SPEED}] (1.0 is natural; "
             "0 means 1.0)")
-    if not math.isfinite(volume_gain_db) or not (
-        audio.MIN_GAIN_DB <= volume_gain_db <= audio.MAX_GAIN_DB
-    ):
-        raise InvalidRequest(
-            "volume_gain_db",
-            f"volume_gain_db {volume_gain_db} is outside [{audio.MIN_GAIN_DB}, "
-            f"{audio.MAX_GAIN_DB}] dB",
-        )
     if encoding is None:
         encoding = audio.AudioEncoding.PCM16 if streaming else audio.AudioEncoding.WAV
     rate = sample_rate_hz or model_rate_hz
     try:
-        audio.check_format(encoding, rate, streaming=streaming)
+        audio.check_gain(volume_gain_db)
+        audio.check_format(encoding, rate)
     except audio.UnsupportedAudioError as err:
-        field = {"sample_rate_hz": "sample_rate_hertz"}.get(err.field, err.field)
-        raise InvalidRequest(field, str(err)) from err
+        raise InvalidRequest(_PROTO_FIELDS.get(err.field, err.field), str(err)) from err
     return SynthesisSettings(
         voice=found,
         speed=speed,

@@ -68,9 +68,13 @@ class BearerTokenInterceptor(grpc.aio.ServerInterceptor):
     without secrets, and reflection only describes the public API (grpcurl's `list`).
     """
 
-    def __init__(self, token: str, protected_services: Collection[str]) -> None:
+    def __init__(self, token: str, protected_services: Collection[str],
+                 on_refused: Callable[[str, Any, grpc.StatusCode], None] | None = None) -> None:
         self._token = token.encode()
         self._prefixes = tuple(f"/{service}/" for service in protected_services)
+        # Told (method, metadata, status) of each refusal, so refused calls are logged and
+        # counted like the others.
+        self._on_refused = on_refused
 
     def _authorized(self, metadata: Any) -> bool:
         for key, value in metadata or ():
@@ -87,9 +91,12 @@ class BearerTokenInterceptor(grpc.aio.ServerInterceptor):
     ) -> grpc.RpcMethodHandler:
         handler = await continuation(handler_call_details)
         method = handler_call_details.method  # type: ignore[attr-defined]
-        if handler is None or not method.startswith(self._prefixes) or self._authorized(
-                handler_call_details.invocation_metadata):  # type: ignore[attr-defined]
+        metadata = handler_call_details.invocation_metadata  # type: ignore[attr-defined]
+        if handler is None or not method.startswith(self._prefixes) or \
+                self._authorized(metadata):
             return handler
+        if self._on_refused is not None:
+            self._on_refused(method, metadata, grpc.StatusCode.UNAUTHENTICATED)
         return _refusal(handler)
 
 

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import functools
 import logging
 import signal
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from wsgiref.simple_server import WSGIServer
 
 import grpc
@@ -21,26 +19,19 @@ from grpc_reflection.v1alpha import reflection
 
 from tts_api.v1 import tts_pb2, tts_pb2_grpc
 
-from . import onnx_runtime, security
+from . import model_prep, onnx_runtime, runtime_probe, security
 from .calls import CallObserver
 from .config import ServerConfig, parse_config
 from .engine import Engine, ModelFiles
 from .engine_pool import EnginePool
-from .lexicon import LexiconError, Overrides, Respeller, load_overrides, write_lexicon
+from .lexicon import LexiconError, Respeller
 from .metrics import Metrics
 from .normalize import normalize
 from .request import Limits
 from .servicer import RuntimeDescription, TextToSpeechServicer
 from .synthesizer import Synthesizer
-from .voice_blends import (
-    Blend,
-    BlendError,
-    blend_voices,
-    model_with_speakers,
-    parse_blends,
-    write_voices,
-)
-from .voices import Voice, VoiceCatalog, describe
+from .voice_blends import BlendError
+from .voices import VoiceCatalog
 
 _LOGGER = logging.getLogger(__name__)
 SERVICE_NAME = tts_pb2.DESCRIPTOR.services_by_name["TextToSpeechService"].full_name
@@ -66,37 +57,6 @@ class RunningServer:
         self.pool.close()
         if self.metrics_server is not None:
             self.metrics_server.shutdown()
-
-
-def load_engines(config: ServerConfig, files: ModelFiles, blends: Sequence[Blend] = (),
-                 overrides: Overrides | None = None) -> list[Engine]:
-    from .engine import KokoroEngine
-
-    # sherpa-onnx reads its files into memory when an engine loads, so the generated ones only
-    # have to outlive the loading: a scratch directory removed right after, not a cache that
-    # could go stale when the model or the options change.
-    with tempfile.TemporaryDirectory(prefix="tts-service-") as scratch_dir, \
-            contextlib.ExitStack() as keep_open:
-        scratch = Path(scratch_dir)
-        voices = model = lexicon = None
-        try:
-            if blends:
-                builtin = _builtin_voices(files)
-                voices = scratch / "voices.bin"
-                write_voices(files.voices, builtin, blends, voices)
-                model = keep_open.enter_context(
-                    model_with_speakers(files.model, len(builtin) + len(blends), scratch))
-            if overrides is not None and overrides.phonemes:
-                lexicon = str(write_lexicon(overrides, files.lexicon, scratch / "lexicon.txt"))
-                # Checked on 1.13.8: its Kokoro frontend sends all English text to espeak-ng.
-                _LOGGER.warning("phoneme overrides loaded, but sherpa-onnx 1.13.8 reads the "
-                                "lexicon only for CJK text: for English words, use respellings "
-                                "('word = sounds like')")
-        except BlendError as err:
-            raise StartupError(str(err)) from err
-        return [KokoroEngine(files, config.engine_threads, voices_path=voices, lexicon=lexicon,
-                             model_path=model)
-                for _ in range(config.engines)]
 
 
 async def warm_up(pool: EnginePool, engines: Sequence[Engine]) -> None:
@@ -129,14 +89,15 @@ async def start(config: ServerConfig, engines: Sequence[Engine], catalog: VoiceC
     metrics.runtime.info({"engine": "sherpa-onnx", "engine_version": runtime.engine_version,
                           "onnxruntime": runtime.onnxruntime,
                           "onnxruntime_version": runtime.onnxruntime_version})
+    observer = CallObserver(metrics, log_text=config.log_text)
     servicer = TextToSpeechServicer(
         Synthesizer(pool, normalize, respell), catalog,
         Limits(max_text_chars=config.max_text_chars,
                idle_timeout_s=config.streaming_idle_timeout_s,
-               max_wait_s=config.streaming_max_wait_s), runtime,
-        CallObserver(metrics, log_text=config.log_text))
+               max_wait_s=config.streaming_max_wait_s), runtime, observer)
 
-    interceptors = [security.BearerTokenInterceptor(token, [SERVICE_NAME])] if token else []
+    interceptors = [security.BearerTokenInterceptor(token, [SERVICE_NAME], observer.refused)
+                    ] if token else []
     server = grpc.aio.server(interceptors=interceptors, options=[
         # Requests are small; the limit keeps a hostile client from making us buffer much.
         ("grpc.max_receive_message_length", 4 * config.max_text_chars + 64 * 1024),
@@ -149,11 +110,10 @@ async def start(config: ServerConfig, engines: Sequence[Engine], catalog: VoiceC
     try:
         port = (server.add_secure_port(config.address, credentials) if credentials
                 else server.add_insecure_port(config.address))
-    except RuntimeError:
-        port = 0
-    if port == 0:
+    except RuntimeError as err:
+        # grpc logs the system's reason (e.g. "Address already in use") on the line before.
         pool.close()
-        raise StartupError(f"cannot listen on {config.address}: is the port already in use?")
+        raise StartupError(f"cannot listen on {config.address}: {err}") from err
     metrics_server = None
     if config.metrics_port:
         try:
@@ -170,16 +130,6 @@ async def start(config: ServerConfig, engines: Sequence[Engine], catalog: VoiceC
                          metrics=metrics, metrics_server=metrics_server)
 
 
-def _builtin_voices(files: ModelFiles) -> list[Voice]:
-    names = files.voice_names.read_text(encoding="utf-8").split()
-    return [describe(name, speaker_id) for speaker_id, name in enumerate(names)]
-
-
-def _catalog(files: ModelFiles, blends: Sequence[Blend] = ()) -> VoiceCatalog:
-    builtin = _builtin_voices(files)
-    return VoiceCatalog([*builtin, *blend_voices(blends, builtin)])
-
-
 async def serve(config: ServerConfig) -> None:
     """Runs the server until SIGTERM or SIGINT, then shuts down gracefully."""
     started = time.monotonic()
@@ -189,35 +139,43 @@ async def serve(config: ServerConfig) -> None:
         raise StartupError(
             f"the model is not assembled: missing {', '.join(str(p) for p in missing)}; "
             "run `make models` (or point --model-dir / TTS_MODEL_DIR at it)")
+    # Checked first: a typo in an option should not wait for the runtime check and the model.
     try:
-        ort = onnx_runtime.activate(config.onnxruntime, config.onnxruntime_shim)
+        options = model_prep.check_options(files, config.voice_blends, config.lexicon_overrides)
+    except (BlendError, LexiconError) as err:
+        raise StartupError(str(err)) from err
+    choosing = time.monotonic()
+    try:
+        ort = onnx_runtime.activate(
+            config.onnxruntime, config.onnxruntime_shim,
+            functools.partial(runtime_probe.prove, config.onnxruntime_shim, config.model_dir))
     except onnx_runtime.RuntimeUnavailableError as err:
         raise StartupError(str(err)) from err
-    _LOGGER.info("engine runtime: onnxruntime %s (%s): %s", ort.version, ort.name, ort.reason)
+    _LOGGER.info("engine runtime: onnxruntime %s (%s, chosen in %.1f s): %s", ort.version,
+                 ort.name, time.monotonic() - choosing, ort.reason)
 
     from .engine import engine_version
 
     try:
-        blends = parse_blends(config.voice_blends, [v.name for v in _builtin_voices(files)])
-        overrides = (load_overrides(config.lexicon_overrides, files.tokens)
-                     if config.lexicon_overrides is not None else Overrides())
-    except (BlendError, LexiconError) as err:
+        model = await asyncio.to_thread(model_prep.prepare, files, config.engines,
+                                        config.engine_threads, options)
+    except BlendError as err:  # e.g. a voices file of the wrong size
         raise StartupError(str(err)) from err
-    engines = await asyncio.to_thread(load_engines, config, files, blends, overrides)
     runtime = RuntimeDescription(
         engine_version=engine_version(), onnxruntime=ort.name, onnxruntime_version=ort.version,
         engines=config.engines, threads_per_engine=config.engine_threads,
         max_queued_requests=config.max_queued_requests)
-    running = await start(config, engines, _catalog(files, blends), runtime,
-                          Respeller(overrides.respellings))
-    _LOGGER.info("serving tts_api.v1.TextToSpeechService on %s:%d (%d engines x %d threads, "
-                 "ready in %.1f s)", config.host, running.port, config.engines,
-                 config.engine_threads, time.monotonic() - started)
-
+    running = await start(config, model.engines, model.catalog, runtime,
+                          Respeller(model.overrides.respellings))
+    # Before the line that says "serving": a supervisor may signal as soon as it reads it.
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
+    _LOGGER.info("serving tts_api.v1.TextToSpeechService on %s:%d (%d engines x %d threads, "
+                 "ready in %.1f s)", config.host, running.port, config.engines,
+                 config.engine_threads, time.monotonic() - started)
+
     await stopping.wait()
     _LOGGER.info("shutting down: finishing calls in flight (up to %.0f s)",
                  config.shutdown_grace_s)

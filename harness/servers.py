@@ -13,8 +13,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-MODEL_DIR = Path(os.environ.get("TTS_MODEL_DIR", REPO / "models" / "kokoro-multi-lang-v1_0"))
+from tts_service.config import DEFAULT_MODEL_DIR, REPO_ROOT
+
+REPO = REPO_ROOT
+# The model the servers load: the server's default, or the one TTS_MODEL_DIR names.
+MODEL_DIR = Path(os.environ.get("TTS_MODEL_DIR", DEFAULT_MODEL_DIR))
 _READY = re.compile(r"serving tts_api\.v1\.TextToSpeechService on (\S+):(\d+)")
 
 
@@ -53,12 +56,13 @@ def start_server(*args: str, env: dict[str, str] | None = None,
 
     def read_log() -> None:
         assert process.stderr is not None
-        for line in process.stderr:
-            log.append(line)
-            match = _READY.search(line)
-            if match and not found:
-                found.append(int(match.group(2)))
-                ready.set()
+        with process.stderr:  # closed at the server's exit, so no pipe outlives it
+            for line in process.stderr:
+                log.append(line)
+                match = _READY.search(line)
+                if match and not found:
+                    found.append(int(match.group(2)))
+                    ready.set()
         ready.set()
 
     threading.Thread(target=read_log, daemon=True).start()

@@ -1,0 +1,1 @@
+"""What the tests and the benchmarks share: a speech recognizer and a real server process."""

@@ -1,0 +1,84 @@
+"""The fast tier's server: the real grpc.aio server on port 0, in-process, with a fake engine.
+
+The fake engine (a tone per sentence, with a gate to hold it busy) makes the timing of
+engine work controllable; everything else — server, pool, servicer, statuses — is real.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
+from typing import Any
+
+import grpc
+import numpy as np
+
+from tts_api.v1 import tts_pb2_grpc
+from tts_service.config import ServerConfig
+from tts_service.engine import OnChunk
+from tts_service.server import RunningServer, start
+from tts_service.servicer import RuntimeDescription
+from tts_service.voices import VoiceCatalog
+
+SAMPLE_RATE_HZ = 24000
+TIMEOUT_S = 30
+
+
+class FakeEngine:
+    """Makes a 0.1 s tone per call; waits on `gate` first so tests can keep it busy."""
+
+    sample_rate_hz = SAMPLE_RATE_HZ
+
+    def __init__(self) -> None:
+        self.gate = threading.Event()
+        self.gate.set()
+        self.permits: threading.Semaphore | None = None  # when set, one per sentence
+        self.calls: list[str] = []
+        self.speeds: list[float] = []
+
+    def generate(self, text: str, speaker_id: int, speed: float, on_chunk: OnChunk) -> None:
+        if text == "Ready.":  # the server's warm-up
+            return
+        self.gate.wait(TIMEOUT_S)
+        if self.permits is not None:
+            self.permits.acquire(timeout=TIMEOUT_S)
+        self.calls.append(text)
+        self.speeds.append(speed)
+        if "explode" in text:
+            raise RuntimeError("native failure in the engine")
+        tone = 0.3 * np.sin(np.arange(SAMPLE_RATE_HZ // 10, dtype=np.float32) * 0.1)
+        on_chunk(tone.astype(np.float32))
+
+
+@dataclass
+class FakeServer:
+    engine: FakeEngine
+    running: RunningServer
+    channel: grpc.aio.Channel
+    stub: tts_pb2_grpc.TextToSpeechServiceStub
+
+    def count(self, method: str, code: str) -> float:
+        """tts_requests_total for this method and status, 0 when never seen."""
+        value = self.running.metrics.registry.get_sample_value(
+            "tts_requests_total", {"method": method, "code": code})
+        return value or 0.0
+
+
+@contextlib.asynccontextmanager
+async def fake_server(**settings: Any) -> AsyncIterator[FakeServer]:
+    """A server with one fake engine and one waiting place unless `settings` say otherwise."""
+    engine = FakeEngine()
+    config = replace(ServerConfig(), **{"port": 0, "engines": 1, "max_queued_requests": 1,
+                                        **settings})
+    runtime = RuntimeDescription("fake", "bundled", "0", 1, 1, 1)
+    running = await start(config, [engine], VoiceCatalog.from_names(["af_bella", "am_adam"]),
+                          runtime)
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+            yield FakeServer(engine, running, channel,
+                             tts_pb2_grpc.TextToSpeechServiceStub(channel))
+    finally:
+        engine.gate.set()
+        await running.stop(grace_s=1)

@@ -73,6 +73,7 @@ def test_generated_stubs_match_the_proto(tmp_path: Path) -> None:
         assert fresh == committed, f"tts_api/v1/{name} is stale: run `make proto`"
 
 
+@pytest.mark.model
 def test_grpcurl_streams_text_in_pieces_through_reflection(server: ServerProcess) -> None:
     messages = [{"config": {"voice": "af_bella"}}, {"text": "Good morn"},
                 {"text": "ing. This is a te"}, {"text": "st."}]

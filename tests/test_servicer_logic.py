@@ -75,7 +75,7 @@ async def _wait_until(condition, timeout_s: float = TIMEOUT_S) -> None:  # type:
 
 def _server_saw_cancel(running: RunningServer, method: str) -> bool:
     return running.metrics.registry.get_sample_value(
-        "tts_requests_total", {"method": method, "code": "CANCELLED"}) == 1
+        "tts_requests_total", {"protocol": "grpc", "method": method, "code": "CANCELLED"}) == 1
 
 
 async def test_full_pool_and_queue_refuse_at_once_with_a_retry_hint(fake) -> None:  # type: ignore[no-untyped-def]

@@ -22,6 +22,8 @@ _LOGGER = logging.getLogger("tts_service.requests")
 F = TypeVar("F", bound=Callable[..., Any])
 _CURRENT: contextvars.ContextVar[CallRecord] = contextvars.ContextVar("tts_call")
 _MAX_REQUEST_ID_CHARS = 64
+# Calls whose first audio leaves before the synthesis ends: their time to first chunk is measured.
+STREAMING_METHODS = frozenset({"SynthesizeStream", "CreateSpeech"})
 
 
 @dataclass
@@ -30,6 +32,7 @@ class CallRecord:
 
     method: str
     request_id: str
+    protocol: str = "grpc"
     started: float = field(default_factory=time.monotonic)
     voice: str = ""
     text_chars: int = 0
@@ -50,13 +53,18 @@ def current_call() -> CallRecord:
     return _CURRENT.get()
 
 
-def _request_id(context: grpc.aio.ServicerContext) -> str:
+def request_id(sent: object) -> str:
     """The caller's x-request-id when it sent a sane one, else a new one."""
-    for key, value in context.invocation_metadata() or ():
-        if key == "x-request-id" and isinstance(value, str) and 0 < len(value) <= \
-                _MAX_REQUEST_ID_CHARS and value.isprintable():
-            return value
+    if isinstance(sent, str) and 0 < len(sent) <= _MAX_REQUEST_ID_CHARS and sent.isprintable():
+        return sent
     return uuid.uuid4().hex[:16]
+
+
+def _sent_request_id(context: grpc.aio.ServicerContext) -> str | None:
+    for key, value in context.invocation_metadata() or ():
+        if key == "x-request-id" and isinstance(value, str):
+            return value
+    return None
 
 
 class CallObserver:
@@ -68,26 +76,33 @@ class CallObserver:
 
     def finish(self, record: CallRecord, code: grpc.StatusCode) -> None:
         elapsed_s = time.monotonic() - record.started
-        self.metrics.requests.labels(record.method, code.name).inc()
+        protocol = record.protocol
+        self.metrics.requests.labels(protocol, record.method, code.name).inc()
         if record.audio_s > 0:
-            self.metrics.synthesis_seconds.labels(record.method).observe(elapsed_s)
+            self.metrics.synthesis_seconds.labels(protocol, record.method).observe(elapsed_s)
             self.metrics.audio_seconds.labels(record.voice).inc(record.audio_s)
-            self.metrics.real_time_factor.labels(record.method).observe(
+            self.metrics.real_time_factor.labels(protocol, record.method).observe(
                 elapsed_s / record.audio_s)
-        if record.first_chunk_s is not None and record.method == "SynthesizeStream":
-            self.metrics.time_to_first_chunk.observe(record.first_chunk_s)
+        if record.first_chunk_s is not None and record.method in STREAMING_METHODS:
+            self.metrics.time_to_first_chunk.labels(protocol).observe(record.first_chunk_s)
         first = f"{record.first_chunk_s:.3f}" if record.first_chunk_s is not None else "-"
         text = f" text={record.text!r}" if self._log_text and record.text else ""
         _LOGGER.info(
-            "request_id=%s method=%s status=%s voice=%s text_chars=%d pieces=%d/%d "
+            "request_id=%s protocol=%s method=%s status=%s voice=%s text_chars=%d pieces=%d/%d "
             "audio_s=%.2f first_chunk_s=%s total_s=%.3f%s",
-            record.request_id, record.method, code.name, record.voice or "-",
+            record.request_id, protocol, record.method, code.name, record.voice or "-",
             record.text_chars, record.pieces_sent, record.pieces_total, record.audio_s, first,
             elapsed_s, text)
 
-    async def start(self, method: str, context: grpc.aio.ServicerContext) -> CallRecord:
-        record = CallRecord(method=method, request_id=_request_id(context))
+    def begin(self, method: str, sent_request_id: object, protocol: str) -> CallRecord:
+        """Opens the record of one call (any protocol); `finish` closes it."""
+        record = CallRecord(method=method, request_id=request_id(sent_request_id),
+                            protocol=protocol)
         _CURRENT.set(record)
+        return record
+
+    async def start(self, method: str, context: grpc.aio.ServicerContext) -> CallRecord:
+        record = self.begin(method, _sent_request_id(context), "grpc")
         await context.send_initial_metadata((("x-request-id", record.request_id),))
         return record
 

@@ -14,10 +14,11 @@ BUF_BASELINE := protos/baseline.binpb
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 # Debian packages: PortAudio for playback, ffmpeg decodes audio in tests independently of the
-# encoders (libsndfile's codecs come with soundfile's wheel), jq for the README's grpcurl lines. Node.js and npm (the Node client,
+# encoders (libsndfile's codecs come with soundfile's wheel), jq for the README's grpcurl lines,
+# chromium and its driver for the playground's browser test. Node.js and npm (the Node client,
 # npm pack of the voices) are installed from Debian only when no `npm` command exists, since
 # many machines have them from elsewhere (and Debian's npm conflicts with those).
-APT_PACKAGES := libportaudio2 ffmpeg jq
+APT_PACKAGES := libportaudio2 ffmpeg jq chromium chromium-driver
 
 .PHONY: help install system-deps models proto api-check api-baseline shim serve test lint bench clean
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -16,6 +17,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 MODEL_DIR = Path(os.environ.get("TTS_MODEL_DIR", REPO / "models" / "kokoro-multi-lang-v1_0"))
 _READY = re.compile(r"serving tts_api\.v1\.TextToSpeechService on (\S+):(\d+)")
+_HTTP_READY = re.compile(r"speech API and the playground on https?://\S+:(\d+)/")
 
 
 @dataclass
@@ -23,10 +25,16 @@ class ServerProcess:
     process: subprocess.Popen[str]
     port: int
     log: list[str] = field(default_factory=list)
+    http_port: int | None = None  # when started with --http-port
 
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def http_url(self) -> str:
+        assert self.http_port is not None, "start the server with --http-port"
+        return f"http://127.0.0.1:{self.http_port}"
 
     def stop(self, timeout_s: float = 30.0) -> int:
         if self.process.poll() is None:
@@ -49,12 +57,15 @@ def start_server(*args: str, env: dict[str, str] | None = None,
     assert process.stderr is not None
     log: list[str] = []
     found: list[int] = []
+    http_ports: list[int] = []
     ready = threading.Event()
 
     def read_log() -> None:
         assert process.stderr is not None
         for line in process.stderr:
             log.append(line)
+            if http_match := _HTTP_READY.search(line):
+                http_ports.append(int(http_match.group(1)))
             match = _READY.search(line)
             if match and not found:
                 found.append(int(match.group(2)))
@@ -70,4 +81,12 @@ def start_server(*args: str, env: dict[str, str] | None = None,
     if not found:
         process.wait(10)
         raise RuntimeError(f"server exited with {process.returncode}:\n" + "".join(log))
-    return ServerProcess(process=process, port=found[0], log=log)
+    return ServerProcess(process=process, port=found[0], log=log,
+                         http_port=http_ports[0] if http_ports else None)
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on right now (for options where 0 means off)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

@@ -1,0 +1,112 @@
+"""HTTP front logic on a real port with a fake engine: token, full pool, hang-ups, metrics,
+drain. The OpenAI SDK is the client; errors must arrive as its exception classes."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from pathlib import Path
+
+import openai
+import pytest
+
+from tts_service.config import ServerConfig
+from tts_service.server import RunningServer, start
+from tts_service.servicer import RuntimeDescription
+from tts_service.voices import VoiceCatalog
+
+from .servers import free_port
+from .test_servicer_logic import TIMEOUT_S, FakeEngine, _wait_until
+
+TOKEN = "s3cret-token"
+
+
+@pytest.fixture
+async def fake(tmp_path: Path) -> AsyncIterator[tuple[FakeEngine, RunningServer, str]]:
+    engine = FakeEngine()
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN)
+    config = replace(ServerConfig(), port=0, engines=1, max_queued_requests=0,
+                     http_port=free_port(), token_file=token_file)
+    runtime = RuntimeDescription("fake", "bundled", "0", 1, 1, 0)
+    running = await start(config, [engine], VoiceCatalog.from_names(["af_bella", "am_adam"]),
+                          runtime)
+    yield engine, running, f"http://127.0.0.1:{running.http_port}/v1"
+    engine.gate.set()
+    await running.stop(grace_s=1)
+
+
+def _client(base_url: str, token: str = TOKEN) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(base_url=base_url, api_key=token, timeout=TIMEOUT_S,
+                              max_retries=0)
+
+
+def _count(running: RunningServer, method: str, code: str) -> float:
+    return running.metrics.registry.get_sample_value(
+        "tts_requests_total", {"protocol": "http", "method": method, "code": code}) or 0.0
+
+
+async def test_wrong_token_raises_authentication_error(fake) -> None:  # type: ignore[no-untyped-def]
+    _, running, base_url = fake
+    async with _client(base_url, token="wrong") as client:
+        with pytest.raises(openai.AuthenticationError) as refused:
+            await client.audio.speech.create(model="tts-1", voice="alloy", input="Hi.")
+    assert "bearer token" in refused.value.message
+    assert _count(running, "CreateSpeech", "UNAUTHENTICATED") == 1
+    async with _client(base_url) as client:
+        response = await client.audio.speech.create(model="tts-1", voice="af_bella",
+                                                    input="Hi.", response_format="wav")
+    assert response.content[:4] == b"RIFF"
+    assert _count(running, "CreateSpeech", "OK") == 1
+
+
+async def test_full_pool_raises_rate_limit_error_with_retry_after(fake) -> None:  # type: ignore[no-untyped-def]
+    engine, running, base_url = fake
+    engine.gate.clear()
+    async with _client(base_url) as client:
+        busy = asyncio.ensure_future(client.audio.speech.create(
+            model="tts-1", voice="af_bella", input="Hello.", response_format="pcm"))
+        await _wait_until(lambda: running.pool.busy == 1)
+        with pytest.raises(openai.RateLimitError) as refused:
+            await client.audio.speech.create(model="tts-1", voice="af_bella", input="Hello.")
+        assert int(refused.value.response.headers["retry-after"]) >= 1
+        assert "retry" in refused.value.message
+        engine.gate.set()
+        assert len((await busy).content) == 2 * 2400  # the fake engine's 0.1 s tone
+    assert _count(running, "CreateSpeech", "RESOURCE_EXHAUSTED") == 1
+
+
+async def test_hang_up_stops_the_engine_and_frees_it(fake) -> None:  # type: ignore[no-untyped-def]
+    engine, running, base_url = fake
+    text = " ".join(f"Sentence number {n} is here." for n in range(40))
+    engine.permits = threading.Semaphore(1)  # the engine may make one sentence, then waits
+    async with _client(base_url) as client, \
+            client.audio.speech.with_streaming_response.create(
+                model="tts-1", voice="af_bella", input=text, response_format="pcm") as response:
+        first = await asyncio.wait_for(anext(response.iter_bytes()), TIMEOUT_S)
+        assert len(first) > 0
+    engine.permits.release(1)  # the next sentence's audio finds the client gone
+    await _wait_until(lambda: _count(running, "CreateSpeech", "CANCELLED") == 1)
+    engine.permits.release(40)  # let it run freely: only a stopped engine makes no more
+    await _wait_until(lambda: running.pool.busy == 0)
+    assert len(engine.calls) <= 3
+
+
+async def test_drain_lets_a_stream_in_flight_finish(fake) -> None:  # type: ignore[no-untyped-def]
+    engine, running, base_url = fake
+    engine.permits = threading.Semaphore(1)
+    text = "One is here. Two is here. Three is here."
+    async with _client(base_url) as client, \
+            client.audio.speech.with_streaming_response.create(
+                model="tts-1", voice="af_bella", input=text, response_format="pcm") as response:
+        chunks = response.iter_bytes()
+        received = len(await asyncio.wait_for(anext(chunks), TIMEOUT_S))
+        stopping = asyncio.ensure_future(running.stop(grace_s=10))
+        engine.permits.release(2)
+        async for chunk in chunks:
+            received += len(chunk)
+    await asyncio.wait_for(stopping, TIMEOUT_S)
+    assert received == 3 * 2 * 2400
+    assert _count(running, "CreateSpeech", "OK") == 1

@@ -4,6 +4,7 @@ drain. The OpenAI SDK is the client; errors must arrive as its exception classes
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -13,7 +14,7 @@ import openai
 import pytest
 
 from tts_service.config import ServerConfig
-from tts_service.server import RunningServer, start
+from tts_service.server import RunningServer, StartupError, start
 from tts_service.servicer import RuntimeDescription
 from tts_service.voices import VoiceCatalog
 
@@ -110,3 +111,25 @@ async def test_drain_lets_a_stream_in_flight_finish(fake) -> None:  # type: igno
     await asyncio.wait_for(stopping, TIMEOUT_S)
     assert received == 3 * 2 * 2400
     assert _count(running, "CreateSpeech", "OK") == 1
+
+
+async def test_unknown_paths_get_openai_errors(fake) -> None:  # type: ignore[no-untyped-def]
+    _, _, base_url = fake
+    async with _client(base_url) as client:
+        with pytest.raises(openai.NotFoundError) as missing:
+            await client.get("/audio/nothing", cast_to=object)
+        assert "POST /v1/audio/speech" in missing.value.message
+        with pytest.raises(openai.BadRequestError) as not_json:
+            await client.post("/audio/speech", cast_to=object, body=["not", "an", "object"])
+        assert "JSON object" in not_json.value.message
+
+
+async def test_a_taken_http_port_stops_the_start_with_a_clear_error() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        config = replace(ServerConfig(), port=0, engines=1,
+                         http_port=taken.getsockname()[1])
+        runtime = RuntimeDescription("fake", "bundled", "0", 1, 1, 0)
+        with pytest.raises(StartupError, match=f"cannot serve HTTP on port {config.http_port}"):
+            await start(config, [FakeEngine()], VoiceCatalog.from_names(["af_bella"]), runtime)

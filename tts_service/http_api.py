@@ -24,6 +24,7 @@ from typing import Any
 import grpc
 import uvicorn
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -103,6 +104,16 @@ def _error_response(error: Exception, code: grpc.StatusCode, request_id: str) ->
         status_code=status, headers=headers)
 
 
+async def _http_exception(request: Request, error: Exception) -> Response:
+    """Unknown paths and methods, in OpenAI's error shape too (clients parse every error)."""
+    assert isinstance(error, HTTPException)
+    message = f"{request.method} {request.url.path}: {error.detail}; the API is " \
+        "POST /v1/audio/speech, GET /v1/audio/voices and GET /v1/models"
+    return JSONResponse({"error": {"message": message, "type": "invalid_request_error",
+                                   "param": None, "code": None}},
+                        status_code=error.status_code, headers=error.headers)
+
+
 class _ClosingStream(StreamingResponse):
     """Closes its body as soon as sending stops, so a client that hangs up frees its engine
     after the current sentence rather than whenever the generator is garbage-collected."""
@@ -133,7 +144,7 @@ class HttpApi:
             Route("/v1/models", self.models, methods=["GET"]),
             Route("/v1/audio/voices", self.voices, methods=["GET"]),
             Route("/v1/audio/speech", self.speech, methods=["POST"]),
-        ])
+        ], exception_handlers={HTTPException: _http_exception})
 
     async def playground(self, request: Request) -> HTMLResponse:
         page = resources.files("tts_service").joinpath("static/playground.html")

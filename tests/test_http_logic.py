@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 import threading
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -18,6 +19,7 @@ from tts_service.server import RunningServer, StartupError, start
 from tts_service.servicer import RuntimeDescription
 from tts_service.voices import VoiceCatalog
 
+from .certs import make_pki
 from .servers import free_port
 from .test_servicer_logic import TIMEOUT_S, FakeEngine, _wait_until
 
@@ -133,3 +135,25 @@ async def test_a_taken_http_port_stops_the_start_with_a_clear_error() -> None:
         runtime = RuntimeDescription("fake", "bundled", "0", 1, 1, 0)
         with pytest.raises(StartupError, match=f"cannot serve HTTP on port {config.http_port}"):
             await start(config, [FakeEngine()], VoiceCatalog.from_names(["af_bella"]), runtime)
+
+
+async def test_http_uses_the_servers_tls_certificate(tmp_path: Path) -> None:
+    pki = make_pki(tmp_path)
+    config = replace(ServerConfig(), port=0, engines=1, http_port=free_port(),
+                     tls_cert=pki.server_cert, tls_key=pki.server_key)
+    runtime = RuntimeDescription("fake", "bundled", "0", 1, 1, 0)
+    running = await start(config, [FakeEngine()], VoiceCatalog.from_names(["af_bella"]),
+                          runtime)
+    base_url = f"https://localhost:{running.http_port}/v1"
+    trusting = ssl.create_default_context(cafile=str(pki.ca_cert))
+    try:
+        async with openai.AsyncOpenAI(
+                base_url=base_url, api_key="unused", max_retries=0, timeout=TIMEOUT_S,
+                http_client=openai.DefaultAsyncHttpxClient(verify=trusting)) as client:
+            models = await client.models.list()
+        assert "kokoro" in {model.id for model in models.data}
+        async with _client(base_url) as untrusting:  # the system CAs do not know ours
+            with pytest.raises(openai.APIConnectionError):
+                await untrusting.models.list()
+    finally:
+        await running.stop(grace_s=1)

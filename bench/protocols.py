@@ -16,6 +16,8 @@ from tts_api.v1 import tts_pb2_grpc
 from . import service, texts
 
 _LOGGER = logging.getLogger("bench")
+# The SDK's HTTP library logs every request at INFO: hundreds of lines in a bench run.
+logging.getLogger("httpx2").setLevel(logging.WARNING)
 BACKGROUND_STREAMS = 4
 BACKGROUND_TEXT = texts.THREE_SENTENCES
 PROBE_TEXT = texts.ONE_SENTENCE

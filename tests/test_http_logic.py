@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 
+import httpx2
 import openai
 import pytest
 
@@ -157,3 +158,23 @@ async def test_http_uses_the_servers_tls_certificate(tmp_path: Path) -> None:
                 await untrusting.models.list()
     finally:
         await running.stop(grace_s=1)
+
+
+async def test_engine_failure_is_a_500_without_details_and_a_cut_stream_later(fake) -> None:  # type: ignore[no-untyped-def]
+    _, running, base_url = fake
+    async with _client(base_url) as client:
+        with pytest.raises(openai.InternalServerError) as failed:
+            await client.audio.speech.create(model="tts-1", voice="af_bella",
+                                             input="Please explode now.")
+        assert "server log" in failed.value.message
+        assert "native failure" not in failed.value.message
+        # Once audio has been sent, a failure cuts the connection: never a clean, short file.
+        async with client.audio.speech.with_streaming_response.create(
+                model="tts-1", voice="af_bella", input="Fine at first. Then explode.",
+                response_format="pcm") as response:
+            # The SDK hands the body over as its HTTP library (httpx2, its dependency) reads it.
+            with pytest.raises(httpx2.RemoteProtocolError):
+                async for _ in response.iter_bytes():
+                    pass
+    assert _count(running, "CreateSpeech", "INTERNAL") == 2
+    assert running.pool.busy == 0

@@ -50,10 +50,11 @@ OPENAI_VOICES = {
     "sage": "af_sarah", "shimmer": "af_bella", "verse": "am_michael", "marin": "af_kore",
     "cedar": "am_liam",
 }
-# response_format -> (encoding, media type). aac has no well-kept encoder among our packages.
+# response_format -> (encoding, media type).
 FORMATS = {
     "mp3": (audio.AudioEncoding.MP3, "audio/mpeg"),
     "opus": (audio.AudioEncoding.OGG_OPUS, "audio/ogg"),
+    "aac": (audio.AudioEncoding.AAC, "audio/aac"),
     "flac": (audio.AudioEncoding.FLAC, "audio/flac"),
     "wav": (audio.AudioEncoding.WAV, "audio/wav"),
     "pcm": (audio.AudioEncoding.PCM16, "audio/pcm"),  # 16-bit little-endian, 24 kHz, mono
@@ -250,11 +251,9 @@ class HttpApi:
         record.voice = voice
         response_format = _field(body, "response_format", str, "mp3")
         if response_format not in FORMATS:
-            hint = (" (no AAC encoder is installed with this server)"
-                    if response_format == "aac" else "")
             raise InvalidRequest("response_format",
-                                 f"response_format {response_format!r} is not available"
-                                 f"{hint}: use one of {', '.join(FORMATS)}")
+                                 f"response_format {response_format!r} is not available: "
+                                 f"use one of {', '.join(FORMATS)}")
         stream_format = _field(body, "stream_format", str, "audio")
         if stream_format not in ("audio", "sse"):
             raise InvalidRequest("stream_format",

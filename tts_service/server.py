@@ -159,15 +159,6 @@ async def start(config: ServerConfig, engines: Sequence[Engine], catalog: VoiceC
     if port == 0:
         pool.close()
         raise StartupError(f"cannot listen on {config.address}: is the port already in use?")
-    metrics_server = None
-    if config.metrics_port:
-        try:
-            metrics_server, _ = prometheus_client.start_http_server(
-                config.metrics_port, addr=config.host, registry=metrics.registry)
-        except OSError as err:
-            pool.close()
-            raise StartupError(f"cannot serve metrics on port {config.metrics_port}: "
-                               f"{err.strerror}") from err
     http_socket = None
     if config.http_port:
         try:
@@ -175,6 +166,17 @@ async def start(config: ServerConfig, engines: Sequence[Engine], catalog: VoiceC
         except OSError as err:
             pool.close()
             raise StartupError(f"cannot serve HTTP on port {config.http_port}: "
+                               f"{err.strerror}") from err
+    metrics_server = None
+    if config.metrics_port:
+        try:
+            metrics_server, _ = prometheus_client.start_http_server(
+                config.metrics_port, addr=config.host, registry=metrics.registry)
+        except OSError as err:
+            pool.close()
+            if http_socket is not None:
+                http_socket.close()
+            raise StartupError(f"cannot serve metrics on port {config.metrics_port}: "
                                f"{err.strerror}") from err
     await server.start()
     http = None

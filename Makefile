@@ -16,11 +16,12 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 # Debian packages (the README lists the same ones; a test compares): python3-venv, which
 # Debian splits out of python3, for .venv; gcc and libc6-dev build the onnxruntime shim;
 # PortAudio for playback; ffmpeg decodes audio in tests independently of the encoders
-# (libsndfile's codecs come with soundfile's wheel); jq for the README's grpcurl lines.
+# (libsndfile's codecs come with soundfile's wheel); jq for the README's grpcurl lines;
+# chromium and its driver for the playground's browser test.
 # Node.js and npm (the Node client, npm pack of the voices, buf) are installed from Debian
 # only when no `npm` command exists, since many machines have them from elsewhere (and
 # Debian's npm conflicts with those).
-APT_PACKAGES := python3-venv gcc libc6-dev libportaudio2 ffmpeg jq
+APT_PACKAGES := python3-venv gcc libc6-dev libportaudio2 ffmpeg jq chromium chromium-driver
 
 .PHONY: help install system-deps models proto api-check api-baseline shim serve test test-fast lint bench clean
 

@@ -25,6 +25,7 @@ from tts_service.normalize import normalize
 from tts_service.text import SplitPolicy, split_pieces
 
 from . import live, report, service, texts
+from .protocols import measure_protocols
 from .raw import RawEngine, raw_throughput
 from .runtime_cpu import run_child
 
@@ -60,6 +61,8 @@ class Plan:
     latency_texts: tuple[str, ...]
     clause_texts: tuple[str, ...]
     onnxruntime: str
+    protocol_reps: int  # gRPC first audio beside gRPC or HTTP streams
+    protocol_probes: int  # probes per repetition and background
 
 
 def _plan(args: argparse.Namespace) -> Plan:
@@ -67,7 +70,7 @@ def _plan(args: argparse.Namespace) -> Plan:
         return Plan(reps=args.reps or 1, paragraph_reps=1, runtime_runs=1, startup_reps=1,
                     shapes=((1, 2), (2, 1)), clients=(1, 4), load_requests=4,
                     latency_texts=("1 sentence", "3 sentences"), clause_texts=("storm",),
-                    onnxruntime=args.onnxruntime)
+                    onnxruntime=args.onnxruntime, protocol_reps=1, protocol_probes=1)
     # Budgeted for about 25 minutes on 2 shared cores. 1 engine x 1 thread is left out: it was
     # the slowest shape in the measurements of shared/KOKORO_ASSETS.md.
     reps = args.reps or 3
@@ -75,7 +78,8 @@ def _plan(args: argparse.Namespace) -> Plan:
                 shapes=((1, 2), (2, 1), (2, 2)),
                 clients=(1, 2, 4, 8), load_requests=8,
                 latency_texts=tuple(texts.LATENCY_TEXTS),
-                clause_texts=tuple(texts.LONG_FIRST_SENTENCES), onnxruntime=args.onnxruntime)
+                clause_texts=tuple(texts.LONG_FIRST_SENTENCES), onnxruntime=args.onnxruntime,
+                protocol_reps=min(reps, 3), protocol_probes=2)
 
 
 def _first_piece(text: str, policy: SplitPolicy = POLICIES[DEFAULT_POLICY]) -> str:
@@ -288,6 +292,9 @@ async def run(plan: Plan, quick: bool, results_path: Path) -> dict[str, Any]:
     _save(results, results_path)
     del engine
     results["load"] = await measure_load(plan)
+    _save(results, results_path)
+    results["protocols"] = await measure_protocols(plan.protocol_reps, plan.protocol_probes,
+                                                   plan.onnxruntime)
     results["duration_s"] = time.monotonic() - started
     _save(results, results_path)
     return results

@@ -326,6 +326,36 @@ def _load_tables(load: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _protocols_section(protocols: dict[str, Any] | None) -> list[str]:
+    """A gRPC caller's first audio beside 4 gRPC or 4 HTTP streams (older results: none)."""
+    if protocols is None:
+        return []
+    first = protocols["first_audio_s"]
+    count = protocols["reps"] * protocols["probes"]
+    return [
+        "## gRPC and HTTP side by side",
+        "",
+        f"One server ({protocols['engines']}x{protocols['threads']}, the default pool) with "
+        "`--http-port`. A gRPC client streams one sentence "
+        f"(\"{protocols['probe_text']}\") while {protocols['background_streams']} other "
+        "clients stream three sentences each in a loop, over gRPC or over the "
+        "OpenAI-compatible HTTP API (the official `openai` SDK, 16-bit PCM); the probe is sent "
+        "once they have filled the engines and the waiting line. Time to the probe's first "
+        f"audio, min / median of {count} probes per row, seconds:",
+        "",
+        "| background | first audio of the gRPC probe | ratio to the gRPC background |",
+        "|---|---|---|",
+        f"| none | {_mm(first['idle'])} | |",
+        f"| {protocols['background_streams']} gRPC streams | {_mm(first['grpc'])} | 1.00 |",
+        f"| {protocols['background_streams']} HTTP streams | {_mm(first['http'])} "
+        f"| {_rr(_ratio(first['http'], first['grpc']))} |",
+        "",
+        "The probe queues behind the background requests the same way whichever protocol "
+        "they came in by: HTTP shares the engine pool and its waiting line, and its handlers "
+        "run in the same event loop as grpc.aio.",
+    ]
+
+
 def _memory_table(results: dict[str, Any]) -> list[str]:
     lines = ["| server | RSS after start-up | peak during start-up (VmHWM) "
              "| max RSS sampled under load | peak (VmHWM) at the end |", "|---|---|---|---|---|"]
@@ -496,6 +526,8 @@ def write(results: dict[str, Any], out: Path, chart_path: Path) -> None:
         "in-process (one thread per engine), just before the server of that shape starts.",
         "",
         *_load_tables(results["load"]),
+        "",
+        *_protocols_section(results.get("protocols")),
         "",
         "## Server memory",
         "",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -19,6 +20,7 @@ REPO = REPO_ROOT
 # The model the servers load: the server's default, or the one TTS_MODEL_DIR names.
 MODEL_DIR = Path(os.environ.get("TTS_MODEL_DIR", DEFAULT_MODEL_DIR))
 _READY = re.compile(r"serving tts_api\.v1\.TextToSpeechService on (\S+):(\d+)")
+_HTTP_READY = re.compile(r"speech API and the playground on https?://\S+:(\d+)/")
 
 
 @dataclass
@@ -26,10 +28,16 @@ class ServerProcess:
     process: subprocess.Popen[str]
     port: int
     log: list[str] = field(default_factory=list)
+    http_port: int | None = None  # when started with --http-port
 
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def http_url(self) -> str:
+        assert self.http_port is not None, "start the server with --http-port"
+        return f"http://127.0.0.1:{self.http_port}"
 
     def stop(self, timeout_s: float = 30.0) -> int:
         if self.process.poll() is None:
@@ -52,6 +60,7 @@ def start_server(*args: str, env: dict[str, str] | None = None,
     assert process.stderr is not None
     log: list[str] = []
     found: list[int] = []
+    http_ports: list[int] = []
     ready = threading.Event()
 
     def read_log() -> None:
@@ -59,6 +68,8 @@ def start_server(*args: str, env: dict[str, str] | None = None,
         with process.stderr:  # closed at the server's exit, so no pipe outlives it
             for line in process.stderr:
                 log.append(line)
+                if http_match := _HTTP_READY.search(line):
+                    http_ports.append(int(http_match.group(1)))
                 match = _READY.search(line)
                 if match and not found:
                     found.append(int(match.group(2)))
@@ -74,4 +85,12 @@ def start_server(*args: str, env: dict[str, str] | None = None,
     if not found:
         process.wait(10)
         raise RuntimeError(f"server exited with {process.returncode}:\n" + "".join(log))
-    return ServerProcess(process=process, port=found[0], log=log)
+    return ServerProcess(process=process, port=found[0], log=log,
+                         http_port=http_ports[0] if http_ports else None)
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on right now (for options where 0 means off)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

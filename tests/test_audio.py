@@ -45,6 +45,8 @@ CUT_FRACTIONS = (0.03, 0.2, 0.37, 0.81)
 OPUS_DECODE_RATE_HZ = 48000
 # LAME writes no gapless tag into a stream: decoders play its priming and final-frame padding.
 MP3_MAX_PADDING_SAMPLES = 2 * 1152
+# ADTS has no field for the encoder's priming (1024 samples) or the last frame's padding.
+AAC_MAX_PADDING_SAMPLES = 2 * 1024
 SUBPROCESS_TIMEOUT_S = 30
 
 needs_ffmpeg = pytest.mark.skipif(
@@ -57,7 +59,8 @@ G711 = {AudioEncoding.MULAW, AudioEncoding.ALAW}
 RAW_INPUT_FORMATS = {AudioEncoding.PCM16: "s16le", AudioEncoding.MULAW: "mulaw",
                      AudioEncoding.ALAW: "alaw"}
 CODEC_NAMES = {AudioEncoding.WAV: "pcm_s16le", AudioEncoding.FLAC: "flac",
-               AudioEncoding.OGG_OPUS: "opus", AudioEncoding.MP3: "mp3"}
+               AudioEncoding.OGG_OPUS: "opus", AudioEncoding.MP3: "mp3",
+               AudioEncoding.AAC: "aac"}
 FORMAT_CASES = [
     (encoding, rate)
     for encoding in AudioEncoding
@@ -154,6 +157,8 @@ def check_decoded(data: bytes, encoding: AudioEncoding, rate: int,
         assert abs(len(decoded) / decoded_rate - len(original) / rate) <= 0.002
     elif encoding is AudioEncoding.MP3:
         assert 0 <= len(decoded) - len(original) <= MP3_MAX_PADDING_SAMPLES
+    elif encoding is AudioEncoding.AAC:
+        assert 0 <= len(decoded) - len(original) <= AAC_MAX_PADDING_SAMPLES
     else:
         assert len(decoded) == len(original)
 

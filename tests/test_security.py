@@ -154,17 +154,20 @@ async def test_metrics_endpoint_counts_calls(token_server: tuple[ServerProcess, 
         text = page.read().decode()
     samples = {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
                for line in text.splitlines() if line and not line.startswith("#")}
-    assert samples['tts_requests_total{code="OK",method="Synthesize"}'] >= 1
-    assert samples['tts_requests_total{code="OK",method="SynthesizeStream"}'] >= 1
-    assert samples['tts_requests_total{code="INVALID_ARGUMENT",method="Synthesize"}'] >= 1
-    assert samples['tts_requests_total{code="UNAUTHENTICATED",method="Synthesize"}'] >= 1
+    assert samples['tts_requests_total{code="OK",method="Synthesize",protocol="grpc"}'] >= 1
+    assert samples['tts_requests_total{code="OK",method="SynthesizeStream",protocol="grpc"}'] >= 1
+    assert samples[
+        'tts_requests_total{code="INVALID_ARGUMENT",method="Synthesize",protocol="grpc"}'] >= 1
+    assert samples[
+        'tts_requests_total{code="UNAUTHENTICATED",method="Synthesize",protocol="grpc"}'] >= 1
     assert samples["tts_engines"] == 2  # the default pool
     assert samples["tts_engines_busy"] == 0
     assert samples["tts_queue_depth"] == 0
     assert samples['tts_audio_seconds_total{voice="af_bella"}'] > 0.5
-    assert samples["tts_time_to_first_chunk_seconds_count"] >= 1
-    assert samples['tts_real_time_factor_count{method="Synthesize"}'] >= 1
-    assert samples['tts_synthesis_seconds_count{method="SynthesizeStream"}'] >= 1
+    assert samples['tts_time_to_first_chunk_seconds_count{protocol="grpc"}'] >= 1
+    assert samples['tts_real_time_factor_count{method="Synthesize",protocol="grpc"}'] >= 1
+    assert samples[
+        'tts_synthesis_seconds_count{method="SynthesizeStream",protocol="grpc"}'] >= 1
     assert any(key.startswith("tts_engine_runtime_info{") and "onnxruntime_version=" in key
                for key in samples)
 

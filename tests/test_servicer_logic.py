@@ -33,7 +33,7 @@ async def _wait_until(condition, timeout_s: float = TIMEOUT_S) -> None:  # type:
 
 def _server_saw(running: RunningServer, method: str, code: str) -> bool:
     return running.metrics.registry.get_sample_value(
-        "tts_requests_total", {"method": method, "code": code}) == 1
+        "tts_requests_total", {"protocol": "grpc", "method": method, "code": code}) == 1
 
 
 async def test_full_pool_and_queue_refuse_at_once_with_a_retry_hint(fake) -> None:  # type: ignore[no-untyped-def]

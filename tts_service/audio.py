@@ -8,6 +8,7 @@ import logging
 import struct
 from typing import Final, Protocol
 
+import av
 import lameenc
 import numpy as np
 import numpy.typing as npt
@@ -34,6 +35,7 @@ _PCM16_FULL_SCALE: Final = 32767.0  # symmetric, as libsndfile scales floats
 _LIMITER_KNEE: Final = 0.9
 _MP3_BIT_RATE_KBPS: Final = 64  # valid for MPEG-1, 2 and 2.5, plenty for mono speech
 _MP3_QUALITY: Final = 2  # LAME's "high quality" algorithm choice; 0 is much slower for no gain
+_AAC_BIT_RATE_BPS: Final = 64000  # as for MP3: plenty for mono speech
 # libsndfile's smallest Ogg page latency; its default (about 1 s) holds audio back that long.
 _OGG_PAGE_LATENCY_MS: Final = 50.0
 _SFC_SET_OGG_PAGE_LATENCY_MS: Final = 0x1302  # from sndfile.h; soundfile does not export it
@@ -50,6 +52,7 @@ class AudioEncoding(enum.Enum):
     MP3 = "mp3"  # MPEG Layer III
     MULAW = "mulaw"  # G.711 mu-law, 8 bits per sample, no header
     ALAW = "alaw"  # G.711 A-law, 8 bits per sample, no header
+    AAC = "aac"  # AAC-LC in ADTS frames (a stream of self-describing frames, no file header)
 
 
 # Every encoding can be cut into chunks whose concatenation is one valid stream (WAV carries an
@@ -59,6 +62,8 @@ class AudioEncoding(enum.Enum):
 _CODEC_RATES_HZ: Final = {
     AudioEncoding.OGG_OPUS: OPUS_SAMPLE_RATES_HZ,
     AudioEncoding.MP3: MP3_SAMPLE_RATES_HZ,
+    # ADTS headers can only name these (and rates outside our 8-48 kHz range).
+    AudioEncoding.AAC: MP3_SAMPLE_RATES_HZ,
 }
 
 
@@ -323,6 +328,50 @@ class _Mp3:
         return bytes(self._encoder.flush())
 
 
+class _PacketSink:
+    """Collects what PyAV's muxer writes; ADTS is written front to back, never patched."""
+
+    def __init__(self) -> None:
+        self._pending = bytearray()
+
+    def write(self, data: bytes) -> int:
+        self._pending += data
+        return len(data)
+
+    def take(self) -> bytes:
+        out = bytes(self._pending)
+        self._pending.clear()
+        return out
+
+
+class _Aac:
+    """FFmpeg's native AAC encoder, through PyAV (which bundles FFmpeg in its wheel)."""
+
+    def __init__(self, sample_rate_hz: int) -> None:
+        self._sink = _PacketSink()
+        self._container = av.open(self._sink, mode="w", format="adts")
+        self._stream = self._container.add_stream("aac", rate=sample_rate_hz, layout="mono")
+        self._stream.bit_rate = _AAC_BIT_RATE_BPS
+        self._sample_rate_hz = sample_rate_hz
+
+    def encode(self, pcm: Pcm16) -> bytes:
+        if len(pcm):
+            frame = av.AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16",
+                                               layout="mono")
+            frame.sample_rate = self._sample_rate_hz
+            self._mux(frame)
+        return self._sink.take()
+
+    def finish(self) -> bytes:
+        self._mux(None)  # drains the encoder's look-ahead
+        self._container.close()
+        return self._sink.take()
+
+    def _mux(self, frame: av.AudioFrame | None) -> None:
+        for packet in self._stream.encode(frame):
+            self._container.mux(packet)
+
+
 def _new_codec(encoding: AudioEncoding, sample_rate_hz: int) -> _Codec:
     match encoding:
         case AudioEncoding.PCM16:
@@ -339,6 +388,8 @@ def _new_codec(encoding: AudioEncoding, sample_rate_hz: int) -> _Codec:
             return _Sndfile(sample_rate_hz, "RAW", "ULAW")
         case AudioEncoding.ALAW:
             return _Sndfile(sample_rate_hz, "RAW", "ALAW")
+        case AudioEncoding.AAC:
+            return _Aac(sample_rate_hz)
 
 
 class StreamEncoder:

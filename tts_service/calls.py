@@ -25,6 +25,8 @@ _MAX_REQUEST_ID_CHARS = 64
 # The server's copy of a deadline runs from when the request arrived, so it ends a little
 # after the client's; the client's cancel at its own deadline can arrive first.
 _DEADLINE_SLACK_S = 0.5
+# Calls whose first audio leaves before the synthesis ends: their time to first chunk is measured.
+STREAMING_METHODS = frozenset({"SynthesizeStream", "StreamingSynthesize", "CreateSpeech"})
 
 
 @dataclass
@@ -33,6 +35,7 @@ class CallRecord:
 
     method: str
     request_id: str
+    protocol: str = "grpc"
     started: float = field(default_factory=time.monotonic)
     voice: str = ""
     text_chars: int = 0
@@ -53,13 +56,18 @@ def current_call() -> CallRecord:
     return _CURRENT.get()
 
 
-def _request_id(metadata: Any) -> str:
+def request_id(sent: object) -> str:
     """The caller's x-request-id when it sent a sane one, else a new one."""
-    for key, value in metadata or ():
-        if key == "x-request-id" and isinstance(value, str) and 0 < len(value) <= \
-                _MAX_REQUEST_ID_CHARS and value.isprintable():
-            return value
+    if isinstance(sent, str) and 0 < len(sent) <= _MAX_REQUEST_ID_CHARS and sent.isprintable():
+        return sent
     return uuid.uuid4().hex[:16]
+
+
+def _sent_request_id(metadata: Any) -> str | None:
+    for key, value in metadata or ():
+        if key == "x-request-id" and isinstance(value, str):
+            return value
+    return None
 
 
 class CallObserver:
@@ -71,33 +79,41 @@ class CallObserver:
 
     def finish(self, record: CallRecord, code: grpc.StatusCode) -> None:
         elapsed_s = time.monotonic() - record.started
-        self.metrics.requests.labels(record.method, code.name).inc()
+        protocol = record.protocol
+        self.metrics.requests.labels(protocol, record.method, code.name).inc()
         if record.audio_s > 0:
-            self.metrics.synthesis_seconds.labels(record.method).observe(elapsed_s)
+            self.metrics.synthesis_seconds.labels(protocol, record.method).observe(elapsed_s)
             self.metrics.audio_seconds.labels(record.voice).inc(record.audio_s)
-            self.metrics.real_time_factor.labels(record.method).observe(
+            self.metrics.real_time_factor.labels(protocol, record.method).observe(
                 elapsed_s / record.audio_s)
-        if record.first_chunk_s is not None and record.method == "SynthesizeStream":
-            self.metrics.time_to_first_chunk.observe(record.first_chunk_s)
+        if record.first_chunk_s is not None and record.method in STREAMING_METHODS:
+            self.metrics.time_to_first_chunk.labels(protocol).observe(record.first_chunk_s)
         first = f"{record.first_chunk_s:.3f}" if record.first_chunk_s is not None else "-"
         text = f" text={record.text!r}" if self._log_text and record.text else ""
         _LOGGER.info(
-            "request_id=%s method=%s status=%s voice=%s text_chars=%d pieces=%d/%d "
+            "request_id=%s protocol=%s method=%s status=%s voice=%s text_chars=%d pieces=%d/%d "
             "audio_s=%.2f first_chunk_s=%s total_s=%.3f%s",
-            record.request_id, record.method, code.name, record.voice or "-",
+            record.request_id, protocol, record.method, code.name, record.voice or "-",
             record.text_chars, record.pieces_sent, record.pieces_total, record.audio_s, first,
             elapsed_s, text)
 
-    async def start(self, method: str, context: grpc.aio.ServicerContext) -> CallRecord:
-        record = CallRecord(method=method, request_id=_request_id(context.invocation_metadata()))
+    def begin(self, method: str, sent_request_id: object, protocol: str) -> CallRecord:
+        """Opens the record of one call (any protocol); `finish` closes it."""
+        record = CallRecord(method=method, request_id=request_id(sent_request_id),
+                            protocol=protocol)
         _CURRENT.set(record)
+        return record
+
+    async def start(self, method: str, context: grpc.aio.ServicerContext) -> CallRecord:
+        record = self.begin(method, _sent_request_id(context.invocation_metadata()), "grpc")
         await context.send_initial_metadata((("x-request-id", record.request_id),))
         return record
 
     def refused(self, method_path: str, metadata: Any, code: grpc.StatusCode) -> None:
         """Logs and counts a call refused before it reached the servicer (e.g. no token)."""
         method = method_path.rsplit("/", 1)[-1]
-        self.finish(CallRecord(method=method, request_id=_request_id(metadata)), code)
+        self.finish(CallRecord(method=method, request_id=request_id(_sent_request_id(metadata)),
+                               protocol="grpc"), code)
 
     async def fail(self, record: CallRecord, error: Exception,
                    context: grpc.aio.ServicerContext) -> None:

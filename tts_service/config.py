@@ -43,6 +43,7 @@ class ServerConfig:
     voice_blends: tuple[str, ...] = field(default_factory=tuple)
     lexicon_overrides: Path | None = None
     metrics_port: int = 0
+    http_port: int = 0
     tls_cert: Path | None = None
     tls_key: Path | None = None
     tls_client_ca: Path | None = None
@@ -168,6 +169,9 @@ def build_parser() -> argparse.ArgumentParser:
            "pronunciation overrides: 'word = respelling' and 'word phonemes' lines (README)")
     option("--metrics-port", "TTS_METRICS_PORT", _non_negative, defaults.metrics_port,
            "serve Prometheus metrics over HTTP on this port (host as --host); 0 disables")
+    option("--http-port", "TTS_HTTP_PORT", _port, defaults.http_port,
+           "also serve the OpenAI-compatible HTTP API and the playground page on this port "
+           "(host, TLS and token as for gRPC); 0 disables")
     option("--tls-cert", "TTS_TLS_CERT", Path, defaults.tls_cert,
            "PEM server certificate (chain); with --tls-key, serves TLS instead of plaintext")
     option("--tls-key", "TTS_TLS_KEY", Path, defaults.tls_key, "PEM private key of --tls-cert")

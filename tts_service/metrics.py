@@ -17,8 +17,8 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
-            "tts_requests", "Finished RPCs by method and gRPC status code",
-            ["method", "code"], registry=self.registry)
+            "tts_requests", "Finished calls by protocol (grpc, http), method and status code "
+            "(gRPC's names, for HTTP too)", ["protocol", "method", "code"], registry=self.registry)
         self.queue_depth = Gauge(
             "tts_queue_depth", "Requests waiting for a free engine", registry=self.registry)
         self.engines_busy = Gauge(
@@ -27,16 +27,17 @@ class Metrics:
             "tts_engines", "Engines in the pool", registry=self.registry)
         self.synthesis_seconds = Histogram(
             "tts_synthesis_seconds", "Wall time of a synthesis request, from start to last audio",
-            ["method"], buckets=_SECONDS_BUCKETS, registry=self.registry)
+            ["protocol", "method"], buckets=_SECONDS_BUCKETS, registry=self.registry)
         self.audio_seconds = Counter(
             "tts_audio_seconds", "Seconds of audio produced", ["voice"],
             registry=self.registry)
         self.real_time_factor = Histogram(
             "tts_real_time_factor", "Synthesis wall time divided by audio duration (below 1 is "
-            "faster than real time)", ["method"], buckets=_RTF_BUCKETS, registry=self.registry)
+            "faster than real time)", ["protocol", "method"], buckets=_RTF_BUCKETS,
+            registry=self.registry)
         self.time_to_first_chunk = Histogram(
             "tts_time_to_first_chunk_seconds", "Time from a stream's start to its first audio",
-            buckets=_SECONDS_BUCKETS, registry=self.registry)
+            ["protocol"], buckets=_SECONDS_BUCKETS, registry=self.registry)
         self.runtime = Info(
             "tts_engine_runtime", "The engine and the onnxruntime it runs on",
             registry=self.registry)

@@ -52,6 +52,14 @@ def load_token(token_file: Path | None) -> str | None:
     return token or None
 
 
+def bearer_token_matches(authorization: object, token: bytes) -> bool:
+    """Whether an `authorization` value is `Bearer <token>` (gRPC metadata or HTTP header)."""
+    if not isinstance(authorization, str) or authorization[:len(_SCHEME)].lower() != _SCHEME:
+        return False
+    # Constant time: the comparison must not reveal how much of a guess was right.
+    return hmac.compare_digest(authorization[len(_SCHEME):].strip().encode(), token)
+
+
 def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -78,10 +86,8 @@ class BearerTokenInterceptor(grpc.aio.ServerInterceptor):
 
     def _authorized(self, metadata: Any) -> bool:
         for key, value in metadata or ():
-            if key == "authorization" and isinstance(value, str) and \
-                    value[:len(_SCHEME)].lower() == _SCHEME:
-                # Constant time: the comparison must not reveal how much of a guess was right.
-                return hmac.compare_digest(value[len(_SCHEME):].strip().encode(), self._token)
+            if key == "authorization":
+                return bearer_token_matches(value, self._token)
         return False
 
     async def intercept_service(

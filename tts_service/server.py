@@ -24,6 +24,7 @@ from .calls import CallObserver
 from .config import ServerConfig, parse_config
 from .engine import Engine, ModelFiles
 from .engine_pool import EnginePool
+from .http_api import HttpApi, HttpServer, bind, serve_http
 from .lexicon import LexiconError, Respeller
 from .metrics import Metrics
 from .normalize import normalize
@@ -49,11 +50,17 @@ class RunningServer:
     pool: EnginePool
     metrics: Metrics
     metrics_server: WSGIServer | None = None
+    http: HttpServer | None = None
+
+    @property
+    def http_port(self) -> int | None:
+        return self.http.port if self.http is not None else None
 
     async def stop(self, grace_s: float) -> None:
         """Health goes NOT_SERVING, new calls are refused, calls in flight get `grace_s`."""
         await self.health.enter_graceful_shutdown()
-        await self.server.stop(grace_s)
+        await asyncio.gather(self.server.stop(grace_s),
+                             self.http.stop(grace_s) if self.http else asyncio.sleep(0))
         self.pool.close()
         if self.metrics_server is not None:
             self.metrics_server.shutdown()
@@ -89,12 +96,12 @@ async def start(config: ServerConfig, engines: Sequence[Engine], catalog: VoiceC
     metrics.runtime.info({"engine": "sherpa-onnx", "engine_version": runtime.engine_version,
                           "onnxruntime": runtime.onnxruntime,
                           "onnxruntime_version": runtime.onnxruntime_version})
+    synthesizer = Synthesizer(pool, normalize, respell)
+    limits = Limits(max_text_chars=config.max_text_chars,
+                    idle_timeout_s=config.streaming_idle_timeout_s,
+                    max_wait_s=config.streaming_max_wait_s)
     observer = CallObserver(metrics, log_text=config.log_text)
-    servicer = TextToSpeechServicer(
-        Synthesizer(pool, normalize, respell), catalog,
-        Limits(max_text_chars=config.max_text_chars,
-               idle_timeout_s=config.streaming_idle_timeout_s,
-               max_wait_s=config.streaming_max_wait_s), runtime, observer)
+    servicer = TextToSpeechServicer(synthesizer, catalog, limits, runtime, observer)
 
     interceptors = [security.BearerTokenInterceptor(token, [SERVICE_NAME], observer.refused)
                     ] if token else []
@@ -114,6 +121,14 @@ async def start(config: ServerConfig, engines: Sequence[Engine], catalog: VoiceC
         # grpc logs the system's reason (e.g. "Address already in use") on the line before.
         pool.close()
         raise StartupError(f"cannot listen on {config.address}: {err}") from err
+    http_socket = None
+    if config.http_port:
+        try:
+            http_socket = bind(config.host, config.http_port)
+        except OSError as err:
+            pool.close()
+            raise StartupError(f"cannot serve HTTP on port {config.http_port}: "
+                               f"{err.strerror}") from err
     metrics_server = None
     if config.metrics_port:
         try:
@@ -121,13 +136,20 @@ async def start(config: ServerConfig, engines: Sequence[Engine], catalog: VoiceC
                 config.metrics_port, addr=config.host, registry=metrics.registry)
         except OSError as err:
             pool.close()
+            if http_socket is not None:
+                http_socket.close()
             raise StartupError(f"cannot serve metrics on port {config.metrics_port}: "
                                f"{err.strerror}") from err
     await server.start()
+    http = None
+    if http_socket is not None:
+        http = await serve_http(HttpApi(synthesizer, catalog, limits, observer, token),
+                                http_socket, config.tls_cert, config.tls_key,
+                                config.tls_client_ca)
     for name in ("", SERVICE_NAME):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     return RunningServer(server=server, port=port, health=health_servicer, pool=pool,
-                         metrics=metrics, metrics_server=metrics_server)
+                         metrics=metrics, metrics_server=metrics_server, http=http)
 
 
 async def serve(config: ServerConfig) -> None:
@@ -167,6 +189,10 @@ async def serve(config: ServerConfig) -> None:
         max_queued_requests=config.max_queued_requests)
     running = await start(config, model.engines, model.catalog, runtime,
                           Respeller(model.overrides.respellings))
+    if running.http is not None:
+        scheme = "https" if config.tls_cert else "http"
+        _LOGGER.info("serving the OpenAI-compatible speech API and the playground on "
+                     "%s://%s:%d/", scheme, config.host, running.http.port)
     # Before the line that says "serving": a supervisor may signal as soon as it reads it.
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()

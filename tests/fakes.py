@@ -62,7 +62,7 @@ class FakeServer:
     def count(self, method: str, code: str) -> float:
         """tts_requests_total for this method and status, 0 when never seen."""
         value = self.running.metrics.registry.get_sample_value(
-            "tts_requests_total", {"method": method, "code": code})
+            "tts_requests_total", {"protocol": "grpc", "method": method, "code": code})
         return value or 0.0
 
 

@@ -85,7 +85,7 @@ async def fails_with(call: grpc.aio.StreamStreamCall, code: grpc.StatusCode,
 
 def count(running: RunningServer, code: str) -> float | None:
     return running.metrics.registry.get_sample_value(
-        "tts_requests_total", {"method": "StreamingSynthesize", "code": code})
+        "tts_requests_total", {"protocol": "grpc", "method": "StreamingSynthesize", "code": code})
 
 
 async def _wait_until(condition, timeout_s: float = TIMEOUT_S) -> None:  # type: ignore[no-untyped-def]

@@ -28,6 +28,12 @@ class ServerConfig:
     max_text_chars: int = 5000
     max_queued_requests: int = 8
     shutdown_grace_s: float = 30.0
+    # gRPC clients keep one connection for hours, so replicas added later would get no share
+    # of them: a connection older than this is told to go away (GOAWAY), and its client
+    # reconnects through the balancer. Calls in flight on it get the grace to finish; 300 s is
+    # longer than the longest text (5000 characters, about 5 minutes of audio) takes to make.
+    max_connection_age_s: float = 300.0
+    max_connection_age_grace_s: float = 300.0
     onnxruntime: str = "auto"
     onnxruntime_shim: Path = DEFAULT_SHIM
     voice_blends: tuple[str, ...] = field(default_factory=tuple)
@@ -57,6 +63,13 @@ def _non_negative(value: str) -> int:
     number = int(value)
     if number < 0:
         raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return number
+
+
+def _non_negative_seconds(value: str) -> float:
+    number = float(value)
+    if not number >= 0:  # also refuses NaN
+        raise argparse.ArgumentTypeError(f"must be 0 or more seconds, got {value}")
     return number
 
 
@@ -110,6 +123,15 @@ def build_parser() -> argparse.ArgumentParser:
            "requests that may wait for a busy engine; more get RESOURCE_EXHAUSTED")
     option("--shutdown-grace", "TTS_SHUTDOWN_GRACE", float, defaults.shutdown_grace_s,
            "seconds that calls in flight get to finish on SIGTERM/SIGINT", dest="shutdown_grace_s")
+    option("--max-connection-age", "TTS_MAX_CONNECTION_AGE", _non_negative_seconds,
+           defaults.max_connection_age_s,
+           "seconds after which a client connection is asked to reconnect, so that long-lived "
+           "clients spread over replicas added later; 0 keeps connections forever",
+           dest="max_connection_age_s")
+    option("--max-connection-age-grace", "TTS_MAX_CONNECTION_AGE_GRACE", _non_negative_seconds,
+           defaults.max_connection_age_grace_s,
+           "seconds that calls in flight on such a connection get to finish before it is "
+           "closed", dest="max_connection_age_grace_s")
     option("--onnxruntime", "TTS_ONNXRUNTIME", str, defaults.onnxruntime,
            "engine runtime: 'auto' (the newer PyPI onnxruntime when it loads and passes a "
            "self-check, else the bundled one), 'pypi' or 'bundled'",

@@ -22,7 +22,7 @@ from tts_service import onnx_runtime
 from tts_service.normalize import normalize
 from tts_service.text import SplitPolicy, split_pieces
 
-from . import report, service, texts
+from . import replicas, report, service, texts
 from .raw import RawEngine, raw_throughput
 from .runtime_cpu import run_child
 
@@ -259,6 +259,9 @@ async def run(plan: Plan, quick: bool, results_path: Path) -> dict[str, Any]:
     _save(results, results_path)
     del engine
     results["load"] = await measure_load(plan)
+    _save(results, results_path)
+    _log("replicas behind nginx: 1 against %d", max(replicas.REPLICA_COUNTS))
+    results["replicas"] = await replicas.measure(plan.reps, plan.onnxruntime)
     results["duration_s"] = time.monotonic() - started
     _save(results, results_path)
     return results

@@ -11,20 +11,21 @@ from collections.abc import AsyncIterator
 import grpc
 import pytest
 
-from tts_api.v1 import tts_pb2, tts_pb2_grpc
+from tts_api.v1 import tts_pb2
 from tts_client.client import SERVICE_CONFIG, TtsClient
 
 TIMEOUT_S = 10
+_SERVICE = tts_pb2.DESCRIPTOR.services_by_name["TextToSpeechService"].full_name
 
 
-class ScriptedServicer(tts_pb2_grpc.TextToSpeechServiceServicer):
+class ScriptedSynthesize:
     """Answers Synthesize with the next scripted status, then OK; records each attempt."""
 
     def __init__(self) -> None:
         self.script: list[tuple[grpc.StatusCode, bool]] = []  # (code, headers sent first)
         self.attempts: list[str] = []  # grpc-previous-rpc-attempts of each attempt
 
-    async def Synthesize(self, request: tts_pb2.SynthesizeRequest,
+    async def synthesize(self, request: tts_pb2.SynthesizeRequest,
                          context: grpc.aio.ServicerContext) -> tts_pb2.SynthesizeResponse:
         metadata = dict(context.invocation_metadata() or ())
         self.attempts.append(str(metadata.get("grpc-previous-rpc-attempts", "0")))
@@ -37,10 +38,14 @@ class ScriptedServicer(tts_pb2_grpc.TextToSpeechServiceServicer):
 
 
 @pytest.fixture
-async def scripted() -> AsyncIterator[tuple[ScriptedServicer, str]]:
-    servicer = ScriptedServicer()
+async def scripted() -> AsyncIterator[tuple[ScriptedSynthesize, str]]:
+    servicer = ScriptedSynthesize()
     server = grpc.aio.server()
-    tts_pb2_grpc.add_TextToSpeechServiceServicer_to_server(servicer, server)
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(_SERVICE, {
+        "Synthesize": grpc.unary_unary_rpc_method_handler(
+            servicer.synthesize, request_deserializer=tts_pb2.SynthesizeRequest.FromString,
+            response_serializer=tts_pb2.SynthesizeResponse.SerializeToString),
+    }),))
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     yield servicer, f"127.0.0.1:{port}"

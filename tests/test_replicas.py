@@ -16,10 +16,12 @@ from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 import grpc
 import numpy as np
 import pytest
+import soundfile
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.texts import PARAGRAPH
@@ -29,6 +31,7 @@ from tts_client.client import TtsClient
 from .nginx import NginxProcess, free_port, start_nginx
 from .servers import ServerProcess, start_server
 from .speech import transcribe, word_error_rate, words
+from .test_client import run_client
 
 pytestmark = pytest.mark.model
 
@@ -210,6 +213,18 @@ async def test_a_long_stream_passes_through_nginx_uncut(all_up: list[Replica],
     assert word_error_rate(last.text_span.text, heard) < 0.5, (last.text_span.text, heard)
     print(f"\nthrough nginx: {len(PARAGRAPH.split())} words, {len(chunks)} chunks, "
           f"{audio_s:.1f} s of audio, uncut")
+
+
+async def test_the_command_line_client_speaks_through_a_multi_address_target(
+        all_up: list[Replica], tmp_path: Path) -> None:
+    text = "The weather is lovely today."
+    out = tmp_path / "spoken.wav"
+    target = "ipv4:" + ",".join(r.address for r in all_up)
+    result = await asyncio.to_thread(run_client, "--server", target, "--output", str(out),
+                                     text, timeout_s=CALL_TIMEOUT_S)
+    assert result.returncode == 0, result.stderr
+    samples, rate_hz = soundfile.read(out, dtype="int16")
+    assert word_error_rate(text, transcribe(samples, rate_hz)) < 0.5
 
 
 async def _call_many(target: str, calls: int, channel_options: tuple = ()) -> None:

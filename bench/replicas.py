@@ -17,6 +17,12 @@ CLIENTS = 6
 REQUESTS = 12
 
 
+def _load_average() -> float:
+    # Other work on a shared machine takes cores the replicas would use: worth reporting.
+    with open("/proc/loadavg", encoding="ascii") as loadavg:
+        return float(loadavg.read().split()[0])
+
+
 async def measure(reps: int, onnxruntime: str) -> dict[str, Any]:
     """Each repetition runs the same load through nginx to 1 replica, then to 3.
 
@@ -36,12 +42,14 @@ async def measure(reps: int, onnxruntime: str) -> dict[str, Any]:
                     for _ in range(count)]
                 proxies[count] = start_nginx([server.port for server in groups[count]],
                                              Path(scratch) / f"nginx-{count}")
+            load_average = [_load_average()]
             for _ in range(reps):
                 for count in REPLICA_COUNTS:
                     done = await service.load(proxies[count].address, texts.THROUGHPUT_TEXT,
                                               CLIENTS, REQUESTS)
                     runs[str(count)].append({"throughput": done.throughput,
                                              "rejected": done.rejected})
+                    load_average.append(_load_average())
         finally:
             for proxy in proxies.values():
                 proxy.stop()
@@ -49,4 +57,4 @@ async def measure(reps: int, onnxruntime: str) -> dict[str, Any]:
                 for server in group:
                     server.stop()
     return {"clients": CLIENTS, "requests": REQUESTS, "text": texts.THROUGHPUT_TEXT,
-            "runs": runs}
+            "runs": runs, "load_average_1min": load_average}

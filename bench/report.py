@@ -247,9 +247,12 @@ def _replicas_section(replicas: dict[str, Any], cores: int) -> list[str]:
     for count, count_runs in runs.items():
         rates = [run["throughput"] for run in count_runs]
         lines.append(f"| {count} | {_mm(rates)} | {_rr(_ratio(rates, one))} |")
+    load = replicas.get("load_average_1min")
+    load_note = (f" The 1-minute load average during these runs was {min(load):.1f} to "
+                 f"{max(load):.1f}." if load else "")
     lines += ["", f"The replicas share this machine's {cores} cores, so the ratio is bounded by "
               "the cores, not by the design: on machines of their own, each replica adds its "
-              "own throughput."]
+              f"own throughput.{load_note}"]
     rejected = sum(run["rejected"] for count_runs in runs.values() for run in count_runs)
     if rejected:
         lines += ["", f"{rejected} requests were refused with RESOURCE_EXHAUSTED."]

@@ -17,13 +17,15 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 # Debian splits out of python3, for .venv; gcc and libc6-dev build the onnxruntime shim;
 # PortAudio for playback; ffmpeg decodes audio in tests independently of the encoders
 # (libsndfile's codecs come with soundfile's wheel); jq for the README's grpcurl lines;
-# chromium and its driver for the playground's browser test.
+# chromium and its driver for the playground's browser test; nginx for `nginx -t` on
+# deploy/nginx and the test that balances replicas through it.
 # Node.js and npm (the Node client, npm pack of the voices, buf) are installed from Debian
 # only when no `npm` command exists, since many machines have them from elsewhere (and
 # Debian's npm conflicts with those).
-APT_PACKAGES := python3-venv gcc libc6-dev libportaudio2 ffmpeg jq chromium chromium-driver
+APT_PACKAGES := python3-venv gcc libc6-dev libportaudio2 ffmpeg jq chromium chromium-driver nginx
 
-.PHONY: help install system-deps models proto api-check api-baseline shim serve test test-fast lint bench clean
+.PHONY: help install system-deps models proto api-check api-baseline shim serve test test-fast \
+	lint bench clean deploy-check dockerfile-check manifests-check nginx-check
 
 help:
 	@echo "make serve   install everything, assemble the model, start the server on 127.0.0.1:50051"
@@ -77,6 +79,31 @@ api-check: $(BUF)
 api-baseline: $(BUF)
 	$(BUF) build --exclude-source-info -o $(BUF_BASELINE)
 
+# The deployment files are checked as they would be used; each variable can point a check at
+# another copy (the tests feed each one a broken file to see it fail).
+DOCKERFILE := deploy/Dockerfile
+MANIFESTS  := $(wildcard deploy/kubernetes/*.yaml)
+NGINX_CONF := deploy/nginx/tts-grpc.conf
+# The Kubernetes release whose schemas the manifests must satisfy (native gRPC probes are GA
+# since 1.27; 1.31 is an old-enough release that current clusters all accept).
+KUBERNETES_VERSION := 1.31.0
+
+deploy-check: dockerfile-check manifests-check nginx-check
+
+dockerfile-check: $(VENV)/.installed
+	$(VENV)/bin/hadolint --config deploy/.hadolint.yaml $(DOCKERFILE)
+
+# kubernetes-validate only warns about a resource it has no schema for (an unknown kind, or an
+# API version that release removed) and exits 0; every resource here has one, so a warning fails.
+manifests-check: $(VENV)/.installed
+	@report=$$($(VENV)/bin/kubernetes-validate --strict --quiet \
+	  --kubernetes-version $(KUBERNETES_VERSION) $(MANIFESTS)); status=$$?; \
+	  [ -z "$$report" ] || echo "$$report"; \
+	  [ $$status -eq 0 ] && ! echo "$$report" | grep -q '^WARN'
+
+nginx-check: system-deps
+	sh deploy/nginx/check.sh $(NGINX_CONF)
+
 $(SHIM): native/ort_shim.c native/ort_shim.map native/build.sh
 	sh native/build.sh $@
 
@@ -87,6 +114,7 @@ serve: install models shim
 
 test: install models shim
 	$(MAKE) api-check
+	$(MAKE) deploy-check
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy tts_service tts_client models bench harness tests
 	$(VENV)/bin/pytest

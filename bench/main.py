@@ -24,7 +24,7 @@ from tts_service import onnx_runtime
 from tts_service.normalize import normalize
 from tts_service.text import SplitPolicy, split_pieces
 
-from . import live, report, service, texts
+from . import live, replicas, report, service, texts
 from .protocols import measure_protocols
 from .raw import RawEngine, raw_throughput
 from .runtime_cpu import run_child
@@ -295,6 +295,9 @@ async def run(plan: Plan, quick: bool, results_path: Path) -> dict[str, Any]:
     _save(results, results_path)
     results["protocols"] = await measure_protocols(plan.protocol_reps, plan.protocol_probes,
                                                    plan.onnxruntime)
+    _save(results, results_path)
+    _log("replicas behind nginx: 1 against %d", max(replicas.REPLICA_COUNTS))
+    results["replicas"] = await replicas.measure(plan.reps, plan.onnxruntime)
     results["duration_s"] = time.monotonic() - started
     _save(results, results_path)
     return results

@@ -372,6 +372,35 @@ def _memory_table(results: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _replicas_section(replicas: dict[str, Any], cores: int) -> list[str]:
+    runs = replicas["runs"]
+    one = [run["throughput"] for run in runs["1"]]
+    lines = [
+        "## Replicas behind nginx",
+        "",
+        f"{replicas['requests']} streamed requests of the same sentence from "
+        f"{replicas['clients']} clients, through nginx (deploy/nginx/tts-grpc.conf) to "
+        "replicas of one single-threaded engine each, the two set-ups measured in turn in "
+        "each repetition. Audio seconds produced per wall second (min / median):",
+        "",
+        "| replicas | audio s per wall s | against 1 replica |",
+        "|---|---|---|",
+    ]
+    for count, count_runs in runs.items():
+        rates = [run["throughput"] for run in count_runs]
+        lines.append(f"| {count} | {_mm(rates)} | {_rr(_ratio(rates, one))} |")
+    load = replicas.get("load_average_1min")
+    load_note = (f" The 1-minute load average during these runs was {min(load):.1f} to "
+                 f"{max(load):.1f}." if load else "")
+    lines += ["", f"The replicas share this machine's {cores} cores, so the ratio is bounded by "
+              "the cores, not by the design: on machines of their own, each replica adds its "
+              f"own throughput.{load_note}"]
+    rejected = sum(run["rejected"] for count_runs in runs.values() for run in count_runs)
+    if rejected:
+        lines += ["", f"{rejected} requests were refused with RESOURCE_EXHAUSTED."]
+    return lines
+
+
 def chart(results: dict[str, Any], path: Path) -> None:
     """Three panels: latency per text, first audio with and without clauses, throughput."""
     import matplotlib
@@ -529,6 +558,8 @@ def write(results: dict[str, Any], out: Path, chart_path: Path) -> None:
         "",
         *_protocols_section(results.get("protocols")),
         "",
+        *([*_replicas_section(results["replicas"], results["machine"]["cores"]), ""]
+          if "replicas" in results else []),
         "## Server memory",
         "",
         "From /proc/PID/status of the server process: VmRSS right after it logged ready and "

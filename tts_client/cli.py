@@ -75,9 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--speed", type=float, default=1.0, metavar="X",
                         help="speaking rate, 0.5 to 2.0 (default 1.0)")
     parser.add_argument("--server", default=os.environ.get("TTS_SERVER", "localhost:50051"),
-                        metavar="HOST:PORT",
-                        help="server address host:port (default: $TTS_SERVER, else "
-                        "localhost:50051)")
+                        metavar="TARGET",
+                        help="server address host:port, or several replicas as "
+                        "dns:///NAME:PORT (all addresses of NAME) or ipv4:A:PORT,B:PORT; calls "
+                        "are spread round-robin and retried on another replica when one is "
+                        "unavailable (default: $TTS_SERVER, else localhost:50051)")
     parser.add_argument("--output", "-o", type=Path, metavar="FILE",
                         help="save to FILE instead of playing (add --play to do both); the "
                         "format comes from the extension: " + ", ".join(sorted(_OUTPUT_FORMATS)))

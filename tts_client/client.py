@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncGenerator, AsyncIterable, Sequence
 from types import TracebackType
 
@@ -9,13 +10,42 @@ import grpc
 
 from tts_api.v1 import tts_pb2, tts_pb2_grpc
 
-# A unary WAV answer is 48 KB per second of 24 kHz audio, so gRPC's default 4 MB receive
-# limit would cut Synthesize off at about 87 s of speech; 5000 characters is about 5 minutes.
-CHANNEL_OPTIONS = (("grpc.max_receive_message_length", 64 * 1024 * 1024),)
+_SERVICE = tts_pb2.DESCRIPTOR.services_by_name["TextToSpeechService"].full_name
+# A target may name several replicas (`dns:///tts.example:50051` with several addresses, or
+# `ipv4:10.0.0.1:50051,10.0.0.2:50051`): round_robin spreads calls over all of them instead of
+# pinning every call to the first (gRPC's default, pick_first). A call that ends UNAVAILABLE
+# (a replica shutting down or gone) is retried on another one; gRPC retries only until the
+# response headers arrive, so a call is never replayed once a replica has taken it on, let
+# alone after audio was sent. Throttling stops retries when most calls fail anyway.
+SERVICE_CONFIG = {
+    "loadBalancingConfig": [{"round_robin": {}}],
+    "methodConfig": [{
+        "name": [{"service": _SERVICE}],
+        "retryPolicy": {
+            "maxAttempts": 4,
+            "initialBackoff": "0.1s",
+            "maxBackoff": "1s",
+            "backoffMultiplier": 2,
+            "retryableStatusCodes": ["UNAVAILABLE"],
+        },
+    }],
+    "retryThrottling": {"maxTokens": 10, "tokenRatio": 0.1},
+}
+CHANNEL_OPTIONS = (
+    # A unary WAV answer is 48 KB per second of 24 kHz audio, so gRPC's default 4 MB receive
+    # limit would cut Synthesize off at about 87 s of speech; 5000 characters is about 5 min.
+    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+    ("grpc.service_config", json.dumps(SERVICE_CONFIG)),
+    ("grpc.enable_retries", 1),
+)
 
 
 class TtsClient:
-    """Calls one server; use as `async with TtsClient("localhost:50051") as client: ...`."""
+    """Calls a server, or spreads calls over replicas when the target names several.
+
+    `async with TtsClient("localhost:50051") as client: ...`; targets are gRPC's: `host:port`,
+    `dns:///name:port` (every address the name resolves to), `ipv4:a:port,b:port`.
+    """
 
     def __init__(self, target: str, *, credentials: grpc.ChannelCredentials | None = None,
                  token: str | None = None, timeout_s: float | None = None) -> None:

@@ -38,6 +38,12 @@ class ServerConfig:
     # text still waiting after that means the writer stalled, and is spoken at the best
     # break rather than held back longer.
     streaming_max_wait_s: float = 2.0
+    # gRPC clients keep one connection for hours, so replicas added later would get no share
+    # of them: a connection older than this is told to go away (GOAWAY), and its client
+    # reconnects through the balancer. Calls in flight on it get the grace to finish; 300 s is
+    # longer than the longest text (5000 characters, about 5 minutes of audio) takes to make.
+    max_connection_age_s: float = 300.0
+    max_connection_age_grace_s: float = 300.0
     onnxruntime: str = "auto"
     onnxruntime_shim: Path = DEFAULT_SHIM_PATH
     voice_blends: tuple[str, ...] = field(default_factory=tuple)
@@ -82,6 +88,13 @@ def _non_negative(value: str) -> int:
     number = _whole_number(value)
     if number < 0:
         raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return number
+
+
+def _non_negative_seconds(value: str) -> float:
+    number = _number(value)
+    if not number >= 0:  # also refuses NaN
+        raise argparse.ArgumentTypeError(f"must be 0 or more seconds, got {value}")
     return number
 
 
@@ -155,6 +168,15 @@ def build_parser() -> argparse.ArgumentParser:
            defaults.streaming_max_wait_s,
            "StreamingSynthesize: seconds text may wait for a certain sentence end before it is "
            "spoken at the best break available", dest="streaming_max_wait_s")
+    option("--max-connection-age", "TTS_MAX_CONNECTION_AGE", _non_negative_seconds,
+           defaults.max_connection_age_s,
+           "seconds after which a client connection is asked to reconnect, so that long-lived "
+           "clients spread over replicas added later; 0 keeps connections forever",
+           dest="max_connection_age_s")
+    option("--max-connection-age-grace", "TTS_MAX_CONNECTION_AGE_GRACE", _non_negative_seconds,
+           defaults.max_connection_age_grace_s,
+           "seconds that calls in flight on such a connection get to finish before it is "
+           "closed", dest="max_connection_age_grace_s")
     option("--onnxruntime", "TTS_ONNXRUNTIME", str, defaults.onnxruntime,
            "engine runtime: 'auto' (the newer PyPI onnxruntime when it loads and passes a "
            "self-check, else the bundled one), 'pypi' or 'bundled'",

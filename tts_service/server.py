@@ -108,6 +108,7 @@ async def start(config: ServerConfig, engines: Sequence[Engine], catalog: VoiceC
     server = grpc.aio.server(interceptors=interceptors, options=[
         # Requests are small; the limit keeps a hostile client from making us buffer much.
         ("grpc.max_receive_message_length", 4 * config.max_text_chars + 64 * 1024),
+        *connection_age_options(config),
     ])
     tts_pb2_grpc.add_TextToSpeechServiceServicer_to_server(servicer, server)
     health_servicer = health.aio.HealthServicer()
@@ -150,6 +151,15 @@ async def start(config: ServerConfig, engines: Sequence[Engine], catalog: VoiceC
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     return RunningServer(server=server, port=port, health=health_servicer, pool=pool,
                          metrics=metrics, metrics_server=metrics_server, http=http)
+
+
+def connection_age_options(config: ServerConfig) -> list[tuple[str, int]]:
+    """gRPC channel arguments that make clients reconnect (and so rebalance) now and then."""
+    if config.max_connection_age_s == 0:
+        return []
+    return [("grpc.max_connection_age_ms", round(config.max_connection_age_s * 1000)),
+            ("grpc.max_connection_age_grace_ms",
+             round(config.max_connection_age_grace_s * 1000))]
 
 
 async def serve(config: ServerConfig) -> None:

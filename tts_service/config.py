@@ -27,6 +27,9 @@ class ServerConfig:
     engine_threads: int = 1
     max_text_chars: int = 5000
     max_queued_requests: int = 8
+    # Unread audio a streaming request may hold before its pieces stop being scheduled: more
+    # than the longest piece takes to make, so a reader at real time never waits on a piece.
+    read_ahead_s: float = 8.0
     shutdown_grace_s: float = 30.0
     onnxruntime: str = "auto"
     onnxruntime_shim: Path = DEFAULT_SHIM
@@ -50,6 +53,13 @@ def _positive(value: str) -> int:
     number = int(value)
     if number < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return number
+
+
+def _positive_float(value: str) -> float:
+    number = float(value)
+    if not number > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, got {value}")
     return number
 
 
@@ -108,6 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
     option("--max-queued-requests", "TTS_MAX_QUEUED_REQUESTS", _non_negative,
            defaults.max_queued_requests,
            "requests that may wait for a busy engine; more get RESOURCE_EXHAUSTED")
+    option("--read-ahead", "TTS_READ_AHEAD", _positive_float, defaults.read_ahead_s,
+           "seconds of audio made ahead of a streaming client's reading; past it the request's "
+           "next pieces wait and its engines serve others", dest="read_ahead_s")
     option("--shutdown-grace", "TTS_SHUTDOWN_GRACE", float, defaults.shutdown_grace_s,
            "seconds that calls in flight get to finish on SIGTERM/SIGINT", dest="shutdown_grace_s")
     option("--onnxruntime", "TTS_ONNXRUNTIME", str, defaults.onnxruntime,

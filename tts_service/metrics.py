@@ -23,6 +23,9 @@ class Metrics:
             "tts_queue_depth", "Requests waiting for a free engine", registry=self.registry)
         self.engines_busy = Gauge(
             "tts_engines_busy", "Engines synthesizing right now", registry=self.registry)
+        self.piece_queue_wait = Histogram(
+            "tts_piece_queue_wait_seconds", "Time a request's next piece, ready to run, waited "
+            "for a free engine", buckets=_SECONDS_BUCKETS, registry=self.registry)
         self.engines = Gauge(
             "tts_engines", "Engines in the pool", registry=self.registry)
         self.synthesis_seconds = Histogram(

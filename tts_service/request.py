@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from . import audio
 from .errors import InvalidRequest
-from .text import Piece, SplitPolicy, split_pieces
+from .text import STREAMING_SPLIT, UNARY_SPLIT, Piece, SplitPolicy, split_pieces
 from .voices import Voice, VoiceCatalog
 
 MIN_SPEED, MAX_SPEED = 0.5, 2.0
@@ -16,7 +16,8 @@ MIN_SPEED, MAX_SPEED = 0.5, 2.0
 @dataclass(frozen=True)
 class Limits:
     max_text_chars: int
-    split_policy: SplitPolicy = field(default_factory=SplitPolicy)
+    stream_split: SplitPolicy = STREAMING_SPLIT
+    unary_split: SplitPolicy = UNARY_SPLIT
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,7 @@ def build_spec(*, text: str, voice: str, speed: float, encoding: audio.AudioEnco
     except audio.UnsupportedAudioError as err:
         field = {"sample_rate_hz": "sample_rate_hertz"}.get(err.field, err.field)
         raise InvalidRequest(field, str(err)) from err
-    pieces = split_pieces(text, limits.split_policy)
+    pieces = split_pieces(text, limits.stream_split if streaming else limits.unary_split)
     if not pieces:
         raise InvalidRequest("text", "text has no letters or digits to speak")
     return SynthesisSpec(

@@ -25,11 +25,11 @@ from . import onnx_runtime, security
 from .calls import CallObserver
 from .config import ServerConfig, parse_config
 from .engine import Engine, ModelFiles
-from .engine_pool import EnginePool
 from .lexicon import LexiconError, Overrides, Respeller, load_overrides, write_lexicon
 from .metrics import Metrics
 from .normalize import normalize
 from .request import Limits
+from .scheduler import Scheduler
 from .servicer import RuntimeDescription, TextToSpeechServicer
 from .synthesizer import Synthesizer
 from .voice_blends import (
@@ -55,7 +55,7 @@ class RunningServer:
     server: grpc.aio.Server
     port: int
     health: health.aio.HealthServicer
-    pool: EnginePool
+    pool: Scheduler
     metrics: Metrics
     metrics_server: WSGIServer | None = None
 
@@ -99,7 +99,7 @@ def load_engines(config: ServerConfig, files: ModelFiles, blends: Sequence[Blend
                 for _ in range(config.engines)]
 
 
-async def warm_up(pool: EnginePool, engines: Sequence[Engine]) -> None:
+async def warm_up(pool: Scheduler, engines: Sequence[Engine]) -> None:
     """Runs a first synthesis on every engine so the first request does not pay for it."""
     loop = asyncio.get_running_loop()
     await asyncio.gather(*(
@@ -122,9 +122,11 @@ async def start(config: ServerConfig, engines: Sequence[Engine], catalog: VoiceC
         _LOGGER.warning("listening on %s without TLS: anyone on the network can read the text "
                         "and audio; pass --tls-cert and --tls-key", config.host)
 
-    pool = EnginePool(engines, max_waiting=config.max_queued_requests)
-    await warm_up(pool, engines)
     metrics = Metrics()
+    pool = Scheduler(engines, max_waiting=config.max_queued_requests,
+                     read_ahead_s=config.read_ahead_s,
+                     on_queue_wait=metrics.piece_queue_wait.observe)
+    await warm_up(pool, engines)
     metrics.watch_pool(pool.size, lambda: pool.busy, lambda: pool.waiting)
     metrics.runtime.info({"engine": "sherpa-onnx", "engine_version": runtime.engine_version,
                           "onnxruntime": runtime.onnxruntime,

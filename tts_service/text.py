@@ -29,15 +29,26 @@ class Piece:
 class SplitPolicy:
     """How finely text is cut.
 
-    The engine synthesizes one piece at a time, so the first piece's length sets the time to
-    first audio. Sentences longer than `clause_split_chars` are cut at clause marks into parts
-    of at least `min_clause_chars`; anything still longer than `max_piece_chars` is cut at
-    white space, which bounds the engine's memory per call.
+    An engine synthesizes one piece at a time, so the first piece's length sets the time to
+    first audio. With `first_clause_chars` set, the first sentence is cut at its first clause
+    mark that leaves at least that many characters on both sides. Sentences longer than
+    `clause_split_chars` (None: never) are cut at clause marks into parts of at least
+    `min_clause_chars`; anything still longer than `max_piece_chars` is cut at white space,
+    which bounds the engine's memory per call.
     """
 
-    clause_split_chars: int = 100
+    clause_split_chars: int | None = 100
     min_clause_chars: int = 40
     max_piece_chars: int = 400
+    first_clause_chars: int | None = None
+
+
+# Streamed calls: a short first piece for early first audio, then clauses of long sentences
+# so that each piece is ready before the previous one has finished playing.
+STREAMING_SPLIT = SplitPolicy(first_clause_chars=12)
+# Unary calls gain nothing from short pieces, and whole sentences keep the engine's prosody
+# (the recognizer heard clause-split audio worse: WER 0.202 split vs 0.143 whole).
+UNARY_SPLIT = SplitPolicy(clause_split_chars=None)
 
 
 def _is_abbreviation(text: str, period_at: int) -> bool:
@@ -99,6 +110,15 @@ def _strip(text: str, start: int, end: int) -> Piece | None:
     return Piece(start=offset, end=offset + len(stripped), text=stripped)
 
 
+def _first_clause(text: str, start: int, end: int, min_chars: int) -> list[tuple[int, int]]:
+    """Cuts text[start:end] after its first clause mark with min_chars on both sides."""
+    for match in _CLAUSE_END.finditer(text, start, end):
+        if len(text[start:match.end()].strip()) >= min_chars and \
+                len(text[match.end():end].strip()) >= min_chars:
+            return [(start, match.end()), (match.end(), end)]
+    return [(start, end)]
+
+
 def split_pieces(text: str, policy: SplitPolicy = SplitPolicy()) -> list[Piece]:
     """Splits `text` into sentence or clause pieces with offsets into `text`.
 
@@ -106,11 +126,17 @@ def split_pieces(text: str, policy: SplitPolicy = SplitPolicy()) -> list[Piece]:
     would make no sound for them.
     """
     pieces: list[Piece] = []
+    clause_chars = policy.clause_split_chars if policy.clause_split_chars is not None \
+        else len(text)
     for start, end in _sentence_bounds(text):
-        for c_start, c_end in _cut(text, start, end, _CLAUSE_END, policy.min_clause_chars,
-                                   policy.clause_split_chars):
-            for h_start, h_end in _hard_cut(text, c_start, c_end, policy.max_piece_chars):
-                piece = _strip(text, h_start, h_end)
-                if piece is not None:
-                    pieces.append(piece)
+        parts = [(start, end)]
+        if not pieces and policy.first_clause_chars is not None and _strip(text, start, end):
+            parts = _first_clause(text, start, end, policy.first_clause_chars)
+        for p_start, p_end in parts:
+            for c_start, c_end in _cut(text, p_start, p_end, _CLAUSE_END,
+                                       policy.min_clause_chars, clause_chars):
+                for h_start, h_end in _hard_cut(text, c_start, c_end, policy.max_piece_chars):
+                    piece = _strip(text, h_start, h_end)
+                    if piece is not None:
+                        pieces.append(piece)
     return pieces

@@ -14,6 +14,7 @@ _ABBREVIATIONS = frozenset(
 )
 _CLAUSE_END = re.compile(r"[,;:]+(?=\s)|\s[-\u2013\u2014]+\s")
 _SPACE = re.compile(r"\s")
+_DOTTED = re.compile(r"(?:[a-z]\.)+[a-z]")
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,13 @@ def _is_abbreviation(text: str, period_at: int) -> bool:
         word_start -= 1
     word = text[word_start:period_at].lower().lstrip("(\"'")
     # Single letters are initials ("J. R. R. Tolkien").
-    return word in _ABBREVIATIONS or (len(word) == 1 and word.isalpha())
+    if word in _ABBREVIATIONS or (len(word) == 1 and word.isalpha()):
+        return True
+    # Dotted abbreviations ("p.m.", "U.S.") end a sentence only before a capital letter.
+    if _DOTTED.fullmatch(word):
+        following = text[period_at + 1:].lstrip()
+        return not (following[:1].isupper())
+    return False
 
 
 def _sentence_bounds(text: str) -> list[tuple[int, int]]:

@@ -56,6 +56,8 @@ class _Request:
     input_error: BaseException | None = None
     running: int = 0
     started: int = 0
+    done: int = 0  # pieces whose engine work has ended
+    total: int = 0  # pieces it had when it was abandoned
     last_served: float = float("-inf")
     unread_s: float = 0.0
     ready_since: float | None = None  # since when its next piece could run but waits
@@ -177,9 +179,7 @@ class Scheduler:
         request.abandoned = True
         if not completed:
             request.stop.set()
-            _LOGGER.info("synthesis stopped early: %d pieces started, %d not started; "
-                         "engines back in the pool after their current piece",
-                         request.started, len(request.pending))
+            request.total = request.started + len(request.pending)
         request.pending.clear()
         request.slots.clear()
         request.unread_s = 0.0
@@ -187,6 +187,9 @@ class Scheduler:
             self._forget(request)
 
     def _forget(self, request: _Request) -> None:
+        if request.stop.is_set():
+            _LOGGER.info("synthesis stopped early: engine back in the pool after %d of %d "
+                         "pieces", request.done, request.total)
         self._requests.remove(request)
         if self._closed and not self._requests:
             self.executor.shutdown(wait=False)
@@ -242,6 +245,7 @@ class Scheduler:
                     done: asyncio.Future[None]) -> None:
         self._idle.append(engine)
         request.running -= 1
+        request.done += 1
         slot.done = True
         error = None if done.cancelled() else done.exception()
         if error is not None:

@@ -25,6 +25,9 @@ class ServerConfig:
     # or more people call at once (2.56 vs 2.30 audio s/s for 1x2 with 4 clients).
     engines: int = 2
     engine_threads: int = 1
+    # Worker threads of multi-threaded engines sleep between operators instead of
+    # busy-waiting, so engines sharing cores do not take them from each other (bench.threads).
+    intra_op_spinning: str = "off"
     max_text_chars: int = 5000
     max_queued_requests: int = 8
     # Unread audio a streaming request may hold before its pieces stop being scheduled: more
@@ -113,6 +116,10 @@ def build_parser() -> argparse.ArgumentParser:
            "(each holds about 220 MB)")
     option("--engine-threads", "TTS_ENGINE_THREADS", _positive, defaults.engine_threads,
            "CPU threads per engine")
+    option("--intra-op-spinning", "TTS_INTRA_OP_SPINNING", str, defaults.intra_op_spinning,
+           "'off': an engine's extra threads sleep between operators (PyPI runtime only); "
+           "'on': onnxruntime's default busy-waiting, which takes cores from the other engines",
+           choices=["off", "on"])
     option("--max-text-chars", "TTS_MAX_TEXT_CHARS", _positive, defaults.max_text_chars,
            "longest accepted text, in characters")
     option("--max-queued-requests", "TTS_MAX_QUEUED_REQUESTS", _non_negative,

@@ -194,6 +194,10 @@ async def serve(config: ServerConfig) -> None:
     except onnx_runtime.RuntimeUnavailableError as err:
         raise StartupError(str(err)) from err
     _LOGGER.info("engine runtime: onnxruntime %s (%s): %s", ort.version, ort.name, ort.reason)
+    if config.intra_op_spinning == "off" and config.engine_threads > 1 and \
+            not onnx_runtime.disable_intra_op_spinning():
+        _LOGGER.warning("--intra-op-spinning off needs the PyPI onnxruntime through the shim; "
+                        "engines keep onnxruntime's busy-waiting threads")
 
     from .engine import engine_version
 

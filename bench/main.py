@@ -22,7 +22,7 @@ from tts_service import onnx_runtime
 from tts_service.normalize import normalize
 from tts_service.text import SplitPolicy, split_pieces
 
-from . import report, service, texts
+from . import report, scheduling, service, texts
 from .raw import RawEngine, raw_throughput
 from .runtime_cpu import run_child
 
@@ -256,6 +256,8 @@ async def run(plan: Plan, quick: bool, results_path: Path) -> dict[str, Any]:
     _log("raw engine on onnxruntime %s (%s)", info.version, info.name)
     engine = RawEngine(MODEL_DIR, 2)
     results["latency"] = await measure_latency(plan, engine)
+    _save(results, results_path)
+    results["scheduling"] = await scheduling.measure(quick, plan.reps, plan.onnxruntime, engine)
     _save(results, results_path)
     del engine
     results["load"] = await measure_load(plan)

@@ -74,9 +74,10 @@ class Memory:
 
 
 @contextmanager
-def running_server(engines: int, threads: int, onnxruntime: str) -> Iterator[ServerProcess]:
+def running_server(engines: int, threads: int, onnxruntime: str, *options: str
+                   ) -> Iterator[ServerProcess]:
     server = start_server("--engines", str(engines), "--engine-threads", str(threads),
-                          "--onnxruntime", onnxruntime)
+                          "--onnxruntime", onnxruntime, *options)
     try:
         yield server
     finally:

@@ -127,7 +127,8 @@ async def start(config: ServerConfig, engines: Sequence[Engine], catalog: VoiceC
                      read_ahead_s=config.read_ahead_s,
                      on_queue_wait=metrics.piece_queue_wait.observe)
     await warm_up(pool, engines)
-    metrics.watch_pool(pool.size, lambda: pool.busy, lambda: pool.waiting)
+    metrics.watch_pool(pool.size, lambda: pool.busy, lambda: pool.waiting,
+                       lambda: pool.unread_audio_s)
     metrics.runtime.info({"engine": "sherpa-onnx", "engine_version": runtime.engine_version,
                           "onnxruntime": runtime.onnxruntime,
                           "onnxruntime_version": runtime.onnxruntime_version})

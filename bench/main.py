@@ -20,7 +20,7 @@ from tests.speech import transcribe, word_error_rate
 from tts_api.v1 import tts_pb2_grpc
 from tts_service import onnx_runtime
 from tts_service.normalize import normalize
-from tts_service.text import SplitPolicy, split_pieces
+from tts_service.text import STREAMING_SPLIT, UNARY_SPLIT, SplitPolicy, split_pieces
 
 from . import report, scheduling, service, texts
 from .raw import RawEngine, raw_throughput
@@ -34,14 +34,14 @@ _LOGGER = logging.getLogger("bench")
 
 # Clause-splitting policies compared on texts with a long first sentence. "off" never cuts a
 # sentence at clauses (max_piece_chars still applies), i.e. whole sentences as the engine
-# would do on its own.
+# would do on its own and as unary calls are split.
 POLICIES = {
-    "off": SplitPolicy(clause_split_chars=10**9),
+    "off": UNARY_SPLIT,
     "finer (60/25)": SplitPolicy(clause_split_chars=60, min_clause_chars=25),
-    "default (100/40)": SplitPolicy(),
+    report.STREAM_POLICY: STREAMING_SPLIT,
     "coarser (150/60)": SplitPolicy(clause_split_chars=150, min_clause_chars=60),
 }
-DEFAULT_POLICY = "default (100/40)"
+DEFAULT_POLICY = report.STREAM_POLICY
 # Policies whose audio the recognizer checks: each costs a full synthesis of every text.
 WER_POLICIES = ("off", "finer (60/25)", DEFAULT_POLICY)
 

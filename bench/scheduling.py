@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import logging
 import statistics
 import time
@@ -16,7 +17,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import grpc
+import numpy as np
+import soundfile
 
+from tests.speech import pcm16_to_float, transcribe, word_error_rate
 from tts_api.v1 import tts_pb2, tts_pb2_grpc
 from tts_service.config import ServerConfig
 
@@ -55,6 +59,7 @@ class Arrivals:
     audio_s: float
     # (arrival s since the call started, audio offset s, audio duration s) per chunk
     chunks: list[tuple[float, float, float]]
+    samples: np.ndarray
 
     @property
     def worst_margin_s(self) -> float:
@@ -67,10 +72,11 @@ class Arrivals:
 
 
 async def _stream(stub: tts_pb2_grpc.TextToSpeechServiceStub, text: str,
-                  seconds_per_audio_s: float = 0.0) -> Arrivals:
+                  seconds_per_audio_s: float = 0.0, keep_audio: bool = False) -> Arrivals:
     """Streams `text`; with `seconds_per_audio_s`, reads as slowly as that pace."""
     started = time.perf_counter()
     chunks: list[tuple[float, float, float]] = []
+    audio: list[bytes] = []
     call = stub.SynthesizeStream(
         tts_pb2.SynthesizeStreamRequest(text=text,
                                         config=tts_pb2.SynthesisConfig(voice=service.VOICE)),
@@ -80,10 +86,13 @@ async def _stream(stub: tts_pb2_grpc.TextToSpeechServiceStub, text: str,
         if chunk.audio_duration_seconds:
             chunks.append((time.perf_counter() - started, chunk.audio_offset_seconds,
                            chunk.audio_duration_seconds))
+        if keep_audio:
+            audio.append(chunk.audio)
         if seconds_per_audio_s:
             await asyncio.sleep(seconds_per_audio_s * chunk.audio_duration_seconds)
     return Arrivals(first_s=chunks[0][0], total_s=time.perf_counter() - started,
-                    audio_s=sum(c[2] for c in chunks), chunks=chunks)
+                    audio_s=sum(c[2] for c in chunks), chunks=chunks,
+                    samples=pcm16_to_float(b"".join(audio)))
 
 
 @contextlib.asynccontextmanager
@@ -131,10 +140,22 @@ async def measure(quick: bool, reps: int, onnxruntime: str, engine: RawEngine
                 result["lone_throughput"].append(several.audio_s / several.total_s)
 
             _LOGGER.info("scheduling: lone long stream, gaps")
-            long = await _stream(stub, plan.long_text)
+            long = await _stream(stub, plan.long_text, keep_audio=True)
             result["long"] = {"first_s": long.first_s, "total_s": long.total_s,
                               "audio_s": long.audio_s, "worst_margin_s": long.worst_margin_s,
                               "pieces": len(long.chunks)}
+            # The split policies heard by the recognizer on the same long text: the stream's
+            # (first clause, then clauses of long sentences) and unary's (whole sentences).
+            _LOGGER.info("scheduling: word error rate, stream against unary")
+            whole = await stub.Synthesize(
+                tts_pb2.SynthesizeRequest(text=plan.long_text,
+                                          config=tts_pb2.SynthesisConfig(voice=service.VOICE)),
+                timeout=service.CALL_TIMEOUT_S)
+            unary_samples, rate = soundfile.read(io.BytesIO(whole.audio), dtype="float32")
+            result["wer"] = {
+                "words": len(plan.long_text.split()),
+                "stream": word_error_rate(plan.long_text, transcribe(long.samples, 24000)),
+                "unary": word_error_rate(plan.long_text, transcribe(unary_samples, rate))}
 
         _LOGGER.info("scheduling: 2 long streams and a short-sentence client")
 

@@ -23,6 +23,7 @@ from tts_service.normalize import normalize
 from tts_service.text import STREAMING_SPLIT, UNARY_SPLIT, SplitPolicy, split_pieces
 
 from . import report, scheduling, service, texts
+from . import threads as thread_shapes
 from .raw import RawEngine, raw_throughput
 from .runtime_cpu import run_child
 
@@ -250,6 +251,11 @@ async def run(plan: Plan, quick: bool, results_path: Path) -> dict[str, Any]:
     # Bundled-runtime numbers come from fresh processes: the choice is one per process, and
     # this process must match the server's runtime for the side-by-side ratios.
     results["runtimes"] = measure_runtimes(plan)
+    _save(results, results_path)
+    _log("threads per engine, spinning on and off")
+    results["threads"] = thread_shapes.measure_all(
+        plan.runtime_runs, MODEL_DIR, SHIM,
+        thread_shapes.SHAPES if not quick else ((2, 1, True), (2, 2, False)))
     _save(results, results_path)
     info = onnx_runtime.activate(plan.onnxruntime, SHIM)
     results["raw_runtime"] = {"name": info.name, "version": info.version}

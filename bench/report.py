@@ -205,6 +205,28 @@ def _scheduling_section(results: dict[str, Any]) -> list[str]:
     ]
 
 
+def _threads_section(results: dict[str, Any]) -> list[str]:
+    if "threads" not in results:
+        return []
+    lines = [
+        "## Threads per engine and onnxruntime's spinning",
+        "",
+        "Raw sherpa-onnx engines on the PyPI onnxruntime, one fresh process per row (the "
+        "spinning setting is made by the shim before sherpa-onnx loads): the short sentence "
+        "alone on one engine, then every engine busy with the short-sentence requests at once. "
+        "Spinning off makes an engine's extra threads sleep between operators instead of "
+        "busy-waiting (the server's `--intra-op-spinning off`, its default).",
+        "",
+        "| engines x threads | spinning | lone sentence s (min / median) "
+        "| audio s per wall s, all engines busy (min / median) |",
+        "|---|---|---|---|",
+    ]
+    for r in results["threads"]:
+        lines.append(f"| {r['engines']}x{r['threads']} | {'on' if r['spinning'] else 'off'} "
+                     f"| {_mm(r['lone_s'])} | {_mm(r['throughput'])} |")
+    return [*lines, ""]
+
+
 def _runtime_table(runtimes: list[dict[str, Any]]) -> list[str]:
     lines = ["| runtime | onnxruntime | threads | CPU s per audio s (min / median) "
              "| wall s per audio s (median) |", "|---|---|---|---|---|"]
@@ -410,6 +432,7 @@ def write(results: dict[str, Any], out: Path, chart_path: Path) -> None:
         *_targets(results),
         "",
         *_scheduling_section(results),
+        *_threads_section(results),
         "## Engine runtime: CPU seconds per second of audio",
         "",
         f"Each row is a fresh process (the runtime is chosen once per process); "

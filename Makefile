@@ -87,6 +87,7 @@ test: install models shim
 	$(VENV)/bin/pytest
 
 bench: install models shim
+	$(PY) -m pip install --quiet -e '.[server,client,dev,bench]'
 	$(PY) -m bench
 
 clean:

@@ -178,6 +178,12 @@ def _scheduling_section(results: dict[str, Any]) -> list[str]:
     row(f"lone stream, {sched['long_text_words']} words: least margin of a piece before "
         "playback reaches it", f"{long['worst_margin_s']:+.2f} s ({long['pieces']} pieces, "
         f"first audio {long['first_s']:.2f} s)", ">= 0 (no gap)", long["worst_margin_s"] >= 0)
+    if "library" in sched:
+        pair = _ratio(sched["unary_rtf"], sched["library"]["rtf"])
+        row(f"lone unary, short sentence: real-time factor / kokoro-onnx "
+            f"{sched['library']['version']} in-process",
+            f"{_rr(pair)} ({_mm(sched['unary_rtf'])} vs {_mm(sched['library']['rtf'])})",
+            "<= 1.0", pair[1] <= 1.0)
     wer = sched.get("wer")
     if wer:
         row(f"recognizer WER over {wer['words']} words: stream's split (first clause, "

@@ -20,11 +20,12 @@ import grpc
 import numpy as np
 import soundfile
 
+from tests.servers import MODEL_DIR
 from tests.speech import pcm16_to_float, transcribe, word_error_rate
 from tts_api.v1 import tts_pb2, tts_pb2_grpc
 from tts_service.config import ServerConfig
 
-from . import service, texts
+from . import library, service, texts
 from .raw import RawEngine
 
 _LOGGER = logging.getLogger("bench")
@@ -128,6 +129,12 @@ async def measure(quick: bool, reps: int, onnxruntime: str, engine: RawEngine
                                 "--max-queued-requests", str(plan.slow_clients + 4)) as server:
         memory = service.Memory(server.process.pid)
         result["rss_idle_mb"] = memory.read()[0]
+        if library.available():
+            # In its own process while the server idles, just before the service's unary calls.
+            _LOGGER.info("scheduling: kokoro-onnx in-process on the short sentence")
+            result["library"] = library.run_child(MODEL_DIR, texts.ONE_SENTENCE, plan.reps)
+        else:
+            _LOGGER.info("kokoro-onnx not installed (pip install -e '.[bench]'): no comparison")
         async with _stub(server.address) as stub:
             for rep in range(plan.reps):
                 _LOGGER.info("scheduling rep %d/%d: lone client", rep + 1, plan.reps)

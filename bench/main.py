@@ -38,13 +38,13 @@ _LOGGER = logging.getLogger("bench")
 # would do on its own and as unary calls are split.
 POLICIES = {
     "off": UNARY_SPLIT,
-    "finer (60/25)": SplitPolicy(clause_split_chars=60, min_clause_chars=25),
+    "clauses (100/40)": SplitPolicy(),
     report.STREAM_POLICY: STREAMING_SPLIT,
     "coarser (150/60)": SplitPolicy(clause_split_chars=150, min_clause_chars=60),
 }
 DEFAULT_POLICY = report.STREAM_POLICY
 # Policies whose audio the recognizer checks: each costs a full synthesis of every text.
-WER_POLICIES = ("off", "finer (60/25)", DEFAULT_POLICY)
+WER_POLICIES = ("off", "clauses (100/40)", DEFAULT_POLICY)
 
 
 @dataclass(frozen=True)

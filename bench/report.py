@@ -15,7 +15,7 @@ FIRST_AUDIO_TARGET = 1.1
 THROUGHPUT_TARGET = 0.9
 TARGET_CLIENTS = "4"
 # The streaming split policy's name in the clause tables (bench/main.py POLICIES).
-STREAM_POLICY = "streaming (first clause, 100/40)"
+STREAM_POLICY = "streaming (first clause, 60/25)"
 # Targets of the piece-scheduling issue (bench/scheduling.py).
 LONE_FIRST_VS_RAW_TARGET = 1.05
 LONE_FIRST_BEFORE_S = 2.16  # the default pool's first audio before piece scheduling

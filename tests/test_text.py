@@ -66,13 +66,19 @@ def test_streams_start_with_the_first_clause_then_cut_long_sentences_at_clauses(
         "When the storm finally passed over the valley,",
         "late in the afternoon, the farmers came out of their houses,",
         "looked at the flattened fields, and began to count.",
-        "The river rose, and rose again.",  # short: later sentences stay whole
+        "The river rose, and rose again.",  # short sentences stay whole
     ]
     # A first clause shorter than the policy's minimum is not cut off.
     assert texts("Hi, there. Short one, really.", STREAMING_SPLIT) == [
         "Hi, there.", "Short one, really."]
     assert texts("Hello there, my friend, how are you today?", STREAMING_SPLIT) == [
         "Hello there,", "my friend, how are you today?"]
+    # Later sentences over 60 characters are cut at clauses too: short pieces keep the wait
+    # of another request for an engine short.
+    assert texts("It was spring. We walked along the quiet river after lunch, and then we "
+                 "watched the ducks swim.", STREAMING_SPLIT) == [
+        "It was spring.", "We walked along the quiet river after lunch,",
+        "and then we watched the ducks swim."]
 
 
 def test_unary_calls_are_split_in_whole_sentences() -> None:

@@ -12,7 +12,7 @@ import io
 import logging
 import statistics
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -112,12 +112,14 @@ async def _short_calls(address: str, count: int, pause_s: float = 0.5) -> list[f
     return firsts
 
 
-async def measure(quick: bool, reps: int, onnxruntime: str, engine: RawEngine
-                  ) -> dict[str, Any]:
+async def measure(quick: bool, reps: int, onnxruntime: str, engine: RawEngine,
+                  server_options: Sequence[str] = ()) -> dict[str, Any]:
+    """The scenarios on the default pool, or on the one `server_options` make."""
     plan = scale(quick, reps)
     defaults = ServerConfig()
     shape = (defaults.engines, defaults.engine_threads)
     result: dict[str, Any] = {"engines": shape[0], "threads": shape[1],
+                              "server_options": list(server_options),
                               "raw_threads": engine.num_threads,
                               "long_text_words": len(plan.long_text.split()),
                               "slow_clients": plan.slow_clients,
@@ -126,7 +128,8 @@ async def measure(quick: bool, reps: int, onnxruntime: str, engine: RawEngine
                               "unary_rtf": []}
     # The slow readers all connect at once: admission is not what this scenario measures.
     with service.running_server(*shape, onnxruntime,
-                                "--max-queued-requests", str(plan.slow_clients + 4)) as server:
+                                "--max-queued-requests", str(plan.slow_clients + 4),
+                                *server_options) as server:
         memory = service.Memory(server.process.pid)
         result["rss_idle_mb"] = memory.read()[0]
         if library.available():
@@ -191,6 +194,10 @@ async def measure(quick: bool, reps: int, onnxruntime: str, engine: RawEngine
                                     and not isinstance(o, asyncio.CancelledError))
         result["rss_before_slow_mb"] = rss_before
         result["rss_slow_max_mb"] = max(memory.samples_mb, default=memory.read()[0])
+
+        _LOGGER.info("scheduling: 4 clients, short sentences")
+        four = await service.load(server.address, texts.THROUGHPUT_TEXT, 4, 8)
+        result["four_clients_throughput"] = four.throughput
     return result
 
 

@@ -261,3 +261,12 @@ async def test_queue_wait_is_measured_per_piece() -> None:
     assert len(waits) == 2
     assert waits[0] < 0.05
     assert 0.1 < waits[1] < 0.3  # b waited for a's engine
+
+
+async def test_idle_engines_are_taken_in_pool_order_so_the_first_can_be_the_fastest() -> None:
+    scheduler, _, clock, _ = make(engines=3)
+    assert await collect(scheduler, pieces("a:0.05:1", "b:0.05:1", "c:0.05:1")) == [
+        "a", "b", "c"]
+    for name in ("d", "e", "f"):  # one piece at a time: always the first engine
+        assert await collect(scheduler, pieces(f"{name}:0:1")) == [name]
+    assert [run.engine for run in clock.runs[3:]] == [0, 0, 0]

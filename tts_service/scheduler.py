@@ -90,6 +90,8 @@ class Scheduler:
         self.read_ahead_s = read_ahead_s
         self.sample_rate_hz = engines[0].sample_rate_hz
         self._on_queue_wait = on_queue_wait
+        # Idle engines are taken in pool order: the server puts its fastest engine first.
+        self._rank = {id(engine): rank for rank, engine in enumerate(engines)}
         self._idle: list[Engine] = list(engines)
         self._requests: list[_Request] = []
         self._closed = False
@@ -208,7 +210,9 @@ class Scheduler:
                 request.ready_since = None
         while self._idle and candidates:
             request = min(candidates, key=lambda r: (r.running, r.last_served))
-            self._start(request, self._idle.pop(), now)
+            engine = min(self._idle, key=lambda e: self._rank[id(e)])
+            self._idle.remove(engine)
+            self._start(request, engine, now)
             if not request.schedulable(self.read_ahead_s):
                 candidates.remove(request)
 

@@ -94,9 +94,9 @@ def load_engines(config: ServerConfig, files: ModelFiles, blends: Sequence[Blend
                                 "('word = sounds like')")
         except BlendError as err:
             raise StartupError(str(err)) from err
-        return [KokoroEngine(files, config.engine_threads, voices_path=voices, lexicon=lexicon,
+        return [KokoroEngine(files, threads, voices_path=voices, lexicon=lexicon,
                              model_path=model)
-                for _ in range(config.engines)]
+                for threads in config.engine_thread_counts]
 
 
 async def warm_up(pool: Scheduler, engines: Sequence[Engine]) -> None:
@@ -195,7 +195,7 @@ async def serve(config: ServerConfig) -> None:
     except onnx_runtime.RuntimeUnavailableError as err:
         raise StartupError(str(err)) from err
     _LOGGER.info("engine runtime: onnxruntime %s (%s): %s", ort.version, ort.name, ort.reason)
-    if config.intra_op_spinning == "off" and config.engine_threads > 1 and \
+    if config.intra_op_spinning == "off" and max(config.engine_thread_counts) > 1 and \
             not onnx_runtime.disable_intra_op_spinning():
         _LOGGER.warning("--intra-op-spinning off needs the PyPI onnxruntime through the shim; "
                         "engines keep onnxruntime's busy-waiting threads")
@@ -215,9 +215,9 @@ async def serve(config: ServerConfig) -> None:
         max_queued_requests=config.max_queued_requests)
     running = await start(config, engines, _catalog(files, blends), runtime,
                           Respeller(overrides.respellings))
-    _LOGGER.info("serving tts_api.v1.TextToSpeechService on %s:%d (%d engines x %d threads, "
+    _LOGGER.info("serving tts_api.v1.TextToSpeechService on %s:%d (%d engines, threads %s, "
                  "ready in %.1f s)", config.host, running.port, config.engines,
-                 config.engine_threads, time.monotonic() - started)
+                 "+".join(map(str, config.engine_thread_counts)), time.monotonic() - started)
 
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -126,6 +126,7 @@ test-fast: install
 	$(VENV)/bin/pytest -m "not model"
 
 bench: install models shim
+	$(PY) -m pip install --quiet -e '.[server,client,dev,bench]'
 	$(PY) -m bench
 
 clean:

@@ -22,9 +22,10 @@ from harness.speech import transcribe, word_error_rate
 from tts_api.v1 import tts_pb2_grpc
 from tts_service import onnx_runtime
 from tts_service.normalize import normalize
-from tts_service.text import SplitPolicy, split_pieces
+from tts_service.text import STREAMING_SPLIT, UNARY_SPLIT, SplitPolicy, split_pieces
 
-from . import live, replicas, report, service, texts
+from . import live, replicas, report, scheduling, service, texts
+from . import threads as thread_shapes
 from .protocols import measure_protocols
 from .raw import RawEngine, raw_throughput
 from .runtime_cpu import run_child
@@ -35,16 +36,16 @@ _LOGGER = logging.getLogger("bench")
 
 # Clause-splitting policies compared on texts with a long first sentence. "off" never cuts a
 # sentence at clauses (max_piece_chars still applies), i.e. whole sentences as the engine
-# would do on its own.
+# would do on its own and as unary calls are split.
 POLICIES = {
-    "off": SplitPolicy(clause_split_chars=10**9),
-    "finer (60/25)": SplitPolicy(clause_split_chars=60, min_clause_chars=25),
-    "default (100/40)": SplitPolicy(),
+    "off": UNARY_SPLIT,
+    "clauses (100/40)": SplitPolicy(),
+    report.STREAM_POLICY: STREAMING_SPLIT,
     "coarser (150/60)": SplitPolicy(clause_split_chars=150, min_clause_chars=60),
 }
-DEFAULT_POLICY = "default (100/40)"
+DEFAULT_POLICY = report.STREAM_POLICY
 # Policies whose audio the recognizer checks: each costs a full synthesis of every text.
-WER_POLICIES = ("off", "finer (60/25)", DEFAULT_POLICY)
+WER_POLICIES = ("off", "clauses (100/40)", DEFAULT_POLICY)
 
 
 @dataclass(frozen=True)
@@ -280,6 +281,11 @@ async def run(plan: Plan, quick: bool, results_path: Path) -> dict[str, Any]:
     _save(results, results_path)
     results["startup"] = measure_startup(plan)
     _save(results, results_path)
+    _log("threads per engine, spinning on and off")
+    results["threads"] = thread_shapes.measure_all(
+        plan.runtime_runs, MODEL_DIR, SHIM,
+        thread_shapes.SHAPES if not quick else ((2, 1, True), (2, 2, False)))
+    _save(results, results_path)
     info = onnx_runtime.activate(plan.onnxruntime, SHIM)
     results["raw_runtime"] = {"name": info.name, "version": info.version}
     _log("raw engine on onnxruntime %s (%s)", info.version, info.name)
@@ -289,6 +295,8 @@ async def run(plan: Plan, quick: bool, results_path: Path) -> dict[str, Any]:
     _log("text streamed as it is written, %d repetition(s)", plan.reps)
     results["live"] = await live.measure(plan, engine.num_threads, plan.onnxruntime,
                                          texts.THREE_SENTENCES)
+    _save(results, results_path)
+    results["scheduling"] = await scheduling.measure(quick, plan.reps, plan.onnxruntime, engine)
     _save(results, results_path)
     del engine
     results["load"] = await measure_load(plan)

@@ -15,6 +15,15 @@ FIRST_AUDIO_TARGET = 1.1
 THROUGHPUT_TARGET = 0.9
 LIVE_TARGET = 1.1  # text streamed as written, against the same sentences sent whole
 TARGET_CLIENTS = "4"
+# The streaming split policy's name in the clause tables (bench/main.py POLICIES).
+STREAM_POLICY = "streaming (first clause, 60/25)"
+# Targets of the piece-scheduling issue (bench/scheduling.py).
+LONE_FIRST_VS_RAW_TARGET = 1.05
+LONE_FIRST_BEFORE_S = 2.16  # the default pool's first audio before piece scheduling
+LONE_FIRST_VS_BEFORE_TARGET = 0.65
+LONE_THROUGHPUT_TARGET = 0.9
+LOADED_FIRST_TARGET = 2.0
+SLOW_READERS_RSS_MB = 150
 # Shapes whose 4-client throughput is within this fraction of the best count as equally good;
 # among them the one that serves a lone client fastest wins.
 SHAPE_TOLERANCE = 0.05
@@ -226,6 +235,105 @@ def _live_section(live: dict[str, Any] | None) -> list[str]:
     return [*lines, ""]
 
 
+def _scheduling_section(results: dict[str, Any]) -> list[str]:
+    if "scheduling" not in results:
+        return []
+    sched = results["scheduling"]
+    lone = sched["lone_first"]
+    lone_med = statistics.median(lone)
+    raw_best = max((row["throughput"] for row in results.get("load", {}).get("raw", {})
+                    .values()), default=float("nan"))
+    rows = []
+
+    def row(name: str, measured: str, limit: str, ok: bool) -> None:
+        rows.append(f"| {name} | {measured} | {limit} | {'met' if ok else '**missed**'} |")
+
+    pair = _ratio(lone, sched["raw_piece"])
+    row(f"lone stream, short sentence: first audio / raw engine ({sched['raw_threads']} "
+        "threads) on it", _rr(pair), f"<= {LONE_FIRST_VS_RAW_TARGET}",
+        pair[1] <= LONE_FIRST_VS_RAW_TARGET)
+    row(f"lone stream, short sentence: first audio / {LONE_FIRST_BEFORE_S} s before",
+        f"{lone_med / LONE_FIRST_BEFORE_S:.2f} ({_mm(lone)} s)",
+        f"<= {LONE_FIRST_VS_BEFORE_TARGET}",
+        lone_med / LONE_FIRST_BEFORE_S <= LONE_FIRST_VS_BEFORE_TARGET)
+    rate = statistics.median(sched["lone_throughput"])
+    row("lone stream, ten sentences: audio s per wall s / best raw parallel throughput",
+        f"{rate / raw_best:.2f} ({_mm(sched['lone_throughput'])} vs {raw_best:.2f})",
+        f">= {LONE_THROUGHPUT_TARGET}", rate / raw_best >= LONE_THROUGHPUT_TARGET)
+    mixed = statistics.median(sched["mixed_short_first"])
+    row("2 long streams + short-sentence client: its median first audio / lone",
+        f"{mixed / lone_med:.2f} ({mixed:.2f} s)", f"<= {LOADED_FIRST_TARGET}",
+        mixed / lone_med <= LOADED_FIRST_TARGET)
+    # Idle = no call in flight, just before the slow readers start (the allocator keeps what
+    # the earlier scenarios grew; the first idle figure is shown too).
+    grown = sched["rss_slow_max_mb"] - sched["rss_before_slow_mb"]
+    row(f"{sched['slow_clients']} slow readers (1/10 of real time): server RSS over idle",
+        f"{grown:.0f} MB (peak {sched['rss_slow_max_mb']:.0f} MB; idle at start "
+        f"{sched['rss_idle_mb']:.0f} MB)", f"<= {SLOW_READERS_RSS_MB} MB",
+        grown <= SLOW_READERS_RSS_MB)
+    fast = statistics.median(sched["slow_fast_first"])
+    row("... and a fast client's median first audio meanwhile / lone",
+        f"{fast / lone_med:.2f} ({fast:.2f} s)", f"<= {LOADED_FIRST_TARGET}",
+        fast / lone_med <= LOADED_FIRST_TARGET)
+    long = sched["long"]
+    row(f"lone stream, {sched['long_text_words']} words: least margin of a piece before "
+        "playback reaches it", f"{long['worst_margin_s']:+.2f} s ({long['pieces']} pieces, "
+        f"first audio {long['first_s']:.2f} s)", ">= 0 (no gap)", long["worst_margin_s"] >= 0)
+    if "library" in sched:
+        pair = _ratio(sched["unary_rtf"], sched["library"]["rtf"])
+        row(f"lone unary, short sentence: real-time factor / kokoro-onnx "
+            f"{sched['library']['version']} in-process",
+            f"{_rr(pair)} ({_mm(sched['unary_rtf'])} vs {_mm(sched['library']['rtf'])})",
+            "<= 1.0", pair[1] <= 1.0)
+    wer = sched.get("wer")
+    if wer:
+        row(f"recognizer WER over {wer['words']} words: stream's split (first clause, "
+            "clauses) against unary's (whole sentences)",
+            f"{wer['stream']:.3f} vs {wer['unary']:.3f}", "no clear rise (+0.03)",
+            wer["stream"] <= wer["unary"] + 0.03)
+    return [
+        "## Scheduling: pieces, not requests",
+        "",
+        f"One server of the default shape ({sched['engines']}x{sched['threads']}), scenarios "
+        "one after the other. Lone client: the bench's short sentence streamed (first audio), "
+        "next to the raw engine on the same sentence, and ten sentences streamed (audio s per "
+        "wall s). Mixed: two clients stream the long text while a third streams the short "
+        f"sentence {len(sched['mixed_short_first'])} times. Slow readers: "
+        f"{sched['slow_clients']} clients stream the long text reading at a tenth of real time "
+        f"for {sched['slow_window_s']:.0f} s while a fast client streams the short sentence. "
+        "Gaps: every piece's arrival against the playback clock started by the first. "
+        f"A lone unary call of the short sentence ran at real-time factor "
+        f"{_mm(sched['unary_rtf'])}.",
+        "",
+        "| target | measured | limit | verdict |",
+        "|---|---|---|---|",
+        *rows,
+        "",
+    ]
+
+
+def _threads_section(results: dict[str, Any]) -> list[str]:
+    if "threads" not in results:
+        return []
+    lines = [
+        "## Threads per engine and onnxruntime's spinning",
+        "",
+        "Raw sherpa-onnx engines on the PyPI onnxruntime, one fresh process per row (the "
+        "spinning setting is made by the shim before sherpa-onnx loads): the short sentence "
+        "alone on one engine, then every engine busy with the short-sentence requests at once. "
+        "Spinning off makes an engine's extra threads sleep between operators instead of "
+        "busy-waiting (the server's `--intra-op-spinning off`, its default).",
+        "",
+        "| engines x threads | spinning | lone sentence s (min / median) "
+        "| audio s per wall s, all engines busy (min / median) |",
+        "|---|---|---|---|",
+    ]
+    for r in results["threads"]:
+        lines.append(f"| {r['engines']}x{r['threads']} | {'on' if r['spinning'] else 'off'} "
+                     f"| {_mm(r['lone_s'])} | {_mm(r['throughput'])} |")
+    return [*lines, ""]
+
+
 def _runtime_table(runtimes: list[dict[str, Any]]) -> list[str]:
     lines = ["| runtime | onnxruntime | threads | CPU s per audio s (min / median) "
              "| wall s per audio s (median) |", "|---|---|---|---|---|"]
@@ -268,7 +376,7 @@ def _latency_table(latency: dict[str, Any]) -> list[str]:
 def _clause_tables(latency: dict[str, Any]) -> list[str]:
     clauses = latency["clauses"]
     policies = list(next(iter(clauses.values()))["policies"])
-    default = "default (100/40)"
+    default = STREAM_POLICY
     lines = [
         "| text | first sentence chars | raw engine, whole first sentence "
         "| first clause chars | raw engine, first clause | service stream first audio "
@@ -436,7 +544,7 @@ def chart(results: dict[str, Any], path: Path) -> None:
     bars = [("raw engine, whole first sentence",
              [statistics.median(clauses[n]["raw_sentence"]) for n in names]),
             ("raw engine, first clause",
-             [statistics.median(clauses[n]["policies"]["default (100/40)"]["raw_first_piece"])
+             [statistics.median(clauses[n]["policies"][STREAM_POLICY]["raw_first_piece"])
               for n in names]),
             ("service stream first audio",
              [statistics.median(clauses[n]["stream_first"]) for n in names])]
@@ -500,6 +608,8 @@ def write(results: dict[str, Any], out: Path, chart_path: Path) -> None:
         "",
         *_targets(results),
         "",
+        *_scheduling_section(results),
+        *_threads_section(results),
         "## Engine runtime: CPU seconds per second of audio",
         "",
         f"Each row is a fresh process (the runtime is chosen once per process); "

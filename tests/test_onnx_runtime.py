@@ -38,8 +38,10 @@ _SYNTHESIZE = textwrap.dedent(
     import json, sys
     from pathlib import Path
     from tts_service import onnx_runtime
-    choice, shim, model_dir, out, sentences, sid, rate = sys.argv[1:8]
+    choice, shim, model_dir, out, sentences, sid, rate, spinning = sys.argv[1:9]
     info = onnx_runtime.activate(choice, Path(shim))
+    if spinning == "off":
+        assert onnx_runtime.disable_intra_op_spinning()
     import numpy as np
     from tts_service.engine import ModelFiles, load_offline_tts
     tts = load_offline_tts(ModelFiles(Path(model_dir)), num_threads=2)
@@ -49,7 +51,7 @@ _SYNTHESIZE = textwrap.dedent(
         assert audio.sample_rate == int(rate), audio.sample_rate
         chunks.append(np.asarray(audio.samples, dtype=np.float32))
     np.concatenate(chunks).tofile(out)
-    print(json.dumps(info.__dict__))
+    print(json.dumps({**info.__dict__, "quiet_sessions": onnx_runtime.quiet_sessions()}))
     """
 )
 
@@ -115,7 +117,7 @@ def test_both_runtimes_speak_the_same_words(shim: Path, model_dir: Path, tmp_pat
     for choice in RUNTIMES:
         out = tmp_path / f"{choice}.f32"
         args = (choice, str(shim), str(model_dir), str(out), json.dumps(SENTENCES))
-        info = _python(_SYNTHESIZE, *args, str(AF_BELLA), str(SAMPLE_RATE_HZ))
+        info = _python(_SYNTHESIZE, *args, str(AF_BELLA), str(SAMPLE_RATE_HZ), "on")
         samples = np.fromfile(out, dtype=np.float32)
         heard = transcribe(samples, SAMPLE_RATE_HZ)
         duration_s = len(samples) / SAMPLE_RATE_HZ
@@ -133,6 +135,20 @@ def test_both_runtimes_speak_the_same_words(shim: Path, model_dir: Path, tmp_pat
     assert bundled_wer <= MAX_WER, bundled_heard
     assert pypi_wer <= MAX_WER, pypi_heard
     assert abs(pypi_wer - bundled_wer) <= WER_TOLERANCE, (bundled_heard, pypi_heard)
+
+
+@pytest.mark.model
+def test_engines_without_spinning_make_the_same_audio(shim: Path, model_dir: Path,
+                                                      tmp_path: Path) -> None:
+    made = {}
+    for spinning in ("on", "off"):
+        out = tmp_path / f"spinning-{spinning}.f32"
+        args = ("pypi", str(shim), str(model_dir), str(out), json.dumps(SENTENCES[:1]))
+        info = _python(_SYNTHESIZE, *args, str(AF_BELLA), str(SAMPLE_RATE_HZ), spinning)
+        made[spinning] = (int(info["quiet_sessions"]), np.fromfile(out, dtype=np.float32))
+    assert made["on"][0] == 0
+    assert made["off"][0] >= 1  # sherpa-onnx's session went through the shim's wrapper
+    assert np.array_equal(made["on"][1], made["off"][1])
 
 
 def test_auto_without_shim_falls_back_to_bundled(tmp_path: Path) -> None:

@@ -27,8 +27,17 @@ class ServerConfig:
     # or more people call at once (2.56 vs 2.30 audio s/s for 1x2 with 4 clients).
     engines: int = 2
     engine_threads: int = 1
+    # Threads of the first engine, which the scheduler prefers when several are idle (0: as
+    # --engine-threads): a faster engine for a lone request's next piece.
+    first_engine_threads: int = 0
+    # Worker threads of multi-threaded engines sleep between operators instead of
+    # busy-waiting, so engines sharing cores do not take them from each other (bench.threads).
+    intra_op_spinning: str = "off"
     max_text_chars: int = 5000
     max_queued_requests: int = 8
+    # Unread audio a streaming request may hold before its pieces stop being scheduled: more
+    # than the longest piece takes to make, so a reader at real time never waits on a piece.
+    read_ahead_s: float = 8.0
     shutdown_grace_s: float = 30.0
     # StreamingSynthesize: a voice agent's text comes in bursts (an LLM's first token after a
     # tool call can take many seconds), but a call left open and silent holds its engine.
@@ -56,6 +65,12 @@ class ServerConfig:
     token_file: Path | None = None
     log_level: str = "INFO"
     log_text: bool = False
+
+    @property
+    def engine_thread_counts(self) -> list[int]:
+        """Threads of each engine, the preferred one first."""
+        first = self.first_engine_threads or self.engine_threads
+        return [first] + [self.engine_threads] * (self.engines - 1)
 
     @property
     def address(self) -> str:
@@ -153,11 +168,22 @@ def build_parser() -> argparse.ArgumentParser:
            "(each holds about 220 MB)")
     option("--engine-threads", "TTS_ENGINE_THREADS", _positive, defaults.engine_threads,
            "CPU threads per engine")
+    option("--first-engine-threads", "TTS_FIRST_ENGINE_THREADS", _non_negative,
+           defaults.first_engine_threads,
+           "CPU threads of the first engine, which takes a lone request's next piece when "
+           "several engines are idle; 0 means as --engine-threads")
+    option("--intra-op-spinning", "TTS_INTRA_OP_SPINNING", str, defaults.intra_op_spinning,
+           "'off': an engine's extra threads sleep between operators (PyPI runtime only); "
+           "'on': onnxruntime's default busy-waiting, which takes cores from the other engines",
+           choices=["off", "on"])
     option("--max-text-chars", "TTS_MAX_TEXT_CHARS", _positive, defaults.max_text_chars,
            "longest accepted text, in characters")
     option("--max-queued-requests", "TTS_MAX_QUEUED_REQUESTS", _non_negative,
            defaults.max_queued_requests,
            "requests that may wait for a busy engine; more get RESOURCE_EXHAUSTED")
+    option("--read-ahead", "TTS_READ_AHEAD", _positive_seconds, defaults.read_ahead_s,
+           "seconds of audio made ahead of a streaming client's reading; past it the request's "
+           "next pieces wait and its engines serve others", dest="read_ahead_s")
     option("--shutdown-grace", "TTS_SHUTDOWN_GRACE", _number, defaults.shutdown_grace_s,
            "seconds that calls in flight get to finish on SIGTERM/SIGINT", dest="shutdown_grace_s")
     option("--streaming-idle-timeout", "TTS_STREAMING_IDLE_TIMEOUT", _positive_seconds,

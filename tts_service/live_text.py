@@ -42,7 +42,7 @@ class LiveText:
 
     def __init__(self, inputs: AsyncIterator[TextInput], limits: Limits,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self.segmenter = Segmenter(limits.split_policy, limits.max_wait_s)
+        self.segmenter = Segmenter(limits.stream_split, limits.max_wait_s)
         self.error: ServiceError | None = None  # what ended a run of pieces early
         self.mark = Mark.END  # what ended the last run of pieces
         self._limits = limits

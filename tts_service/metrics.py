@@ -23,6 +23,12 @@ class Metrics:
             "tts_queue_depth", "Requests waiting for a free engine", registry=self.registry)
         self.engines_busy = Gauge(
             "tts_engines_busy", "Engines synthesizing right now", registry=self.registry)
+        self.piece_queue_wait = Histogram(
+            "tts_piece_queue_wait_seconds", "Time a request's next piece, ready to run, waited "
+            "for a free engine", buckets=_SECONDS_BUCKETS, registry=self.registry)
+        self.unread_audio = Gauge(
+            "tts_unread_audio_seconds", "Audio made but not yet taken by its stream, over all "
+            "requests (bounded by --read-ahead per request)", registry=self.registry)
         self.engines = Gauge(
             "tts_engines", "Engines in the pool", registry=self.registry)
         self.synthesis_seconds = Histogram(
@@ -42,8 +48,9 @@ class Metrics:
             "tts_engine_runtime", "The engine and the onnxruntime it runs on",
             registry=self.registry)
 
-    def watch_pool(self, size: int, busy: Callable[[], float],
-                   waiting: Callable[[], float]) -> None:
+    def watch_pool(self, size: int, busy: Callable[[], float], waiting: Callable[[], float],
+                   unread_audio_s: Callable[[], float] = lambda: 0.0) -> None:
         self.engines.set(size)
+        self.unread_audio.set_function(unread_audio_s)
         self.engines_busy.set_function(busy)
         self.queue_depth.set_function(waiting)

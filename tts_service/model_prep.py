@@ -55,16 +55,17 @@ def check_options(files: ModelFiles, blend_specs: Sequence[str] = (),
     return ModelOptions(builtin, blends, overrides)
 
 
-def prepare(files: ModelFiles, engines: int, engine_threads: int,
+def prepare(files: ModelFiles, thread_counts: Sequence[int],
             options: ModelOptions) -> PreparedModel:
-    """Loads `engines` engines with the blends and overrides merged in."""
-    loaded = load_engines(files, engines, engine_threads, options.builtin, options.blends,
+    """Loads one engine per entry of `thread_counts` (its threads), with the blends and
+    overrides merged in."""
+    loaded = load_engines(files, thread_counts, options.builtin, options.blends,
                           options.overrides)
     catalog = VoiceCatalog([*options.builtin, *blend_voices(options.blends, options.builtin)])
     return PreparedModel(loaded, catalog, options.overrides)
 
 
-def load_engines(files: ModelFiles, engines: int, engine_threads: int,
+def load_engines(files: ModelFiles, thread_counts: Sequence[int],
                  builtin: Sequence[Voice], blends: Sequence[Blend] = (),
                  overrides: Overrides | None = None) -> list[Engine]:
     from .engine import KokoroEngine
@@ -87,6 +88,6 @@ def load_engines(files: ModelFiles, engines: int, engine_threads: int,
             _LOGGER.warning("phoneme overrides loaded, but sherpa-onnx 1.13.8 reads the "
                             "lexicon only for CJK text: for English words, use respellings "
                             "('word = sounds like')")
-        return [KokoroEngine(files, engine_threads, voices_path=voices, lexicon=lexicon,
+        return [KokoroEngine(files, threads, voices_path=voices, lexicon=lexicon,
                              model_path=model)
-                for _ in range(engines)]
+                for threads in thread_counts]

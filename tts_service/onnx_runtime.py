@@ -58,6 +58,7 @@ _GetApiBaseFn = ctypes.CFUNCTYPE(ctypes.POINTER(_OrtApiBase))
 _active: RuntimeInfo | None = None
 # ctypes never unloads a library, but holding the handles documents that they must stay.
 _handles: list[ctypes.CDLL] = []
+_shim: ctypes.CDLL | None = None
 
 
 def activate(choice: str = "auto", shim_path: Path | None = DEFAULT_SHIM_PATH,
@@ -101,6 +102,31 @@ def activate(choice: str = "auto", shim_path: Path | None = DEFAULT_SHIM_PATH,
     # The caller logs the outcome; only a silent downgrade (above) deserves our own line.
     _LOGGER.debug("onnxruntime %s (%s): %s", _active.version, _active.name, _active.reason)
     return _active
+
+
+def disable_intra_op_spinning() -> bool:
+    """Makes the engines' worker threads sleep, not busy-wait, between operators.
+
+    onnxruntime's default ("session.intra_op.allow_spinning" = "1") costs little with one
+    thread per engine but takes cores from the other engines when multi-threaded engines
+    share them. Only the PyPI runtime, through the shim, can do it: call after activate() and
+    before sherpa_onnx is imported. Returns whether it applies.
+    """
+    if _shim is None or "sherpa_onnx" in sys.modules:
+        return False
+    try:
+        disable = _shim.ort_shim_disable_spinning
+    except AttributeError:  # a shim built before the option existed
+        return False
+    disable.restype = ctypes.c_int
+    return bool(disable() == 0)
+
+
+def quiet_sessions() -> int:
+    """Sessions created so far with spinning off (see disable_intra_op_spinning)."""
+    if _shim is None or not hasattr(_shim, "ort_shim_quiet_sessions"):
+        return 0
+    return int(_shim.ort_shim_quiet_sessions())
 
 
 def active() -> RuntimeInfo | None:
@@ -167,6 +193,8 @@ def _activate_pypi(shim_path: Path | None,
         # A failed dlopen leaves nothing mapped, so falling back is still safe.
         raise _NotActivatedError(f"cannot load shim {shim_path}: {exc}") from exc
     _handles.append(shim)
+    global _shim
+    _shim = shim
     # From here on a failure is final: RuntimeUnavailableError even for "auto".
     try:
         set_target = shim.ort_shim_set_target

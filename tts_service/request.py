@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from . import audio
 from .errors import InvalidRequest
-from .text import Piece, SplitPolicy, split_pieces
+from .text import STREAMING_SPLIT, UNARY_SPLIT, Piece, SplitPolicy, split_pieces
 from .voices import Voice, VoiceCatalog
 
 MIN_SPEED, MAX_SPEED = 0.5, 2.0
@@ -18,7 +18,8 @@ _PROTO_FIELDS = {"sample_rate_hz": "sample_rate_hertz", "gain_db": "volume_gain_
 @dataclass(frozen=True)
 class Limits:
     max_text_chars: int
-    split_policy: SplitPolicy = field(default_factory=SplitPolicy)
+    stream_split: SplitPolicy = STREAMING_SPLIT
+    unary_split: SplitPolicy = UNARY_SPLIT
     # Text streamed in pieces: the longest pause between two messages before the call ends,
     # and the longest any text waits for a certain sentence end (defaults: config.py).
     idle_timeout_s: float = 30.0
@@ -66,7 +67,7 @@ def build_spec(*, text: str, voice: str, speed: float, encoding: audio.AudioEnco
                               sample_rate_hz=sample_rate_hz, volume_gain_db=volume_gain_db,
                               normalize=normalize, streaming=streaming, catalog=catalog,
                               model_rate_hz=model_rate_hz)
-    pieces = split_pieces(text, limits.split_policy)
+    pieces = split_pieces(text, limits.stream_split if streaming else limits.unary_split)
     if not pieces:
         raise InvalidRequest("text", "text has no letters or digits to speak")
     return SynthesisSpec(**vars(settings), text=text, pieces=tuple(pieces))

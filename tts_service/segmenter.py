@@ -14,7 +14,15 @@ from __future__ import annotations
 import re
 from collections import deque
 
-from .text import CLAUSE_END, Piece, SplitPolicy, cut_sentence, sentence_bounds, to_pieces
+from .text import (
+    CLAUSE_END,
+    Piece,
+    SplitPolicy,
+    cut_sentence,
+    says_something,
+    sentence_bounds,
+    to_pieces,
+)
 
 # Text whose end looks like a sentence or clause end: after a max wait, the best place to cut.
 _ENDS_AT_A_MARK = re.compile("[.!?\u2026,;:]+[\"'\u201d\u2019)\\]]*\\s*$")
@@ -33,6 +41,7 @@ class Segmenter:
         self.text = ""
         self._sentence_start = 0  # where the sentence being written starts
         self._spoken_to = 0  # everything before this offset has been handed out
+        self._first = True  # no sentence with something to say has ended yet
         self._arrivals: deque[tuple[int, float]] = deque()  # (end offset of a feed, its time)
 
     @property
@@ -53,11 +62,13 @@ class Segmenter:
             self.text += text
             self._arrivals.append((len(self.text), now))
         bounds = sentence_bounds(self.text, self._sentence_start)
-        spans = [span for start, end in bounds[:-1]
-                 for span in cut_sentence(self.text, start, end, self.policy)]
+        spans: list[tuple[int, int]] = []
+        for start, end in bounds[:-1]:
+            spans += cut_sentence(self.text, start, end, self.policy, self._first)
+            self._first = self._first and not says_something(self.text, start, end)
         open_start, open_end = bounds[-1]
         # In the sentence still being written, every span but the last is already final.
-        spans += cut_sentence(self.text, open_start, open_end, self.policy)[:-1]
+        spans += cut_sentence(self.text, open_start, open_end, self.policy, self._first)[:-1]
         self._sentence_start = open_start
         return self._hand_out([span for span in spans if span[0] >= self._spoken_to])
 
@@ -95,7 +106,8 @@ class Segmenter:
 
     def _cut_at(self, end: int) -> list[Piece]:
         """Hands out [spoken_to, end) as its own sentence; the next one starts at `end`."""
-        spans = cut_sentence(self.text, self._spoken_to, end, self.policy)
+        spans = cut_sentence(self.text, self._spoken_to, end, self.policy, self._first)
+        self._first = self._first and not says_something(self.text, self._spoken_to, end)
         self._sentence_start = end
         return self._hand_out(spans)
 

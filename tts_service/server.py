@@ -23,12 +23,12 @@ from . import model_prep, onnx_runtime, runtime_probe, security
 from .calls import CallObserver
 from .config import ServerConfig, parse_config
 from .engine import Engine, ModelFiles
-from .engine_pool import EnginePool
 from .http_api import HttpApi, HttpServer, bind, serve_http
 from .lexicon import LexiconError, Respeller
 from .metrics import Metrics
 from .normalize import normalize
 from .request import Limits
+from .scheduler import Scheduler
 from .servicer import RuntimeDescription, TextToSpeechServicer
 from .synthesizer import Synthesizer
 from .voice_blends import BlendError
@@ -47,7 +47,7 @@ class RunningServer:
     server: grpc.aio.Server
     port: int
     health: health.aio.HealthServicer
-    pool: EnginePool
+    pool: Scheduler
     metrics: Metrics
     metrics_server: WSGIServer | None = None
     http: HttpServer | None = None
@@ -66,7 +66,7 @@ class RunningServer:
             self.metrics_server.shutdown()
 
 
-async def warm_up(pool: EnginePool, engines: Sequence[Engine]) -> None:
+async def warm_up(pool: Scheduler, engines: Sequence[Engine]) -> None:
     """Runs a first synthesis on every engine so the first request does not pay for it."""
     loop = asyncio.get_running_loop()
     await asyncio.gather(*(
@@ -89,10 +89,13 @@ async def start(config: ServerConfig, engines: Sequence[Engine], catalog: VoiceC
         _LOGGER.warning("listening on %s without TLS: anyone on the network can read the text "
                         "and audio; pass --tls-cert and --tls-key", config.host)
 
-    pool = EnginePool(engines, max_waiting=config.max_queued_requests)
-    await warm_up(pool, engines)
     metrics = Metrics()
-    metrics.watch_pool(pool.size, lambda: pool.busy, lambda: pool.waiting)
+    pool = Scheduler(engines, max_waiting=config.max_queued_requests,
+                     read_ahead_s=config.read_ahead_s,
+                     on_queue_wait=metrics.piece_queue_wait.observe)
+    await warm_up(pool, engines)
+    metrics.watch_pool(pool.size, lambda: pool.busy, lambda: pool.waiting,
+                       lambda: pool.unread_audio_s)
     metrics.runtime.info({"engine": "sherpa-onnx", "engine_version": runtime.engine_version,
                           "onnxruntime": runtime.onnxruntime,
                           "onnxruntime_version": runtime.onnxruntime_version})
@@ -185,12 +188,16 @@ async def serve(config: ServerConfig) -> None:
         raise StartupError(str(err)) from err
     _LOGGER.info("engine runtime: onnxruntime %s (%s, chosen in %.1f s): %s", ort.version,
                  ort.name, time.monotonic() - choosing, ort.reason)
+    if config.intra_op_spinning == "off" and max(config.engine_thread_counts) > 1 and \
+            not onnx_runtime.disable_intra_op_spinning():
+        _LOGGER.warning("--intra-op-spinning off needs the PyPI onnxruntime through the shim; "
+                        "engines keep onnxruntime's busy-waiting threads")
 
     from .engine import engine_version
 
     try:
-        model = await asyncio.to_thread(model_prep.prepare, files, config.engines,
-                                        config.engine_threads, options)
+        model = await asyncio.to_thread(model_prep.prepare, files,
+                                        config.engine_thread_counts, options)
     except BlendError as err:  # e.g. a voices file of the wrong size
         raise StartupError(str(err)) from err
     runtime = RuntimeDescription(
@@ -208,9 +215,9 @@ async def serve(config: ServerConfig) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
-    _LOGGER.info("serving tts_api.v1.TextToSpeechService on %s:%d (%d engines x %d threads, "
+    _LOGGER.info("serving tts_api.v1.TextToSpeechService on %s:%d (%d engines, threads %s, "
                  "ready in %.1f s)", config.host, running.port, config.engines,
-                 config.engine_threads, time.monotonic() - started)
+                 "+".join(map(str, config.engine_thread_counts)), time.monotonic() - started)
 
     await stopping.wait()
     _LOGGER.info("shutting down: finishing calls in flight (up to %.0f s)",

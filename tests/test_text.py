@@ -1,0 +1,107 @@
+"""The text splitter: where sentences end, where streams and unary calls cut, the hard cut."""
+
+from __future__ import annotations
+
+import pytest
+
+from tts_service.text import STREAMING_SPLIT, UNARY_SPLIT, SplitPolicy, split_pieces
+
+
+def texts(text: str, policy: SplitPolicy | None = None) -> list[str]:
+    pieces = split_pieces(text, policy or SplitPolicy())
+    for piece in pieces:
+        assert text[piece.start:piece.end] == piece.text  # offsets point into the request
+    return [piece.text for piece in pieces]
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("Dr. Smith met Mr. Jones. They talked.", ["Dr. Smith met Mr. Jones.", "They talked."]),
+    ("No. 5 is here. See fig. 3 now.", ["No. 5 is here.", "See fig. 3 now."]),
+    ("Use a tool, e.g. a saw. Then stop.", ["Use a tool, e.g. a saw.", "Then stop."]),
+    ("We met at 5 p.m. today. Then we left.", ["We met at 5 p.m. today.", "Then we left."]),
+    ("We met at 5 p.m. Then we left.", ["We met at 5 p.m.", "Then we left."]),
+    ("The U.S. economy grew.", ["The U.S. economy grew."]),
+])
+def test_abbreviations_do_not_end_sentences(text: str, expected: list[str]) -> None:
+    assert texts(text) == expected
+
+
+def test_initials_do_not_end_sentences() -> None:
+    assert texts("J. R. R. Tolkien wrote it. Really.") == ["J. R. R. Tolkien wrote it.",
+                                                           "Really."]
+
+
+def test_numbers_with_periods_stay_whole() -> None:
+    assert texts("Pi is 3.14 and v1.2.3 shipped. It costs $5.50.") == [
+        "Pi is 3.14 and v1.2.3 shipped.", "It costs $5.50."]
+
+
+def test_closing_quotes_and_brackets_stay_with_their_sentence() -> None:
+    assert texts('He said "Stop." Then he left. (Quietly.) Done!') == [
+        'He said "Stop."', "Then he left.", "(Quietly.)", "Done!"]
+    assert texts("\u201cReally?\u201d Yes\u2026 maybe.") == [
+        "\u201cReally?\u201d", "Yes\u2026", "maybe."]
+
+
+def test_line_breaks_end_pieces_and_pieces_without_words_are_dropped() -> None:
+    assert texts("Title\nBody text here.\n\n--- !!\n") == ["Title", "Body text here."]
+
+
+def test_the_hard_cut_splits_at_white_space_below_the_longest_piece() -> None:
+    policy = SplitPolicy(max_piece_chars=30)
+    words = "word " * 20  # 100 characters, no punctuation
+    pieces = texts(words, policy)
+    assert all(len(piece) <= 30 for piece in pieces)
+    assert " ".join(pieces).split() == words.split()  # cut between words, none lost
+    assert texts("x" * 70, policy) == ["x" * 30, "x" * 30, "x" * 10]  # no space: anywhere
+
+
+STORM = ("When the storm finally passed over the valley, late in the afternoon, the farmers "
+         "came out of their houses, looked at the flattened fields, and began to count. "
+         "The river rose, and rose again.")
+
+
+def test_streams_start_with_the_first_clause_then_cut_long_sentences_at_clauses() -> None:
+    assert texts(STORM, STREAMING_SPLIT) == [
+        "When the storm finally passed over the valley,",
+        "late in the afternoon, the farmers came out of their houses,",
+        "looked at the flattened fields, and began to count.",
+        "The river rose, and rose again.",  # short sentences stay whole
+    ]
+    # A first clause shorter than the policy's minimum is not cut off.
+    assert texts("Hi, there. Short one, really.", STREAMING_SPLIT) == [
+        "Hi, there.", "Short one, really."]
+    assert texts("Hello there, my friend, how are you today?", STREAMING_SPLIT) == [
+        "Hello there,", "my friend, how are you today?"]
+    # Later sentences over 60 characters are cut at clauses too: short pieces keep the wait
+    # of another request for an engine short.
+    assert texts("It was spring. We walked along the quiet river after lunch, and then we "
+                 "watched the ducks swim.", STREAMING_SPLIT) == [
+        "It was spring.", "We walked along the quiet river after lunch,",
+        "and then we watched the ducks swim."]
+
+
+def test_unary_calls_are_split_in_whole_sentences() -> None:
+    assert texts(STORM, UNARY_SPLIT) == [
+        "When the storm finally passed over the valley, late in the afternoon, the farmers "
+        "came out of their houses, looked at the flattened fields, and began to count.",
+        "The river rose, and rose again.",
+    ]
+    long_sentence = "and then " * 60  # 540 characters: the hard cut still bounds a piece
+    assert all(len(piece) <= UNARY_SPLIT.max_piece_chars
+               for piece in texts(long_sentence, UNARY_SPLIT))
+
+
+def test_build_spec_splits_streams_finely_and_unary_calls_in_sentences() -> None:
+    from tts_service.request import Limits, build_spec
+    from tts_service.voices import VoiceCatalog
+
+    def spec_pieces(streaming: bool) -> list[str]:
+        spec = build_spec(text=STORM, voice="af_bella", speed=1.0, encoding=None,
+                          sample_rate_hz=0, volume_gain_db=0.0, normalize=True,
+                          streaming=streaming, catalog=VoiceCatalog.from_names(["af_bella"]),
+                          limits=Limits(max_text_chars=5000), model_rate_hz=24000)
+        return [piece.text for piece in spec.pieces]
+
+    assert spec_pieces(streaming=True) == texts(STORM, STREAMING_SPLIT)
+    assert spec_pieces(streaming=False) == texts(STORM, UNARY_SPLIT)

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tts_service.segmenter import Segmenter
-from tts_service.text import Piece, SplitPolicy, split_pieces
+from tts_service.text import STREAMING_SPLIT, Piece, SplitPolicy, split_pieces
 
 
 def feed_all(segmenter: Segmenter, parts: list[str], now: float = 0.0) -> list[list[str]]:
@@ -135,13 +135,19 @@ def test_long_sentence_is_cut_at_clauses_while_it_is_being_written() -> None:
 @given(words=st.lists(st.sampled_from(
     ["Dr.", "e.g.", "J.", "3.5", "word", "text,", "end.", "why?", "yes!", '"so."', "a;",
      "\n", "-", "...", "long" * 30, "(it.)"]), max_size=60),
-    cuts=st.lists(st.integers(min_value=0), max_size=20))
-def test_any_text_cut_anywhere_gives_the_whole_text_pieces(words: list[str],
-                                                           cuts: list[int]) -> None:
+    cuts=st.lists(st.integers(min_value=0), max_size=20),
+    policy=st.sampled_from([
+        SplitPolicy(clause_split_chars=40, min_clause_chars=10, max_piece_chars=80),
+        # The streams' own policy: the first sentence is cut short at its first clause.
+        STREAMING_SPLIT,
+        SplitPolicy(first_clause_chars=5, clause_split_chars=40, min_clause_chars=10,
+                    max_piece_chars=80),
+    ]))
+def test_any_text_cut_anywhere_gives_the_whole_text_pieces(words: list[str], cuts: list[int],
+                                                           policy: SplitPolicy) -> None:
     text = " ".join(words)
     positions = sorted({cut % (len(text) + 1) for cut in cuts})
-    segmenter = Segmenter(SplitPolicy(clause_split_chars=40, min_clause_chars=10,
-                                      max_piece_chars=80))
+    segmenter = Segmenter(policy)
     pieces: list[Piece] = []
     for start, end in zip([0, *positions], [*positions, len(text)], strict=True):
         pieces += segmenter.feed(text[start:end], 0.0)

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Iterator
 import grpc
 import pytest
 
-from harness.servers import ServerProcess, start_server
+from harness.servers import ServerProcess, free_port, start_server
 from tts_api.v1 import tts_pb2_grpc
 
 
@@ -15,6 +15,14 @@ from tts_api.v1 import tts_pb2_grpc
 def server() -> Iterator[ServerProcess]:
     """The default server: as `make serve` starts it, on a free port."""
     running = start_server()
+    yield running
+    assert running.stop() == 0, "".join(running.log)
+
+
+@pytest.fixture(scope="session")
+def http_server() -> Iterator[ServerProcess]:
+    """A one-engine server that also serves the HTTP API and the playground."""
+    running = start_server("--engines", "1", "--http-port", str(free_port()))
     yield running
     assert running.stop() == 0, "".join(running.log)
 

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import openai
 import pytest
 
-from harness.servers import ServerProcess, free_port, start_server
+from harness.servers import ServerProcess
 from harness.speech import pcm16_to_float, transcribe, word_error_rate
 
 pytestmark = pytest.mark.model
@@ -25,13 +25,6 @@ LONG_TEXT = ("The weather is lovely today. We walked along the river after lunch
 TIMEOUT_S = 120
 MAX_WER = 0.2
 MODEL_RATE_HZ = 24000
-
-
-@pytest.fixture(scope="module")
-def http_server() -> Iterator[ServerProcess]:
-    running = start_server("--engines", "1", "--http-port", str(free_port()))
-    yield running
-    assert running.stop() == 0, "".join(running.log)
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from harness.servers import REPO, ServerProcess, free_port, start_server
+from harness.servers import REPO, ServerProcess
 
 pytestmark = pytest.mark.model
 
@@ -25,13 +25,6 @@ SCREENSHOT = REPO / "docs" / "playground.png"
 LONG_TEXT = ("The weather is lovely today. We walked along the river after lunch. "
              "Then we sat on a bench and watched the boats go by. Later the wind picked up. "
              "We went home before the rain started, and made a pot of tea.")
-
-
-@pytest.fixture(scope="module")
-def http_server() -> Iterator[ServerProcess]:
-    running = start_server("--engines", "1", "--http-port", str(free_port()))
-    yield running
-    assert running.stop() == 0, "".join(running.log)
 
 
 @pytest.fixture(scope="module")

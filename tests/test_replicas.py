@@ -74,7 +74,7 @@ class Replica:
         return int(sum(sample.value for family in text_string_to_metric_families(text)
                        for sample in family.samples
                        if sample.name == "tts_requests_total"
-                       and sample.labels == {"method": method, "code": "OK"}))
+                       and sample.labels == {"protocol": "grpc", "method": method, "code": "OK"}))
 
 
 @pytest.fixture(scope="module")

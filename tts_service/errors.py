@@ -25,3 +25,11 @@ class Overloaded(ServiceError):
 
 class NotReady(ServiceError):
     """The service is starting or shutting down."""
+
+
+class Unsupported(ServiceError):
+    """The request asks for something this server cannot do as configured; `field` names it."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field

@@ -24,7 +24,7 @@ from tts_api.v1 import tts_pb2, tts_pb2_grpc
 from . import onnx_runtime, security
 from .calls import CallObserver
 from .config import ServerConfig, parse_config
-from .engine import Engine, ModelFiles
+from .engine import Engine, ModelFiles, TimedEngine
 from .engine_pool import EnginePool
 from .lexicon import LexiconError, Overrides, Respeller, load_overrides, write_lexicon
 from .metrics import Metrics
@@ -130,7 +130,9 @@ async def start(config: ServerConfig, engines: Sequence[Engine], catalog: VoiceC
                           "onnxruntime": runtime.onnxruntime,
                           "onnxruntime_version": runtime.onnxruntime_version})
     servicer = TextToSpeechServicer(
-        Synthesizer(pool, normalize, respell), catalog,
+        Synthesizer(pool, normalize, respell, times_words=all(
+            isinstance(engine, TimedEngine) and engine.times_words for engine in engines)),
+        catalog,
         Limits(max_text_chars=config.max_text_chars), runtime,
         CallObserver(metrics, log_text=config.log_text))
 

@@ -14,10 +14,11 @@ from tts_api.v1 import tts_pb2, tts_pb2_grpc
 
 from . import __version__, audio
 from .calls import CallObserver, ObservedServicer, current_call, observed
-from .errors import InvalidRequest
+from .errors import InvalidRequest, Unsupported
 from .request import Limits, SynthesisSpec, build_spec
 from .synthesizer import SpokenPiece, Synthesizer
 from .voices import Gender, VoiceCatalog
+from .word_timing import TimedSpan
 
 _ENCODINGS = {
     tts_pb2.AUDIO_ENCODING_PCM_S16LE: audio.AudioEncoding.PCM16,
@@ -69,6 +70,13 @@ class TextToSpeechServicer(tts_pb2_grpc.TextToSpeechServiceServicer, ObservedSer
             if err.field != "text":
                 raise InvalidRequest(f"config.{err.field}", str(err)) from None
             raise
+        if config.enable_word_timings and not self._synthesizer.times_words:
+            raise Unsupported(
+                "config.enable_word_timings",
+                f"word timings need the engine on PyPI's onnxruntime, but this server runs on "
+                f"the {self._runtime.onnxruntime} onnxruntime {self._runtime.onnxruntime_version}"
+                ": restart it with --onnxruntime pypi (after `make shim`), or ask without "
+                "enable_word_timings")
         record.voice = spec.voice.name
         record.pieces_total = len(spec.pieces)
         record.text = spec.text
@@ -97,10 +105,20 @@ class TextToSpeechServicer(tts_pb2_grpc.TextToSpeechServiceServicer, ObservedSer
             model_rate_hz=self._synthesizer.sample_rate_hz,
         )
 
-    def _pieces(self, spec: SynthesisSpec
+    def _pieces(self, spec: SynthesisSpec, timed: bool
                 ) -> contextlib.aclosing[AsyncGenerator[SpokenPiece, None]]:
         return contextlib.aclosing(self._synthesizer.stream(
-            spec.pieces, spec.voice.speaker_id, spec.speed, spec.normalize))
+            spec.pieces, spec.voice.speaker_id, spec.speed, spec.normalize, timed=timed))
+
+    def _word_timings(self, text: str, spans: tuple[TimedSpan, ...], offset_s: float
+                      ) -> list[tts_pb2.WordTiming]:
+        rate = self._synthesizer.sample_rate_hz
+        return [tts_pb2.WordTiming(
+            text_span=tts_pb2.TextSpan(start_offset=span.start, end_offset=span.end,
+                                       text=text[span.start:span.end]),
+            start_seconds=offset_s + span.start_sample / rate,
+            end_seconds=offset_s + span.end_sample / rate,
+        ) for span in spans]
 
     @observed
     async def ListVoices(self, request: tts_pb2.ListVoicesRequest,
@@ -126,9 +144,13 @@ class TextToSpeechServicer(tts_pb2_grpc.TextToSpeechServiceServicer, ObservedSer
         model_rate = self._synthesizer.sample_rate_hz
         record = current_call()
         chunks: list[np.ndarray] = []
-        async with self._pieces(spec) as pieces:
+        words: list[tts_pb2.WordTiming] = []
+        offset_s = 0.0
+        async with self._pieces(spec, request.config.enable_word_timings) as pieces:
             async for spoken in pieces:
                 chunks.append(spoken.samples)
+                words += self._word_timings(spec.text, spoken.words, offset_s)
+                offset_s += len(spoken.samples) / model_rate
                 record.chunk_sent(len(spoken.samples) / model_rate)
 
         def render() -> bytes:
@@ -144,6 +166,7 @@ class TextToSpeechServicer(tts_pb2_grpc.TextToSpeechServiceServicer, ObservedSer
             sample_rate_hertz=spec.sample_rate_hz,
             audio_duration_seconds=sum(len(chunk) for chunk in chunks) / model_rate,
             voice=spec.voice.name,
+            words=words,
         )
 
     @observed
@@ -158,7 +181,7 @@ class TextToSpeechServicer(tts_pb2_grpc.TextToSpeechServiceServicer, ObservedSer
         offset_s = 0.0
         sequence = 0
         record = current_call()
-        async with self._pieces(spec) as pieces:
+        async with self._pieces(spec, request.config.enable_word_timings) as pieces:
             async for spoken in pieces:
                 data = await asyncio.to_thread(renderer.render, spoken.samples)
                 duration_s = len(spoken.samples) / model_rate
@@ -172,6 +195,7 @@ class TextToSpeechServicer(tts_pb2_grpc.TextToSpeechServiceServicer, ObservedSer
                     audio_offset_seconds=offset_s,
                     audio_duration_seconds=duration_s,
                     sequence_number=sequence,
+                    words=self._word_timings(spec.text, spoken.words, offset_s),
                 ))
                 record.chunk_sent(duration_s)
                 offset_s += duration_s

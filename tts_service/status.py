@@ -9,7 +9,7 @@ from google.protobuf import duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from .errors import InvalidRequest, NotReady, Overloaded, ServiceError
+from .errors import InvalidRequest, NotReady, Overloaded, ServiceError, Unsupported
 
 
 def to_status(error: BaseException) -> tuple[grpc.StatusCode, grpc.Status]:
@@ -28,6 +28,13 @@ def to_status(error: BaseException) -> tuple[grpc.StatusCode, grpc.Status]:
                                               nanos=int(error.retry_after_s % 1 * 1e9)))
     elif isinstance(error, NotReady):
         code = code_pb2.UNAVAILABLE
+    elif isinstance(error, Unsupported):
+        code = code_pb2.FAILED_PRECONDITION
+        detail = error_details_pb2.PreconditionFailure(violations=[
+            error_details_pb2.PreconditionFailure.Violation(type="SERVER_CONFIGURATION",
+                                                            subject=error.field,
+                                                            description=str(error))
+        ])
     else:
         code = code_pb2.INTERNAL
     message = str(error) if isinstance(error, ServiceError) else (

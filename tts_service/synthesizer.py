@@ -10,17 +10,23 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .engine import Engine
+from .engine import Engine, Sentence, TimedEngine
 from .engine_pool import EnginePool
 from .text import Piece
+from .word_timing import PieceTimer, TimedSpan
 
 
 @dataclass(frozen=True)
 class SpokenPiece:
-    """Audio for (part of) one piece: float32 mono samples at the engine's rate."""
+    """Audio for (part of) one piece: float32 mono samples at the engine's rate.
+
+    `words` (timed requests only) are the spans of the request text spoken in `samples`, in
+    offsets of the whole request text and samples of this chunk.
+    """
 
     piece: Piece
     samples: np.ndarray
+    words: tuple[TimedSpan, ...] = ()
 
 
 @dataclass
@@ -40,8 +46,10 @@ class Synthesizer:
     """Runs one request's pieces on one engine and yields the audio as it is made."""
 
     def __init__(self, pool: EnginePool, normalize: Callable[[str], str],
-                 respell: Callable[[str], str] = str) -> None:
+                 respell: Callable[[str], str] = str, times_words: bool = False) -> None:
         self._pool = pool
+        # Whether every engine can time words (stream(..., timed=True)).
+        self.times_words = times_words
         # Applied per piece just before synthesis, in the engine thread: respellings (always,
         # they are the operator's pronunciations), then text normalization (when asked for).
         self._normalize = normalize
@@ -52,7 +60,8 @@ class Synthesizer:
         return self._pool.sample_rate_hz
 
     async def stream(self, pieces: Sequence[Piece], speaker_id: int, speed: float,
-                     normalize: bool) -> AsyncGenerator[SpokenPiece, None]:
+                     normalize: bool, timed: bool = False
+                     ) -> AsyncGenerator[SpokenPiece, None]:
         """Yields each piece's audio as soon as the engine has made it.
 
         Closing the iterator early (client gone, deadline passed) makes the engine stop after
@@ -66,7 +75,7 @@ class Synthesizer:
 
         def run() -> None:
             try:
-                self._run(engine, pieces, speaker_id, speed, normalize, job,
+                self._run(engine, pieces, speaker_id, speed, normalize, timed, job,
                           lambda item: loop.call_soon_threadsafe(ready.put_nowait, item))
             finally:
                 loop.call_soon_threadsafe(ready.put_nowait, _DONE)
@@ -93,7 +102,8 @@ class Synthesizer:
                 job.stop.set()
 
     def _run(self, engine: Engine, pieces: Sequence[Piece], speaker_id: int, speed: float,
-             normalize: bool, job: _Job, emit: Callable[[SpokenPiece], object]) -> None:
+             normalize: bool, timed: bool, job: _Job,
+             emit: Callable[[SpokenPiece], object]) -> None:
         for piece in pieces:
             if job.stop.is_set():
                 return
@@ -105,5 +115,26 @@ class Synthesizer:
                 emit(SpokenPiece(piece, samples))
                 return not job.stop.is_set()
 
-            engine.generate(text, speaker_id, speed, on_chunk)
+            if timed:
+                assert isinstance(engine, TimedEngine), "timed request on an untimed engine"
+                engine.speak(text, speaker_id, speed,
+                             _timed_emitter(piece, text, job, emit), timed=True)
+            else:
+                engine.generate(text, speaker_id, speed, on_chunk)
             job.done += 1
+
+
+def _timed_emitter(piece: Piece, spoken_text: str, job: _Job,
+                   emit: Callable[[SpokenPiece], object]) -> Callable[[Sentence], bool]:
+    """Emits each sentence with the spans of the request text it speaks."""
+    timer = PieceTimer(piece.text, spoken_text)
+
+    def on_sentence(sentence: Sentence) -> bool:
+        spans = tuple(
+            TimedSpan(piece.start + span.start, piece.start + span.end, span.start_sample,
+                      span.end_sample)
+            for span in timer.take(sentence.words, sentence.last))
+        emit(SpokenPiece(piece, sentence.samples, spans))
+        return not job.stop.is_set()
+
+    return on_sentence

@@ -54,7 +54,9 @@ def test_tokens_between_separators_are_one_word_timed_by_durations() -> None:
     tokens = [0, 50, 51, SPACE, 52, 53, PERIOD, 0]
     frames = [4, 2, 3, 1, 2, 2, 5, 1]
     words = spoken_words(tokens, frames, SEPARATORS)
-    assert words == [SpokenWord(4 * 600, 9 * 600, 2), SpokenWord(10 * 600, 14 * 600, 2)]
+    lead = word_timing.SOUND_LEAD_FRAMES
+    assert words == [SpokenWord((4 - lead) * 600, (9 - lead) * 600, 2),
+                     SpokenWord((10 - lead) * 600, (14 - lead) * 600, 2)]
 
 
 def _words(*token_counts: int) -> list[SpokenWord]:

@@ -6,6 +6,7 @@ import difflib
 import itertools
 import re
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import grpc
 import pytest
@@ -16,6 +17,7 @@ from tts_api.v1 import tts_pb2, tts_pb2_grpc
 
 from .servers import ServerProcess, start_server
 from .speech import pcm16_to_float, word_segments
+from .test_client import run_client
 
 pytestmark = pytest.mark.model
 
@@ -162,3 +164,26 @@ async def test_bundled_runtime_refuses_word_timings_and_says_why() -> None:
             assert response.audio_duration_seconds > 0
     finally:
         assert running.stop() == 0, "".join(running.log)
+
+
+@pytest.mark.parametrize("caption_format", ["vtt", "srt"])
+def test_cli_writes_captions_next_to_the_audio(timed_server: ServerProcess, tmp_path: Path,
+                                               caption_format: str) -> None:
+    import webvtt
+
+    out = tmp_path / "hello.wav"
+    text = "Hello there, how are you?"
+    result = run_client("--server", timed_server.address, "--output", str(out),
+                        "--captions", caption_format, text)
+    assert result.returncode == 0, result.stderr
+    captions_file = tmp_path / f"hello.{caption_format}"
+    read = webvtt.read if caption_format == "vtt" else webvtt.from_srt
+    cues = read(str(captions_file)).captions
+    assert [cue.text for cue in cues] == ["Hello", "there", "how", "are", "you"]
+    assert all(a.end_in_seconds <= b.start_in_seconds for a, b in itertools.pairwise(cues))
+    assert not list(tmp_path.glob("*.part"))
+
+
+def test_cli_captions_need_an_output_file() -> None:
+    result = run_client("--captions", "vtt", "Hello.")
+    assert result.returncode == 2 and "--output" in result.stderr

@@ -15,7 +15,7 @@ from grpc_status import rpc_status
 
 from tts_api.v1 import tts_pb2, tts_pb2_grpc
 
-from .servers import ServerProcess, start_server
+from .servers import MODEL_DIR, ServerProcess, start_server
 from .speech import pcm16_to_float, word_segments
 from .test_client import run_client
 
@@ -141,6 +141,38 @@ async def test_times_do_not_depend_on_encoding_or_rate(stub, encoding: int,  # t
     reference = await _stream(stub, text, _config())
     other = await _stream(stub, text, _config(encoding=encoding, sample_rate_hertz=rate_hz))
     assert [list(c.words) for c in other if c.words] == [list(c.words) for c in reference]
+
+
+async def _refused(address: str) -> grpc.aio.AioRpcError:
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = tts_pb2_grpc.TextToSpeechServiceStub(channel)
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            await stub.Synthesize(tts_pb2.SynthesizeRequest(text="Hi.", config=_config()),
+                                  timeout=CALL_TIMEOUT_S)
+    assert raised.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    return raised.value
+
+
+async def test_a_model_without_durations_refuses_word_timings(tmp_path: Path) -> None:
+    """A model assembled before the durations output existed: re-assembling is the fix."""
+    import onnx
+
+    model = onnx.load(str(MODEL_DIR / "model.onnx"))
+    kept = [output for output in model.graph.output if output.name != "durations"]
+    del model.graph.output[:]
+    model.graph.output.extend(kept)
+    old = tmp_path / "model"
+    old.mkdir()
+    onnx.save(model, str(old / "model.onnx"))
+    for entry in MODEL_DIR.iterdir():
+        if entry.name != "model.onnx":
+            (old / entry.name).symlink_to(entry)
+    running = start_server("--engines", "1", "--model-dir", str(old))
+    try:
+        error = await _refused(running.address)
+        assert "make models" in (error.details() or "")
+    finally:
+        assert running.stop() == 0, "".join(running.log)
 
 
 async def test_bundled_runtime_refuses_word_timings_and_says_why() -> None:

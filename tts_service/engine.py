@@ -135,11 +135,16 @@ class KokoroEngine:
         self.sample_rate_hz = int(self._tts.sample_rate)
         self.num_speakers = int(self._tts.num_speakers)
         self._separators = separator_ids(files.tokens)
+        self._durations_seen = False
 
     @property
     def times_words(self) -> bool:
-        """Whether `speak` can time words: the runtime records each run (the shim is active)."""
-        return onnx_runtime.records_runs()
+        """Whether `speak` can time words: a run of this engine came with its durations.
+
+        That needs the shim (not the bundled runtime) and a model assembled with the durations
+        output; the server's warm-up synthesis finds out before the first request.
+        """
+        return self._durations_seen
 
     def generate(self, text: str, speaker_id: int, speed: float, on_chunk: OnChunk) -> None:
         self.speak(text, speaker_id, speed, lambda sentence: on_chunk(sentence.samples),
@@ -149,11 +154,12 @@ class KokoroEngine:
               timed: bool) -> None:
         """Synthesizes `text` sentence by sentence; with `timed`, each one's words are timed."""
         def callback(samples: np.ndarray, progress: float) -> int:
-            # Read first, in this thread: the shim keeps only this thread's latest run.
-            run = onnx_runtime.last_run() if timed else None
+            # Read every run, in this thread: the shim keeps only this thread's latest one.
+            run = onnx_runtime.last_run()
+            self._durations_seen |= run is not None
             shortened = shorten_pauses(samples, self.sample_rate_hz)
             words: tuple[SpokenWord, ...] = ()
-            if run is not None:
+            if timed and run is not None:
                 words = tuple(spoken_words(run[0].tolist(), run[1].tolist(), self._separators,
                                            shortened.position))
             elif timed:

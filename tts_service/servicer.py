@@ -71,16 +71,22 @@ class TextToSpeechServicer(tts_pb2_grpc.TextToSpeechServiceServicer, ObservedSer
                 raise InvalidRequest(f"config.{err.field}", str(err)) from None
             raise
         if config.enable_word_timings and not self._synthesizer.times_words:
-            raise Unsupported(
-                "config.enable_word_timings",
-                f"word timings need the engine on PyPI's onnxruntime, but this server runs on "
-                f"the {self._runtime.onnxruntime} onnxruntime {self._runtime.onnxruntime_version}"
-                ": restart it with --onnxruntime pypi (after `make shim`), or ask without "
-                "enable_word_timings")
+            raise Unsupported("config.enable_word_timings", self._why_no_word_timings())
         record.voice = spec.voice.name
         record.pieces_total = len(spec.pieces)
         record.text = spec.text
         return spec
+
+    def _why_no_word_timings(self) -> str:
+        runtime = self._runtime
+        if runtime.onnxruntime == "pypi":
+            return ("word timings need a model with the durations output, and this server's "
+                    "model has none: re-assemble it with `make models`, or ask without "
+                    "enable_word_timings")
+        return (f"word timings need the engine on PyPI's onnxruntime, but this server runs on "
+                f"the {runtime.onnxruntime} onnxruntime {runtime.onnxruntime_version}: restart "
+                "it with --onnxruntime pypi (after `make shim`), or ask without "
+                "enable_word_timings")
 
     def _build(self, text: str, config: tts_pb2.SynthesisConfig, streaming: bool
                ) -> SynthesisSpec:

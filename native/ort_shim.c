@@ -72,12 +72,11 @@ typedef void (*release_tensor_type_and_shape_info_fn)(OrtTensorTypeAndShapeInfo 
 
 static ort_get_api_base_fn target;
 static const OrtApiBase *real_base;
-static const void *const *real_api;
+static const void *const *real_api; /* set once, under api_lock, after the copy is made */
 static void *api_copy[TABLE_SLOTS];
 static OrtApiBase shim_base;
 static pthread_once_t base_once = PTHREAD_ONCE_INIT;
-static pthread_once_t api_once = PTHREAD_ONCE_INIT;
-static uint32_t first_api_version;
+static pthread_mutex_t api_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* One run's record, per thread: sherpa-onnx calls Run and then the per-sentence callback from
    the same thread, so the callback reads exactly the run that made its audio. */
@@ -184,25 +183,22 @@ static void install_wrappers(void) {
   api_copy[SLOT_RUN] = (void *)wrapped_run;
 }
 
-static void copy_api(void) {
-  real_api = real_base->GetApi(first_api_version);
-  if (real_api == NULL) {
-    return;
-  }
-  for (size_t i = 0; i < TABLE_SLOTS; ++i) {
-    api_copy[i] = i < COPIED_SLOTS ? (void *)real_api[i] : (void *)missing_slot;
-  }
-  install_wrappers();
-}
-
 static const void *shim_get_api(uint32_t version) {
-  /* onnxruntime serves every version from one table; the first request decides the copy. */
-  if (real_base->GetApi(version) == NULL) {
-    return NULL;
+  const void *const *table = real_base->GetApi(version);
+  if (table == NULL) {
+    return NULL; /* a version the real library does not serve: the caller reports it */
   }
-  first_api_version = version;
-  pthread_once(&api_once, copy_api);
-  return real_api != NULL ? (const void *)api_copy : NULL;
+  /* onnxruntime serves every version from one table; the first request decides the copy. */
+  pthread_mutex_lock(&api_lock);
+  if (real_api == NULL) {
+    for (size_t i = 0; i < TABLE_SLOTS; ++i) {
+      api_copy[i] = i < COPIED_SLOTS ? (void *)table[i] : (void *)missing_slot;
+    }
+    install_wrappers();
+    real_api = table;
+  }
+  pthread_mutex_unlock(&api_lock);
+  return api_copy;
 }
 
 static void make_base(void) {

@@ -6,6 +6,8 @@ import itertools
 from pathlib import Path
 
 import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tts_service import word_timing
 from tts_service.pauses import shorten_pauses
@@ -105,3 +107,24 @@ def test_a_dropped_word_joins_a_neighbour_and_nothing_is_lost() -> None:
     covered = " ".join(text[s.start:s.end] for s in spans)
     assert all(word in covered for word in text.split())
     assert len(spans) == 3
+
+
+def test_respelled_words_map_back_to_the_written_word() -> None:
+    original = "I like nginx a lot."
+    spans = PieceTimer(original, "I like engine x a lot.").take(_words(2, 3, 5, 1, 1, 3),
+                                                                last=True)
+    assert [original[s.start:s.end] for s in spans] == ["I", "like", "nginx", "a", "lot"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text(alphabet="abcdefgh", min_size=1, max_size=9), min_size=1, max_size=12),
+       st.lists(st.integers(min_value=1, max_value=12), min_size=1, max_size=14))
+def test_any_alignment_covers_every_word_once_in_order(written: list[str],
+                                                      token_counts: list[int]) -> None:
+    """Whatever the engine splits, merges or drops, no word is lost, repeated or reordered."""
+    text = " ".join(written)
+    spans = PieceTimer(text, text).take(_words(*token_counts), last=True)
+    assert " ".join(text[s.start:s.end] for s in spans).split() == written
+    for before, after in itertools.pairwise(spans):
+        assert before.end <= after.start
+        assert before.start_sample < before.end_sample <= after.start_sample

@@ -11,6 +11,7 @@ normalization made from one piece of the caller's text, become one timed span.
 from __future__ import annotations
 
 import difflib
+import itertools
 import math
 import re
 from collections.abc import Callable, Sequence
@@ -150,9 +151,11 @@ def _align(written: Sequence[_Written], spoken: Sequence[SpokenWord]
     word), at a price.
     """
     n, m = len(written), len(spoken)
-    expected = [_expected_tokens(w.text) for w in written]
-    total = sum(expected)
-    scale = sum(s.tokens for s in spoken) / total if total else 1.0
+    # Running totals: a block's length is a difference of two of them.
+    want_upto = list(itertools.accumulate((_expected_tokens(w.text) for w in written),
+                                          initial=0.0))
+    got_upto = list(itertools.accumulate((s.tokens for s in spoken), initial=0))
+    scale = got_upto[m] / want_upto[n] if want_upto[n] else 1.0
     cost = [[math.inf] * (m + 1) for _ in range(n + 1)]
     back: list[list[tuple[int, int]]] = [[(0, 0)] * (m + 1) for _ in range(n + 1)]
     cost[0][0] = 0.0
@@ -168,8 +171,8 @@ def _align(written: Sequence[_Written], spoken: Sequence[SpokenWord]
                     if a * b == 0:
                         step = _UNMATCHED_COST
                     else:
-                        want = sum(expected[i:i + a]) * scale
-                        got = sum(s.tokens for s in spoken[j:j + b])
+                        want = (want_upto[i + a] - want_upto[i]) * scale
+                        got = got_upto[j + b] - got_upto[j]
                         step = abs(math.log((got + 1) / (want + 1))) + _MERGE_COST * (a + b - 2)
                     if here + step < cost[i + a][j + b]:
                         cost[i + a][j + b] = here + step

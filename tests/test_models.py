@@ -22,7 +22,7 @@ def test_assembled_model_has_every_file_sherpa_onnx_needs() -> None:
         first = (MODEL_DIR / lexicon).open(encoding="utf-8").readline().split()
         assert len(first) >= 2
     assert (MODEL_DIR / "espeak-ng-data" / "en_dict").exists()
-    assert (MODEL_DIR / assemble.STAMP).read_text().strip() == assemble.MODEL_SHA256
+    assert (MODEL_DIR / assemble.STAMP).read_text().strip() == assemble.stamp_text()
 
 
 def test_model_metadata_is_what_sherpa_onnx_reads() -> None:
@@ -33,6 +33,26 @@ def test_model_metadata_is_what_sherpa_onnx_reads() -> None:
     assert metadata["model_type"] == "kokoro" and metadata["n_speakers"] == "54"
     assert metadata["speaker_names"].split(",")[2] == "af_bella"
     assert metadata["sample_rate"] == "24000" and metadata["has_espeak"] == "1"
+
+
+def test_model_exposes_per_token_durations() -> None:
+    """The durations output is what word timings read: one frame count per input token."""
+    import numpy as np
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(MODEL_DIR / "model.onnx"),
+                                           providers=["CPUExecutionProvider"])
+    assert [output.name for output in session.get_outputs()] == ["audio",
+                                                                assemble.DURATIONS_OUTPUT]
+    styles = np.fromfile(MODEL_DIR / "voices.bin", dtype=np.float32).reshape(54, 510, 256)
+    tokens = np.array([[0, *range(10, 50), 0]], dtype=np.int64)
+    for speed in (1.0, 1.5):
+        audio, durations = session.run(None, {
+            "tokens": tokens, "style": styles[2][tokens.shape[1] - 2][None],
+            "speed": np.array([speed], dtype=np.float32)})
+        assert durations.shape == tokens.shape and durations.dtype == np.int64
+        # One duration frame is 600 samples (25 ms at 24 kHz), exactly.
+        assert audio.size == int(durations.sum()) * 600
 
 
 def test_a_second_run_does_nothing() -> None:

@@ -14,7 +14,7 @@ from typing import Any, cast
 import numpy as np
 import pytest
 
-from harness.servers import MODEL_DIR, REPO, start_server
+from harness.servers import MODEL_DIR, REPO, require_durations, start_server
 from harness.speech import transcribe, word_error_rate
 from tts_service.onnx_runtime import RUNTIMES
 
@@ -310,6 +310,7 @@ def test_shim_records_durations_and_our_pause_shortening_is_sherpa_onnxs(
         shim: Path, model_dir: Path) -> None:
     """Word timings rest on these: durations x 600 samples is each sentence's audio, and
     shortening pauses ourselves gives sherpa-onnx's own output, sample for sample."""
+    require_durations(model_dir)
     result = _python(_RECORD, str(shim), str(model_dir), json.dumps(SENTENCES), str(AF_BELLA))
     checks = cast(list[dict[str, Any]], result["checks"])
     assert len(checks) == len(SENTENCES)

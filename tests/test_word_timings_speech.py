@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import difflib
 import itertools
 import re
@@ -13,7 +14,7 @@ import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from harness.servers import MODEL_DIR, ServerProcess, start_server
+from harness.servers import MODEL_DIR, ServerProcess, require_durations, start_server
 from harness.speech import pcm16_to_float, word_segments
 from tts_api.v1 import tts_pb2, tts_pb2_grpc
 
@@ -32,7 +33,11 @@ SENTENCES = [
 
 @pytest.fixture(scope="module")
 def timed_server() -> Iterator[ServerProcess]:
-    running = start_server("--engines", "1", "--engine-threads", "2")
+    require_durations()
+    require_durations()
+    # Two engines: the pieces of one request are said in parallel, so the times of the whole
+    # stream are checked across engines.
+    running = start_server("--engines", "2", "--engine-threads", "1")
     yield running
     assert running.stop() == 0, "".join(running.log)
 
@@ -58,15 +63,22 @@ async def _stream(stub: tts_pb2_grpc.TextToSpeechServiceStub, text: str,
     return [response.chunk async for response in call]
 
 
-def _written_words(text: str) -> list[str]:
-    return re.findall(r"[\w']+", text.lower())
+async def _written_live(stub: tts_pb2_grpc.TextToSpeechServiceStub, text: str,
+                        config: tts_pb2.SynthesisConfig) -> list[tts_pb2.AudioChunk]:
+    """StreamingSynthesize with the text sent a few characters at a time."""
+    async def requests() -> AsyncIterator[tts_pb2.StreamingSynthesizeRequest]:
+        yield tts_pb2.StreamingSynthesizeRequest(config=config)
+        for at in range(0, len(text), 5):
+            yield tts_pb2.StreamingSynthesizeRequest(text=text[at:at + 5])
+            await asyncio.sleep(0.005)
+
+    call = stub.StreamingSynthesize(requests(), timeout=CALL_TIMEOUT_S)
+    return [response.chunk async for response in call if response.HasField("chunk")]
 
 
-async def test_every_word_is_timed_once_in_order_inside_its_chunk(stub) -> None:  # type: ignore[no-untyped-def]
-    text = " ".join(SENTENCES)
-    chunks = await _stream(stub, text, _config())
+def _check_timed_chunks(text: str, chunks: list[tts_pb2.AudioChunk]) -> None:
+    """Every written word once, in order, as the caller wrote it, inside its chunk's audio."""
     timings = [word for chunk in chunks for word in chunk.words]
-    # Every written word is covered once, in order; a span is the caller's own text.
     assert [w for t in timings for w in _written_words(t.text_span.text)] == _written_words(text)
     for timing in timings:
         span = timing.text_span
@@ -84,6 +96,32 @@ async def test_every_word_is_timed_once_in_order_inside_its_chunk(stub) -> None:
         total_s += chunk.audio_duration_seconds
     samples = sum(len(chunk.audio) // 2 for chunk in chunks)
     assert abs(samples / 24000 - total_s) < FRAME_S
+
+
+def _written_words(text: str) -> list[str]:
+    return re.findall(r"[\w']+", text.lower())
+
+
+async def test_every_word_is_timed_once_in_order_inside_its_chunk(stub) -> None:  # type: ignore[no-untyped-def]
+    text = " ".join(SENTENCES)
+    chunks = await _stream(stub, text, _config())
+    assert len(chunks) >= 3  # several pieces, said by both engines
+    _check_timed_chunks(text, chunks)
+
+
+async def test_text_streamed_as_it_is_written_is_timed_the_same(stub) -> None:  # type: ignore[no-untyped-def]
+    """StreamingSynthesize: the same words, spans and times as the whole text streamed."""
+    text = " ".join(SENTENCES)
+    live = await _written_live(stub, text, _config())
+    _check_timed_chunks(text, live)
+    whole = await _stream(stub, text, _config())
+
+    def timed(chunks: list[tts_pb2.AudioChunk]) -> list[tuple[int, int, str, float, float]]:
+        return [(w.text_span.start_offset, w.text_span.end_offset, w.text_span.text,
+                 round(w.start_seconds, 3), round(w.end_seconds, 3))
+                for chunk in chunks for w in chunk.words]
+
+    assert timed(live) == timed(whole)
 
 
 async def test_times_agree_with_an_independent_aligner(stub) -> None:  # type: ignore[no-untyped-def]

@@ -34,7 +34,6 @@ SENTENCES = [
 @pytest.fixture(scope="module")
 def timed_server() -> Iterator[ServerProcess]:
     require_durations()
-    require_durations()
     # Two engines: the pieces of one request are said in parallel, so the times of the whole
     # stream are checked across engines.
     running = start_server("--engines", "2", "--engine-threads", "1")

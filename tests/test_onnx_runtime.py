@@ -76,7 +76,8 @@ _ACTIVATE = textwrap.dedent(
 
 
 # The shim's record of each run against sherpa-onnx's own audio, with and without its pause
-# shortening, and our copy of that shortening against the original.
+# shortening, and our copy of that shortening against the original. Spinning is off, so both
+# of the shim's wrappers (sessions and runs) are in the one table.
 _RECORD = textwrap.dedent(
     """
     import json, sys
@@ -86,6 +87,7 @@ _RECORD = textwrap.dedent(
     from tts_service.pauses import shorten_pauses
     shim, model_dir, sentences, sid = sys.argv[1:5]
     onnx_runtime.activate("pypi", Path(shim))
+    assert onnx_runtime.disable_intra_op_spinning()
     from tts_service.engine import ModelFiles, load_offline_tts
     files = ModelFiles(Path(model_dir))
     runs = {}
@@ -105,7 +107,7 @@ _RECORD = textwrap.dedent(
                        and int(record[1].sum()) * 600 == len(whole),
                        "identical": bool(np.array_equal(ours, shortened)),
                        "shortened_by": len(whole) - len(shortened)})
-    print(json.dumps({"checks": checks}))
+    print(json.dumps({"checks": checks, "quiet_sessions": onnx_runtime.quiet_sessions()}))
     """
 )
 
@@ -317,3 +319,4 @@ def test_shim_records_durations_and_our_pause_shortening_is_sherpa_onnxs(
     for check in checks:
         assert check["recorded"] and check["frames_match"] and check["identical"], check
     assert any(check["shortened_by"] > 0 for check in checks)  # pauses were really cut
+    assert int(cast(int, result["quiet_sessions"])) == 2  # one per OfflineTts: spinning off too

@@ -19,8 +19,8 @@ def test_assembled_model_has_every_file_sherpa_onnx_needs() -> None:
     assert (MODEL_DIR / "voices.bin").stat().st_size == 54 * assemble.VOICE_TABLE_BYTES
     assert len((MODEL_DIR / "tokens.txt").read_text(encoding="utf-8").splitlines()) == 114
     for lexicon in ("lexicon-us-en.txt", "lexicon-gb-en.txt"):
-        first = (MODEL_DIR / lexicon).open(encoding="utf-8").readline().split()
-        assert len(first) >= 2
+        with (MODEL_DIR / lexicon).open(encoding="utf-8") as entries:
+            assert len(entries.readline().split()) >= 2
     assert (MODEL_DIR / "espeak-ng-data" / "en_dict").exists()
     stamp = (MODEL_DIR / assemble.STAMP).read_text().strip()
     assert stamp == assemble.stamp_text(), (

@@ -6,9 +6,9 @@
  * answering that one call with a newer library's functions moves the whole engine onto it.
  *
  * We answer with our own OrtApiBase whose GetApi hands out a copy of the real OrtApi table, so
- * that single entries can be wrapped (see install_wrappers). Today one is: Run, which records
- * each run's input token ids and the model's per-token durations in thread-local storage for
- * the engine thread that made the call (ort_shim_last_run), for word timings.
+ * that single entries can be wrapped (see install_wrappers). Run always is: it records each
+ * run's input token ids and the model's per-token durations in thread-local storage for the
+ * engine thread that made the call (ort_shim_last_run), for word timings.
  *
  * Optionally (ort_shim_disable_spinning), CreateSession and CreateSessionFromArray are wrapped
  * too: they first add the session config entry "session.intra_op.allow_spinning" = "0".

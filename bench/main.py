@@ -210,6 +210,27 @@ async def measure_latency(plan: Plan, engine: RawEngine) -> dict[str, Any]:
                        "rss_max_mb": max(memory.samples_mb, default=rss_end)}}
 
 
+async def measure_word_timings(plan: Plan) -> dict[str, Any]:
+    """The cost of word timings: the same stream with them off and on, alternating."""
+    text = texts.THREE_SENTENCES
+    cells: dict[str, dict[str, list[float]]] = {
+        way: {"first_s": [], "total_s": [], "cpu_s": [], "audio_s": []} for way in ("off", "on")}
+    with service.running_server(1, 2, plan.onnxruntime) as server:
+        async with service.channel(server.address) as chan:
+            stub = tts_pb2_grpc.TextToSpeechServiceStub(chan)
+            for rep in range(plan.reps):
+                for way in ("off", "on"):
+                    _log("word timings rep %d/%d: %s", rep + 1, plan.reps, way)
+                    cpu_before = service.cpu_s(server.process.pid)
+                    streamed = await service.stream(stub, text, word_timings=way == "on")
+                    row = cells[way]
+                    row["cpu_s"].append(service.cpu_s(server.process.pid) - cpu_before)
+                    row["first_s"].append(streamed.first_s)
+                    row["total_s"].append(streamed.total_s)
+                    row["audio_s"].append(streamed.audio_s)
+    return {"text": text, "server": "1x2", **cells}
+
+
 async def measure_load(plan: Plan) -> dict[str, Any]:
     """Throughput per pool shape and client count, each next to the raw engine's same shape."""
     raw_engines: dict[tuple[int, int], RawEngine] = {}
@@ -299,6 +320,8 @@ async def run(plan: Plan, quick: bool, results_path: Path) -> dict[str, Any]:
     results["scheduling"] = await scheduling.measure(quick, plan.reps, plan.onnxruntime, engine)
     _save(results, results_path)
     del engine
+    results["word_timings"] = await measure_word_timings(plan)
+    _save(results, results_path)
     results["load"] = await measure_load(plan)
     _save(results, results_path)
     results["protocols"] = await measure_protocols(plan.protocol_reps, plan.protocol_probes,

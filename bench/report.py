@@ -464,6 +464,32 @@ def _protocols_section(protocols: dict[str, Any] | None) -> list[str]:
     ]
 
 
+def _word_timings_section(results: dict[str, Any]) -> list[str]:
+    timings = results.get("word_timings")
+    if not timings:  # results saved before this measurement existed
+        return ["Not measured in this run."]
+    off, on = timings["off"], timings["on"]
+    lines = [
+        f"The same stream (three sentences, \"{timings['text'][:40]}...\") on a "
+        f"{timings['server']} server, with `enable_word_timings` off and on, alternating, "
+        f"{len(on['cpu_s'])} times each. Server CPU seconds per call from /proc/PID/stat; "
+        "times at the client. Ratio on / off (min-based / median-based):",
+        "",
+        "| | timings off (min / median) | timings on (min / median) | ratio on / off |",
+        "|---|---|---|---|",
+        f"| server CPU seconds | {_mm(off['cpu_s'])} | {_mm(on['cpu_s'])} "
+        f"| {_rr(_ratio(on['cpu_s'], off['cpu_s']))} |",
+        f"| first audio, s | {_mm(off['first_s'])} | {_mm(on['first_s'])} "
+        f"| {_rr(_ratio(on['first_s'], off['first_s']))} |",
+        f"| whole stream, s | {_mm(off['total_s'])} | {_mm(on['total_s'])} "
+        f"| {_rr(_ratio(on['total_s'], off['total_s']))} |",
+    ]
+    same = off["audio_s"] == on["audio_s"]
+    lines += ["", "Audio length with timings on is " + ("the same as" if same else
+              "**not** the same as") + " with them off (pauses are shortened identically)."]
+    return lines
+
+
 def _memory_table(results: dict[str, Any]) -> list[str]:
     lines = ["| server | RSS after start-up | peak during start-up (VmHWM) "
              "| max RSS sampled under load | peak (VmHWM) at the end |", "|---|---|---|---|---|"]
@@ -656,6 +682,10 @@ def write(results: dict[str, Any], out: Path, chart_path: Path) -> None:
         "clear rise would mean lost intelligibility.",
         "",
         *_live_section(results.get("live")),
+        "## The cost of word timings",
+        "",
+        *_word_timings_section(results),
+        "",
         "## Throughput: concurrent clients and pool shapes",
         "",
         f"{results['load']['requests']} streamed requests of one short sentence "

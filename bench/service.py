@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import statistics
 import threading
 import time
@@ -98,8 +99,16 @@ async def unary(stub: tts_pb2_grpc.TextToSpeechServiceStub, text: str) -> UnaryT
     return UnaryTiming(time.perf_counter() - start, response.audio_duration_seconds)
 
 
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system, every thread) process `pid` has used so far."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+        # utime and stime are fields 14 and 15, counted after the ")" that ends "(comm)".
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def stream(stub: tts_pb2_grpc.TextToSpeechServiceStub, text: str, keep_audio: bool = False,
-                 first_only: bool = False) -> StreamTiming:
+                 first_only: bool = False, word_timings: bool = False) -> StreamTiming:
     """A SynthesizeStream call (16-bit PCM): time to the first audio bytes and to the end.
 
     `first_only` hangs up after the first audio, then waits until the server's engine is free
@@ -109,8 +118,8 @@ async def stream(stub: tts_pb2_grpc.TextToSpeechServiceStub, text: str, keep_aud
     first = 0.0
     audio_s = 0.0
     pieces: list[bytes] = []
-    call = stub.SynthesizeStream(tts_pb2.SynthesizeStreamRequest(text=text,
-                                                                 config=tts_pb2.SynthesisConfig(voice=VOICE)),
+    config = tts_pb2.SynthesisConfig(voice=VOICE, enable_word_timings=word_timings)
+    call = stub.SynthesizeStream(tts_pb2.SynthesizeStreamRequest(text=text, config=config),
                                  timeout=CALL_TIMEOUT_S)
     async for message in call:
         chunk = message.chunk

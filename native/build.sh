@@ -17,7 +17,7 @@ fi
 mkdir -p "$(dirname "$out")"
 # The soname must be exactly libonnxruntime.so: that is the DT_NEEDED name in sherpa-onnx's
 # libraries, and ld.so satisfies it with an already-loaded object of that soname.
-"$cc" -O2 -fPIC -shared -Wall -Wextra -Werror \
+"$cc" -O2 -fPIC -shared -pthread -Wall -Wextra -Werror \
   -Wl,--version-script="$root/native/ort_shim.map" \
   -Wl,-soname,libonnxruntime.so \
   -o "$out" "$root/native/ort_shim.c"

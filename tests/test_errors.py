@@ -77,3 +77,31 @@ async def test_bad_requests_get_invalid_argument(
     assert served.count(rpc, "INVALID_ARGUMENT") >= 1
 
 
+
+
+@pytest.mark.parametrize("rpc", ["Synthesize", "SynthesizeStream", "StreamingSynthesize"])
+async def test_word_timings_on_a_server_that_cannot_time_words_fail_the_precondition(
+        served: FakeServer, rpc: str) -> None:
+    """The fake engine has no durations, as a server on the bundled runtime: refused up front."""
+    config = tts_pb2.SynthesisConfig(enable_word_timings=True)
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        if rpc == "Synthesize":
+            await served.stub.Synthesize(tts_pb2.SynthesizeRequest(text="Hi.", config=config),
+                                         timeout=TIMEOUT_S)
+        elif rpc == "SynthesizeStream":
+            streamed = tts_pb2.SynthesizeStreamRequest(text="Hi.", config=config)
+            await asyncio.wait_for(served.stub.SynthesizeStream(streamed).read(), TIMEOUT_S)
+        else:
+            call = served.stub.StreamingSynthesize(iter([
+                tts_pb2.StreamingSynthesizeRequest(config=config)]))
+            await asyncio.wait_for(call.read(), TIMEOUT_S)
+    error = raised.value
+    assert error.code() == grpc.StatusCode.FAILED_PRECONDITION, error.details()
+    assert "enable_word_timings" in (error.details() or "")
+    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    assert status is not None
+    failure = error_details_pb2.PreconditionFailure()
+    assert status.details[0].Unpack(failure)
+    assert failure.violations[0].subject == "config.enable_word_timings"
+    assert served.engine.calls == []
+    assert served.count(rpc, "FAILED_PRECONDITION") >= 1

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.servers import MODEL_DIR
+from harness.servers import MODEL_DIR, require_durations
 from models import assemble
 
 pytestmark = pytest.mark.model
@@ -22,7 +22,9 @@ def test_assembled_model_has_every_file_sherpa_onnx_needs() -> None:
         with (MODEL_DIR / lexicon).open(encoding="utf-8") as entries:
             assert len(entries.readline().split()) >= 2
     assert (MODEL_DIR / "espeak-ng-data" / "en_dict").exists()
-    assert (MODEL_DIR / assemble.STAMP).read_text().strip() == assemble.MODEL_SHA256
+    stamp = (MODEL_DIR / assemble.STAMP).read_text().strip()
+    assert stamp == assemble.stamp_text(), (
+        f"{MODEL_DIR} was assembled by another recipe ({stamp!r}): rebuild it with `make models`")
 
 
 def test_model_metadata_is_what_sherpa_onnx_reads() -> None:
@@ -35,7 +37,29 @@ def test_model_metadata_is_what_sherpa_onnx_reads() -> None:
     assert metadata["sample_rate"] == "24000" and metadata["has_espeak"] == "1"
 
 
+def test_model_exposes_per_token_durations() -> None:
+    """The durations output is what word timings read: one frame count per input token."""
+    require_durations()
+    import numpy as np
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(MODEL_DIR / "model.onnx"),
+                                           providers=["CPUExecutionProvider"])
+    assert [output.name for output in session.get_outputs()] == ["audio",
+                                                                assemble.DURATIONS_OUTPUT]
+    styles = np.fromfile(MODEL_DIR / "voices.bin", dtype=np.float32).reshape(54, 510, 256)
+    tokens = np.array([[0, *range(10, 50), 0]], dtype=np.int64)
+    for speed in (1.0, 1.5):
+        audio, durations = session.run(None, {
+            "tokens": tokens, "style": styles[2][tokens.shape[1] - 2][None],
+            "speed": np.array([speed], dtype=np.float32)})
+        assert durations.shape == tokens.shape and durations.dtype == np.int64
+        # One duration frame is 600 samples (25 ms at 24 kHz), exactly.
+        assert audio.size == int(durations.sum()) * 600
+
+
 def test_a_second_run_does_nothing() -> None:
+    require_durations()  # else this test would rebuild a stale model instead of failing
     before = hashlib.sha256((MODEL_DIR / "voices.bin").read_bytes()).hexdigest()
     assert assemble.assemble(MODEL_DIR, assemble.DEFAULT_CACHE) is False
     assert hashlib.sha256((MODEL_DIR / "voices.bin").read_bytes()).hexdigest() == before

@@ -9,11 +9,12 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 import pytest
 
-from harness.servers import MODEL_DIR, REPO, start_server
+from harness.servers import MODEL_DIR, REPO, require_durations, start_server
 from harness.speech import transcribe, word_error_rate
 from tts_service.onnx_runtime import RUNTIMES
 
@@ -70,6 +71,43 @@ _ACTIVATE = textwrap.dedent(
         print(json.dumps({"error": str(exc), "sherpa": "sherpa_onnx" in sys.modules}))
     else:
         print(json.dumps(info.__dict__))
+    """
+)
+
+
+# The shim's record of each run against sherpa-onnx's own audio, with and without its pause
+# shortening, and our copy of that shortening against the original. Spinning is off, so both
+# of the shim's wrappers (sessions and runs) are in the one table.
+_RECORD = textwrap.dedent(
+    """
+    import json, sys
+    from pathlib import Path
+    import numpy as np
+    from tts_service import onnx_runtime
+    from tts_service.pauses import shorten_pauses
+    shim, model_dir, sentences, sid = sys.argv[1:5]
+    onnx_runtime.activate("pypi", Path(shim))
+    assert onnx_runtime.disable_intra_op_spinning()
+    from tts_service.engine import ModelFiles, load_offline_tts
+    files = ModelFiles(Path(model_dir))
+    runs = {}
+    for scale in (1.0, 0.2):
+        tts = load_offline_tts(files, num_threads=2, silence_scale=scale)
+        runs[scale] = []
+        def keep(samples, progress, scale=scale):
+            runs[scale].append((np.array(samples, dtype=np.float32), onnx_runtime.last_run()))
+            return 1
+        for text in json.loads(sentences):
+            tts.generate(text, sid=int(sid), speed=1.0, callback=keep)
+    checks = []
+    for (whole, record), (shortened, _) in zip(runs[1.0], runs[0.2], strict=True):
+        ours = shorten_pauses(whole, 24000).samples
+        checks.append({"recorded": record is not None,
+                       "frames_match": record is not None
+                       and int(record[1].sum()) * 600 == len(whole),
+                       "identical": bool(np.array_equal(ours, shortened)),
+                       "shortened_by": len(whole) - len(shortened)})
+    print(json.dumps({"checks": checks, "quiet_sessions": onnx_runtime.quiet_sessions()}))
     """
 )
 
@@ -267,3 +305,18 @@ def test_server_asked_for_pypi_without_the_shim_refuses_to_start(tmp_path: Path)
     assert "server exited with 1" in log
     assert f"cannot start: PyPI onnxruntime unavailable: shim {missing} not found" in log
     assert "Traceback" not in log
+
+
+@pytest.mark.model
+def test_shim_records_durations_and_our_pause_shortening_is_sherpa_onnxs(
+        shim: Path, model_dir: Path) -> None:
+    """Word timings rest on these: durations x 600 samples is each sentence's audio, and
+    shortening pauses ourselves gives sherpa-onnx's own output, sample for sample."""
+    require_durations(model_dir)
+    result = _python(_RECORD, str(shim), str(model_dir), json.dumps(SENTENCES), str(AF_BELLA))
+    checks = cast(list[dict[str, Any]], result["checks"])
+    assert len(checks) == len(SENTENCES)
+    for check in checks:
+        assert check["recorded"] and check["frames_match"] and check["identical"], check
+    assert any(check["shortened_by"] > 0 for check in checks)  # pauses were really cut
+    assert int(cast(int, result["quiet_sessions"])) == 2  # one per OfflineTts: spinning off too

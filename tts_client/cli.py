@@ -20,6 +20,8 @@ from grpc_status import rpc_status
 
 from tts_api.v1 import tts_pb2
 
+from . import captions
+from .captions import caption_path, write_captions
 from .client import TtsClient
 
 if TYPE_CHECKING:
@@ -89,6 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
     playback.add_argument("--no-play", action="store_true",
                         help="never open the audio device (without --output: synthesize and "
                         "discard, e.g. to check the server)")
+    parser.add_argument("--captions", choices=captions.FORMATS,
+                        help="with --output: also write the word timings as a WebVTT or SRT "
+                        "caption file next to it (hello.wav -> hello.vtt)")
     parser.add_argument("--sample-rate", type=int, default=0, metavar="HZ",
                         help="sample rate in Hz, 8000 to 48000 (default: the model's 24000)")
     parser.add_argument("--list-voices", action="store_true",
@@ -231,7 +236,8 @@ async def speak(args: argparse.Namespace, text: str | None) -> None:
         raise CliError("--play works with .wav, .raw or .pcm output only")
     sample_rate_hz = args.sample_rate or _MODEL_RATE_HZ
     config = tts_pb2.SynthesisConfig(voice=args.voice, speed=args.speed, encoding=encoding,
-                                     sample_rate_hertz=args.sample_rate)
+                                     sample_rate_hertz=args.sample_rate,
+                                     enable_word_timings=bool(args.captions))
     live_input = _LiveInput(sys.stdin) if text is None else None
 
     def audio(client: TtsClient) -> AsyncGenerator[tts_pb2.AudioChunk, None]:
@@ -240,6 +246,7 @@ async def speak(args: argparse.Namespace, text: str | None) -> None:
             return client.synthesize_stream(
                 tts_pb2.SynthesizeStreamRequest(text=text, config=config))
         return _chunks(client.streaming_synthesize(config, live_input.requests()))
+    words: list[tts_pb2.WordTiming] = []
 
     player: StreamPlayer | None = None
     sink: _Sink | None = None
@@ -267,6 +274,7 @@ async def speak(args: argparse.Namespace, text: str | None) -> None:
                     _feed(player, piece.audio, done)
                 if sink is not None:
                     sink.write(piece.audio, piece.sample_rate_hertz)
+                words += piece.words
                 if progress is not None and piece.HasField("text_span"):
                     progress.update(piece.text_span.end_offset,
                                     piece.audio_offset_seconds + piece.audio_duration_seconds)
@@ -274,6 +282,8 @@ async def speak(args: argparse.Namespace, text: str | None) -> None:
             raise CliError("standard input had no text: nothing to say")
         if sink is not None:
             sink.commit()
+        if args.captions:
+            _write_captions(words, caption_path(args.output, args.captions), args.captions)
         if player is not None:
             await asyncio.to_thread(_finish, player)
     except BaseException:
@@ -289,6 +299,13 @@ async def speak(args: argparse.Namespace, text: str | None) -> None:
             progress.close()
     if args.verbose:
         _print_timings(first_chunk_at, last_chunk_at, player)
+
+
+def _write_captions(words: list[tts_pb2.WordTiming], path: Path, caption_format: str) -> None:
+    try:
+        write_captions(words, path, caption_format)
+    except OSError as err:
+        raise CliError(f"cannot write {path}: {err.strerror}") from err
 
 
 def _print_timings(first_chunk_at: float | None, last_chunk_at: float | None,
@@ -458,7 +475,10 @@ async def run(args: argparse.Namespace) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.captions and args.output is None:
+        parser.error("--captions writes its file next to --output FILE: give --output too")
     try:
         asyncio.run(run(args))
     except KeyboardInterrupt:

@@ -29,3 +29,11 @@ class NotReady(ServiceError):
 
 class IdleTimeout(ServiceError):
     """A caller streaming text sent nothing for longer than the server waits."""
+
+
+class Unsupported(ServiceError):
+    """The request asks for something this server cannot do as configured; `field` names it."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field

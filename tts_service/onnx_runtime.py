@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
+
 _LOGGER = logging.getLogger(__name__)
 
 RuntimeName = Literal["bundled", "pypi"]
@@ -55,7 +57,12 @@ class _OrtApiBase(ctypes.Structure):
 
 _GetApiBaseFn = ctypes.CFUNCTYPE(ctypes.POINTER(_OrtApiBase))
 
+# The shim keeps at most this many tokens per run (Kokoro's 510 plus sherpa-onnx's two pads).
+_MAX_RECORDED_TOKENS = 512
+
 _active: RuntimeInfo | None = None
+# The shim's ort_shim_last_run, once the shim is active: word timings read each run through it.
+_last_run_fn: Any = None
 # ctypes never unloads a library, but holding the handles documents that they must stay.
 _handles: list[ctypes.CDLL] = []
 _shim: ctypes.CDLL | None = None
@@ -134,6 +141,28 @@ def active() -> RuntimeInfo | None:
     return _active
 
 
+def records_runs() -> bool:
+    """Whether the engine's runs are recorded (token ids and durations): the shim is active."""
+    return _last_run_fn is not None
+
+
+def last_run() -> tuple[np.ndarray, np.ndarray] | None:
+    """The calling thread's last model run, as (token ids, frames per token), then forgotten.
+
+    Call it from the engine thread, in sherpa-onnx's per-sentence callback: the shim records
+    each run of the thread that made it. None when runs are not recorded (bundled runtime), or
+    the model has no durations output.
+    """
+    if _last_run_fn is None:
+        return None
+    tokens = np.empty(_MAX_RECORDED_TOKENS, dtype=np.int64)
+    durations = np.empty(_MAX_RECORDED_TOKENS, dtype=np.int64)
+    count = _last_run_fn(tokens.ctypes.data, durations.ctypes.data, _MAX_RECORDED_TOKENS)
+    if count < 0:
+        return None
+    return tokens[:count], durations[:count]
+
+
 class _NotActivatedError(Exception):
     """A check failed before the shim was loaded, so the bundled runtime is still possible."""
 
@@ -208,6 +237,12 @@ def _activate_pypi(shim_path: Path | None,
     real_address = ctypes.cast(real_get_api_base, ctypes.c_void_p).value
     if set_target(real_address) != 0:
         raise RuntimeUnavailableError(f"shim {shim_path} rejected the target {real_path}")
+    global _last_run_fn
+    last_run = getattr(shim, "ort_shim_last_run", None)
+    if last_run is not None:
+        last_run.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64]
+        last_run.restype = ctypes.c_int64
+        _last_run_fn = last_run
     forwarded = _loaded_version()
     if forwarded != version:
         raise RuntimeUnavailableError(

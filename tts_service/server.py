@@ -22,7 +22,7 @@ from tts_api.v1 import tts_pb2, tts_pb2_grpc
 from . import model_prep, onnx_runtime, runtime_probe, security
 from .calls import CallObserver
 from .config import ServerConfig, parse_config
-from .engine import Engine, ModelFiles
+from .engine import Engine, ModelFiles, TimedEngine
 from .http_api import HttpApi, HttpServer, bind, serve_http
 from .lexicon import LexiconError, Respeller
 from .metrics import Metrics
@@ -99,7 +99,9 @@ async def start(config: ServerConfig, engines: Sequence[Engine], catalog: VoiceC
     metrics.runtime.info({"engine": "sherpa-onnx", "engine_version": runtime.engine_version,
                           "onnxruntime": runtime.onnxruntime,
                           "onnxruntime_version": runtime.onnxruntime_version})
-    synthesizer = Synthesizer(pool, normalize, respell)
+    # Word timings are offered only if every engine's warm-up run came back with durations.
+    synthesizer = Synthesizer(pool, normalize, respell, times_words=all(
+        isinstance(engine, TimedEngine) and engine.times_words for engine in engines))
     limits = Limits(max_text_chars=config.max_text_chars,
                     idle_timeout_s=config.streaming_idle_timeout_s,
                     max_wait_s=config.streaming_max_wait_s)

@@ -15,7 +15,7 @@ from tts_api.v1 import tts_pb2, tts_pb2_grpc
 
 from . import __version__, audio
 from .calls import CallObserver, CallRecord, ObservedServicer, current_call, observed
-from .errors import IdleTimeout, InvalidRequest
+from .errors import IdleTimeout, InvalidRequest, Unsupported
 from .live_text import LiveText, Mark, TextInput
 from .request import Limits, SynthesisSettings, SynthesisSpec, build_settings, build_spec
 from .synthesizer import SpokenPiece, Synthesizer
@@ -69,6 +69,7 @@ class TextToSpeechServicer(tts_pb2_grpc.TextToSpeechServiceServicer, ObservedSer
             spec = build_spec(text=text, **self._settings_fields(config), streaming=streaming,
                               catalog=self._catalog, limits=self._limits,
                               model_rate_hz=self._synthesizer.sample_rate_hz)
+        self._check_word_timings(config)
         record.voice = spec.voice.name
         record.pieces_total = len(spec.pieces)
         record.text = spec.text
@@ -82,8 +83,24 @@ class TextToSpeechServicer(tts_pb2_grpc.TextToSpeechServiceServicer, ObservedSer
             settings = build_settings(**self._settings_fields(config), streaming=True,
                                       catalog=self._catalog,
                                       model_rate_hz=self._synthesizer.sample_rate_hz)
+        self._check_word_timings(config)
         record.voice = settings.voice.name
         return settings
+
+    def _check_word_timings(self, config: tts_pb2.SynthesisConfig) -> None:
+        if config.enable_word_timings and not self._synthesizer.times_words:
+            raise Unsupported("config.enable_word_timings", self._why_no_word_timings())
+
+    def _why_no_word_timings(self) -> str:
+        runtime = self._runtime
+        if runtime.onnxruntime == "pypi":
+            return ("word timings need a model with the durations output, and this server's "
+                    "model has none: re-assemble it with `make models`, or ask without "
+                    "enable_word_timings")
+        return (f"word timings need the engine on PyPI's onnxruntime, but this server runs on "
+                f"the {runtime.onnxruntime} onnxruntime {runtime.onnxruntime_version}: restart "
+                "it with --onnxruntime pypi (after `make shim`), or ask without "
+                "enable_word_timings")
 
     @staticmethod
     def _settings_fields(config: tts_pb2.SynthesisConfig) -> dict[str, Any]:
@@ -103,10 +120,10 @@ class TextToSpeechServicer(tts_pb2_grpc.TextToSpeechServiceServicer, ObservedSer
             normalize=config.normalize_text if config.HasField("normalize_text") else True,
         )
 
-    def _pieces(self, spec: SynthesisSpec
+    def _pieces(self, spec: SynthesisSpec, timed: bool
                 ) -> contextlib.aclosing[AsyncGenerator[SpokenPiece, None]]:
         return contextlib.aclosing(self._synthesizer.stream(
-            spec.pieces, spec.voice.speaker_id, spec.speed, spec.normalize))
+            spec.pieces, spec.voice.speaker_id, spec.speed, spec.normalize, timed=timed))
 
     @observed
     async def ListVoices(self, request: tts_pb2.ListVoicesRequest,
@@ -132,9 +149,13 @@ class TextToSpeechServicer(tts_pb2_grpc.TextToSpeechServiceServicer, ObservedSer
         model_rate = self._synthesizer.sample_rate_hz
         record = current_call()
         chunks: list[np.ndarray] = []
-        async with self._pieces(spec) as pieces:
+        words: list[tts_pb2.WordTiming] = []
+        offset_s = 0.0
+        async with self._pieces(spec, request.config.enable_word_timings) as pieces:
             async for spoken in pieces:
                 chunks.append(spoken.samples)
+                words += _word_timings(spoken, offset_s, model_rate)
+                offset_s += len(spoken.samples) / model_rate
                 record.chunk_sent(len(spoken.samples) / model_rate)
 
         def render() -> bytes:
@@ -150,6 +171,7 @@ class TextToSpeechServicer(tts_pb2_grpc.TextToSpeechServiceServicer, ObservedSer
             sample_rate_hertz=spec.sample_rate_hz,
             audio_duration_seconds=sum(len(chunk) for chunk in chunks) / model_rate,
             voice=spec.voice.name,
+            words=words,
         )
 
     @observed
@@ -158,7 +180,7 @@ class TextToSpeechServicer(tts_pb2_grpc.TextToSpeechServiceServicer, ObservedSer
                                ) -> AsyncIterator[tts_pb2.SynthesizeStreamResponse]:
         spec = self._spec(request.text, request.config, streaming=True)
         chunks = _ChunkWriter(self._synthesizer.sample_rate_hz, spec)
-        async with self._pieces(spec) as pieces:
+        async with self._pieces(spec, request.config.enable_word_timings) as pieces:
             async for spoken in pieces:
                 yield tts_pb2.SynthesizeStreamResponse(chunk=await chunks.write(spoken))
         tail = await chunks.finish()
@@ -196,8 +218,8 @@ class TextToSpeechServicer(tts_pb2_grpc.TextToSpeechServiceServicer, ObservedSer
                 # the text before the flush has been spoken.
                 run = _counted(live.run_of_pieces(event), record)
                 async with contextlib.aclosing(self._synthesizer.stream(
-                        run, settings.voice.speaker_id, settings.speed,
-                        settings.normalize)) as spoken_pieces:
+                        run, settings.voice.speaker_id, settings.speed, settings.normalize,
+                        timed=first.config.enable_word_timings)) as spoken_pieces:
                     async for spoken in spoken_pieces:
                         yield tts_pb2.StreamingSynthesizeResponse(
                             chunk=await chunks.write(spoken))
@@ -262,6 +284,7 @@ class _ChunkWriter:
             audio_offset_seconds=self._offset_s,
             audio_duration_seconds=duration_s,
             sequence_number=self._sequence,
+            words=_word_timings(spoken, self._offset_s, self._model_rate_hz),
         )
         current_call().chunk_sent(duration_s)
         self._offset_s += duration_s
@@ -277,6 +300,19 @@ class _ChunkWriter:
                                   sample_rate_hertz=self._rate_hz,
                                   audio_offset_seconds=self._offset_s,
                                   sequence_number=self._sequence)
+
+
+def _word_timings(spoken: SpokenPiece, offset_s: float, model_rate_hz: int
+                  ) -> list[tts_pb2.WordTiming]:
+    """The words spoken in one chunk that starts `offset_s` into the call's audio."""
+    piece = spoken.piece
+    return [tts_pb2.WordTiming(
+        text_span=tts_pb2.TextSpan(start_offset=span.start, end_offset=span.end,
+                                   text=piece.text[span.start - piece.start:
+                                                   span.end - piece.start]),
+        start_seconds=offset_s + span.start_sample / model_rate_hz,
+        end_seconds=offset_s + span.end_sample / model_rate_hz,
+    ) for span in spoken.words]
 
 
 @contextlib.contextmanager

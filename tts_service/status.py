@@ -9,7 +9,7 @@ from google.protobuf import duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from .errors import IdleTimeout, InvalidRequest, NotReady, Overloaded, ServiceError
+from .errors import IdleTimeout, InvalidRequest, NotReady, Overloaded, ServiceError, Unsupported
 
 
 def to_status(error: BaseException) -> tuple[grpc.StatusCode, grpc.Status]:
@@ -30,6 +30,13 @@ def to_status(error: BaseException) -> tuple[grpc.StatusCode, grpc.Status]:
         code = code_pb2.UNAVAILABLE
     elif isinstance(error, IdleTimeout):
         code = code_pb2.DEADLINE_EXCEEDED
+    elif isinstance(error, Unsupported):
+        code = code_pb2.FAILED_PRECONDITION
+        detail = error_details_pb2.PreconditionFailure(violations=[
+            error_details_pb2.PreconditionFailure.Violation(type="SERVER_CONFIGURATION",
+                                                            subject=error.field,
+                                                            description=str(error))
+        ])
     else:
         code = code_pb2.INTERNAL
     message = str(error) if isinstance(error, ServiceError) else (

@@ -3,30 +3,39 @@
 from __future__ import annotations
 
 import contextlib
+from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterable, Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from .engine import Engine, OnChunk
+from .engine import Engine, OnChunk, Sentence, TimedEngine
 from .scheduler import Scheduler
 from .text import Piece
+from .word_timing import PieceTimer, TimedSpan
 
 
 @dataclass(frozen=True)
 class SpokenPiece:
-    """Audio for (part of) one piece: float32 mono samples at the engine's rate."""
+    """Audio for (part of) one piece: float32 mono samples at the engine's rate.
+
+    `words` (timed requests only) are the spans of the request text spoken in `samples`, in
+    offsets of the whole request text and samples of this chunk.
+    """
 
     piece: Piece
     samples: np.ndarray
+    words: tuple[TimedSpan, ...] = ()
 
 
 class Synthesizer:
     """Says a request's pieces with its voice and speed; the scheduler picks the engines."""
 
     def __init__(self, scheduler: Scheduler, normalize: Callable[[str], str],
-                 respell: Callable[[str], str] = str) -> None:
+                 respell: Callable[[str], str] = str, times_words: bool = False) -> None:
         self._scheduler = scheduler
+        # Whether every engine can time words (stream(..., timed=True)).
+        self.times_words = times_words
         # Applied per piece just before synthesis, in the engine thread: respellings (always,
         # they are the operator's pronunciations), then text normalization (when asked for).
         self._normalize = normalize
@@ -37,19 +46,48 @@ class Synthesizer:
         return self._scheduler.sample_rate_hz
 
     async def stream(self, pieces: Sequence[Piece] | AsyncIterable[Piece], speaker_id: int,
-                     speed: float, normalize: bool) -> AsyncGenerator[SpokenPiece, None]:
+                     speed: float, normalize: bool, timed: bool = False
+                     ) -> AsyncGenerator[SpokenPiece, None]:
         """Yields each piece's audio in text order, as soon as it is made.
 
         `pieces` may also arrive over time (an async iterable). Closing the iterator early
         (client gone, deadline passed) stops every engine working for it after its current
         sentence, so an abandoned request never holds an engine for the rest of its text.
+        With `timed`, each chunk carries the words it speaks.
         """
+        # The words of each started piece's chunks, in the order the chunks were made. The
+        # scheduler hands a piece's chunks back in that same order, so each chunk takes the
+        # first entry of its piece; keyed by identity, as the scheduler keeps the very objects.
+        words: dict[int, deque[tuple[TimedSpan, ...]]] = {}
+
         def say(engine: Engine, piece: Piece, on_chunk: OnChunk) -> None:
             text = self._respell(piece.text)
             if normalize:
                 text = self._normalize(text)
-            engine.generate(text, speaker_id, speed, on_chunk)
+            if not timed:
+                engine.generate(text, speaker_id, speed, on_chunk)
+                return
+            assert isinstance(engine, TimedEngine), "timed request on an untimed engine"
+            engine.speak(text, speaker_id, speed,
+                         _timed(piece, text, words.setdefault(id(piece), deque()), on_chunk),
+                         timed=True)
 
         async with contextlib.aclosing(self._scheduler.stream(pieces, say)) as spoken:
             async for piece, samples in spoken:
-                yield SpokenPiece(piece, samples)
+                queued = words.get(id(piece))
+                yield SpokenPiece(piece, samples, queued.popleft() if queued else ())
+
+
+def _timed(piece: Piece, spoken_text: str, words: deque[tuple[TimedSpan, ...]],
+           on_chunk: OnChunk) -> Callable[[Sentence], bool]:
+    """Passes each sentence on, its words (spans of the request text) queued first."""
+    timer = PieceTimer(piece.text, spoken_text)
+
+    def on_sentence(sentence: Sentence) -> bool:
+        words.append(tuple(
+            TimedSpan(piece.start + span.start, piece.start + span.end, span.start_sample,
+                      span.end_sample)
+            for span in timer.take(sentence.words, sentence.last)))
+        return on_chunk(sentence.samples)
+
+    return on_sentence

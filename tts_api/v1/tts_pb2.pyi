@@ -220,6 +220,7 @@ class SynthesisConfig(_message.Message):
     SAMPLE_RATE_HERTZ_FIELD_NUMBER: _builtins.int
     VOLUME_GAIN_DB_FIELD_NUMBER: _builtins.int
     NORMALIZE_TEXT_FIELD_NUMBER: _builtins.int
+    ENABLE_WORD_TIMINGS_FIELD_NUMBER: _builtins.int
     voice: _builtins.str
     """The voice name from ListVoices, e.g. "af_bella". Empty means the server
     default (ListVoicesResponse.default_voice). An unknown name returns
@@ -249,6 +250,14 @@ class SynthesisConfig(_message.Message):
     e-mail addresses are rewritten as spoken words before synthesis
     ("$5.50" is read "five dollars fifty cents"). Unset means true.
     """
+    enable_word_timings: _builtins.bool
+    """Whether to say when each word is spoken: AudioChunk.words (SynthesizeStream
+    and StreamingSynthesize) and SynthesizeResponse.words (Synthesize).
+    Default false. Times do not depend on encoding or sample rate. A server
+    that cannot time words (its engine runs on sherpa-onnx's bundled
+    onnxruntime, or its model has no durations output) returns
+    FAILED_PRECONDITION.
+    """
     def __init__(
         self,
         *,
@@ -258,10 +267,11 @@ class SynthesisConfig(_message.Message):
         sample_rate_hertz: _builtins.int = ...,
         volume_gain_db: _builtins.float = ...,
         normalize_text: _builtins.bool | None = ...,
+        enable_word_timings: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_normalize_text", b"_normalize_text", "normalize_text", b"normalize_text"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_normalize_text", b"_normalize_text", "encoding", b"encoding", "normalize_text", b"normalize_text", "sample_rate_hertz", b"sample_rate_hertz", "speed", b"speed", "voice", b"voice", "volume_gain_db", b"volume_gain_db"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_normalize_text", b"_normalize_text", "enable_word_timings", b"enable_word_timings", "encoding", b"encoding", "normalize_text", b"normalize_text", "sample_rate_hertz", b"sample_rate_hertz", "speed", b"speed", "voice", b"voice", "volume_gain_db", b"volume_gain_db"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__normalize_text: _TypeAlias = _typing.Literal["normalize_text"]  # noqa: Y015
     _WhichOneofArgType__normalize_text: _TypeAlias = _typing.Literal["_normalize_text", b"_normalize_text"]  # noqa: Y015
@@ -311,6 +321,7 @@ class SynthesizeResponse(_message.Message):
     SAMPLE_RATE_HERTZ_FIELD_NUMBER: _builtins.int
     AUDIO_DURATION_SECONDS_FIELD_NUMBER: _builtins.int
     VOICE_FIELD_NUMBER: _builtins.int
+    WORDS_FIELD_NUMBER: _builtins.int
     audio: _builtins.bytes
     """The audio in `encoding`: a complete file for WAV, FLAC, OGG_OPUS and MP3;
     raw samples for PCM_S16LE, MULAW and ALAW.
@@ -325,6 +336,12 @@ class SynthesizeResponse(_message.Message):
     """The voice that spoke (the default voice's name when the request left it
     empty).
     """
+    @_builtins.property
+    def words(self) -> _containers.RepeatedCompositeFieldContainer[Global___WordTiming]:
+        """When each word is spoken, in text order; only with
+        SynthesisConfig.enable_word_timings.
+        """
+
     def __init__(
         self,
         *,
@@ -333,10 +350,11 @@ class SynthesizeResponse(_message.Message):
         sample_rate_hertz: _builtins.int = ...,
         audio_duration_seconds: _builtins.float = ...,
         voice: _builtins.str = ...,
+        words: _abc.Iterable[Global___WordTiming] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["audio", b"audio", "audio_duration_seconds", b"audio_duration_seconds", "encoding", b"encoding", "sample_rate_hertz", b"sample_rate_hertz", "voice", b"voice"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["audio", b"audio", "audio_duration_seconds", b"audio_duration_seconds", "encoding", b"encoding", "sample_rate_hertz", b"sample_rate_hertz", "voice", b"voice", "words", b"words"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -404,6 +422,43 @@ class TextSpan(_message.Message):
 Global___TextSpan: _TypeAlias = TextSpan  # noqa: Y015
 
 @_typing.final
+class WordTiming(_message.Message):
+    """When a part of the request text is spoken. Usually one word; words that
+    the engine runs together ("I am") or that text normalization read from one
+    written form ("$5.50" read "five dollars fifty cents") share one entry.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TEXT_SPAN_FIELD_NUMBER: _builtins.int
+    START_SECONDS_FIELD_NUMBER: _builtins.int
+    END_SECONDS_FIELD_NUMBER: _builtins.int
+    start_seconds: _builtins.float
+    """When the words start, in seconds from the start of the whole audio."""
+    end_seconds: _builtins.float
+    """When the words end, in seconds from the start of the whole audio; never
+    after the next entry's start_seconds.
+    """
+    @_builtins.property
+    def text_span(self) -> Global___TextSpan:
+        """The words, as written in the request (code point offsets)."""
+
+    def __init__(
+        self,
+        *,
+        text_span: Global___TextSpan | None = ...,
+        start_seconds: _builtins.float = ...,
+        end_seconds: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["text_span", b"text_span"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["end_seconds", b"end_seconds", "start_seconds", b"start_seconds", "text_span", b"text_span"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WordTiming: _TypeAlias = WordTiming  # noqa: Y015
+
+@_typing.final
 class AudioChunk(_message.Message):
     """One synthesized piece of a streamed text."""
 
@@ -416,6 +471,7 @@ class AudioChunk(_message.Message):
     AUDIO_OFFSET_SECONDS_FIELD_NUMBER: _builtins.int
     AUDIO_DURATION_SECONDS_FIELD_NUMBER: _builtins.int
     SEQUENCE_NUMBER_FIELD_NUMBER: _builtins.int
+    WORDS_FIELD_NUMBER: _builtins.int
     audio: _builtins.bytes
     """This piece's audio in `encoding`. The first chunk of a stream carries
     the container header for WAV, FLAC and OGG_OPUS.
@@ -436,6 +492,12 @@ class AudioChunk(_message.Message):
         carries the encoder's trailing bytes.
         """
 
+    @_builtins.property
+    def words(self) -> _containers.RepeatedCompositeFieldContainer[Global___WordTiming]:
+        """The words this chunk speaks, in text order; only with
+        SynthesisConfig.enable_word_timings.
+        """
+
     def __init__(
         self,
         *,
@@ -446,10 +508,11 @@ class AudioChunk(_message.Message):
         audio_offset_seconds: _builtins.float = ...,
         audio_duration_seconds: _builtins.float = ...,
         sequence_number: _builtins.int = ...,
+        words: _abc.Iterable[Global___WordTiming] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["text_span", b"text_span"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["audio", b"audio", "audio_duration_seconds", b"audio_duration_seconds", "audio_offset_seconds", b"audio_offset_seconds", "encoding", b"encoding", "sample_rate_hertz", b"sample_rate_hertz", "sequence_number", b"sequence_number", "text_span", b"text_span"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["audio", b"audio", "audio_duration_seconds", b"audio_duration_seconds", "audio_offset_seconds", b"audio_offset_seconds", "encoding", b"encoding", "sample_rate_hertz", b"sample_rate_hertz", "sequence_number", b"sequence_number", "text_span", b"text_span", "words", b"words"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

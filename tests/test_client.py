@@ -198,7 +198,8 @@ def test_server_unreachable() -> None:
 def test_unknown_voice(server: ServerProcess) -> None:
     result = run_client("--server", server.address, "--voice", "zz_nobody", "--no-play",
                         "Hello.")
-    assert_clean_failure(result, "unknown voice 'zz_nobody'", "--list-voices")
+    assert_clean_failure(result, "unknown voice 'zz_nobody'",
+                         "hint: run `tts-grpc-client --list-voices`")
 
 
 def test_no_audio_device(server: ServerProcess, tmp_path: Path) -> None:

@@ -164,7 +164,7 @@ def explain(error: grpc.aio.AioRpcError, server: str, timeout_s: float) -> str:
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
         hint = (f"the call did not finish within --timeout {timeout_s:g} s; raise it or "
                 "send shorter text")
-    elif code == grpc.StatusCode.NOT_FOUND or "voice" in _bad_fields(error):
+    elif code == grpc.StatusCode.NOT_FOUND or "config.voice" in _bad_fields(error):
         hint = "run `tts-grpc-client --list-voices` to see the voices"
     elif code == grpc.StatusCode.UNAUTHENTICATED:
         hint = "pass the server's token with --token-file FILE or env TTS_TOKEN"

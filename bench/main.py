@@ -314,8 +314,7 @@ async def run(plan: Plan, quick: bool, results_path: Path) -> dict[str, Any]:
     results["latency"] = await measure_latency(plan, engine)
     _save(results, results_path)
     _log("text streamed as it is written, %d repetition(s)", plan.reps)
-    results["live"] = await live.measure(plan, engine.num_threads, plan.onnxruntime,
-                                         texts.THREE_SENTENCES)
+    results["live"] = await live.measure(plan, plan.onnxruntime, texts.THREE_SENTENCES)
     _save(results, results_path)
     results["scheduling"] = await scheduling.measure(quick, plan.reps, plan.onnxruntime, engine)
     _save(results, results_path)

@@ -188,10 +188,11 @@ def _live_section(live: dict[str, Any] | None) -> list[str]:
         "",
         f"StreamingSynthesize fed {live['token_chars']} characters every "
         f"{live['token_interval_s'] * 1000:.0f} ms, as an LLM streams its answer "
-        f"(\"{live['text']}\"), on a server of {live['engines']} engine x {live['threads']} "
-        "threads. Each repetition first sends the first sentence alone, the last sentence "
-        "alone and the whole text through SynthesizeStream, then the whole text token by "
-        "token. Seconds (min / median):",
+        f"(\"{live['text']}\"), on a server of {live['engines']} engine(s) x {live['threads']} "
+        "thread(s), the default pool. Each repetition first sends the first sentence alone, "
+        "the last sentence alone and the whole text through SynthesizeStream, then the whole "
+        "text token by token. Seconds (min / median), measured "
+        f"{live.get('measured_at', 'in the run above')}:",
         "",
         "| measure | seconds |",
         "|---|---|",

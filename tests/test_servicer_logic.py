@@ -71,8 +71,9 @@ async def test_cancelled_stream_stops_the_engine_and_frees_it(fake) -> None:  # 
     await _wait_until(lambda: _server_saw(running, "SynthesizeStream", "CANCELLED"))
     engine.permits.release(40)  # let it run freely: only a stopped engine makes no more
     await _wait_until(lambda: running.pool.busy == 0)
-    # The engine finished the sentence it was in when the client left, not the 40 it was given.
-    assert len(engine.calls) == 2
+    # Each engine finished at most the sentence it was in when the client left (the first
+    # one is done; another may have started the next), not the 40 it was given.
+    assert 1 <= len(engine.calls) <= 1 + running.pool.size
     response = await stub.Synthesize(tts_pb2.SynthesizeRequest(text="Next one."),
                                      timeout=TIMEOUT_S)
     assert response.audio_duration_seconds == pytest.approx(0.1, abs=0.01)

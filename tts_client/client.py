@@ -18,9 +18,7 @@ _SERVICE = tts_pb2.DESCRIPTOR.services_by_name["TextToSpeechService"]
 # response headers arrive, so a call is never replayed once a replica has taken it on, let
 # alone after audio was sent. Throttling stops retries when most calls fail anyway.
 # StreamingSynthesize is left out: its text is written while the call runs, so a retry would
-# replay live input that gRPC buffers only up to a limit; and in one test run with retries on,
-# a call the server refused while the client was still writing ended "INTERNAL: Internal
-# error from Core" instead of with the server's status.
+# replay live input that gRPC buffers only up to a limit.
 _RETRIED_METHODS = [{"service": _SERVICE.full_name, "method": method.name}
                     for method in _SERVICE.methods if not method.client_streaming]
 SERVICE_CONFIG = {

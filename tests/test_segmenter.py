@@ -153,3 +153,15 @@ def test_any_text_cut_anywhere_gives_the_whole_text_pieces(words: list[str], cut
         pieces += segmenter.feed(text[start:end], 0.0)
     pieces += segmenter.flush()
     assert pieces == split_pieces(text, segmenter.policy)
+
+
+def test_flush_does_not_cut_a_second_first_clause_from_the_rest() -> None:
+    # Found by the property test above: the first clause was handed out while the sentence
+    # was being written, and the flush cut its rest at the next comma as if it were first.
+    policy = SplitPolicy(first_clause_chars=5, clause_split_chars=40, min_clause_chars=10,
+                         max_piece_chars=80)
+    segmenter = Segmenter(policy)
+    text = "text, text, Dr. Dr."
+    assert texts(segmenter.feed(text, 0.0)) == ["text,"]
+    assert texts(segmenter.flush()) == ["text, Dr. Dr."]
+    assert [p.text for p in split_pieces(text, policy)] == ["text,", "text, Dr. Dr."]

@@ -75,7 +75,15 @@ class Segmenter:
     def flush(self) -> list[Piece]:
         """Hands out everything received, cutting the unfinished sentence where it stops."""
         pieces = self.feed("", 0.0)
-        return pieces + self._cut_at(len(self.text))
+        # The end of the text ends the sentence being written: it is cut as split_pieces cuts
+        # a text's last sentence, from its start, so a first clause already handed out is
+        # not looked for again in the rest.
+        start, end = self._sentence_start, len(self.text)
+        spans = [span for span in cut_sentence(self.text, start, end, self.policy, self._first)
+                 if span[0] >= self._spoken_to]
+        self._first = self._first and not says_something(self.text, start, end)
+        self._sentence_start = end
+        return pieces + self._hand_out(spans)
 
     def expire(self, now: float) -> list[Piece]:
         """After the max wait, hands out the waiting text up to the best break available.

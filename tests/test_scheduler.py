@@ -83,12 +83,18 @@ def work(engine: Engine, piece: Piece, on_chunk: OnChunk) -> None:
     engine.generate(piece.text, 0, 1.0, on_chunk)
 
 
-def make(engines: int = 2, max_waiting: int = 4, read_ahead_s: float = 100.0
-         ) -> tuple[Scheduler, list[FakeEngine], Clock, list[float]]:
+SOLO = 9  # the solo engine's number in a Clock's runs
+
+
+def make(engines: int = 2, max_waiting: int = 4, read_ahead_s: float = 100.0,
+         solo: bool = False) -> tuple[Scheduler, list[FakeEngine], Clock, list[float]]:
+    """A scheduler on `engines` fakes, plus a solo engine (the last fake) if `solo`."""
     clock = Clock()
     fakes = [FakeEngine(n, clock) for n in range(engines)]
+    solo_engine = FakeEngine(SOLO, clock) if solo else None
     waits: list[float] = []
-    return Scheduler(fakes, max_waiting, read_ahead_s, waits.append), fakes, clock, waits
+    scheduler = Scheduler(fakes, max_waiting, read_ahead_s, waits.append, solo=solo_engine)
+    return scheduler, fakes + ([solo_engine] if solo_engine else []), clock, waits
 
 
 async def collect(scheduler: Scheduler, todo: Sequence[Piece] | AsyncIterator[Piece],
@@ -263,10 +269,76 @@ async def test_queue_wait_is_measured_per_piece() -> None:
     assert 0.1 < waits[1] < 0.3  # b waited for a's engine
 
 
-async def test_idle_engines_are_taken_in_pool_order_so_the_first_can_be_the_fastest() -> None:
+async def test_idle_engines_are_taken_in_pool_order_so_the_same_ones_stay_warm() -> None:
     scheduler, _, clock, _ = make(engines=3)
     assert await collect(scheduler, pieces("a:0.05:1", "b:0.05:1", "c:0.05:1")) == [
         "a", "b", "c"]
     for name in ("d", "e", "f"):  # one piece at a time: always the first engine
         assert await collect(scheduler, pieces(f"{name}:0:1")) == [name]
     assert [run.engine for run in clock.runs[3:]] == [0, 0, 0]
+
+
+async def test_a_lone_piece_runs_on_the_solo_engine_alone() -> None:
+    scheduler, _, clock, _ = make(engines=2, solo=True)
+    assert await collect(scheduler, pieces("a:0.05:1")) == ["a"]
+    assert await collect(scheduler, pieces("b:0.05:1")) == ["b"]
+    assert [run.engine for run in clock.runs] == [SOLO, SOLO]
+    assert clock.most_running == 1
+    assert scheduler.busy == 0
+
+
+async def test_several_pieces_go_to_the_pool_in_parallel_not_to_the_solo_engine() -> None:
+    scheduler, _, clock, _ = make(engines=2, solo=True)
+    todo = pieces("a:0.1:1", "b:0.1:1", "c:0.1:1", "d:0.1:1")
+    assert await collect(scheduler, todo) == ["a", "b", "c", "d"]
+    assert clock.most_running == 2
+    # The last piece is the only one waiting, but an engine is still busy then.
+    assert SOLO not in {run.engine for run in clock.runs}
+
+
+async def test_newcomers_wait_for_the_solo_piece_then_share_the_pool() -> None:
+    scheduler, fakes, clock, waits = make(engines=2, solo=True)
+    fakes[-1].gate.clear()
+    lone = asyncio.ensure_future(collect(scheduler, pieces("lone:0:1")))
+    await wait_until(lambda: scheduler.busy == 1)
+    newcomers = [asyncio.ensure_future(collect(scheduler, pieces(f"{name}:0.1:1")))
+                 for name in ("m", "n")]
+    await asyncio.sleep(0.1)
+    assert clock.most_running == 1  # the solo engine has every core to itself
+    assert scheduler.waiting == 2
+    fakes[-1].gate.set()
+    assert await asyncio.wait_for(lone, TIMEOUT_S) == ["lone"]
+    assert [await asyncio.wait_for(n, TIMEOUT_S) for n in newcomers] == [["m"], ["n"]]
+    assert [run.engine for run in clock.runs] == [SOLO, 0, 1]
+    assert clock.most_running == 2
+    assert min(waits[1:]) >= 0.1
+
+
+async def test_with_a_pool_engine_busy_a_lone_piece_takes_another_one() -> None:
+    scheduler, fakes, clock, _ = make(engines=2, solo=True)
+    fakes[0].gate.clear()
+    first = asyncio.ensure_future(collect(scheduler, pieces("x:0:1", "y:0:1")))
+    await wait_until(lambda: len(clock.runs) == 2 and scheduler.busy == 1)  # y is made
+    assert await collect(scheduler, pieces("z:0:1")) == ["z"]
+    assert clock.runs[-1].engine == 1
+    fakes[0].gate.set()
+    assert await asyncio.wait_for(first, TIMEOUT_S) == ["x", "y"]
+    assert SOLO not in {run.engine for run in clock.runs}
+
+
+async def test_an_idle_solo_engine_does_not_lift_the_waiting_line_limit() -> None:
+    scheduler, fakes, _, _ = make(engines=1, max_waiting=1, solo=True)
+    fakes[0].gate.clear()
+    running = scheduler.stream(pieces("a:0:1", "b:0:1"), work)
+    first = asyncio.ensure_future(anext(running))
+    await wait_until(lambda: scheduler.busy == 1)
+    queued = scheduler.stream(pieces("c:0:1"), work)
+    second = asyncio.ensure_future(anext(queued))
+    await wait_until(lambda: scheduler.waiting == 1)
+    with pytest.raises(Overloaded, match="every engine is busy"):
+        await anext(scheduler.stream(pieces("d:0:1"), work))
+    fakes[0].gate.set()
+    assert (await asyncio.wait_for(first, TIMEOUT_S))[0].text == "a:0:1"
+    assert (await asyncio.wait_for(second, TIMEOUT_S))[0].text == "c:0:1"
+    await running.aclose()
+    await queued.aclose()

@@ -160,7 +160,7 @@ async def test_metrics_endpoint_counts_calls(token_server: tuple[ServerProcess, 
         'tts_requests_total{code="INVALID_ARGUMENT",method="Synthesize",protocol="grpc"}'] >= 1
     assert samples[
         'tts_requests_total{code="UNAUTHENTICATED",method="Synthesize",protocol="grpc"}'] >= 1
-    assert samples["tts_engines"] == 2  # the default pool
+    assert samples["tts_engines"] == 3  # the default pool: 2 engines and the solo engine
     assert samples["tts_engines_busy"] == 0
     assert samples["tts_queue_depth"] == 0
     assert samples['tts_audio_seconds_total{voice="af_bella"}'] > 0.5

@@ -127,6 +127,8 @@ async def test_server_info_reports_engine_and_limits(
     assert info.onnxruntime == "pypi"
     assert info.onnxruntime_version == version("onnxruntime")
     assert info.max_text_chars == 5000
+    # The default pool: two single-thread engines and a solo engine of two threads.
+    assert (info.engines, info.threads_per_engine, info.solo_engine_threads) == (2, 1, 2)
 
 
 def test_default_server_really_runs_on_the_newer_onnxruntime(server: ServerProcess) -> None:

@@ -24,12 +24,14 @@ class ServerConfig:
     port: int = 50051
     model_dir: Path = DEFAULT_MODEL_DIR
     # From BENCHMARKS.md: two single-threaded engines make the most audio per second once two
-    # or more people call at once (2.56 vs 2.30 audio s/s for 1x2 with 4 clients).
+    # or more people call at once (5.56 audio s/s with 4 clients, 1x2 5.18, 2x2 5.28).
     engines: int = 2
     engine_threads: int = 1
-    # Threads of the first engine, which the scheduler prefers when several are idle (0: as
-    # --engine-threads): a faster engine for a lone request's next piece.
-    first_engine_threads: int = 0
+    # An extra engine with a thread per core (0: none) that takes a piece only when the pool is
+    # idle and that piece is the only one waiting: a lone sentence's first audio as from a
+    # 2-thread engine (0.90 s against 1.34 s on 2x1), with 2x1's throughput under load (5.53
+    # vs 5.56 audio s/s with 4 clients; 2x2 gets the first and loses the second: 5.28).
+    solo_engine_threads: int = 2
     # Worker threads of multi-threaded engines sleep between operators instead of
     # busy-waiting, so engines sharing cores do not take them from each other (bench.threads).
     intra_op_spinning: str = "off"
@@ -68,9 +70,9 @@ class ServerConfig:
 
     @property
     def engine_thread_counts(self) -> list[int]:
-        """Threads of each engine, the preferred one first."""
-        first = self.first_engine_threads or self.engine_threads
-        return [first] + [self.engine_threads] * (self.engines - 1)
+        """Threads of each engine: the pool's, then the solo engine's if there is one."""
+        solo = [self.solo_engine_threads] if self.solo_engine_threads else []
+        return [self.engine_threads] * self.engines + solo
 
     @property
     def address(self) -> str:
@@ -168,10 +170,11 @@ def build_parser() -> argparse.ArgumentParser:
            "(each holds about 220 MB)")
     option("--engine-threads", "TTS_ENGINE_THREADS", _positive, defaults.engine_threads,
            "CPU threads per engine")
-    option("--first-engine-threads", "TTS_FIRST_ENGINE_THREADS", _non_negative,
-           defaults.first_engine_threads,
-           "CPU threads of the first engine, which takes a lone request's next piece when "
-           "several engines are idle; 0 means as --engine-threads")
+    option("--solo-engine-threads", "TTS_SOLO_ENGINE_THREADS", _non_negative,
+           defaults.solo_engine_threads,
+           "CPU threads of an extra engine that takes a piece only when every engine is idle "
+           "and that piece is the only one waiting (a lone sentence runs on all cores); "
+           "0: no such engine, saving its memory")
     option("--intra-op-spinning", "TTS_INTRA_OP_SPINNING", str, defaults.intra_op_spinning,
            "'off': an engine's extra threads sleep between operators (PyPI runtime only); "
            "'on': onnxruntime's default busy-waiting, which takes cores from the other engines",

@@ -30,7 +30,8 @@ class Metrics:
             "tts_unread_audio_seconds", "Audio made but not yet taken by its stream, over all "
             "requests (bounded by --read-ahead per request)", registry=self.registry)
         self.engines = Gauge(
-            "tts_engines", "Engines in the pool", registry=self.registry)
+            "tts_engines", "Engines in the pool, the solo engine included",
+            registry=self.registry)
         self.synthesis_seconds = Histogram(
             "tts_synthesis_seconds", "Wall time of a synthesis request, from start to last audio",
             ["protocol", "method"], buckets=_SECONDS_BUCKETS, registry=self.registry)

@@ -8,6 +8,13 @@ piece: within one piece-time, whatever else is running. Round robin rather than
 shortest-first or earliest-deadline: it needs no estimate of piece cost, never starves a long
 text, and gives a newcomer the next engine anyway because it has nothing running yet.
 
+An optional solo engine, with a thread per core, takes a piece only when every engine is idle
+and that piece is the only one waiting, and nothing else starts while it runs: a lone
+sentence is made as fast as the machine allows, while several pieces, or several requests,
+go to the single-thread engines, which share the cores without oversubscribing them (two
+busy multi-thread engines take cores from each other). A newcomer waits at most for one
+piece on the solo engine, which is the fastest piece-time there is.
+
 A request's audio is handed back strictly in text order. A request stops being scheduled once
 it holds more than `read_ahead_s` seconds of audio its consumer has not read, and resumes as
 the consumer reads: a slow reader costs bounded memory, and its engines serve others meanwhile.
@@ -82,15 +89,18 @@ class Scheduler:
     """
 
     def __init__(self, engines: Sequence[Engine], max_waiting: int, read_ahead_s: float,
-                 on_queue_wait: Callable[[float], object] = lambda _: None) -> None:
+                 on_queue_wait: Callable[[float], object] = lambda _: None,
+                 solo: Engine | None = None) -> None:
         if not engines:
             raise ValueError("a scheduler needs at least one engine")
+        self._solo = solo
+        engines = [*engines, solo] if solo is not None else list(engines)
         self.size = len(engines)
         self.max_waiting = max_waiting
         self.read_ahead_s = read_ahead_s
         self.sample_rate_hz = engines[0].sample_rate_hz
         self._on_queue_wait = on_queue_wait
-        # Idle engines are taken in pool order: the server puts its fastest engine first.
+        # Idle engines are taken in pool order, so the same few stay warm under light load.
         self._rank = {id(engine): rank for rank, engine in enumerate(engines)}
         self._idle: list[Engine] = list(engines)
         self._requests: list[_Request] = []
@@ -123,9 +133,9 @@ class Scheduler:
         """
         if self._closed:
             raise NotReady("the server is shutting down; retry on another instance")
-        if not self._idle and self.waiting >= self.max_waiting:
+        if not self._idle_in_pool() and self.waiting >= self.max_waiting:
             raise Overloaded(
-                f"all {self.size} engines are busy and {self.waiting} requests are already "
+                f"every engine is busy and {self.waiting} requests are already "
                 "waiting; retry in a few seconds",
                 retry_after_s=2.0,
             )
@@ -208,13 +218,29 @@ class Scheduler:
                 candidates.append(request)
             else:
                 request.ready_since = None
-        while self._idle and candidates:
+        while candidates:
+            engine = self._engine_for(sum(len(r.pending) for r in candidates))
+            if engine is None:
+                break
             request = min(candidates, key=lambda r: (r.running, r.last_served))
-            engine = min(self._idle, key=lambda e: self._rank[id(e)])
             self._idle.remove(engine)
             self._start(request, engine, now)
             if not request.schedulable(self.read_ahead_s):
                 candidates.remove(request)
+
+    def _idle_in_pool(self) -> list[Engine]:
+        """Idle engines other than the solo engine."""
+        return [engine for engine in self._idle if engine is not self._solo]
+
+    def _engine_for(self, waiting_pieces: int) -> Engine | None:
+        """The engine the next piece should take, or None if it must wait."""
+        if self._solo is not None:
+            if self._solo not in self._idle:
+                return None  # it has every core to itself
+            if self.busy == 0 and waiting_pieces == 1:
+                return self._solo
+        idle = self._idle_in_pool()
+        return min(idle, key=lambda e: self._rank[id(e)]) if idle else None
 
     def _start(self, request: _Request, engine: Engine, now: float) -> None:
         slot = _Slot(request.pending.popleft())

@@ -76,8 +76,8 @@ async def warm_up(pool: Scheduler, engines: Sequence[Engine]) -> None:
 
 
 async def start(config: ServerConfig, engines: Sequence[Engine], catalog: VoiceCatalog,
-                runtime: RuntimeDescription, respell: Callable[[str], str] = str
-                ) -> RunningServer:
+                runtime: RuntimeDescription, respell: Callable[[str], str] = str,
+                solo: Engine | None = None) -> RunningServer:
     """Starts serving on `config.address` with engines already loaded."""
     try:
         credentials = security.server_credentials(config.tls_cert, config.tls_key,
@@ -92,8 +92,9 @@ async def start(config: ServerConfig, engines: Sequence[Engine], catalog: VoiceC
     metrics = Metrics()
     pool = Scheduler(engines, max_waiting=config.max_queued_requests,
                      read_ahead_s=config.read_ahead_s,
-                     on_queue_wait=metrics.piece_queue_wait.observe)
-    await warm_up(pool, engines)
+                     on_queue_wait=metrics.piece_queue_wait.observe, solo=solo)
+    everyone = [*engines, solo] if solo is not None else list(engines)
+    await warm_up(pool, everyone)
     metrics.watch_pool(pool.size, lambda: pool.busy, lambda: pool.waiting,
                        lambda: pool.unread_audio_s)
     metrics.runtime.info({"engine": "sherpa-onnx", "engine_version": runtime.engine_version,
@@ -101,7 +102,7 @@ async def start(config: ServerConfig, engines: Sequence[Engine], catalog: VoiceC
                           "onnxruntime_version": runtime.onnxruntime_version})
     # Word timings are offered only if every engine's warm-up run came back with durations.
     synthesizer = Synthesizer(pool, normalize, respell, times_words=all(
-        isinstance(engine, TimedEngine) and engine.times_words for engine in engines))
+        isinstance(engine, TimedEngine) and engine.times_words for engine in everyone))
     limits = Limits(max_text_chars=config.max_text_chars,
                     idle_timeout_s=config.streaming_idle_timeout_s,
                     max_wait_s=config.streaming_max_wait_s)
@@ -190,10 +191,12 @@ async def serve(config: ServerConfig) -> None:
         raise StartupError(str(err)) from err
     _LOGGER.info("engine runtime: onnxruntime %s (%s, chosen in %.1f s): %s", ort.version,
                  ort.name, time.monotonic() - choosing, ort.reason)
-    if config.intra_op_spinning == "off" and max(config.engine_thread_counts) > 1 and \
-            not onnx_runtime.disable_intra_op_spinning():
-        _LOGGER.warning("--intra-op-spinning off needs the PyPI onnxruntime through the shim; "
-                        "engines keep onnxruntime's busy-waiting threads")
+    if config.intra_op_spinning == "off" and max(config.engine_thread_counts) > 1:
+        quiet = onnx_runtime.disable_intra_op_spinning()
+        # The solo engine runs alone: its busy-waiting threads take no core from another.
+        if not quiet and config.engine_threads > 1:
+            _LOGGER.warning("--intra-op-spinning off needs the PyPI onnxruntime through the "
+                            "shim; engines keep onnxruntime's busy-waiting threads")
 
     from .engine import engine_version
 
@@ -205,9 +208,11 @@ async def serve(config: ServerConfig) -> None:
     runtime = RuntimeDescription(
         engine_version=engine_version(), onnxruntime=ort.name, onnxruntime_version=ort.version,
         engines=config.engines, threads_per_engine=config.engine_threads,
-        max_queued_requests=config.max_queued_requests)
-    running = await start(config, model.engines, model.catalog, runtime,
-                          Respeller(model.overrides.respellings))
+        max_queued_requests=config.max_queued_requests,
+        solo_engine_threads=config.solo_engine_threads)
+    pool, solo = model.engines[:config.engines], model.engines[config.engines:]
+    running = await start(config, pool, model.catalog, runtime,
+                          Respeller(model.overrides.respellings), solo[0] if solo else None)
     if running.http is not None:
         scheme = "https" if config.tls_cert else "http"
         _LOGGER.info("serving the OpenAI-compatible speech API and the playground on "
@@ -217,9 +222,11 @@ async def serve(config: ServerConfig) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
-    _LOGGER.info("serving tts_api.v1.TextToSpeechService on %s:%d (%d engines, threads %s, "
-                 "ready in %.1f s)", config.host, running.port, config.engines,
-                 "+".join(map(str, config.engine_thread_counts)), time.monotonic() - started)
+    solo_note = (f", a solo engine of {config.solo_engine_threads} threads"
+                 if config.solo_engine_threads else "")
+    _LOGGER.info("serving tts_api.v1.TextToSpeechService on %s:%d (%d engines of %d "
+                 "thread(s)%s, ready in %.1f s)", config.host, running.port, config.engines,
+                 config.engine_threads, solo_note, time.monotonic() - started)
 
     await stopping.wait()
     _LOGGER.info("shutting down: finishing calls in flight (up to %.0f s)",

@@ -49,6 +49,7 @@ class RuntimeDescription:
     engines: int
     threads_per_engine: int
     max_queued_requests: int
+    solo_engine_threads: int = 0
 
 
 class TextToSpeechServicer(tts_pb2_grpc.TextToSpeechServiceServicer, ObservedServicer):
@@ -256,6 +257,7 @@ class TextToSpeechServicer(tts_pb2_grpc.TextToSpeechServiceServicer, ObservedSer
             server_version=__version__,
             streaming_idle_timeout_seconds=self._limits.idle_timeout_s,
             streaming_max_wait_seconds=self._limits.max_wait_s,
+            solo_engine_threads=runtime.solo_engine_threads,
         )
 
 

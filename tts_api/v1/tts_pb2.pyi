@@ -654,6 +654,7 @@ class GetServerInfoResponse(_message.Message):
     SERVER_VERSION_FIELD_NUMBER: _builtins.int
     STREAMING_IDLE_TIMEOUT_SECONDS_FIELD_NUMBER: _builtins.int
     STREAMING_MAX_WAIT_SECONDS_FIELD_NUMBER: _builtins.int
+    SOLO_ENGINE_THREADS_FIELD_NUMBER: _builtins.int
     model: _builtins.str
     """The speech model, e.g. "kokoro-82m-v1.0-int8"."""
     model_sample_rate_hertz: _builtins.int
@@ -667,9 +668,11 @@ class GetServerInfoResponse(_message.Message):
     onnxruntime_version: _builtins.str
     """That onnxruntime's version, e.g. "1.32.0"."""
     engines: _builtins.int
-    """Number of engine instances in the pool (concurrent syntheses)."""
+    """Number of engine instances in the pool (concurrent syntheses), not
+    counting the solo engine.
+    """
     threads_per_engine: _builtins.int
-    """Threads each engine uses."""
+    """Threads each engine of the pool uses."""
     max_text_chars: _builtins.int
     """Longest accepted text of one call, in code points."""
     max_queued_requests: _builtins.int
@@ -686,6 +689,11 @@ class GetServerInfoResponse(_message.Message):
     """Longest time StreamingSynthesize keeps text that has no certain sentence
     end before it speaks it at the best break available, in seconds.
     """
+    solo_engine_threads: _builtins.int
+    """Threads of the solo engine, 0 if there is none. It takes a piece only when
+    every engine is idle and that piece is the only one waiting, so a lone
+    sentence is made on all these threads.
+    """
     def __init__(
         self,
         *,
@@ -701,10 +709,11 @@ class GetServerInfoResponse(_message.Message):
         server_version: _builtins.str = ...,
         streaming_idle_timeout_seconds: _builtins.float = ...,
         streaming_max_wait_seconds: _builtins.float = ...,
+        solo_engine_threads: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["engine_version", b"engine_version", "engines", b"engines", "max_queued_requests", b"max_queued_requests", "max_text_chars", b"max_text_chars", "model", b"model", "model_sample_rate_hertz", b"model_sample_rate_hertz", "onnxruntime", b"onnxruntime", "onnxruntime_version", b"onnxruntime_version", "server_version", b"server_version", "streaming_idle_timeout_seconds", b"streaming_idle_timeout_seconds", "streaming_max_wait_seconds", b"streaming_max_wait_seconds", "threads_per_engine", b"threads_per_engine"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["engine_version", b"engine_version", "engines", b"engines", "max_queued_requests", b"max_queued_requests", "max_text_chars", b"max_text_chars", "model", b"model", "model_sample_rate_hertz", b"model_sample_rate_hertz", "onnxruntime", b"onnxruntime", "onnxruntime_version", b"onnxruntime_version", "server_version", b"server_version", "solo_engine_threads", b"solo_engine_threads", "streaming_idle_timeout_seconds", b"streaming_idle_timeout_seconds", "streaming_max_wait_seconds", b"streaming_max_wait_seconds", "threads_per_engine", b"threads_per_engine"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

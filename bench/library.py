@@ -40,12 +40,14 @@ def measure(model_dir: Path, text: str, runs: int) -> dict[str, Any]:
         np.savez(voices, **{name: tables[i] for i, name in enumerate(names)})
         kokoro = Kokoro(str(model_dir / "model.onnx"), str(voices))
         kokoro.create("Ready.", voice=VOICE)  # one-off allocations out of the timings
-        rtf = []
+        seconds = []
         for _ in range(runs):
             start = time.perf_counter()
             samples, rate = kokoro.create(text, voice=VOICE, speed=1.0, lang="en-us")
-            rtf.append((time.perf_counter() - start) / (len(samples) / rate))
-    return {"version": importlib.metadata.version("kokoro-onnx"), "rtf": rtf}
+            seconds.append(time.perf_counter() - start)
+    audio_s = len(samples) / rate
+    return {"version": importlib.metadata.version("kokoro-onnx"), "seconds": seconds,
+            "audio_s": audio_s, "rtf": [s / audio_s for s in seconds]}
 
 
 def run_child(model_dir: Path, text: str, runs: int) -> dict[str, Any]:

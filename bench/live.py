@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from tts_api.v1 import tts_pb2, tts_pb2_grpc
-from tts_service.config import ServerConfig
 from tts_service.text import split_pieces
 
 from . import service
@@ -74,7 +73,7 @@ async def live(stub: tts_pb2_grpc.TextToSpeechServiceStub, text: str,
 async def measure(plan: Any, onnxruntime: str, text: str) -> dict[str, Any]:
     """Both targets' numbers per repetition, on a server of the default pool: what a voice
     agent gets from `make serve` (the scheduler makes its sentences on every idle engine)."""
-    engines, threads = ServerConfig.engines, ServerConfig.engine_threads
+    engines, threads, solo = service.DEFAULT_SHAPE
     pieces = split_pieces(text)
     first_sentence, last_sentence = pieces[0].text, pieces[-1].text
     rows: dict[str, list[float]] = {
@@ -82,7 +81,8 @@ async def measure(plan: Any, onnxruntime: str, text: str) -> dict[str, Any]:
         "reference_last_sentence": [], "reference_whole_text": [], "live_text_done": [],
         "live_last_audio": [], "slow_text_done": [], "slow_last_audio": []}
     with service.running_server(engines, threads, onnxruntime,
-                                "--streaming-max-wait", str(MAX_WAIT_S)) as server:
+                                "--streaming-max-wait", str(MAX_WAIT_S),
+                                solo=solo) as server:
         async with service.channel(server.address) as chan:
             stub = tts_pb2_grpc.TextToSpeechServiceStub(chan)
             for _ in range(plan.reps):
@@ -102,6 +102,6 @@ async def measure(plan: Any, onnxruntime: str, text: str) -> dict[str, Any]:
                 rows["slow_last_audio"].append(slow.last_audio_s)
     return {"text": text, "token_chars": TOKEN_CHARS, "token_interval_s": TOKEN_INTERVAL_S,
             "slow_token_interval_s": SLOW_TOKEN_INTERVAL_S, "max_wait_s": MAX_WAIT_S,
-            "engines": engines, "threads": threads,
+            "shape": service.shape_name(engines, threads, solo),
             "measured_at": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
             **rows}

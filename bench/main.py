@@ -48,6 +48,9 @@ DEFAULT_POLICY = report.STREAM_POLICY
 WER_POLICIES = ("off", "clauses (100/40)", DEFAULT_POLICY)
 
 
+RAW_LOAD_REQUESTS = 8  # the raw engines split them evenly: no tail to hide
+
+
 @dataclass(frozen=True)
 class Plan:
     """How much to measure; --quick shrinks everything to check the code path in minutes."""
@@ -56,9 +59,9 @@ class Plan:
     paragraph_reps: int  # the ~300-word text costs as much as all the others together
     runtime_runs: int
     startup_reps: int
-    shapes: tuple[tuple[int, int], ...]
+    shapes: tuple[tuple[int, int, int], ...]  # engines, threads, solo engine threads
     clients: tuple[int, ...]
-    load_requests: int
+    load_requests_per_client: int
     latency_texts: tuple[str, ...]
     clause_texts: tuple[str, ...]
     onnxruntime: str
@@ -69,15 +72,16 @@ class Plan:
 def _plan(args: argparse.Namespace) -> Plan:
     if args.quick:
         return Plan(reps=args.reps or 1, paragraph_reps=1, runtime_runs=1, startup_reps=1,
-                    shapes=((1, 2), (2, 1)), clients=(1, 4), load_requests=4,
+                    shapes=((1, 2, 0), (2, 1, 2)), clients=(1, 4),
+                    load_requests_per_client=2,
                     latency_texts=("1 sentence", "3 sentences"), clause_texts=("storm",),
                     onnxruntime=args.onnxruntime, protocol_reps=1, protocol_probes=1)
     # Budgeted for about 25 minutes on 2 shared cores. 1 engine x 1 thread is left out: it was
     # the slowest shape in the measurements of shared/KOKORO_ASSETS.md.
     reps = args.reps or 3
     return Plan(reps=reps, paragraph_reps=min(reps, 2), runtime_runs=2, startup_reps=reps,
-                shapes=((1, 2), (2, 1), (2, 2)),
-                clients=(1, 2, 4, 8), load_requests=8,
+                shapes=((1, 2, 0), (2, 1, 0), (2, 2, 0), (2, 1, 2)),
+                clients=(1, 2, 4, 8), load_requests_per_client=service.LOAD_REQUESTS_PER_CLIENT,
                 latency_texts=tuple(texts.LATENCY_TEXTS),
                 clause_texts=tuple(texts.LONG_FIRST_SENTENCES), onnxruntime=args.onnxruntime,
                 protocol_reps=min(reps, 3), protocol_probes=2)
@@ -235,19 +239,23 @@ async def measure_load(plan: Plan) -> dict[str, Any]:
     """Throughput per pool shape and client count, each next to the raw engine's same shape."""
     raw_engines: dict[tuple[int, int], RawEngine] = {}
     results: dict[str, Any] = {"raw": {}, "service": {}, "text": texts.THROUGHPUT_TEXT,
-                               "requests": plan.load_requests}
-    for engines, threads in plan.shapes:
-        shape = f"{engines}x{threads}"
+                               "requests_per_client": plan.load_requests_per_client,
+                               "raw_requests": RAW_LOAD_REQUESTS}
+    for engines, threads, solo in plan.shapes:
+        shape = service.shape_name(engines, threads, solo)
+        # The raw side of a shape with a solo engine is its pool alone: the most a pool of
+        # those engines makes when every one is busy.
         _log("raw throughput %s", shape)
         pool = []
         for index in range(engines):
             if (index, threads) not in raw_engines:
                 raw_engines[index, threads] = RawEngine(MODEL_DIR, threads)
             pool.append(raw_engines[index, threads])
-        rate, wall = raw_throughput(pool, texts.THROUGHPUT_TEXT, plan.load_requests)
+        rate, wall = raw_throughput(pool, texts.THROUGHPUT_TEXT, RAW_LOAD_REQUESTS)
         results["raw"][shape] = {"throughput": rate, "wall_s": wall}
 
-        with service.running_server(engines, threads, plan.onnxruntime) as server:
+        with service.running_server(engines, threads, plan.onnxruntime,
+                                    solo=solo) as server:
             memory = service.Memory(server.process.pid)
             rss_start, hwm_start = memory.read()
             cells = {}
@@ -255,7 +263,7 @@ async def measure_load(plan: Plan) -> dict[str, Any]:
                 for clients in plan.clients:
                     _log("service throughput %s, %d client(s)", shape, clients)
                     done = await service.load(server.address, texts.THROUGHPUT_TEXT, clients,
-                                              plan.load_requests)
+                                              clients * plan.load_requests_per_client)
                     cells[str(clients)] = {
                         "throughput": done.throughput, "wall_s": done.wall_s,
                         "audio_s": done.audio_s, "first_audio_median_s":
@@ -264,6 +272,7 @@ async def measure_load(plan: Plan) -> dict[str, Any]:
                         "rejected": done.rejected}
             rss_end, hwm_end = memory.read()
         results["service"][shape] = {
+            "engines": engines, "threads": threads, "solo": solo,
             "cells": cells, "rss_start_mb": rss_start, "hwm_start_mb": hwm_start,
             "rss_max_mb": max(memory.samples_mb, default=rss_end), "hwm_end_mb": hwm_end}
     return results

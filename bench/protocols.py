@@ -23,7 +23,6 @@ BACKGROUND_TEXT = texts.THREE_SENTENCES
 PROBE_TEXT = texts.ONE_SENTENCE
 # The background requests fill both engines and the waiting line before the probe is sent.
 SETTLE_S = 2.0
-ENGINES, THREADS = 2, 1  # the server's default pool
 
 
 async def _grpc_client(address: str, stop: asyncio.Event) -> None:
@@ -61,8 +60,10 @@ async def _probe_under(background: Callable[[asyncio.Event], Awaitable[None]] | 
 
 
 async def measure_protocols(reps: int, probes: int, onnxruntime: str) -> dict[str, Any]:
-    server = start_server("--engines", str(ENGINES), "--engine-threads", str(THREADS),
-                          "--onnxruntime", onnxruntime, "--http-port", str(free_port()))
+    engines, threads, solo = service.DEFAULT_SHAPE
+    server = start_server("--engines", str(engines), "--engine-threads", str(threads),
+                          "--solo-engine-threads", str(solo), "--onnxruntime", onnxruntime,
+                          "--http-port", str(free_port()))
     base_url = f"{server.http_url}/v1"
     first: dict[str, list[float]] = {"idle": [], "grpc": [], "http": []}
     backgrounds: dict[str, Callable[[asyncio.Event], Awaitable[None]] | None] = {
@@ -84,6 +85,6 @@ async def measure_protocols(reps: int, probes: int, onnxruntime: str) -> dict[st
         code = server.stop()
         if code != 0:
             raise RuntimeError(f"server exited with {code}:\n" + "".join(server.log))
-    return {"first_audio_s": first, "engines": ENGINES, "threads": THREADS,
+    return {"first_audio_s": first, "shape": service.shape_name(*service.DEFAULT_SHAPE),
             "background_streams": BACKGROUND_STREAMS, "background_text": BACKGROUND_TEXT,
             "probe_text": PROBE_TEXT, "reps": reps, "probes": probes}

@@ -37,7 +37,7 @@ async def measure(reps: int, onnxruntime: str) -> dict[str, Any]:
             for count in REPLICA_COUNTS:
                 groups[count] = [
                     start_server("--engines", "1", "--engine-threads", "1",
-                                 "--onnxruntime", onnxruntime,
+                                 "--solo-engine-threads", "0", "--onnxruntime", onnxruntime,
                                  "--max-queued-requests", str(REQUESTS))
                     for _ in range(count)]
                 proxies[count] = start_nginx([server.port for server in groups[count]],

@@ -23,6 +23,7 @@ LONE_FIRST_BEFORE_S = 2.16  # the default pool's first audio before piece schedu
 LONE_FIRST_VS_BEFORE_TARGET = 0.65
 LONE_THROUGHPUT_TARGET = 0.9
 LOADED_FIRST_TARGET = 2.0
+FOUR_CLIENTS_TARGET = 0.95  # 4 clients on the default pool / best raw parallel throughput
 SLOW_READERS_RSS_MB = 150
 # Shapes whose 4-client throughput is within this fraction of the best count as equally good;
 # among them the one that serves a lone client fastest wins.
@@ -79,26 +80,39 @@ def choose_shape(load: dict[str, Any]) -> tuple[str, str]:
     return chosen, reason
 
 
-def _lone_client_note(load: dict[str, Any], chosen: str) -> list[str]:
-    """What the chosen shape costs a single caller, against the shape that serves one best."""
+def _settings(row: dict[str, Any]) -> str:
+    return (f"`TTS_ENGINES={row['engines']} TTS_ENGINE_THREADS={row['threads']} "
+            f"TTS_SOLO_ENGINE_THREADS={row['solo']}`")
+
+
+def _lone_client_note(load: dict[str, Any], chosen: str, default: str) -> list[str]:
+    """Whether the server's default is the chosen shape, and what the chosen shape costs a
+    single caller against the shape that serves one best."""
     service = load["service"]
+    lines = []
+    if chosen != default:
+        lines += [f"**The server's default is {default}, not the shape this run chose**: "
+                  f"change the defaults in tts_service/config.py to {_settings(service[chosen])} "
+                  "if later runs agree.", ""]
     alone = {shape: row["cells"]["1"] for shape, row in service.items() if "1" in row["cells"]}
     if chosen not in alone:
-        return []
-    # Of the shapes about as fast for one caller, the one with the fewest engines (memory).
+        return lines
     best = max(cell["throughput"] for cell in alone.values())
-    fastest = min((shape for shape, cell in alone.items()
-                   if cell["throughput"] >= (1 - SHAPE_TOLERANCE) * best),
-                  key=lambda shape: int(shape.split("x")[0]))
-    if fastest == chosen:
-        return []
+    about_as_fast = [shape for shape, cell in alone.items()
+                     if cell["throughput"] >= (1 - SHAPE_TOLERANCE) * best]
+    if chosen in about_as_fast:
+        return lines
+    # Of the shapes about as fast for one caller, the one with the fewest engines (memory).
+    fastest = min(about_as_fast,
+                  key=lambda shape: service[shape]["engines"] + bool(service[shape]["solo"]))
     mine, theirs = alone[chosen], alone[fastest]
     return [
+        *lines,
         f"The price: a lone client gets {mine['throughput']:.2f} audio s per wall s and first "
         f"audio after {mine['first_audio_median_s']:.2f} s on {chosen}, against "
         f"{theirs['throughput']:.2f} and {theirs['first_audio_median_s']:.2f} s on "
         f"{fastest}. A server with one user at a time should run {fastest} "
-        f"(`TTS_ENGINES={fastest.split('x')[0]} TTS_ENGINE_THREADS={fastest.split('x')[1]}`).",
+        f"({_settings(service[fastest])}).",
         "",
     ]
 
@@ -188,8 +202,8 @@ def _live_section(live: dict[str, Any] | None) -> list[str]:
         "",
         f"StreamingSynthesize fed {live['token_chars']} characters every "
         f"{live['token_interval_s'] * 1000:.0f} ms, as an LLM streams its answer "
-        f"(\"{live['text']}\"), on a server of {live['engines']} engine(s) x {live['threads']} "
-        "thread(s), the default pool. Each repetition first sends the first sentence alone, "
+        f"(\"{live['text']}\"), on a server of the default pool ({live['shape']}). Each "
+        "repetition first sends the first sentence alone, "
         "the last sentence alone and the whole text through SynthesizeStream, then the whole "
         "text token by token. Seconds (min / median), measured "
         f"{live.get('measured_at', 'in the run above')}:",
@@ -250,6 +264,7 @@ def _scheduling_section(results: dict[str, Any]) -> list[str]:
         rows.append(f"| {name} | {measured} | {limit} | {'met' if ok else '**missed**'} |")
 
     pair = _ratio(lone, sched["raw_piece"])
+    shape = sched.get("shape", f"{sched.get('engines')}x{sched.get('threads')}")
     row(f"lone stream, short sentence: first audio / raw engine ({sched['raw_threads']} "
         "threads) on it", _rr(pair), f"<= {LONE_FIRST_VS_RAW_TARGET}",
         pair[1] <= LONE_FIRST_VS_RAW_TARGET)
@@ -261,6 +276,10 @@ def _scheduling_section(results: dict[str, Any]) -> list[str]:
     row("lone stream, ten sentences: audio s per wall s / best raw parallel throughput",
         f"{rate / raw_best:.2f} ({_mm(sched['lone_throughput'])} vs {raw_best:.2f})",
         f">= {LONE_THROUGHPUT_TARGET}", rate / raw_best >= LONE_THROUGHPUT_TARGET)
+    four = sched["four_clients_throughput"] / raw_best
+    row("4 clients, short sentences: audio s per wall s / best raw parallel throughput",
+        f"{four:.2f} ({sched['four_clients_throughput']:.2f} vs {raw_best:.2f})",
+        f">= {FOUR_CLIENTS_TARGET}", four >= FOUR_CLIENTS_TARGET)
     mixed = statistics.median(sched["mixed_short_first"])
     row("2 long streams + short-sentence client: its median first audio / lone",
         f"{mixed / lone_med:.2f} ({mixed:.2f} s)", f"<= {LOADED_FIRST_TARGET}",
@@ -280,12 +299,25 @@ def _scheduling_section(results: dict[str, Any]) -> list[str]:
     row(f"lone stream, {sched['long_text_words']} words: least margin of a piece before "
         "playback reaches it", f"{long['worst_margin_s']:+.2f} s ({long['pieces']} pieces, "
         f"first audio {long['first_s']:.2f} s)", ">= 0 (no gap)", long["worst_margin_s"] >= 0)
+    library_note = []
     if "library" in sched:
-        pair = _ratio(sched["unary_rtf"], sched["library"]["rtf"])
+        library = sched["library"]
+        pair = _ratio(sched["unary_rtf"], library["rtf"])
         row(f"lone unary, short sentence: real-time factor / kokoro-onnx "
-            f"{sched['library']['version']} in-process",
-            f"{_rr(pair)} ({_mm(sched['unary_rtf'])} vs {_mm(sched['library']['rtf'])})",
+            f"{library['version']} in-process",
+            f"{_rr(pair)} ({_mm(sched['unary_rtf'])} vs {_mm(library['rtf'])})",
             "<= 1.0", pair[1] <= 1.0)
+        if "seconds" in library and "unary_s" in sched:
+            seconds = _ratio(sched["unary_s"], library["seconds"])
+            library_note = [
+                "",
+                "The real-time factors divide by different audio: kokoro-onnx made "
+                f"{library['audio_s']:.2f} s of audio of the short sentence (silence trimmed at "
+                f"both ends), the service {sched['unary_audio_s']:.2f} s (sherpa-onnx shortens "
+                "the model's pauses). For the same sentence, the service's unary call took "
+                f"{_mm(sched['unary_s'])} s against kokoro-onnx's {_mm(library['seconds'])} s: "
+                f"{_rr(seconds)} (min / median), the gRPC hop included.",
+            ]
     wer = sched.get("wer")
     if wer:
         row(f"recognizer WER over {wer['words']} words: stream's split (first clause, "
@@ -295,7 +327,7 @@ def _scheduling_section(results: dict[str, Any]) -> list[str]:
     return [
         "## Scheduling: pieces, not requests",
         "",
-        f"One server of the default shape ({sched['engines']}x{sched['threads']}), scenarios "
+        f"One server of the default shape ({shape}), scenarios "
         "one after the other. Lone client: the bench's short sentence streamed (first audio), "
         "next to the raw engine on the same sentence, and ten sentences streamed (audio s per "
         "wall s). Mixed: two clients stream the long text while a third streams the short "
@@ -309,6 +341,7 @@ def _scheduling_section(results: dict[str, Any]) -> list[str]:
         "| target | measured | limit | verdict |",
         "|---|---|---|---|",
         *rows,
+        *library_note,
         "",
     ]
 
@@ -444,7 +477,7 @@ def _protocols_section(protocols: dict[str, Any] | None) -> list[str]:
     return [
         "## gRPC and HTTP side by side",
         "",
-        f"One server ({protocols['engines']}x{protocols['threads']}, the default pool) with "
+        f"One server ({protocols['shape']}, the default pool) with "
         "`--http-port`. A gRPC client streams one sentence "
         f"(\"{protocols['probe_text']}\") while {protocols['background_streams']} other "
         "clients stream three sentences each in a loop, over gRPC or over the "
@@ -610,6 +643,7 @@ def write(results: dict[str, Any], out: Path, chart_path: Path) -> None:
     plan = results["plan"]
     runtime = results["raw_runtime"]
     chosen, reason = choose_shape(results["load"])
+    default = results.get("scheduling", {}).get("shape", chosen)
     rel_chart = chart_path.relative_to(out.parent) if chart_path.is_relative_to(out.parent) \
         else chart_path
     fastest = min(results["runtimes"], key=lambda r: statistics.median(r["cpu_per_audio_s"]))
@@ -689,11 +723,14 @@ def write(results: dict[str, Any], out: Path, chart_path: Path) -> None:
         "",
         "## Throughput: concurrent clients and pool shapes",
         "",
-        f"{results['load']['requests']} streamed requests of one short sentence "
-        f"(\"{results['load']['text']}\") shared evenly by the clients, each client on its own "
-        "channel and sending its next request when the last one ends. Audio seconds produced "
-        "per wall second; the raw engine column runs the same requests on the same shape "
-        "in-process (one thread per engine), just before the server of that shape starts.",
+        f"{results['load']['requests_per_client']} streamed requests per client of one short "
+        f"sentence (\"{results['load']['text']}\"), each client on its own channel and sending "
+        "its next request when the last one ends. Audio seconds produced per wall second; the "
+        f"raw engine column runs {results['load']['raw_requests']} requests on the same pool "
+        "in-process (one thread per engine), just before the server of that shape starts "
+        "(a solo engine is the server's own: the raw side of 2x1+solo2 is 2x1). +soloN is a "
+        "solo engine of N threads, which takes a piece only when every engine is idle and it "
+        "is the only one waiting.",
         "",
         *_load_tables(results["load"]),
         "",
@@ -712,6 +749,6 @@ def write(results: dict[str, Any], out: Path, chart_path: Path) -> None:
         "",
         f"Chosen: **{chosen}** (engines x threads per engine): {reason}.",
         "",
-        *_lone_client_note(results["load"], chosen),
+        *_lone_client_note(results["load"], chosen, default),
     ]
     out.write_text("\n".join(lines), encoding="utf-8")

@@ -23,7 +23,6 @@ import soundfile
 from harness.servers import MODEL_DIR
 from harness.speech import pcm16_to_float, transcribe, word_error_rate
 from tts_api.v1 import tts_pb2, tts_pb2_grpc
-from tts_service.config import ServerConfig
 
 from . import library, service, texts
 from .raw import RawEngine
@@ -116,20 +115,19 @@ async def measure(quick: bool, reps: int, onnxruntime: str, engine: RawEngine,
                   server_options: Sequence[str] = ()) -> dict[str, Any]:
     """The scenarios on the default pool, or on the one `server_options` make."""
     plan = scale(quick, reps)
-    defaults = ServerConfig()
-    shape = (defaults.engines, defaults.engine_threads)
-    result: dict[str, Any] = {"engines": shape[0], "threads": shape[1],
+    engines, threads, solo = service.DEFAULT_SHAPE
+    result: dict[str, Any] = {"shape": service.shape_name(engines, threads, solo),
                               "server_options": list(server_options),
                               "raw_threads": engine.num_threads,
                               "long_text_words": len(plan.long_text.split()),
                               "slow_clients": plan.slow_clients,
                               "slow_window_s": plan.slow_window_s,
                               "lone_first": [], "raw_piece": [], "lone_throughput": [],
-                              "unary_rtf": []}
+                              "unary_rtf": [], "unary_s": []}
     # The slow readers all connect at once: admission is not what this scenario measures.
-    with service.running_server(*shape, onnxruntime,
+    with service.running_server(engines, threads, onnxruntime,
                                 "--max-queued-requests", str(plan.slow_clients + 4),
-                                *server_options) as server:
+                                *server_options, solo=solo) as server:
         memory = service.Memory(server.process.pid)
         result["rss_idle_mb"] = memory.read()[0]
         if library.available():
@@ -145,6 +143,8 @@ async def measure(quick: bool, reps: int, onnxruntime: str, engine: RawEngine,
                 result["raw_piece"].append(engine.synthesize(texts.ONE_SENTENCE).total_s)
                 result["lone_first"].append((await _stream(stub, texts.ONE_SENTENCE)).first_s)
                 unary = await service.unary(stub, texts.ONE_SENTENCE)
+                result["unary_s"].append(unary.total_s)
+                result["unary_audio_s"] = unary.audio_s
                 result["unary_rtf"].append(unary.total_s / unary.audio_s)
                 several = await _stream(stub, texts.TEN_SENTENCES)
                 result["lone_throughput"].append(several.audio_s / several.total_s)
@@ -196,7 +196,8 @@ async def measure(quick: bool, reps: int, onnxruntime: str, engine: RawEngine,
         result["rss_slow_max_mb"] = max(memory.samples_mb, default=memory.read()[0])
 
         _LOGGER.info("scheduling: 4 clients, short sentences")
-        four = await service.load(server.address, texts.THROUGHPUT_TEXT, 4, 8)
+        four = await service.load(server.address, texts.THROUGHPUT_TEXT, 4,
+                                  4 * service.LOAD_REQUESTS_PER_CLIENT)
         result["four_clients_throughput"] = four.throughput
     return result
 

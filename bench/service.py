@@ -17,6 +17,7 @@ import numpy as np
 from harness.servers import ServerProcess, start_server
 from tts_api.v1 import tts_pb2, tts_pb2_grpc
 from tts_client.client import CHANNEL_OPTIONS
+from tts_service.config import ServerConfig
 
 VOICE = "af_bella"
 CALL_TIMEOUT_S = 600.0
@@ -73,11 +74,30 @@ class Memory:
             thread.join()
 
 
+# Calls per client in a throughput cell. A fixed batch ends with a tail where some engines
+# idle; with 8 calls per client that tail (at most one piece-time) weighs little, while one
+# batch of 8 calls for all clients made any schedule with an odd piece at the end lose half
+# a round (the solo engine's first piece does exactly that).
+LOAD_REQUESTS_PER_CLIENT = 8
+
+
+def shape_name(engines: int, threads: int, solo: int = 0) -> str:
+    """E.g. "2x1" (engines x threads), "2x1+solo2" with a solo engine of 2 threads."""
+    return f"{engines}x{threads}" + (f"+solo{solo}" if solo else "")
+
+
+# The pool `make serve` starts: (engines, threads, solo engine threads).
+DEFAULT_SHAPE = (ServerConfig.engines, ServerConfig.engine_threads,
+                 ServerConfig.solo_engine_threads)
+
+
 @contextmanager
-def running_server(engines: int, threads: int, onnxruntime: str, *options: str
-                   ) -> Iterator[ServerProcess]:
+def running_server(engines: int, threads: int, onnxruntime: str, *options: str,
+                   solo: int = 0) -> Iterator[ServerProcess]:
+    """A server of `engines` x `threads`, with a solo engine of `solo` threads if not 0."""
     server = start_server("--engines", str(engines), "--engine-threads", str(threads),
-                          "--onnxruntime", onnxruntime, *options)
+                          "--solo-engine-threads", str(solo), "--onnxruntime", onnxruntime,
+                          *options)
     try:
         yield server
     finally:

@@ -332,3 +332,24 @@ async def test_server_info_reports_the_streaming_limits(fake: Fake) -> None:
     info = await stub.GetServerInfo(tts_pb2.GetServerInfoRequest(), timeout=TIMEOUT_S)
     assert info.streaming_idle_timeout_seconds == 1.0
     assert info.streaming_max_wait_seconds == pytest.approx(0.3)
+
+
+async def test_headers_come_only_once_the_config_is_accepted(fake: Fake) -> None:
+    _, _, stub = fake
+    call = stub.StreamingSynthesize(metadata=(("x-request-id", "live-1"),))
+    waiting = asyncio.ensure_future(call.initial_metadata())
+    await asyncio.sleep(0.3)
+    assert not waiting.done()  # nothing accepted yet
+    await call.write(config_message(voice="af_bella"))
+    assert ("x-request-id", "live-1") in tuple(await asyncio.wait_for(waiting, TIMEOUT_S))
+    await call.done_writing()
+    assert await read_rest(call) == []
+
+
+async def test_a_refused_config_ends_the_call_before_any_headers(fake: Fake) -> None:
+    _, _, stub = fake
+    call = stub.StreamingSynthesize()
+    await call.write(config_message(voice="zz_nobody"))
+    # A client waiting for the headers learns of the refusal without writing any text.
+    assert "x-request-id" not in dict(await asyncio.wait_for(call.initial_metadata(), TIMEOUT_S))
+    assert await asyncio.wait_for(call.code(), TIMEOUT_S) == grpc.StatusCode.INVALID_ARGUMENT

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncGenerator, AsyncIterable, Sequence
 from types import TracebackType
@@ -103,14 +104,27 @@ class TtsClient:
         Half-closes when `requests` ends. No deadline: the call lasts as long as the text
         keeps coming (the server ends a call that goes quiet). Breaking out cancels it.
         """
-        async def messages() -> AsyncGenerator[tts_pb2.StreamingSynthesizeRequest, None]:
-            yield tts_pb2.StreamingSynthesizeRequest(config=config)
-            async for request in requests:
-                yield request
+        call = self._stub.StreamingSynthesize(metadata=self._metadata)
 
-        call = self._stub.StreamingSynthesize(messages(), metadata=self._metadata)
+        async def send() -> None:
+            await call.write(tts_pb2.StreamingSynthesizeRequest(config=config))
+            # The server sends its headers once it has accepted the config: text written
+            # before that could race a refusal, which grpc then reports as INTERNAL.
+            await call.initial_metadata()
+            if call.done():
+                return  # refused: reading reports the server's status
+            try:
+                async for request in requests:
+                    await call.write(request)
+                await call.done_writing()
+            except asyncio.InvalidStateError:
+                return  # the call ended meanwhile: reading reports how
+
+        sending = asyncio.ensure_future(send())
         try:
             async for response in call:
                 yield response
+            await sending  # the input's own failure, if any
         finally:
+            sending.cancel()
             call.cancel()

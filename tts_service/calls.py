@@ -27,6 +27,10 @@ _MAX_REQUEST_ID_CHARS = 64
 _DEADLINE_SLACK_S = 0.5
 # Calls whose first audio leaves before the synthesis ends: their time to first chunk is measured.
 STREAMING_METHODS = frozenset({"SynthesizeStream", "StreamingSynthesize", "CreateSpeech"})
+# Calls that send their response headers only once their first message is accepted: a client
+# that waits for them never writes into a call the server has already refused (a write that
+# races the server's status makes grpc report INTERNAL instead of it, grpc/grpc#36066).
+ACCEPTS_FIRST_MESSAGE = frozenset({"StreamingSynthesize"})
 
 
 @dataclass
@@ -106,8 +110,13 @@ class CallObserver:
 
     async def start(self, method: str, context: grpc.aio.ServicerContext) -> CallRecord:
         record = self.begin(method, _sent_request_id(context.invocation_metadata()), "grpc")
-        await context.send_initial_metadata((("x-request-id", record.request_id),))
+        if method not in ACCEPTS_FIRST_MESSAGE:
+            await self.accept(record, context)
         return record
+
+    async def accept(self, record: CallRecord, context: grpc.aio.ServicerContext) -> None:
+        """Sends the response headers (x-request-id): the call is under way."""
+        await context.send_initial_metadata((("x-request-id", record.request_id),))
 
     def refused(self, method_path: str, metadata: Any, code: grpc.StatusCode) -> None:
         """Logs and counts a call refused before it reached the servicer (e.g. no token)."""

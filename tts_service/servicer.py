@@ -206,8 +206,9 @@ class TextToSpeechServicer(tts_pb2_grpc.TextToSpeechServiceServicer, ObservedSer
             raise InvalidRequest("config", "the first message must carry config (the "
                                  "settings, may be empty); send the text in later messages")
         settings = self._settings(first.config)
-        chunks = _ChunkWriter(self._synthesizer.sample_rate_hz, settings)
         record = current_call()
+        await self.observer.accept(record, context)
+        chunks = _ChunkWriter(self._synthesizer.sample_rate_hz, settings)
         live = LiveText(_text_inputs(requests, first.flush), self._limits)
         try:
             while (event := await live.next()) is not Mark.END:

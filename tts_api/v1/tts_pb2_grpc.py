@@ -103,7 +103,10 @@ class TextToSpeechServiceServicer:
         ends the call. Responses are audio chunks as in SynthesizeStream, in text
         order, one continuous stream in the requested encoding. A call with no
         request message and no audio for the server's idle timeout
-        (GetServerInfo) ends with DEADLINE_EXCEEDED.
+        (GetServerInfo) ends with DEADLINE_EXCEEDED. The server sends its response
+        headers only once it has accepted `config`: a client that waits for them
+        before writing text learns of a refused config from its status, never
+        from a write that failed.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

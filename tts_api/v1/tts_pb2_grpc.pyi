@@ -64,7 +64,10 @@ class TextToSpeechServiceStub:
     ends the call. Responses are audio chunks as in SynthesizeStream, in text
     order, one continuous stream in the requested encoding. A call with no
     request message and no audio for the server's idle timeout
-    (GetServerInfo) ends with DEADLINE_EXCEEDED.
+    (GetServerInfo) ends with DEADLINE_EXCEEDED. The server sends its response
+    headers only once it has accepted `config`: a client that waits for them
+    before writing text learns of a refused config from its status, never
+    from a write that failed.
     """
     GetServerInfo: _grpc.UnaryUnaryMultiCallable[_tts_pb2.GetServerInfoRequest, _tts_pb2.GetServerInfoResponse]
     """Describes the server: model, engine runtime and limits."""
@@ -98,7 +101,10 @@ class TextToSpeechServiceAsyncStub(TextToSpeechServiceStub):
     ends the call. Responses are audio chunks as in SynthesizeStream, in text
     order, one continuous stream in the requested encoding. A call with no
     request message and no audio for the server's idle timeout
-    (GetServerInfo) ends with DEADLINE_EXCEEDED.
+    (GetServerInfo) ends with DEADLINE_EXCEEDED. The server sends its response
+    headers only once it has accepted `config`: a client that waits for them
+    before writing text learns of a refused config from its status, never
+    from a write that failed.
     """
     GetServerInfo: _aio.UnaryUnaryMultiCallable[_tts_pb2.GetServerInfoRequest, _tts_pb2.GetServerInfoResponse]  # type: ignore[assignment]
     """Describes the server: model, engine runtime and limits."""
@@ -153,7 +159,10 @@ class TextToSpeechServiceServicer(metaclass=_abc_1.ABCMeta):
         ends the call. Responses are audio chunks as in SynthesizeStream, in text
         order, one continuous stream in the requested encoding. A call with no
         request message and no audio for the server's idle timeout
-        (GetServerInfo) ends with DEADLINE_EXCEEDED.
+        (GetServerInfo) ends with DEADLINE_EXCEEDED. The server sends its response
+        headers only once it has accepted `config`: a client that waits for them
+        before writing text learns of a refused config from its status, never
+        from a write that failed.
         """
 
     @_abc_1.abstractmethod

@@ -727,7 +727,7 @@ def write(results: dict[str, Any], out: Path, chart_path: Path) -> None:
         f"sentence (\"{results['load']['text']}\"), each client on its own channel and sending "
         "its next request when the last one ends. Audio seconds produced per wall second; the "
         f"raw engine column runs {results['load']['raw_requests']} requests on the same pool "
-        "in-process (one thread per engine), just before the server of that shape starts "
+        "in-process (as many threads per engine), just before the server of that shape starts "
         "(a solo engine is the server's own: the raw side of 2x1+solo2 is 2x1). +soloN is a "
         "solo engine of N threads, which takes a piece only when every engine is idle and it "
         "is the only one waiting.",

@@ -29,8 +29,9 @@ class ServerConfig:
     engine_threads: int = 1
     # An extra engine with a thread per core (0: none) that takes a piece only when the pool is
     # idle and that piece is the only one waiting: a lone sentence's first audio as from a
-    # 2-thread engine (0.90 s against 1.34 s on 2x1), with 2x1's throughput under load (5.53
-    # vs 5.56 audio s/s with 4 clients; 2x2 gets the first and loses the second: 5.28).
+    # 2-thread engine (0.86-0.90 s against 1.34-1.45 s on 2x1), with 2x1's throughput under
+    # load (5.53 vs 5.56 audio s/s with 4 clients; 2x2 gets the first and loses the second:
+    # 5.28).
     solo_engine_threads: int = 2
     # Worker threads of multi-threaded engines sleep between operators instead of
     # busy-waiting, so engines sharing cores do not take them from each other (bench.threads).

@@ -94,15 +94,16 @@ class Scheduler:
         if not engines:
             raise ValueError("a scheduler needs at least one engine")
         self._solo = solo
-        engines = [*engines, solo] if solo is not None else list(engines)
-        self.size = len(engines)
+        # Every engine it runs pieces on, the solo engine last.
+        self.engines: tuple[Engine, ...] = (*engines, *([solo] if solo is not None else []))
+        self.size = len(self.engines)
         self.max_waiting = max_waiting
         self.read_ahead_s = read_ahead_s
         self.sample_rate_hz = engines[0].sample_rate_hz
         self._on_queue_wait = on_queue_wait
         # Idle engines are taken in pool order, so the same few stay warm under light load.
-        self._rank = {id(engine): rank for rank, engine in enumerate(engines)}
-        self._idle: list[Engine] = list(engines)
+        self._rank = {id(engine): rank for rank, engine in enumerate(self.engines)}
+        self._idle: list[Engine] = list(self.engines)
         self._requests: list[_Request] = []
         self._closed = False
         # One synthesis thread per engine: sherpa-onnx releases the GIL while it computes.

@@ -66,12 +66,12 @@ class RunningServer:
             self.metrics_server.shutdown()
 
 
-async def warm_up(pool: Scheduler, engines: Sequence[Engine]) -> None:
+async def warm_up(pool: Scheduler) -> None:
     """Runs a first synthesis on every engine so the first request does not pay for it."""
     loop = asyncio.get_running_loop()
     await asyncio.gather(*(
         loop.run_in_executor(pool.executor, engine.generate, "Ready.", 0, 1.0, lambda _: True)
-        for engine in engines
+        for engine in pool.engines
     ))
 
 
@@ -93,8 +93,7 @@ async def start(config: ServerConfig, engines: Sequence[Engine], catalog: VoiceC
     pool = Scheduler(engines, max_waiting=config.max_queued_requests,
                      read_ahead_s=config.read_ahead_s,
                      on_queue_wait=metrics.piece_queue_wait.observe, solo=solo)
-    everyone = [*engines, solo] if solo is not None else list(engines)
-    await warm_up(pool, everyone)
+    await warm_up(pool)
     metrics.watch_pool(pool.size, lambda: pool.busy, lambda: pool.waiting,
                        lambda: pool.unread_audio_s)
     metrics.runtime.info({"engine": "sherpa-onnx", "engine_version": runtime.engine_version,
@@ -102,7 +101,7 @@ async def start(config: ServerConfig, engines: Sequence[Engine], catalog: VoiceC
                           "onnxruntime_version": runtime.onnxruntime_version})
     # Word timings are offered only if every engine's warm-up run came back with durations.
     synthesizer = Synthesizer(pool, normalize, respell, times_words=all(
-        isinstance(engine, TimedEngine) and engine.times_words for engine in everyone))
+        isinstance(engine, TimedEngine) and engine.times_words for engine in pool.engines))
     limits = Limits(max_text_chars=config.max_text_chars,
                     idle_timeout_s=config.streaming_idle_timeout_s,
                     max_wait_s=config.streaming_max_wait_s)

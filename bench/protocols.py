@@ -10,7 +10,7 @@ from typing import Any
 
 import openai
 
-from harness.servers import free_port, start_server
+from harness.servers import free_port
 from tts_api.v1 import tts_pb2_grpc
 
 from . import service, texts
@@ -61,17 +61,15 @@ async def _probe_under(background: Callable[[asyncio.Event], Awaitable[None]] | 
 
 async def measure_protocols(reps: int, probes: int, onnxruntime: str) -> dict[str, Any]:
     engines, threads, solo = service.DEFAULT_SHAPE
-    server = start_server("--engines", str(engines), "--engine-threads", str(threads),
-                          "--solo-engine-threads", str(solo), "--onnxruntime", onnxruntime,
-                          "--http-port", str(free_port()))
-    base_url = f"{server.http_url}/v1"
     first: dict[str, list[float]] = {"idle": [], "grpc": [], "http": []}
-    backgrounds: dict[str, Callable[[asyncio.Event], Awaitable[None]] | None] = {
-        "idle": None,
-        "grpc": lambda stop: _grpc_client(server.address, stop),
-        "http": lambda stop: _http_client(base_url, stop),
-    }
-    try:
+    with service.running_server(engines, threads, onnxruntime, "--http-port", str(free_port()),
+                                solo=solo) as server:
+        base_url = f"{server.http_url}/v1"
+        backgrounds: dict[str, Callable[[asyncio.Event], Awaitable[None]] | None] = {
+            "idle": None,
+            "grpc": lambda stop: _grpc_client(server.address, stop),
+            "http": lambda stop: _http_client(base_url, stop),
+        }
         async with service.channel(server.address) as chan:
             stub = tts_pb2_grpc.TextToSpeechServiceStub(chan)
             for rep in range(reps):
@@ -81,10 +79,6 @@ async def measure_protocols(reps: int, probes: int, onnxruntime: str) -> dict[st
                     _LOGGER.info("protocols rep %d/%d: probe with %s background", rep + 1,
                                  reps, mode)
                     first[mode] += await _probe_under(backgrounds[mode], stub, probes)
-    finally:
-        code = server.stop()
-        if code != 0:
-            raise RuntimeError(f"server exited with {code}:\n" + "".join(server.log))
     return {"first_audio_s": first, "shape": service.shape_name(*service.DEFAULT_SHAPE),
             "background_streams": BACKGROUND_STREAMS, "background_text": BACKGROUND_TEXT,
             "probe_text": PROBE_TEXT, "reps": reps, "probes": probes}

@@ -264,7 +264,7 @@ def _scheduling_section(results: dict[str, Any]) -> list[str]:
         rows.append(f"| {name} | {measured} | {limit} | {'met' if ok else '**missed**'} |")
 
     pair = _ratio(lone, sched["raw_piece"])
-    shape = sched.get("shape", f"{sched.get('engines')}x{sched.get('threads')}")
+    shape = sched["shape"]
     row(f"lone stream, short sentence: first audio / raw engine ({sched['raw_threads']} "
         "threads) on it", _rr(pair), f"<= {LONE_FIRST_VS_RAW_TARGET}",
         pair[1] <= LONE_FIRST_VS_RAW_TARGET)

@@ -138,8 +138,6 @@ class HttpApi:
         self._limits = limits
         self._observer = observer
         self._token = token.encode() if token else None
-        # A request body is JSON around the text; this bounds what we read before parsing.
-        self._max_body_bytes = 4 * limits.max_text_chars + 64 * 1024
         self.app = Starlette(routes=[
             Route("/", self.playground, methods=["GET"]),
             Route("/v1/models", self.models, methods=["GET"]),
@@ -219,9 +217,11 @@ class HttpApi:
         body = bytearray()
         async for part in request.stream():
             body += part
-            if len(body) > self._max_body_bytes:
+            # The body is JSON around the text; this bounds what is read before parsing.
+            if len(body) > self._limits.max_request_bytes:
                 raise _Refused(grpc.StatusCode.INVALID_ARGUMENT,
-                               f"request body over {self._max_body_bytes} bytes: send at most "
+                               f"request body over {self._limits.max_request_bytes} bytes: "
+                               "send at most "
                                f"{self._limits.max_text_chars} characters of input")
         try:
             parsed = json.loads(body)

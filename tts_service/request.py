@@ -25,6 +25,13 @@ class Limits:
     idle_timeout_s: float = 30.0
     max_wait_s: float = 2.0
 
+    @property
+    def max_request_bytes(self) -> int:
+        """The largest request read (gRPC message or HTTP body): up to 4 bytes per allowed
+        character of UTF-8, plus room for the other fields, so a hostile client cannot make
+        the server buffer much more than the longest text."""
+        return 4 * self.max_text_chars + 64 * 1024
+
 
 @dataclass(frozen=True)
 class SynthesisSettings:

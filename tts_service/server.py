@@ -111,8 +111,7 @@ async def start(config: ServerConfig, engines: Sequence[Engine], catalog: VoiceC
     interceptors = [security.BearerTokenInterceptor(token, [SERVICE_NAME], observer.refused)
                     ] if token else []
     server = grpc.aio.server(interceptors=interceptors, options=[
-        # Requests are small; the limit keeps a hostile client from making us buffer much.
-        ("grpc.max_receive_message_length", 4 * config.max_text_chars + 64 * 1024),
+        ("grpc.max_receive_message_length", limits.max_request_bytes),
         *connection_age_options(config),
     ])
     tts_pb2_grpc.add_TextToSpeechServiceServicer_to_server(servicer, server)

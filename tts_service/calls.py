@@ -10,13 +10,16 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
 
 from .errors import ServiceError
 from .metrics import Metrics
 from .status import to_status
+
+if TYPE_CHECKING:
+    from .request import SynthesisSpec
 
 _LOGGER = logging.getLogger("tts_service.requests")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -48,6 +51,12 @@ class CallRecord:
     pieces_sent: int = 0
     audio_s: float = 0.0
     first_chunk_s: float | None = None
+
+    def accepted(self, spec: SynthesisSpec) -> None:
+        """Records what a validated request is going to say."""
+        self.voice = spec.voice.name
+        self.pieces_total = len(spec.pieces)
+        self.text = spec.text
 
     def chunk_sent(self, audio_s: float) -> None:
         if self.first_chunk_s is None:

@@ -272,9 +272,7 @@ class HttpApi:
             message = str(err).replace("ListVoices (or `tts-grpc-client --list-voices`)",
                                        "GET /v1/audio/voices")
             raise InvalidRequest(field, message) from None
-        record.voice = spec.voice.name
-        record.pieces_total = len(spec.pieces)
-        record.text = spec.text
+        record.accepted(spec)
         sse = stream_format == "sse"
         return _Speech(spec, "text/event-stream" if sse else media_type, sse)
 

@@ -71,9 +71,7 @@ class TextToSpeechServicer(tts_pb2_grpc.TextToSpeechServiceServicer, ObservedSer
                               catalog=self._catalog, limits=self._limits,
                               model_rate_hz=self._synthesizer.sample_rate_hz)
         self._check_word_timings(config)
-        record.voice = spec.voice.name
-        record.pieces_total = len(spec.pieces)
-        record.text = spec.text
+        record.accepted(spec)
         return spec
 
     def _settings(self, config: tts_pb2.SynthesisConfig) -> SynthesisSettings:

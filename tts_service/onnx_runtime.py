@@ -17,6 +17,12 @@ import numpy as np
 
 _LOGGER = logging.getLogger(__name__)
 
+# onnxruntime's PyPI builds carry Microsoft's telemetry uploader, which looks up its host
+# some seconds after start-up; a self-hosted speech service sends nothing anywhere. The
+# variable must be set before onnxruntime initializes, and every process that loads it imports
+# this module first (the server, the runtime probe's child, the bench); children inherit it.
+os.environ["ORT_DISABLE_TELEMETRY"] = "1"
+
 RuntimeName = Literal["bundled", "pypi"]
 RUNTIMES: tuple[RuntimeName, ...] = ("bundled", "pypi")
 CHOICES = ("auto", *RUNTIMES)

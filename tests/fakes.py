@@ -6,9 +6,10 @@ engine work controllable; everything else â€” server, pool, servicer, statuses â
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -17,7 +18,7 @@ import numpy as np
 
 from tts_api.v1 import tts_pb2_grpc
 from tts_service.config import ServerConfig
-from tts_service.engine import OnChunk
+from tts_service.engine import EngineFailure, OnChunk
 from tts_service.server import RunningServer, start
 from tts_service.servicer import RuntimeDescription
 from tts_service.voices import VoiceCatalog
@@ -47,7 +48,7 @@ class FakeEngine:
         self.calls.append(text)
         self.speeds.append(speed)
         if "explode" in text:
-            raise RuntimeError("native failure in the engine")
+            raise EngineFailure("native failure in the engine")
         tone = 0.3 * np.sin(np.arange(SAMPLE_RATE_HZ // 10, dtype=np.float32) * 0.1)
         on_chunk(tone.astype(np.float32))
 
@@ -58,27 +59,54 @@ class FakeServer:
     running: RunningServer
     channel: grpc.aio.Channel
     stub: tts_pb2_grpc.TextToSpeechServiceStub
+    config: ServerConfig
 
-    def count(self, method: str, code: str) -> float:
+    def count(self, method: str, code: str, protocol: str = "grpc") -> float:
         """tts_requests_total for this method and status, 0 when never seen."""
         value = self.running.metrics.registry.get_sample_value(
-            "tts_requests_total", {"protocol": "grpc", "method": method, "code": code})
+            "tts_requests_total", {"protocol": protocol, "method": method, "code": code})
         return value or 0.0
+
+    @property
+    def http_url(self) -> str:
+        """The OpenAI-compatible API's base URL (start it with http_port=free_port())."""
+        if self.config.tls_cert is not None:  # the test certificate names localhost
+            return f"https://localhost:{self.running.http_port}/v1"
+        return f"http://127.0.0.1:{self.running.http_port}/v1"
 
 
 @contextlib.asynccontextmanager
-async def fake_server(**settings: Any) -> AsyncIterator[FakeServer]:
-    """A server with one fake engine and one waiting place unless `settings` say otherwise."""
+async def fake_server(voices: tuple[str, ...] = ("af_bella", "am_adam"),
+                      rebuild_fails: bool = False, **settings: Any
+                      ) -> AsyncIterator[FakeServer]:
+    """The fast tier's one server: a real server on port 0 with one fake engine and one
+    waiting place, unless `settings` (ServerConfig fields) say otherwise.
+
+    An engine that fails is "rebuilt" as the same fake, healthy again, unless `rebuild_fails`.
+    """
     engine = FakeEngine()
+
+    def rebuild(threads: int) -> FakeEngine:
+        if rebuild_fails:
+            raise RuntimeError("the model files are gone")
+        return engine
+
     config = replace(ServerConfig(), **{"port": 0, "engines": 1, "max_queued_requests": 1,
                                         **settings})
     runtime = RuntimeDescription("fake", "bundled", "0", 1, 1, 1)
-    running = await start(config, [engine], VoiceCatalog.from_names(["af_bella", "am_adam"]),
-                          runtime)
+    running = await start(config, [engine], VoiceCatalog.from_names(list(voices)), runtime,
+                          load_engine=rebuild)
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
             yield FakeServer(engine, running, channel,
-                             tts_pb2_grpc.TextToSpeechServiceStub(channel))
+                             tts_pb2_grpc.TextToSpeechServiceStub(channel), config)
     finally:
         engine.gate.set()
         await running.stop(grace_s=1)
+
+
+async def wait_until(condition: Callable[[], object], timeout_s: float = TIMEOUT_S) -> None:
+    """Returns once `condition()` holds; fails the test after `timeout_s`."""
+    async with asyncio.timeout(timeout_s):
+        while not condition():
+            await asyncio.sleep(0.01)

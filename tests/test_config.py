@@ -113,7 +113,7 @@ def test_the_server_command_reports_a_bad_setting_without_a_traceback() -> None:
 def test_a_missing_model_is_one_error_line_without_a_traceback(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-m", "tts_service.server", "--model-dir",
                            str(tmp_path)], capture_output=True, text=True, timeout=60)
-    assert done.returncode == 1
+    assert done.returncode == 2
     assert "cannot start: the model is not assembled" in done.stderr
     assert "make models" in done.stderr
     assert "Traceback" not in done.stderr

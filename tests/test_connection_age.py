@@ -1,25 +1,19 @@
 """Maximum connection age: long-lived clients are asked to reconnect, calls in flight finish.
 
-Servicer logic on a real port with the fake engine of test_servicer_logic; no speech here.
+Servicer logic on a real port with the fast tier's fake server; no speech here.
 """
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import replace
 
 import grpc
 import pytest
 
-from tts_api.v1 import tts_pb2, tts_pb2_grpc
+from tts_api.v1 import tts_pb2
 from tts_service.config import ServerConfig, parse_config
-from tts_service.server import start
-from tts_service.servicer import RuntimeDescription
-from tts_service.voices import VoiceCatalog
 
-from .test_servicer_logic import FakeEngine
-
-TIMEOUT_S = 30
+from .fakes import TIMEOUT_S, fake_server
 
 
 async def _state_after(channel: grpc.aio.Channel, seconds: float) -> grpc.ChannelConnectivity:
@@ -29,31 +23,23 @@ async def _state_after(channel: grpc.aio.Channel, seconds: float) -> grpc.Channe
 
 @pytest.mark.parametrize("age_s", [0.5, 0.0])
 async def test_old_connections_are_closed_after_their_calls_finish(age_s: float) -> None:
-    engine = FakeEngine()
-    config = replace(ServerConfig(), port=0, engines=1, max_connection_age_s=age_s,
-                     max_connection_age_grace_s=TIMEOUT_S)
-    runtime = RuntimeDescription("fake", "bundled", "0", 1, 1, 1)
-    running = await start(config, [engine], VoiceCatalog.from_names(["af_bella"]), runtime)
-    try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
-            stub = tts_pb2_grpc.TextToSpeechServiceStub(channel)
-            engine.gate.clear()  # a call that outlives the connection's age
-            call = asyncio.ensure_future(
-                stub.Synthesize(tts_pb2.SynthesizeRequest(text="Hello."), timeout=TIMEOUT_S))
-            await asyncio.sleep(1.5)
-            engine.gate.set()
-            assert (await call).audio_duration_seconds > 0  # the grace let it finish
-            # Asked to go away, the client drops the connection once it is idle and would
-            # reconnect (through the balancer) for its next call; without an age it keeps it.
-            expected = (grpc.ChannelConnectivity.IDLE if age_s
-                        else grpc.ChannelConnectivity.READY)
-            assert await _state_after(channel, 0.5) == expected
-            response = await stub.Synthesize(tts_pb2.SynthesizeRequest(text="Again."),
-                                             timeout=TIMEOUT_S)
-            assert response.audio_duration_seconds > 0
-    finally:
+    async with fake_server(max_connection_age_s=age_s,
+                           max_connection_age_grace_s=TIMEOUT_S) as served:
+        engine, channel, stub = served.engine, served.channel, served.stub
+        engine.gate.clear()  # a call that outlives the connection's age
+        call = asyncio.ensure_future(
+            stub.Synthesize(tts_pb2.SynthesizeRequest(text="Hello."), timeout=TIMEOUT_S))
+        await asyncio.sleep(1.5)
         engine.gate.set()
-        await running.stop(grace_s=1)
+        assert (await call).audio_duration_seconds > 0  # the grace let it finish
+        # Asked to go away, the client drops the connection once it is idle and would
+        # reconnect (through the balancer) for its next call; without an age it keeps it.
+        expected = (grpc.ChannelConnectivity.IDLE if age_s
+                    else grpc.ChannelConnectivity.READY)
+        assert await _state_after(channel, 0.5) == expected
+        response = await stub.Synthesize(tts_pb2.SynthesizeRequest(text="Again."),
+                                         timeout=TIMEOUT_S)
+        assert response.audio_duration_seconds > 0
 
 
 def test_connection_age_options_come_from_flags_and_environment(

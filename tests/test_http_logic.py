@@ -8,7 +8,6 @@ import socket
 import ssl
 import threading
 from collections.abc import AsyncIterator
-from dataclasses import replace
 from pathlib import Path
 
 import httpx2
@@ -16,30 +15,21 @@ import openai
 import pytest
 
 from harness.servers import free_port
-from tts_service.config import ServerConfig
-from tts_service.server import RunningServer, StartupError, start
-from tts_service.servicer import RuntimeDescription
-from tts_service.voices import VoiceCatalog
+from tts_service.server import RunningServer, StartupError
 
 from .certs import make_pki
-from .test_servicer_logic import TIMEOUT_S, FakeEngine, _wait_until
+from .fakes import TIMEOUT_S, FakeEngine, fake_server, wait_until
 
 TOKEN = "s3cret-token"
 
 
 @pytest.fixture
 async def fake(tmp_path: Path) -> AsyncIterator[tuple[FakeEngine, RunningServer, str]]:
-    engine = FakeEngine()
     token_file = tmp_path / "token"
     token_file.write_text(TOKEN)
-    config = replace(ServerConfig(), port=0, engines=1, max_queued_requests=0,
-                     http_port=free_port(), token_file=token_file)
-    runtime = RuntimeDescription("fake", "bundled", "0", 1, 1, 0)
-    running = await start(config, [engine], VoiceCatalog.from_names(["af_bella", "am_adam"]),
-                          runtime)
-    yield engine, running, f"http://127.0.0.1:{running.http_port}/v1"
-    engine.gate.set()
-    await running.stop(grace_s=1)
+    async with fake_server(max_queued_requests=0, http_port=free_port(),
+                           token_file=token_file) as served:
+        yield served.engine, served.running, served.http_url
 
 
 def _client(base_url: str, token: str = TOKEN) -> openai.AsyncOpenAI:
@@ -72,7 +62,7 @@ async def test_full_pool_raises_rate_limit_error_with_retry_after(fake) -> None:
     async with _client(base_url) as client:
         busy = asyncio.ensure_future(client.audio.speech.create(
             model="tts-1", voice="af_bella", input="Hello.", response_format="pcm"))
-        await _wait_until(lambda: running.pool.busy == 1)
+        await wait_until(lambda: running.pool.busy == 1)
         with pytest.raises(openai.RateLimitError) as refused:
             await client.audio.speech.create(model="tts-1", voice="af_bella", input="Hello.")
         assert int(refused.value.response.headers["retry-after"]) >= 1
@@ -92,9 +82,9 @@ async def test_hang_up_stops_the_engine_and_frees_it(fake) -> None:  # type: ign
         first = await asyncio.wait_for(anext(response.iter_bytes()), TIMEOUT_S)
         assert len(first) > 0
     engine.permits.release(1)  # the next sentence's audio finds the client gone
-    await _wait_until(lambda: _count(running, "CreateSpeech", "CANCELLED") == 1)
+    await wait_until(lambda: _count(running, "CreateSpeech", "CANCELLED") == 1)
     engine.permits.release(40)  # let it run freely: only a stopped engine makes no more
-    await _wait_until(lambda: running.pool.busy == 0)
+    await wait_until(lambda: running.pool.busy == 0)
     assert len(engine.calls) <= 3
 
 
@@ -131,23 +121,18 @@ async def test_a_taken_http_port_stops_the_start_with_a_clear_error() -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
-        config = replace(ServerConfig(), port=0, engines=1,
-                         http_port=taken.getsockname()[1])
-        runtime = RuntimeDescription("fake", "bundled", "0", 1, 1, 0)
-        with pytest.raises(StartupError, match=f"cannot serve HTTP on port {config.http_port}"):
-            await start(config, [FakeEngine()], VoiceCatalog.from_names(["af_bella"]), runtime)
+        port = taken.getsockname()[1]
+        with pytest.raises(StartupError, match=f"cannot serve HTTP on port {port}"):
+            async with fake_server(http_port=port):
+                pass
 
 
 async def test_http_uses_the_servers_tls_certificate(tmp_path: Path) -> None:
     pki = make_pki(tmp_path)
-    config = replace(ServerConfig(), port=0, engines=1, http_port=free_port(),
-                     tls_cert=pki.server_cert, tls_key=pki.server_key)
-    runtime = RuntimeDescription("fake", "bundled", "0", 1, 1, 0)
-    running = await start(config, [FakeEngine()], VoiceCatalog.from_names(["af_bella"]),
-                          runtime)
-    base_url = f"https://localhost:{running.http_port}/v1"
     trusting = ssl.create_default_context(cafile=str(pki.ca_cert))
-    try:
+    async with fake_server(http_port=free_port(), tls_cert=pki.server_cert,
+                           tls_key=pki.server_key) as served:
+        base_url = served.http_url
         async with openai.AsyncOpenAI(
                 base_url=base_url, api_key="unused", max_retries=0, timeout=TIMEOUT_S,
                 http_client=openai.DefaultAsyncHttpxClient(verify=trusting)) as client:
@@ -156,8 +141,6 @@ async def test_http_uses_the_servers_tls_certificate(tmp_path: Path) -> None:
         async with _client(base_url) as untrusting:  # the system CAs do not know ours
             with pytest.raises(openai.APIConnectionError):
                 await untrusting.models.list()
-    finally:
-        await running.stop(grace_s=1)
 
 
 async def test_engine_failure_is_a_500_without_details_and_a_cut_stream_later(fake) -> None:  # type: ignore[no-untyped-def]

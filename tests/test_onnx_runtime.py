@@ -302,7 +302,7 @@ def test_server_asked_for_pypi_without_the_shim_refuses_to_start(tmp_path: Path)
     with pytest.raises(RuntimeError) as refused:
         start_server("--onnxruntime", "pypi", "--onnxruntime-shim", str(missing))
     log = str(refused.value)
-    assert "server exited with 1" in log
+    assert "server exited with 2" in log
     assert f"cannot start: PyPI onnxruntime unavailable: shim {missing} not found" in log
     assert "Traceback" not in log
 

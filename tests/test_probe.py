@@ -4,15 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from dataclasses import replace
 
 from tts_service import probe
-from tts_service.config import ServerConfig
-from tts_service.server import start
-from tts_service.servicer import RuntimeDescription
-from tts_service.voices import VoiceCatalog
 
-from .test_servicer_logic import FakeEngine
+from .fakes import fake_server
 
 
 def _closed_port() -> int:
@@ -22,15 +17,9 @@ def _closed_port() -> int:
 
 
 async def test_probe_passes_only_while_the_server_is_serving() -> None:
-    config = replace(ServerConfig(), port=0, engines=1)
-    runtime = RuntimeDescription("fake", "bundled", "0", 1, 1, 1)
-    running = await start(config, [FakeEngine()], VoiceCatalog.from_names(["af_bella"]),
-                          runtime)
-    address = f"127.0.0.1:{running.port}"
-    try:
+    async with fake_server() as served:
+        address = f"127.0.0.1:{served.running.port}"
         assert await asyncio.to_thread(probe.main, [address]) == 0
-        await running.health.enter_graceful_shutdown()  # what SIGTERM does first
+        await served.running.health.enter_graceful_shutdown()  # what SIGTERM does first
         assert await asyncio.to_thread(probe.main, [address]) == 1
-    finally:
-        await running.stop(grace_s=1)
     assert await asyncio.to_thread(probe.main, [f"127.0.0.1:{_closed_port()}"]) == 1

@@ -9,12 +9,13 @@ from collections.abc import AsyncIterator
 import grpc
 import pytest
 from google.rpc import error_details_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 
 from tts_api.v1 import tts_pb2, tts_pb2_grpc
 from tts_service.server import RunningServer
 
-from .fakes import TIMEOUT_S, FakeEngine, fake_server
+from .fakes import TIMEOUT_S, FakeEngine, fake_server, wait_until
 
 
 @pytest.fixture
@@ -22,13 +23,6 @@ async def fake(
 ) -> AsyncIterator[tuple[FakeEngine, RunningServer, tts_pb2_grpc.TextToSpeechServiceStub]]:
     async with fake_server() as served:
         yield served.engine, served.running, served.stub
-
-
-async def _wait_until(condition, timeout_s: float = TIMEOUT_S) -> None:  # type: ignore[no-untyped-def]
-    async def poll() -> None:
-        while not condition():
-            await asyncio.sleep(0.01)
-    await asyncio.wait_for(poll(), timeout_s)
 
 
 def _server_saw(running: RunningServer, method: str, code: str) -> bool:
@@ -41,9 +35,9 @@ async def test_full_pool_and_queue_refuse_at_once_with_a_retry_hint(fake) -> Non
     engine.gate.clear()
     request = tts_pb2.SynthesizeRequest(text="Hello.")
     busy = asyncio.ensure_future(stub.Synthesize(request, timeout=TIMEOUT_S))
-    await _wait_until(lambda: running.pool.busy == 1)
+    await wait_until(lambda: running.pool.busy == 1)
     queued = asyncio.ensure_future(stub.Synthesize(request, timeout=TIMEOUT_S))
-    await _wait_until(lambda: running.pool.waiting == 1)
+    await wait_until(lambda: running.pool.waiting == 1)
 
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await stub.Synthesize(request, timeout=TIMEOUT_S)
@@ -68,9 +62,9 @@ async def test_cancelled_stream_stops_the_engine_and_frees_it(fake) -> None:  # 
     first = await asyncio.wait_for(call.read(), TIMEOUT_S)
     assert first.chunk.text_span.text == "Sentence number 0 is here."
     call.cancel()
-    await _wait_until(lambda: _server_saw(running, "SynthesizeStream", "CANCELLED"))
+    await wait_until(lambda: _server_saw(running, "SynthesizeStream", "CANCELLED"))
     engine.permits.release(40)  # let it run freely: only a stopped engine makes no more
-    await _wait_until(lambda: running.pool.busy == 0)
+    await wait_until(lambda: running.pool.busy == 0)
     # Each engine finished at most the sentence it was in when the client left (the first
     # one is done; another may have started the next), not the 40 it was given.
     assert 1 <= len(engine.calls) <= 1 + running.pool.size
@@ -86,9 +80,9 @@ async def test_deadline_stops_the_engine_and_is_recorded_as_such(fake) -> None: 
         await stub.Synthesize(tts_pb2.SynthesizeRequest(text="One. Two. Three. Four."),
                               timeout=0.3)
     assert late.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
-    await _wait_until(lambda: _server_saw(running, "Synthesize", "DEADLINE_EXCEEDED"))
+    await wait_until(lambda: _server_saw(running, "Synthesize", "DEADLINE_EXCEEDED"))
     engine.gate.set()
-    await _wait_until(lambda: running.pool.busy == 0)
+    await wait_until(lambda: running.pool.busy == 0)
     assert len(engine.calls) <= 1
 
 
@@ -101,9 +95,40 @@ async def test_engine_failure_is_internal_without_details_and_server_survives(fa
     details = failed.value.details() or ""
     assert "native failure" not in details and "Traceback" not in details
     assert "server log" in details
-    assert running.pool.busy == 0
+    # The engine left the rotation and came back rebuilt: the server keeps serving.
+    await wait_until(lambda: running.pool.in_rotation == 1)
+    assert running.metrics.registry.get_sample_value(
+        "tts_engine_failures_total", {"engine": "0"}) == 1
     ok = await stub.Synthesize(tts_pb2.SynthesizeRequest(text="Fine."), timeout=TIMEOUT_S)
     assert ok.audio_duration_seconds > 0
+    assert running.pool.busy == 0
+
+
+async def test_with_no_engine_left_the_server_is_not_serving_and_refuses_calls(
+        caplog: pytest.LogCaptureFixture) -> None:
+    async with fake_server(rebuild_fails=True) as served:
+        health = health_pb2_grpc.HealthStub(served.channel)
+        with pytest.raises(grpc.aio.AioRpcError):
+            await served.stub.Synthesize(tts_pb2.SynthesizeRequest(text="Please explode."),
+                                         timeout=TIMEOUT_S)
+
+        async def status() -> int:
+            reply = await health.Check(health_pb2.HealthCheckRequest(), timeout=TIMEOUT_S)
+            return int(reply.status)
+
+        for _ in range(100):
+            if await status() == health_pb2.HealthCheckResponse.NOT_SERVING:
+                break
+            await asyncio.sleep(0.02)
+        assert await status() == health_pb2.HealthCheckResponse.NOT_SERVING
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await served.stub.Synthesize(tts_pb2.SynthesizeRequest(text="Hi."),
+                                         timeout=TIMEOUT_S)
+        assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert "no engine is working" in (refused.value.details() or "")
+        assert served.running.metrics.registry.get_sample_value(
+            "tts_engines_in_rotation") == 0
+    assert "engine 0 could not be rebuilt (the model files are gone)" in caplog.text
 
 
 async def test_stream_spans_follow_the_text_even_across_clause_splits(fake) -> None:  # type: ignore[no-untyped-def]

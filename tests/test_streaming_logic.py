@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import AsyncIterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,35 +15,18 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from tts_api.v1 import tts_pb2, tts_pb2_grpc
-from tts_service.config import ServerConfig
-from tts_service.server import RunningServer, start
-from tts_service.servicer import RuntimeDescription
-from tts_service.voices import VoiceCatalog
+from tts_service.server import RunningServer
 
-from .test_servicer_logic import FakeEngine
+from .fakes import TIMEOUT_S, FakeEngine, fake_server, wait_until
 
-TIMEOUT_S = 30
 Fake = tuple[FakeEngine, RunningServer, tts_pb2_grpc.TextToSpeechServiceStub]
-
-
-async def _serve(config: ServerConfig) -> tuple[FakeEngine, RunningServer]:
-    engine = FakeEngine()
-    runtime = RuntimeDescription("fake", "bundled", "0", 1, 1, 1)
-    running = await start(config, [engine], VoiceCatalog.from_names(["af_bella", "am_adam"]),
-                          runtime)
-    return engine, running
 
 
 @pytest.fixture
 async def fake() -> AsyncIterator[Fake]:
-    config = replace(ServerConfig(), port=0, engines=1, max_queued_requests=1,
-                     max_text_chars=200, streaming_idle_timeout_s=1.0,
-                     streaming_max_wait_s=0.3)
-    engine, running = await _serve(config)
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
-        yield engine, running, tts_pb2_grpc.TextToSpeechServiceStub(channel)
-    engine.gate.set()
-    await running.stop(grace_s=1)
+    async with fake_server(max_text_chars=200, streaming_idle_timeout_s=1.0,
+                           streaming_max_wait_s=0.3) as served:
+        yield served.engine, served.running, served.stub
 
 
 def config_message(**fields: Any) -> tts_pb2.StreamingSynthesizeRequest:
@@ -88,13 +70,6 @@ def count(running: RunningServer, code: str) -> float | None:
         "tts_requests_total", {"protocol": "grpc", "method": "StreamingSynthesize", "code": code})
 
 
-async def _wait_until(condition, timeout_s: float = TIMEOUT_S) -> None:  # type: ignore[no-untyped-def]
-    async def poll() -> None:
-        while not condition():
-            await asyncio.sleep(0.01)
-    await asyncio.wait_for(poll(), timeout_s)
-
-
 async def test_pieces_become_sentences_in_text_order_with_offsets_into_all_text(
         fake: Fake) -> None:
     engine, running, stub = fake
@@ -112,7 +87,7 @@ async def test_pieces_become_sentences_in_text_order_with_offsets_into_all_text(
     assert [r.chunk.sequence_number for r in responses] == list(range(len(responses)))
     assert len(engine.calls) == len(spans)  # one synthesis per piece (normalized text)
     assert not any(r.flush_done for r in responses)
-    await _wait_until(lambda: count(running, "OK") == 1)
+    await wait_until(lambda: count(running, "OK") == 1)
 
 
 async def test_first_sentence_is_spoken_before_the_text_is_finished(fake: Fake) -> None:
@@ -217,8 +192,8 @@ async def test_bad_messages_are_invalid_argument_naming_the_field(
         await call.write(message)
     assert words in await fails_with(call, grpc.StatusCode.INVALID_ARGUMENT, field)
     # Counted once the handler has finished, which may be just after the client hears.
-    await _wait_until(lambda: count(running, "INVALID_ARGUMENT") == 1)
-    await _wait_until(lambda: running.pool.busy == 0)
+    await wait_until(lambda: count(running, "INVALID_ARGUMENT") == 1)
+    await wait_until(lambda: running.pool.busy == 0)
     ok = await stub.Synthesize(tts_pb2.SynthesizeRequest(text="Still here."),
                                timeout=TIMEOUT_S)
     assert ok.audio_duration_seconds > 0
@@ -239,8 +214,8 @@ async def test_idle_caller_is_ended_with_deadline_exceeded(fake: Fake) -> None:
     assert (await read(call)).chunk.text_span.text == "Spoken first."
     details = await fails_with(call, grpc.StatusCode.DEADLINE_EXCEEDED)
     assert "no message and no audio for 1 s" in details
-    await _wait_until(lambda: count(running, "DEADLINE_EXCEEDED") == 1)
-    await _wait_until(lambda: running.pool.busy == 0)
+    await wait_until(lambda: count(running, "DEADLINE_EXCEEDED") == 1)
+    await wait_until(lambda: running.pool.busy == 0)
 
 
 async def test_audio_still_flowing_keeps_a_silent_caller_open(fake: Fake) -> None:
@@ -279,9 +254,9 @@ async def test_cancel_mid_text_stops_the_engine_and_frees_it(fake: Fake) -> None
     assert (await read(call)).chunk.text_span.text == "Sentence 0 is here."
     await call.write(text_message(" And more text is on its way"))
     call.cancel()
-    await _wait_until(lambda: count(running, "CANCELLED") == 1)
+    await wait_until(lambda: count(running, "CANCELLED") == 1)
     engine.permits.release(20)  # let it run freely: only a stopped engine makes no more
-    await _wait_until(lambda: running.pool.busy == 0)
+    await wait_until(lambda: running.pool.busy == 0)
     # The engine stopped at the sentence it was in (or about to start) when the client
     # left, not after the 8 it had.
     assert len(engine.calls) <= 2
@@ -295,10 +270,10 @@ async def test_full_pool_refuses_a_streaming_call_with_resource_exhausted(fake: 
     engine.gate.clear()
     busy = asyncio.ensure_future(stub.Synthesize(tts_pb2.SynthesizeRequest(text="Hello."),
                                                  timeout=TIMEOUT_S))
-    await _wait_until(lambda: running.pool.busy == 1)
+    await wait_until(lambda: running.pool.busy == 1)
     queued = asyncio.ensure_future(stub.Synthesize(tts_pb2.SynthesizeRequest(text="Hi."),
                                                    timeout=TIMEOUT_S))
-    await _wait_until(lambda: running.pool.waiting == 1)
+    await wait_until(lambda: running.pool.waiting == 1)
     call = stub.StreamingSynthesize(timeout=TIMEOUT_S)
     await call.write(config_message())
     await call.write(text_message("Refused. "))  # the engine is asked for at the first piece
@@ -310,21 +285,15 @@ async def test_full_pool_refuses_a_streaming_call_with_resource_exhausted(fake: 
 async def test_streaming_call_needs_the_token_like_the_others(tmp_path: Path) -> None:
     token_file = tmp_path / "token"
     token_file.write_text("s3cret\n")
-    config = replace(ServerConfig(), port=0, engines=1, token_file=token_file)
-    _, running = await _serve(config)
-    try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
-            stub = tts_pb2_grpc.TextToSpeechServiceStub(channel)
-            # Refused before any message is read: writing one would race the refusal on the
-            # client's side (and then report the failed write instead of the status).
-            refused = stub.StreamingSynthesize(timeout=TIMEOUT_S)
-            await fails_with(refused, grpc.StatusCode.UNAUTHENTICATED)
-            allowed = stub.StreamingSynthesize(
-                iter([config_message(), text_message("Hello.")]), timeout=TIMEOUT_S,
-                metadata=(("authorization", "Bearer s3cret"),))
-            assert [r.chunk.text_span.text for r in await read_rest(allowed)] == ["Hello."]
-    finally:
-        await running.stop(grace_s=1)
+    async with fake_server(token_file=token_file) as served:
+        # Refused before any message is read: writing one would race the refusal on the
+        # client's side (and then report the failed write instead of the status).
+        refused = served.stub.StreamingSynthesize(timeout=TIMEOUT_S)
+        await fails_with(refused, grpc.StatusCode.UNAUTHENTICATED)
+        allowed = served.stub.StreamingSynthesize(
+            iter([config_message(), text_message("Hello.")]), timeout=TIMEOUT_S,
+            metadata=(("authorization", "Bearer s3cret"),))
+        assert [r.chunk.text_span.text for r in await read_rest(allowed)] == ["Hello."]
 
 
 async def test_server_info_reports_the_streaming_limits(fake: Fake) -> None:

@@ -63,7 +63,7 @@ async def test_words_stay_with_their_own_chunk_when_pieces_run_in_parallel() -> 
         return [spoken async for spoken in synthesizer.stream(pieces, 0, 1.0, False, timed=True)]
 
     spoken = await asyncio.wait_for(collect(), TIMEOUT_S)
-    scheduler.close()
+    await scheduler.close()
     assert [chunk.piece for chunk in spoken] == [pieces[0], *pieces]
 
     written = [text[span.start:span.end] for chunk in spoken for span in chunk.words]
@@ -81,5 +81,5 @@ async def test_untimed_streams_carry_no_words() -> None:
     scheduler = Scheduler([FakeTimedEngine()], max_waiting=4, read_ahead_s=100.0)
     synthesizer = Synthesizer(scheduler, normalize=str, times_words=True)
     spoken = [s async for s in synthesizer.stream(split_pieces("One. Two."), 0, 1.0, False)]
-    scheduler.close()
+    await scheduler.close()
     assert spoken and not any(chunk.words for chunk in spoken)

@@ -33,6 +33,11 @@ class Sentence:
 OnSentence = Callable[[Sentence], bool]
 
 
+class EngineFailure(Exception):
+    """The engine itself failed while synthesizing (not its caller's callback): it may be
+    broken, so the scheduler takes it out of rotation and rebuilds it."""
+
+
 class Engine(Protocol):
     """What the service needs from a speech engine."""
 
@@ -153,7 +158,18 @@ class KokoroEngine:
     def speak(self, text: str, speaker_id: int, speed: float, on_sentence: OnSentence,
               timed: bool) -> None:
         """Synthesizes `text` sentence by sentence; with `timed`, each one's words are timed."""
+        # An error of our own callback is not the engine's: it is kept, the engine is asked to
+        # stop, and it is raised as it is once the engine has returned.
+        callback_errors: list[Exception] = []
+
         def callback(samples: np.ndarray, progress: float) -> int:
+            try:
+                return say(samples, progress)
+            except Exception as error:
+                callback_errors.append(error)
+                return 0
+
+        def say(samples: np.ndarray, progress: float) -> int:
             # Read every run, in this thread: the shim keeps only this thread's latest one.
             run = onnx_runtime.last_run()
             self._durations_seen |= run is not None
@@ -168,4 +184,9 @@ class KokoroEngine:
             # says the opposite; the behaviour was checked). progress is 1.0 on the last one.
             return 1 if on_sentence(Sentence(shortened.samples, words, progress >= 1.0)) else 0
 
-        self._tts.generate(text, sid=speaker_id, speed=speed, callback=callback)
+        try:
+            self._tts.generate(text, sid=speaker_id, speed=speed, callback=callback)
+        except Exception as error:
+            raise EngineFailure(f"sherpa-onnx failed: {error}") from error
+        if callback_errors:
+            raise callback_errors[0]

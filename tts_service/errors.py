@@ -37,3 +37,14 @@ class Unsupported(ServiceError):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(message)
         self.field = field
+
+
+class Unauthenticated(ServiceError):
+    """The caller did not prove who it is (a missing or wrong bearer token)."""
+
+
+class CallerGone(Exception):
+    """The caller went away before the call was done (a closed connection, half a body).
+
+    Not a fault of the server: such calls end CANCELLED, never INTERNAL.
+    """

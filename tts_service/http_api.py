@@ -1,8 +1,8 @@
 """The OpenAI-compatible HTTP front: speech, voices, models and the playground page.
 
-It translates HTTP requests into the same domain values the gRPC servicer uses (build_spec,
-Synthesizer.stream, audio.StreamRenderer, VoiceCatalog) and records every call in the same
-request log and metrics, with protocol "http".
+It only translates: JSON into the call layer's values (speech_call) and outcomes into HTTP
+statuses and OpenAI's error bodies. Every call is recorded in the same request log and metrics
+as on gRPC, with protocol "http".
 """
 
 from __future__ import annotations
@@ -15,29 +15,26 @@ import logging
 import math
 import socket
 import ssl
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import grpc
 import uvicorn
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import Send
 
 from . import audio
-from .calls import CallObserver, CallRecord
-from .errors import InvalidRequest, ServiceError
-from .request import Limits, SynthesisSpec, build_spec
+from .errors import CallerGone, InvalidRequest, Unauthenticated
+from .outcomes import Code, Outcome
+from .request import AskedSettings, SynthesisSpec
 from .security import bearer_token_matches
-from .status import to_status
-from .synthesizer import SpokenPiece, Synthesizer
-from .voices import VoiceCatalog
+from .speech_call import Calls, Chunk, Dialect, SpeechCall, log_value
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -59,27 +56,24 @@ FORMATS = {
     "wav": (audio.AudioEncoding.WAV, "audio/wav"),
     "pcm": (audio.AudioEncoding.PCM16, "audio/pcm"),  # 16-bit little-endian, 24 kHz, mono
 }
+# Outcome -> (HTTP status, OpenAI's error type). A caller that went away gets no answer; 499
+# (nginx's "client closed request") is what an access log would show for it.
 _HTTP_STATUS = {
-    grpc.StatusCode.INVALID_ARGUMENT: 400,
-    grpc.StatusCode.UNAUTHENTICATED: 401,
-    grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
-    grpc.StatusCode.UNAVAILABLE: 503,
+    Code.OK: (200, ""),
+    Code.CANCELLED: (499, "invalid_request_error"),
+    Code.INVALID_ARGUMENT: (400, "invalid_request_error"),
+    Code.FAILED_PRECONDITION: (400, "invalid_request_error"),
+    Code.UNAUTHENTICATED: (401, "invalid_request_error"),
+    Code.RESOURCE_EXHAUSTED: (429, "rate_limit_error"),
+    Code.DEADLINE_EXCEEDED: (504, "server_error"),
+    Code.UNAVAILABLE: (503, "server_error"),
+    Code.INTERNAL: (500, "server_error"),
 }
-_ERROR_TYPES = {400: "invalid_request_error", 401: "invalid_request_error",
-                429: "rate_limit_error", 503: "server_error"}
+# OpenAI's names for the request's fields.
+DIALECT = Dialect(fields={"text": "input", "encoding": "response_format"},
+                  list_voices="GET /v1/audio/voices")
 _UNAUTHORIZED = ("missing or wrong bearer token: send the header 'Authorization: Bearer "
                  "<token>' (the OpenAI SDKs send their api_key that way)")
-
-
-class _Refused(Exception):
-    """A request the HTTP layer itself refuses (wrong token, unreadable body)."""
-
-    def __init__(self, code: grpc.StatusCode, message: str, error_code: str | None = None,
-                 param: str | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.error_code = error_code
-        self.param = param
 
 
 @dataclass(frozen=True)
@@ -89,19 +83,16 @@ class _Speech:
     sse: bool
 
 
-def _error_response(error: Exception, code: grpc.StatusCode, request_id: str) -> JSONResponse:
+def error_response(outcome: Outcome, request_id: str) -> JSONResponse:
     """OpenAI's error body: {"error": {"message", "type", "param", "code"}}."""
-    status = _HTTP_STATUS.get(code, 500)
-    message = str(error) if isinstance(error, ServiceError | _Refused) else (
-        "internal error while synthesizing; the server log has the details")
-    param = error.field if isinstance(error, InvalidRequest) else getattr(error, "param", None)
+    status, kind = _HTTP_STATUS[outcome.code]
     headers = {"x-request-id": request_id}
-    retry_after_s = getattr(error, "retry_after_s", None)
-    if retry_after_s is not None:
-        headers["retry-after"] = str(max(1, math.ceil(retry_after_s)))
+    if outcome.retry_after_s is not None:
+        headers["retry-after"] = str(max(1, math.ceil(outcome.retry_after_s)))
+    code = "invalid_api_key" if outcome.code is Code.UNAUTHENTICATED else None
     return JSONResponse(
-        {"error": {"message": message, "type": _ERROR_TYPES.get(status, "server_error"),
-                   "param": param, "code": getattr(error, "error_code", None)}},
+        {"error": {"message": outcome.message, "type": kind, "param": outcome.field,
+                   "code": code}},
         status_code=status, headers=headers)
 
 
@@ -129,14 +120,10 @@ class _ClosingStream(StreamingResponse):
 
 
 class HttpApi:
-    """The routes, bound to the server's synthesizer, voices, limits, observer and token."""
+    """The routes, bound to the server's calls and token."""
 
-    def __init__(self, synthesizer: Synthesizer, catalog: VoiceCatalog, limits: Limits,
-                 observer: CallObserver, token: str | None) -> None:
-        self._synthesizer = synthesizer
-        self._catalog = catalog
-        self._limits = limits
-        self._observer = observer
+    def __init__(self, calls: Calls, token: str | None) -> None:
+        self._calls = calls
         self._token = token.encode() if token else None
         self.app = Starlette(routes=[
             Route("/", self.playground, methods=["GET"]),
@@ -158,84 +145,79 @@ class HttpApi:
 
     async def voices(self, request: Request) -> Response:
         language = request.query_params.get("language", "")
+        catalog = self._calls.catalog
         return await self._answer(request, "ListVoices", lambda: {
             "voices": [{"id": voice.name, "name": voice.name, "language": voice.language_code,
                         "gender": voice.gender.value, "blend": voice.blend}
-                       for voice in self._catalog.list(language)],
-            "default": self._catalog.default,
+                       for voice in catalog.list(language)],
+            "default": catalog.default,
             "openai_voices": {name: kokoro for name, kokoro in OPENAI_VOICES.items()
-                              if self._catalog.get(kokoro) is not None},
+                              if catalog.get(kokoro) is not None},
         })
 
-    async def _answer(self, request: Request, method: str, body: Any) -> Response:
-        record = self._observer.begin(method, request.headers.get("x-request-id"), "http")
+    def _open(self, request: Request, method: str) -> SpeechCall:
+        return self._calls.open(method, "http", request.headers.get("x-request-id"))
+
+    async def _answer(self, request: Request, method: str, body: Callable[[], Any]
+                      ) -> Response:
+        call = self._open(request, method)
         try:
             self._authorize(request)
-            response: Response = JSONResponse(body(),
-                                              headers={"x-request-id": record.request_id})
-            code = grpc.StatusCode.OK
+            response = JSONResponse(body(), headers={"x-request-id": call.request_id})
         except Exception as error:  # every failure gets an OpenAI-shaped error
-            code, response = self._failed(record, error)
-        self._observer.finish(record, code)
+            return error_response(call.end(error), call.request_id)
+        call.end()
         return response
 
     async def speech(self, request: Request) -> Response:
-        record = self._observer.begin("CreateSpeech", request.headers.get("x-request-id"),
-                                      "http")
+        call = self._open(request, "CreateSpeech")
         try:
             self._authorize(request)
-            speech = self._parse(await self._json(request), record)
-            pieces = self._synthesizer.stream(speech.spec.pieces, speech.spec.voice.speaker_id,
-                                              speech.spec.speed, speech.spec.normalize)
+            speech = self._parse(await self._json(request), call)
+            chunks = call.chunks(speech.spec)
             try:
                 # Waiting for the first audio here turns a full pool into a 429, not a cut
                 # stream: the status line cannot change once the body has started.
-                first = await anext(pieces)
+                first = await anext(chunks)
             except BaseException:
-                await pieces.aclose()
+                await chunks.aclose()
                 raise
         except Exception as error:  # every failure gets an OpenAI-shaped error
-            code, response = self._failed(record, error)
-            self._observer.finish(record, code)
-            return response
-        return _ClosingStream(self._body(record, speech, pieces, first),
+            return error_response(call.end(error), call.request_id)
+        return _ClosingStream(self._body(call, speech, chunks, first),
                               media_type=speech.media_type,
-                              headers={"x-request-id": record.request_id})
-
-    def _failed(self, record: CallRecord, error: Exception) -> tuple[grpc.StatusCode, Response]:
-        code = error.code if isinstance(error, _Refused) else to_status(error)[0]
-        if not isinstance(error, ServiceError | _Refused):
-            _LOGGER.exception("request_id=%s failed unexpectedly", record.request_id)
-        return code, _error_response(error, code, record.request_id)
+                              headers={"x-request-id": call.request_id})
 
     def _authorize(self, request: Request) -> None:
         if self._token is not None and not bearer_token_matches(
                 request.headers.get("authorization"), self._token):
-            raise _Refused(grpc.StatusCode.UNAUTHENTICATED, _UNAUTHORIZED, "invalid_api_key")
+            raise Unauthenticated(_UNAUTHORIZED)
 
     async def _json(self, request: Request) -> dict[str, Any]:
+        limits = self._calls.limits
         body = bytearray()
-        async for part in request.stream():
-            body += part
-            # The body is JSON around the text; this bounds what is read before parsing.
-            if len(body) > self._limits.max_request_bytes:
-                raise _Refused(grpc.StatusCode.INVALID_ARGUMENT,
-                               f"request body over {self._limits.max_request_bytes} bytes: "
-                               "send at most "
-                               f"{self._limits.max_text_chars} characters of input")
+        try:
+            async for part in request.stream():
+                body += part
+                # The body is JSON around the text; this bounds what is read before parsing.
+                if len(body) > limits.max_request_bytes:
+                    raise InvalidRequest("body", f"request body over "
+                                         f"{limits.max_request_bytes} bytes: send at most "
+                                         f"{limits.max_text_chars} characters of input")
+        except ClientDisconnect:
+            raise CallerGone("the client disconnected while sending its request") from None
         try:
             parsed = json.loads(body)
         except ValueError as err:
-            raise _Refused(grpc.StatusCode.INVALID_ARGUMENT,
-                           f"the body is not JSON ({err}): send a JSON object with model, "
-                           "input and voice") from None
+            raise InvalidRequest("body", f"the body is not JSON ({err}): send a JSON object "
+                                 "with model, input and voice") from None
         if not isinstance(parsed, dict):
-            raise _Refused(grpc.StatusCode.INVALID_ARGUMENT,
-                           "the body must be a JSON object with model, input and voice")
+            raise InvalidRequest("body",
+                                 "the body must be a JSON object with model, input and voice")
         return parsed
 
-    def _parse(self, body: dict[str, Any], record: CallRecord) -> _Speech:
-        """OpenAI's CreateSpeech fields to a SynthesisSpec; raises InvalidRequest."""
+    def _parse(self, body: dict[str, Any], call: SpeechCall) -> _Speech:
+        """OpenAI's CreateSpeech fields to a validated spec; raises InvalidRequest."""
         model = body.get("model")
         if model not in MODELS:
             raise InvalidRequest("model", f"unknown model {model!r}: use one of "
@@ -246,9 +228,6 @@ class HttpApi:
             voice = voice.get("id", "")
         if not isinstance(voice, str):
             raise InvalidRequest("voice", "voice must be a voice name, e.g. 'af_bella'")
-        voice = OPENAI_VOICES.get(voice, voice)
-        record.text_chars = len(text)
-        record.voice = voice
         response_format = _field(body, "response_format", str, "mp3")
         if response_format not in FORMATS:
             raise InvalidRequest("response_format",
@@ -260,57 +239,37 @@ class HttpApi:
                                  f"stream_format {stream_format!r}: use 'audio' or 'sse'")
         speed = _field(body, "speed", (int, float), 1.0)
         encoding, media_type = FORMATS[response_format]
-        try:
-            spec = build_spec(
-                text=text, voice=voice, speed=float(speed), encoding=encoding,
-                sample_rate_hz=0, volume_gain_db=0.0, normalize=True, streaming=True,
-                catalog=self._catalog, limits=self._limits,
-                model_rate_hz=self._synthesizer.sample_rate_hz)
-        except InvalidRequest as err:
-            # Name the field as OpenAI's request calls it.
-            field = {"text": "input"}.get(err.field, err.field)
-            message = str(err).replace("ListVoices (or `tts-grpc-client --list-voices`)",
-                                       "GET /v1/audio/voices")
-            raise InvalidRequest(field, message) from None
-        record.accepted(spec)
+        asked = AskedSettings(voice=OPENAI_VOICES.get(voice, voice), speed=float(speed),
+                              encoding=encoding)
+        spec = call.accept(text, asked, streaming=True, dialect=DIALECT)
         sse = stream_format == "sse"
         return _Speech(spec, "text/event-stream" if sse else media_type, sse)
 
-    async def _body(self, record: CallRecord, speech: _Speech,
-                    pieces: AsyncGenerator[SpokenPiece, None], first: SpokenPiece
-                    ) -> AsyncIterator[bytes]:
+    async def _body(self, call: SpeechCall, speech: _Speech,
+                    chunks: AsyncGenerator[Chunk, None], first: Chunk) -> AsyncIterator[bytes]:
         spec = speech.spec
-        model_rate = self._synthesizer.sample_rate_hz
-        renderer = audio.StreamRenderer(model_rate, spec.sample_rate_hz, spec.volume_gain_db,
-                                        spec.encoding)
         frame = _sse_delta if speech.sse else bytes
-        code = grpc.StatusCode.CANCELLED
         try:
-            async with contextlib.aclosing(pieces):
-                spoken: SpokenPiece | None = first
-                while spoken is not None:
-                    data = await asyncio.to_thread(renderer.render, spoken.samples)
-                    record.chunk_sent(len(spoken.samples) / model_rate)
-                    if data:
-                        yield frame(data)
-                    spoken = await anext(pieces, None)
-            tail = await asyncio.to_thread(renderer.finish)
-            if tail:
-                yield frame(tail)
+            async with contextlib.aclosing(chunks):
+                chunk: Chunk | None = first
+                while chunk is not None:
+                    if chunk.audio:
+                        yield frame(chunk.audio)
+                    chunk = await anext(chunks, None)
             if speech.sse:
                 yield _sse_event({"type": "speech.audio.done", "usage": {
                     "input_tokens": len(spec.text), "output_tokens": 0,
                     "total_tokens": len(spec.text)}})
-            code = grpc.StatusCode.OK
-        except Exception as error:
-            # The status line has gone: breaking the connection is the only way left to tell
-            # the client the audio is incomplete (a clean end would pass it off as whole).
-            code = to_status(error)[0]
-            _LOGGER.error("request_id=%s failed after its audio started: %s",
-                          record.request_id, error)
+        except BaseException as error:
+            outcome = call.end(error)
+            if outcome.code is not Code.CANCELLED:
+                # The status line has gone: breaking the connection is the only way left to
+                # tell the client the audio is incomplete (a clean end would pass it off as
+                # whole).
+                _LOGGER.error("request_id=%s failed after its audio started: %s",
+                              log_value(call.request_id), log_value(outcome.message))
             raise
-        finally:
-            self._observer.finish(record, code)
+        call.end()
 
 
 def _field(body: dict[str, Any], name: str, kind: type | tuple[type, ...], default: Any) -> Any:
@@ -367,18 +326,28 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+class HttpStartError(Exception):
+    """The HTTP front cannot start; the message says why."""
+
+
 async def serve_http(api: HttpApi, sock: socket.socket, tls_cert: Path | None,
                      tls_key: Path | None, tls_client_ca: Path | None) -> HttpServer:
-    """Starts uvicorn on `sock` as a task of the running loop."""
+    """Starts uvicorn on `sock` as a task of the running loop; raises HttpStartError."""
     config = uvicorn.Config(
         api.app, log_config=None, access_log=False, lifespan="off",
         ssl_certfile=tls_cert, ssl_keyfile=tls_key,
         ssl_ca_certs=str(tls_client_ca) if tls_client_ca else None,
         ssl_cert_reqs=ssl.CERT_REQUIRED if tls_client_ca else ssl.CERT_NONE)
+    try:
+        config.load()  # reads the TLS files: a bad one fails here, with its reason
+    except (OSError, ValueError) as err:
+        raise HttpStartError(f"cannot serve HTTP with TLS files {tls_cert}, {tls_key}: "
+                             f"{err}") from err
     server = _EmbeddedServer(config)
     task = asyncio.create_task(server.serve(sockets=[sock]), name="http-front")
     while not server.started and not task.done():
         await asyncio.sleep(0.01)
-    if task.done():
-        task.result()  # raises why it could not start
+    if not server.started:
+        error = task.exception() if not task.cancelled() else None
+        raise HttpStartError(f"the HTTP front did not start: {error or 'see the log above'}")
     return HttpServer(server=server, task=task, port=sock.getsockname()[1])

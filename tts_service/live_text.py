@@ -15,8 +15,8 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from enum import Enum
 
-from .errors import IdleTimeout, ServiceError
-from .request import Limits, check_text_length
+from .errors import IdleTimeout
+from .request import Limits, check_text, check_text_length
 from .segmenter import Segmenter
 from .text import Piece
 
@@ -43,8 +43,6 @@ class LiveText:
     def __init__(self, inputs: AsyncIterator[TextInput], limits: Limits,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.segmenter = Segmenter(limits.stream_split, limits.max_wait_s)
-        self.error: ServiceError | None = None  # what ended a run of pieces early
-        self.mark = Mark.END  # what ended the last run of pieces
         self._limits = limits
         self._clock = clock
         self._inbox: asyncio.Queue[tuple[TextInput | Exception | None, float]] = \
@@ -76,7 +74,8 @@ class LiveText:
                         self._inbox.get(), max(0.0, deadline - self._clock()))
                 except TimeoutError:
                     now = self._clock()
-                    if now >= idle_deadline:
+                    # Audio sent meanwhile moved the idle clock on.
+                    if now >= self._last_message_at + self._limits.idle_timeout_s:
                         raise IdleTimeout(
                             f"no message and no audio for {self._limits.idle_timeout_s:g} s: "
                             "send text (an empty message keeps the call open) or half-close "
@@ -90,26 +89,17 @@ class LiveText:
                 self._ended = True
                 continue
             check_text_length(len(self.segmenter.text) + len(item.text), self._limits)
+            check_text(item.text)
             self._ready.extend(self.segmenter.feed(item.text, arrived_at))
             if item.flush:
                 self._ready.extend(self.segmenter.flush())
                 self._ready.append(Mark.FLUSH)
         return self._ready.popleft()
 
-    async def run_of_pieces(self, first: Piece) -> AsyncIterator[Piece]:
-        """`first` and the pieces after it up to the next mark, which is left in `mark`.
-
-        An error ends the run (the pieces already given are still spoken) and is left in
-        `error`, so a synthesis consuming the run ends normally and the caller raises it.
-        """
-        yield first
-        try:
-            while isinstance(event := await self.next(), Piece):
-                yield event
-        except ServiceError as err:
-            self.error = err
-            return
-        self.mark = event
+    async def items(self) -> AsyncIterator[Piece | Mark]:
+        """The pieces and FLUSH marks in order, until the END; raises ServiceError."""
+        while (item := await self.next()) is not Mark.END:
+            yield item
 
     async def _read(self, inputs: AsyncIterator[TextInput]) -> None:
         """Queues each input with its arrival time (the idle and max-wait clocks run from

@@ -17,8 +17,9 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
-            "tts_requests", "Finished calls by protocol (grpc, http), method and status code "
-            "(gRPC's names, for HTTP too)", ["protocol", "method", "code"], registry=self.registry)
+            "tts_requests", "Finished calls by protocol (grpc, http), method and outcome code "
+            "(Google's canonical codes, as gRPC names them, for every protocol)",
+            ["protocol", "method", "code"], registry=self.registry)
         self.queue_depth = Gauge(
             "tts_queue_depth", "Requests waiting for a free engine", registry=self.registry)
         self.engines_busy = Gauge(
@@ -32,6 +33,14 @@ class Metrics:
         self.engines = Gauge(
             "tts_engines", "Engines in the pool, the solo engine included",
             registry=self.registry)
+        self.engines_in_rotation = Gauge(
+            "tts_engines_in_rotation", "Engines taking pieces: those that failed are out until "
+            "rebuilt; 0 means the server refuses every call (health NOT_SERVING)",
+            registry=self.registry)
+        self.engine_failures = Counter(
+            "tts_engine_failures", "Failed syntheses by engine position (0.. the pool, the "
+            "solo engine last); each takes its engine out of rotation to be rebuilt",
+            ["engine"], registry=self.registry)
         self.synthesis_seconds = Histogram(
             "tts_synthesis_seconds", "Wall time of a synthesis request, from start to last audio",
             ["protocol", "method"], buckets=_SECONDS_BUCKETS, registry=self.registry)
@@ -50,8 +59,10 @@ class Metrics:
             registry=self.registry)
 
     def watch_pool(self, size: int, busy: Callable[[], float], waiting: Callable[[], float],
-                   unread_audio_s: Callable[[], float] = lambda: 0.0) -> None:
+                   unread_audio_s: Callable[[], float] = lambda: 0.0,
+                   in_rotation: Callable[[], float] | None = None) -> None:
         self.engines.set(size)
+        self.engines_in_rotation.set_function(in_rotation or (lambda: size))
         self.unread_audio.set_function(unread_audio_s)
         self.engines_busy.set_function(busy)
         self.queue_depth.set_function(waiting)

@@ -3,10 +3,9 @@ the engines loaded, and the voice catalogue they serve."""
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,11 +28,17 @@ class ModelOptions:
 
 @dataclass(frozen=True)
 class PreparedModel:
-    """Loaded engines and what they can say: voices (built-in and blends) and respellings."""
+    """Loaded engines and what they can say: voices (built-in and blends) and respellings.
+
+    `load_engine(threads)` loads one more engine like them (to replace one that failed); the
+    files it needs live until `close()`.
+    """
 
     engines: list[Engine]
     catalog: VoiceCatalog
     overrides: Overrides
+    load_engine: Callable[[int], Engine]
+    close: Callable[[], None]
 
 
 def builtin_voices(files: ModelFiles) -> list[Voice]:
@@ -59,35 +64,44 @@ def prepare(files: ModelFiles, thread_counts: Sequence[int],
             options: ModelOptions) -> PreparedModel:
     """Loads one engine per entry of `thread_counts` (its threads), with the blends and
     overrides merged in."""
-    loaded = load_engines(files, thread_counts, options.builtin, options.blends,
-                          options.overrides)
+    # The generated files (blended voices, merged lexicon) live in a scratch directory for the
+    # server's life: an engine rebuilt later loads the same ones. Not a cache that could go
+    # stale when the model or the options change.
+    scratch = tempfile.TemporaryDirectory(prefix="tts-service-")
+    try:
+        load_engine = engine_loader(files, Path(scratch.name), options)
+        engines = [load_engine(threads) for threads in thread_counts]
+    except BaseException:
+        scratch.cleanup()
+        raise
     catalog = VoiceCatalog([*options.builtin, *blend_voices(options.blends, options.builtin)])
-    return PreparedModel(loaded, catalog, options.overrides)
+    return PreparedModel(engines, catalog, options.overrides, load_engine, scratch.cleanup)
 
 
-def load_engines(files: ModelFiles, thread_counts: Sequence[int],
-                 builtin: Sequence[Voice], blends: Sequence[Blend] = (),
-                 overrides: Overrides | None = None) -> list[Engine]:
+def engine_loader(files: ModelFiles, scratch: Path, options: ModelOptions
+                  ) -> Callable[[int], Engine]:
+    """Writes the files the engines need into `scratch`; returns a loader of one engine."""
     from .engine import KokoroEngine
 
-    # sherpa-onnx reads its files into memory when an engine loads, so the generated ones only
-    # have to outlive the loading: a scratch directory removed right after, not a cache that
-    # could go stale when the model or the options change.
-    with tempfile.TemporaryDirectory(prefix="tts-service-") as scratch_dir, \
-            contextlib.ExitStack() as keep_open:
-        scratch = Path(scratch_dir)
-        voices = model = lexicon = None
-        if blends:
-            voices = scratch / "voices.bin"
-            write_voices(files.voices, builtin, blends, voices)
-            model = keep_open.enter_context(
-                model_with_speakers(files.model, len(builtin) + len(blends), scratch))
-        if overrides is not None and overrides.phonemes:
-            lexicon = str(write_lexicon(overrides, files.lexicon, scratch / "lexicon.txt"))
-            # Checked on 1.13.8: its Kokoro frontend sends all English text to espeak-ng.
-            _LOGGER.warning("phoneme overrides loaded, but sherpa-onnx 1.13.8 reads the "
-                            "lexicon only for CJK text: for English words, use respellings "
-                            "('word = sounds like')")
-        return [KokoroEngine(files, threads, voices_path=voices, lexicon=lexicon,
-                             model_path=model)
-                for threads in thread_counts]
+    voices = lexicon = None
+    speakers = len(options.builtin) + len(options.blends)
+    if options.blends:
+        voices = scratch / "voices.bin"
+        write_voices(files.voices, options.builtin, options.blends, voices)
+    if options.overrides.phonemes:
+        lexicon = str(write_lexicon(options.overrides, files.lexicon, scratch / "lexicon.txt"))
+        # Checked on 1.13.8: its Kokoro frontend sends all English text to espeak-ng.
+        _LOGGER.warning("phoneme overrides loaded, but sherpa-onnx 1.13.8 reads the lexicon "
+                        "only for CJK text: for English words, use respellings ('word = "
+                        "sounds like')")
+
+    def load(threads: int) -> Engine:
+        if not options.blends:
+            return KokoroEngine(files, threads, lexicon=lexicon)
+        # The model with more speakers is copied for each load (in memory, in the kernel)
+        # rather than held for the server's life: sherpa-onnx reads it while loading only.
+        with model_with_speakers(files.model, speakers, scratch) as model:
+            return KokoroEngine(files, threads, voices_path=voices, lexicon=lexicon,
+                                model_path=model)
+
+    return load

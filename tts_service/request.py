@@ -11,8 +11,8 @@ from .text import STREAMING_SPLIT, UNARY_SPLIT, Piece, SplitPolicy, split_pieces
 from .voices import Voice, VoiceCatalog
 
 MIN_SPEED, MAX_SPEED = 0.5, 2.0
-# The API's names for the audio module's fields.
-_PROTO_FIELDS = {"sample_rate_hz": "sample_rate_hertz", "gain_db": "volume_gain_db"}
+# The request's names for the audio module's fields.
+_AUDIO_FIELDS = {"gain_db": "volume_gain_db"}
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,22 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class AskedSettings:
+    """How a caller asked to speak and encode, not yet checked; every front fills one in.
+
+    The zero values (an empty voice, speed 0, no encoding, rate 0) mean the defaults.
+    """
+
+    voice: str = ""
+    speed: float = 0.0
+    encoding: audio.AudioEncoding | None = None
+    sample_rate_hz: int = 0
+    volume_gain_db: float = 0.0
+    normalize: bool = True
+    word_timings: bool = False
+
+
+@dataclass(frozen=True)
 class SynthesisSettings:
     """How to speak and encode, validated: the same for every synthesis call."""
 
@@ -43,6 +59,7 @@ class SynthesisSettings:
     sample_rate_hz: int
     volume_gain_db: float
     normalize: bool
+    word_timings: bool
 
 
 @dataclass(frozen=True)
@@ -63,53 +80,65 @@ def check_text_length(chars: int, limits: Limits) -> None:
         )
 
 
-def build_spec(*, text: str, voice: str, speed: float, encoding: audio.AudioEncoding | None,
-               sample_rate_hz: int, volume_gain_db: float, normalize: bool, streaming: bool,
-               catalog: VoiceCatalog, limits: Limits, model_rate_hz: int) -> SynthesisSpec:
-    """Validates every field (unset ones take their defaults); raises InvalidRequest."""
+def check_text(text: str) -> None:
+    """Raises InvalidRequest when text is not valid Unicode (a JSON string may hold a lone
+    surrogate, which no engine can take): refused before any work."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise InvalidRequest(
+            "text", f"text is not valid Unicode: character {err.start} is a lone surrogate "
+            f"(U+{ord(text[err.start]):04X}); send the text as UTF-8") from None
+
+
+def build_spec(text: str, asked: AskedSettings, *, streaming: bool, catalog: VoiceCatalog,
+               limits: Limits, model_rate_hz: int, list_voices: str) -> SynthesisSpec:
+    """Validates every field (unset ones take their defaults); raises InvalidRequest.
+
+    `list_voices` says how the caller can list the voices, for an unknown one.
+    """
     if not text.strip():
         raise InvalidRequest("text", "text is empty: give the words to speak")
     check_text_length(len(text), limits)
-    settings = build_settings(voice=voice, speed=speed, encoding=encoding,
-                              sample_rate_hz=sample_rate_hz, volume_gain_db=volume_gain_db,
-                              normalize=normalize, streaming=streaming, catalog=catalog,
-                              model_rate_hz=model_rate_hz)
+    check_text(text)
+    settings = build_settings(asked, streaming=streaming, catalog=catalog,
+                              model_rate_hz=model_rate_hz, list_voices=list_voices)
     pieces = split_pieces(text, limits.stream_split if streaming else limits.unary_split)
     if not pieces:
         raise InvalidRequest("text", "text has no letters or digits to speak")
     return SynthesisSpec(**vars(settings), text=text, pieces=tuple(pieces))
 
 
-def build_settings(*, voice: str, speed: float, encoding: audio.AudioEncoding | None,
-                   sample_rate_hz: int, volume_gain_db: float, normalize: bool,
-                   streaming: bool, catalog: VoiceCatalog, model_rate_hz: int
-                   ) -> SynthesisSettings:
+def build_settings(asked: AskedSettings, *, streaming: bool, catalog: VoiceCatalog,
+                   model_rate_hz: int, list_voices: str) -> SynthesisSettings:
     """Validates the settings (unset ones take their defaults); raises InvalidRequest."""
-    found = catalog.get(voice)
+    found = catalog.get(asked.voice)
     if found is None:
         raise InvalidRequest(
             "voice",
-            f"unknown voice {voice!r}: ListVoices (or `tts-grpc-client --list-voices`) shows "
-            f"the {len(catalog)} voices; e.g. {catalog.default!r}",
+            f"unknown voice {asked.voice!r}: {list_voices} shows the {len(catalog)} voices; "
+            f"e.g. {catalog.default!r}",
         )
-    speed = speed or 1.0
+    speed = asked.speed or 1.0
     if not (math.isfinite(speed) and MIN_SPEED <= speed <= MAX_SPEED):
         raise InvalidRequest(
             "speed", f"speed {speed} is outside [{MIN_SPEED}, {MAX_SPEED}] (1.0 is natural; "
             "0 means 1.0)")
+    encoding = asked.encoding
     if encoding is None:
         encoding = audio.AudioEncoding.PCM16 if streaming else audio.AudioEncoding.WAV
-    rate = sample_rate_hz or model_rate_hz
+    rate = asked.sample_rate_hz or model_rate_hz
     try:
-        audio.check_gain(volume_gain_db)
+        audio.check_gain(asked.volume_gain_db)
         audio.check_format(encoding, rate)
     except audio.UnsupportedAudioError as err:
-        raise InvalidRequest(_PROTO_FIELDS.get(err.field, err.field), str(err)) from err
+        raise InvalidRequest(_AUDIO_FIELDS.get(err.field, err.field), str(err)) from err
     return SynthesisSettings(
         voice=found,
         speed=speed,
         encoding=encoding,
         sample_rate_hz=rate,
-        volume_gain_db=volume_gain_db,
-        normalize=normalize,
+        volume_gain_db=asked.volume_gain_db,
+        normalize=asked.normalize,
+        word_timings=asked.word_timings,
     )

@@ -15,9 +15,22 @@ go to the single-thread engines, which share the cores without oversubscribing t
 busy multi-thread engines take cores from each other). A newcomer waits at most for one
 piece on the solo engine, which is the fastest piece-time there is.
 
+Admission (the one rule, for every front): a call is admitted when the scheduler is open and
+either an engine would start its first piece right now (while the solo engine runs, none is
+free) or fewer than `max_waiting` admitted calls are waiting for their first engine; otherwise
+it is refused at once with a retry hint. A call holds its admission for its whole life: text
+that arrives over time (a live call) is fed into the same request, across flushes and pauses.
+
+An engine whose synthesis fails (EngineFailure) leaves the rotation at once, so it cannot take
+the next piece; it is rebuilt in its own thread and comes back if that works. With no engine
+left in rotation every call is refused as unavailable, and the owner is told (health).
+
 A request's audio is handed back strictly in text order. A request stops being scheduled once
 it holds more than `read_ahead_s` seconds of audio its consumer has not read, and resumes as
 the consumer reads: a slow reader costs bounded memory, and its engines serve others meanwhile.
+Marks (anything that is not a Piece) may be fed between pieces; each is handed back once all
+the audio of the pieces before it has been read, which is how a live call learns that a
+flush has been spoken.
 """
 
 from __future__ import annotations
@@ -30,10 +43,12 @@ import time
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterable, Callable, Sequence
 from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, TypeVar
 
 import numpy as np
 
-from .engine import Engine, OnChunk
+from .engine import Engine, EngineFailure, OnChunk
 from .errors import NotReady, Overloaded
 from .text import Piece
 
@@ -41,6 +56,18 @@ _LOGGER = logging.getLogger(__name__)
 
 # Runs in an engine thread: synthesizes one piece on the engine, calling on_chunk per chunk.
 PieceWork = Callable[[Engine, Piece, OnChunk], None]
+# Loads a fresh engine for a position in the pool, in an engine thread (warmed up, ready).
+Rebuild = Callable[[int], Engine]
+M = TypeVar("M")
+
+
+class Admitted(Enum):
+    """What `stream(..., announce=True)` yields first, once the request is admitted."""
+
+    ADMITTED = "admitted"
+
+
+ADMITTED = Admitted.ADMITTED
 
 
 @dataclass(eq=False)
@@ -59,6 +86,9 @@ class _Request:
     arrived: float
     pending: deque[Piece] = field(default_factory=deque)  # not started yet, in text order
     slots: deque[_Slot] = field(default_factory=deque)  # started, not yet read to the end
+    marks: deque[tuple[int, object]] = field(default_factory=deque)  # (pieces before, mark)
+    fed: int = 0  # pieces received so far
+    read: int = 0  # pieces whose audio has been read to the end
     input_done: bool = False  # no more pieces will arrive
     input_error: BaseException | None = None
     running: int = 0
@@ -78,7 +108,7 @@ class _Request:
 
     @property
     def finished(self) -> bool:
-        return self.input_done and not self.pending and not self.slots
+        return self.input_done and not self.pending and not self.slots and not self.marks
 
 
 class Scheduler:
@@ -86,33 +116,50 @@ class Scheduler:
 
     `waiting` counts requests that have a piece to run but none started yet (the queue the
     RESOURCE_EXHAUSTED limit applies to); `busy` counts engines synthesizing right now.
+    Engines are known by their position: the pool's in order, then the solo engine.
     """
 
     def __init__(self, engines: Sequence[Engine], max_waiting: int, read_ahead_s: float,
                  on_queue_wait: Callable[[float], object] = lambda _: None,
-                 solo: Engine | None = None) -> None:
+                 solo: Engine | None = None, rebuild: Rebuild | None = None,
+                 on_engine_failed: Callable[[int], object] = lambda _: None,
+                 on_rotation_change: Callable[[int], object] = lambda _: None) -> None:
         if not engines:
             raise ValueError("a scheduler needs at least one engine")
-        self._solo = solo
-        # Every engine it runs pieces on, the solo engine last.
-        self.engines: tuple[Engine, ...] = (*engines, *([solo] if solo is not None else []))
-        self.size = len(self.engines)
+        self._engines: list[Engine] = [*engines, *([solo] if solo is not None else [])]
+        self._solo = len(engines) if solo is not None else None
+        self.size = len(self._engines)
         self.max_waiting = max_waiting
         self.read_ahead_s = read_ahead_s
         self.sample_rate_hz = engines[0].sample_rate_hz
         self._on_queue_wait = on_queue_wait
+        self._rebuild = rebuild
+        self._on_engine_failed = on_engine_failed
+        self._on_rotation_change = on_rotation_change
         # Idle engines are taken in pool order, so the same few stay warm under light load.
-        self._rank = {id(engine): rank for rank, engine in enumerate(self.engines)}
-        self._idle: list[Engine] = list(self.engines)
+        self._idle: list[int] = list(range(self.size))
+        self._out: set[int] = set()  # out of rotation: failed (being rebuilt, or gone)
+        self.failures = [0] * self.size  # failed syntheses per engine position
         self._requests: list[_Request] = []
+        self._working: set[asyncio.Future[Any]] = set()  # engine threads' work in flight
         self._closed = False
         # One synthesis thread per engine: sherpa-onnx releases the GIL while it computes.
         self.executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=self.size, thread_name_prefix="engine")
 
     @property
+    def engines(self) -> tuple[Engine, ...]:
+        """Every engine it runs pieces on, the solo engine last."""
+        return tuple(self._engines)
+
+    @property
+    def in_rotation(self) -> int:
+        """Engines that take pieces: all but the failed ones."""
+        return self.size - len(self._out)
+
+    @property
     def busy(self) -> int:
-        return self.size - len(self._idle)
+        return self.in_rotation - len(self._idle)
 
     @property
     def waiting(self) -> int:
@@ -124,34 +171,51 @@ class Scheduler:
         """Audio made but not yet read by its consumer, over all requests."""
         return sum(r.unread_s for r in self._requests)
 
-    async def stream(self, pieces: Sequence[Piece] | AsyncIterable[Piece], work: PieceWork
-                     ) -> AsyncGenerator[tuple[Piece, np.ndarray], None]:
-        """Yields (piece, samples) in text order as the engines make them.
-
-        Closing the iterator early (client gone, deadline passed) drops the pieces not yet
-        started and makes running ones stop after their current sentence; each engine goes
-        back to the pool when its thread is done.
-        """
+    def _admit(self) -> None:
+        """The admission rule (module docstring); raises NotReady or Overloaded."""
         if self._closed:
             raise NotReady("the server is shutting down; retry on another instance")
-        if not self._idle_in_pool() and self.waiting >= self.max_waiting:
+        if self.in_rotation == 0:
+            raise NotReady("no engine is working (each failed and could not be rebuilt; the "
+                           "server log says why): retry on another instance")
+        if self._engine_for(1) is None and self.waiting >= self.max_waiting:
             raise Overloaded(
                 f"every engine is busy and {self.waiting} requests are already "
                 "waiting; retry in a few seconds",
                 retry_after_s=2.0,
             )
+
+    async def stream(self, pieces: Sequence[Piece] | AsyncIterable[Piece | M], work: PieceWork,
+                     announce: bool = False
+                     ) -> AsyncGenerator[tuple[Piece, np.ndarray] | M | Admitted, None]:
+        """Yields (piece, samples) in text order as the engines make them, and each mark fed
+        between pieces once the audio before it has been read. With `announce`, ADMITTED
+        comes first, as soon as the request is admitted (before any piece is needed).
+
+        Closing the iterator early (client gone, deadline passed) drops the pieces not yet
+        started and makes running ones stop after their current sentence; each engine goes
+        back to the pool when its thread is done. An error of the piece source is raised
+        after the audio of the pieces it gave.
+        """
+        self._admit()
         request = _Request(work=work, arrived=time.monotonic())
         self._requests.append(request)
         feeder = None
         if isinstance(pieces, Sequence):
             request.pending.extend(pieces)
+            request.fed = len(pieces)
             request.input_done = True
         else:
             feeder = asyncio.create_task(self._feed(request, pieces))
         self._dispatch()
         completed = False
         try:
+            if announce:
+                yield ADMITTED
             while True:
+                if request.marks and request.marks[0][0] == request.read:
+                    yield request.marks.popleft()[1]  # type: ignore[misc]
+                    continue
                 if request.slots:
                     head = request.slots[0]
                     if head.chunks:
@@ -164,8 +228,9 @@ class Scheduler:
                         raise head.error
                     if head.done:
                         request.slots.popleft()
+                        request.read += 1
                         continue
-                elif request.input_error is not None:
+                elif request.input_error is not None and not request.pending:
                     raise request.input_error
                 elif request.finished:
                     break
@@ -177,11 +242,16 @@ class Scheduler:
                 feeder.cancel()
             self._abandon(request, completed)
 
-    async def _feed(self, request: _Request, pieces: AsyncIterable[Piece]) -> None:
+    async def _feed(self, request: _Request, pieces: AsyncIterable[Piece | M]) -> None:
         try:
-            async for piece in pieces:
-                request.pending.append(piece)
-                self._dispatch()
+            async for item in pieces:
+                if isinstance(item, Piece):
+                    request.pending.append(item)
+                    request.fed += 1
+                    self._dispatch()
+                else:
+                    request.marks.append((request.fed, item))
+                    request.changed.set()
         except Exception as error:  # handed to the consumer, in order after the audio
             request.input_error = error
         finally:
@@ -195,6 +265,7 @@ class Scheduler:
             request.total = request.started + len(request.pending)
         request.pending.clear()
         request.slots.clear()
+        request.marks.clear()
         request.unread_s = 0.0
         if request.running == 0:
             self._forget(request)
@@ -204,8 +275,6 @@ class Scheduler:
             _LOGGER.info("synthesis stopped early: engine back in the pool after %d of %d "
                          "pieces", request.done, request.total)
         self._requests.remove(request)
-        if self._closed and not self._requests:
-            self.executor.shutdown(wait=False)
         self._dispatch()
 
     def _dispatch(self) -> None:
@@ -229,21 +298,19 @@ class Scheduler:
             if not request.schedulable(self.read_ahead_s):
                 candidates.remove(request)
 
-    def _idle_in_pool(self) -> list[Engine]:
-        """Idle engines other than the solo engine."""
-        return [engine for engine in self._idle if engine is not self._solo]
-
-    def _engine_for(self, waiting_pieces: int) -> Engine | None:
+    def _engine_for(self, waiting_pieces: int) -> int | None:
         """The engine the next piece should take, or None if it must wait."""
-        if self._solo is not None:
-            if self._solo not in self._idle:
+        solo = self._solo
+        if solo is not None and solo not in self._out:
+            if solo not in self._idle:
                 return None  # it has every core to itself
-            if self.busy == 0 and waiting_pieces == 1:
-                return self._solo
-        idle = self._idle_in_pool()
-        return min(idle, key=lambda e: self._rank[id(e)]) if idle else None
+            alone = all(i == solo or i in self._out for i in range(self.size))
+            if alone or (self.busy == 0 and waiting_pieces == 1):
+                return solo
+        idle = [engine for engine in self._idle if engine != solo]
+        return min(idle) if idle else None
 
-    def _start(self, request: _Request, engine: Engine, now: float) -> None:
+    def _start(self, request: _Request, engine: int, now: float) -> None:
         slot = _Slot(request.pending.popleft())
         request.slots.append(slot)
         request.running += 1
@@ -253,6 +320,7 @@ class Scheduler:
         self._on_queue_wait(now - request.ready_since)
         request.ready_since = now if request.pending else None
         loop = asyncio.get_running_loop()
+        instance = self._engines[engine]
 
         def on_chunk(samples: np.ndarray) -> bool:  # in the engine thread
             loop.call_soon_threadsafe(self._chunk_made, request, slot, samples)
@@ -260,9 +328,10 @@ class Scheduler:
 
         def run() -> None:
             if not request.stop.is_set():
-                request.work(engine, slot.piece, on_chunk)
+                request.work(instance, slot.piece, on_chunk)
 
         work = loop.run_in_executor(self.executor, run)
+        self._working.add(work)
         work.add_done_callback(lambda done: self._piece_done(request, slot, engine, done))
 
     def _chunk_made(self, request: _Request, slot: _Slot, samples: np.ndarray) -> None:
@@ -272,13 +341,17 @@ class Scheduler:
         request.unread_s += len(samples) / self.sample_rate_hz
         request.changed.set()
 
-    def _piece_done(self, request: _Request, slot: _Slot, engine: Engine,
+    def _piece_done(self, request: _Request, slot: _Slot, engine: int,
                     done: asyncio.Future[None]) -> None:
-        self._idle.append(engine)
+        self._working.discard(done)
         request.running -= 1
         request.done += 1
         slot.done = True
         error = None if done.cancelled() else done.exception()
+        if isinstance(error, EngineFailure):
+            self._take_out(engine, error)
+        else:
+            self._idle.append(engine)
         if error is not None:
             if request.abandoned:
                 _LOGGER.warning("abandoned synthesis failed", exc_info=error)
@@ -289,8 +362,48 @@ class Scheduler:
         else:
             self._dispatch()
 
-    def close(self) -> None:
-        """Refuses new requests; those in flight run to their end (or their cancellation)."""
+    def _take_out(self, engine: int, error: BaseException) -> None:
+        """Takes a failed engine out of rotation and starts rebuilding it."""
+        self.failures[engine] += 1
+        self._out.add(engine)
+        self._on_engine_failed(engine)
+        self._on_rotation_change(self.in_rotation)
+        rebuilding = self._rebuild is not None and not self._closed
+        _LOGGER.error("engine %d failed (%s): out of rotation%s; %d of %d engines in rotation",
+                      engine, error, ", rebuilding it" if rebuilding else "",
+                      self.in_rotation, self.size)
+        if self._rebuild is None or not rebuilding:
+            return
+        work = asyncio.get_running_loop().run_in_executor(self.executor, self._rebuild, engine)
+        self._working.add(work)
+        work.add_done_callback(lambda done: self._rebuilt(engine, done))
+
+    def _rebuilt(self, engine: int, done: asyncio.Future[Engine]) -> None:
+        self._working.discard(done)
+        error = None if done.cancelled() else done.exception()
+        if error is not None or done.cancelled():
+            _LOGGER.error("engine %d could not be rebuilt (%s): it stays out; %d of %d engines "
+                          "in rotation", engine, error or "cancelled", self.in_rotation,
+                          self.size)
+            return
+        if self._closed:
+            return
+        self._engines[engine] = done.result()
+        self._out.discard(engine)
+        self._idle.append(engine)
+        _LOGGER.info("engine %d rebuilt: back in rotation; %d of %d engines in rotation",
+                     engine, self.in_rotation, self.size)
+        self._on_rotation_change(self.in_rotation)
+        self._dispatch()
+
+    async def close(self) -> None:
+        """Refuses new requests, then waits for every engine thread to finish its work.
+
+        Requests in flight keep running until they end or are cancelled (the fronts' grace);
+        an abandoned one stops after its current sentence. Once this returns no engine
+        thread is left to call back into the event loop.
+        """
         self._closed = True
-        if not self._requests:
-            self.executor.shutdown(wait=False)
+        while self._working:
+            await asyncio.gather(*self._working, return_exceptions=True)
+        await asyncio.to_thread(self.executor.shutdown, wait=True)

@@ -11,6 +11,8 @@ from typing import Any
 
 import grpc
 
+from .errors import Unauthenticated
+
 _SCHEME = "bearer "
 
 
@@ -77,11 +79,11 @@ class BearerTokenInterceptor(grpc.aio.ServerInterceptor):
     """
 
     def __init__(self, token: str, protected_services: Collection[str],
-                 on_refused: Callable[[str, Any, grpc.StatusCode], None] | None = None) -> None:
+                 on_refused: Callable[[str, Any, Exception], object] | None = None) -> None:
         self._token = token.encode()
         self._prefixes = tuple(f"/{service}/" for service in protected_services)
-        # Told (method, metadata, status) of each refusal, so refused calls are logged and
-        # counted like the others.
+        # Told (method path, metadata, error) of each refusal, so refused calls are logged
+        # and counted like the others.
         self._on_refused = on_refused
 
     def _authorized(self, metadata: Any) -> bool:
@@ -102,7 +104,7 @@ class BearerTokenInterceptor(grpc.aio.ServerInterceptor):
                 self._authorized(metadata):
             return handler
         if self._on_refused is not None:
-            self._on_refused(method, metadata, grpc.StatusCode.UNAUTHENTICATED)
+            self._on_refused(method, metadata, Unauthenticated(_REFUSAL))
         return _refusal(handler)
 
 

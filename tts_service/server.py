@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass
-from wsgiref.simple_server import WSGIServer
 
 import grpc
 import prometheus_client
@@ -20,16 +21,17 @@ from grpc_reflection.v1alpha import reflection
 from tts_api.v1 import tts_pb2, tts_pb2_grpc
 
 from . import model_prep, onnx_runtime, runtime_probe, security
-from .calls import CallObserver
 from .config import ServerConfig, parse_config
 from .engine import Engine, ModelFiles, TimedEngine
-from .http_api import HttpApi, HttpServer, bind, serve_http
+from .grpc_outcomes import OutcomeInterceptor, sent_request_id
+from .http_api import HttpApi, HttpServer, HttpStartError, bind, serve_http
 from .lexicon import LexiconError, Respeller
 from .metrics import Metrics
 from .normalize import normalize
 from .request import Limits
 from .scheduler import Scheduler
 from .servicer import RuntimeDescription, TextToSpeechServicer
+from .speech_call import Calls
 from .synthesizer import Synthesizer
 from .voice_blends import BlendError
 from .voices import VoiceCatalog
@@ -49,7 +51,9 @@ class RunningServer:
     health: health.aio.HealthServicer
     pool: Scheduler
     metrics: Metrics
-    metrics_server: WSGIServer | None = None
+    # Stops everything start() started that the fronts' graceful stop does not (the pool, the
+    # metrics server, ...), in reverse order.
+    resources: contextlib.AsyncExitStack
     http: HttpServer | None = None
 
     @property
@@ -57,28 +61,48 @@ class RunningServer:
         return self.http.port if self.http is not None else None
 
     async def stop(self, grace_s: float) -> None:
-        """Health goes NOT_SERVING, new calls are refused, calls in flight get `grace_s`."""
+        """Health goes NOT_SERVING, new calls are refused, calls in flight get `grace_s`;
+        then the engines finish their current pieces and everything else stops."""
         await self.health.enter_graceful_shutdown()
         await asyncio.gather(self.server.stop(grace_s),
                              self.http.stop(grace_s) if self.http else asyncio.sleep(0))
-        self.pool.close()
-        if self.metrics_server is not None:
-            self.metrics_server.shutdown()
+        await self.resources.aclose()
 
 
-async def warm_up(pool: Scheduler) -> None:
+async def warm_up(engines: Sequence[Engine], executor: Executor) -> None:
     """Runs a first synthesis on every engine so the first request does not pay for it."""
     loop = asyncio.get_running_loop()
-    await asyncio.gather(*(
-        loop.run_in_executor(pool.executor, engine.generate, "Ready.", 0, 1.0, lambda _: True)
-        for engine in pool.engines
-    ))
+    await asyncio.gather(*(loop.run_in_executor(executor, warmed, engine)
+                           for engine in engines))
+
+
+def warmed(engine: Engine) -> Engine:
+    """`engine`, after a first synthesis (in the calling thread)."""
+    engine.generate("Ready.", 0, 1.0, lambda _: True)
+    return engine
 
 
 async def start(config: ServerConfig, engines: Sequence[Engine], catalog: VoiceCatalog,
                 runtime: RuntimeDescription, respell: Callable[[str], str] = str,
-                solo: Engine | None = None) -> RunningServer:
-    """Starts serving on `config.address` with engines already loaded."""
+                solo: Engine | None = None,
+                load_engine: Callable[[int], Engine] | None = None) -> RunningServer:
+    """Starts serving on `config.address` with engines already loaded.
+
+    `load_engine(threads)` loads a replacement for an engine that failed. A failure at any
+    step raises StartupError after stopping whatever had started.
+    """
+    async with contextlib.AsyncExitStack() as started:
+        running = await _start(started, config, engines, catalog, runtime, respell, solo,
+                               load_engine)
+        running.resources = started.pop_all()
+        return running
+    raise AssertionError("unreachable")  # pragma: no cover - the block returns or raises
+
+
+async def _start(started: contextlib.AsyncExitStack, config: ServerConfig,
+                 engines: Sequence[Engine], catalog: VoiceCatalog, runtime: RuntimeDescription,
+                 respell: Callable[[str], str], solo: Engine | None,
+                 load_engine: Callable[[int], Engine] | None) -> RunningServer:
     try:
         credentials = security.server_credentials(config.tls_cert, config.tls_key,
                                                   config.tls_client_ca)
@@ -90,12 +114,26 @@ async def start(config: ServerConfig, engines: Sequence[Engine], catalog: VoiceC
                         "and audio; pass --tls-cert and --tls-key", config.host)
 
     metrics = Metrics()
+    health_servicer = health.aio.HealthServicer()
+    thread_counts = config.engine_thread_counts
+
+    def rebuild(position: int) -> Engine:  # in an engine thread
+        assert load_engine is not None
+        return warmed(load_engine(thread_counts[position]))
+
     pool = Scheduler(engines, max_waiting=config.max_queued_requests,
                      read_ahead_s=config.read_ahead_s,
-                     on_queue_wait=metrics.piece_queue_wait.observe, solo=solo)
-    await warm_up(pool)
+                     on_queue_wait=metrics.piece_queue_wait.observe, solo=solo,
+                     rebuild=rebuild if load_engine is not None else None,
+                     on_engine_failed=lambda n: metrics.engine_failures.labels(str(n)).inc(),
+                     on_rotation_change=_health_follows(health_servicer))
+    started.push_async_callback(pool.close)
+    try:
+        await warm_up(pool.engines, pool.executor)
+    except Exception as err:
+        raise StartupError(f"an engine failed its first synthesis: {err}") from err
     metrics.watch_pool(pool.size, lambda: pool.busy, lambda: pool.waiting,
-                       lambda: pool.unread_audio_s)
+                       lambda: pool.unread_audio_s, lambda: pool.in_rotation)
     metrics.runtime.info({"engine": "sherpa-onnx", "engine_version": runtime.engine_version,
                           "onnxruntime": runtime.onnxruntime,
                           "onnxruntime_version": runtime.onnxruntime_version})
@@ -105,17 +143,22 @@ async def start(config: ServerConfig, engines: Sequence[Engine], catalog: VoiceC
     limits = Limits(max_text_chars=config.max_text_chars,
                     idle_timeout_s=config.streaming_idle_timeout_s,
                     max_wait_s=config.streaming_max_wait_s)
-    observer = CallObserver(metrics, log_text=config.log_text)
-    servicer = TextToSpeechServicer(synthesizer, catalog, limits, runtime, observer)
+    calls = Calls(synthesizer, catalog, limits, metrics, log_text=config.log_text,
+                  why_no_word_timings=runtime.why_no_word_timings())
 
-    interceptors = [security.BearerTokenInterceptor(token, [SERVICE_NAME], observer.refused)
-                    ] if token else []
+    interceptors: list[grpc.aio.ServerInterceptor] = [
+        OutcomeInterceptor(calls, [SERVICE_NAME])]
+    if token:  # outermost: a call without the token never reaches the servicer
+        interceptors.insert(0, security.BearerTokenInterceptor(
+            token, [SERVICE_NAME], lambda method, metadata, error: calls.refused(
+                method.rsplit("/", 1)[-1], "grpc", sent_request_id(metadata), error)))
     server = grpc.aio.server(interceptors=interceptors, options=[
         ("grpc.max_receive_message_length", limits.max_request_bytes),
         *connection_age_options(config),
     ])
-    tts_pb2_grpc.add_TextToSpeechServiceServicer_to_server(servicer, server)
-    health_servicer = health.aio.HealthServicer()
+    started.push_async_callback(server.stop, None)
+    tts_pb2_grpc.add_TextToSpeechServiceServicer_to_server(
+        TextToSpeechServicer(calls, runtime), server)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
         (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
@@ -124,37 +167,56 @@ async def start(config: ServerConfig, engines: Sequence[Engine], catalog: VoiceC
                 else server.add_insecure_port(config.address))
     except RuntimeError as err:
         # grpc logs the system's reason (e.g. "Address already in use") on the line before.
-        pool.close()
         raise StartupError(f"cannot listen on {config.address}: {err}") from err
     http_socket = None
     if config.http_port:
         try:
             http_socket = bind(config.host, config.http_port)
         except OSError as err:
-            pool.close()
             raise StartupError(f"cannot serve HTTP on port {config.http_port}: "
                                f"{err.strerror}") from err
-    metrics_server = None
+        started.callback(http_socket.close)
     if config.metrics_port:
         try:
             metrics_server, _ = prometheus_client.start_http_server(
                 config.metrics_port, addr=config.host, registry=metrics.registry)
         except OSError as err:
-            pool.close()
-            if http_socket is not None:
-                http_socket.close()
             raise StartupError(f"cannot serve metrics on port {config.metrics_port}: "
                                f"{err.strerror}") from err
+        started.callback(metrics_server.server_close)
+        started.callback(metrics_server.shutdown)
     await server.start()
     http = None
     if http_socket is not None:
-        http = await serve_http(HttpApi(synthesizer, catalog, limits, observer, token),
-                                http_socket, config.tls_cert, config.tls_key,
-                                config.tls_client_ca)
+        try:
+            http = await serve_http(HttpApi(calls, token), http_socket, config.tls_cert,
+                                    config.tls_key, config.tls_client_ca)
+        except HttpStartError as err:
+            raise StartupError(str(err)) from err
+        started.push_async_callback(http.stop, 0)
     for name in ("", SERVICE_NAME):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     return RunningServer(server=server, port=port, health=health_servicer, pool=pool,
-                         metrics=metrics, metrics_server=metrics_server, http=http)
+                         metrics=metrics, resources=started, http=http)
+
+
+def _health_follows(health_servicer: health.aio.HealthServicer) -> Callable[[int], None]:
+    """A callback that makes health NOT_SERVING while no engine is in rotation (a balancer
+    then sends calls elsewhere) and SERVING again once one is rebuilt."""
+    updates: set[asyncio.Task[None]] = set()
+
+    async def update(status: int) -> None:
+        for name in ("", SERVICE_NAME):
+            await health_servicer.set(name, status)
+
+    def rotation_changed(in_rotation: int) -> None:
+        serving = health_pb2.HealthCheckResponse.SERVING
+        task = asyncio.ensure_future(update(
+            serving if in_rotation else health_pb2.HealthCheckResponse.NOT_SERVING))
+        updates.add(task)
+        task.add_done_callback(updates.discard)
+
+    return rotation_changed
 
 
 def connection_age_options(config: ServerConfig) -> list[tuple[str, int]]:
@@ -196,13 +258,19 @@ async def serve(config: ServerConfig) -> None:
             _LOGGER.warning("--intra-op-spinning off needs the PyPI onnxruntime through the "
                             "shim; engines keep onnxruntime's busy-waiting threads")
 
-    from .engine import engine_version
-
     try:
         model = await asyncio.to_thread(model_prep.prepare, files,
                                         config.engine_thread_counts, options)
-    except BlendError as err:  # e.g. a voices file of the wrong size
-        raise StartupError(str(err)) from err
+    except (BlendError, RuntimeError, OSError) as err:  # e.g. a voices file of the wrong size
+        raise StartupError(f"cannot load the model: {err}") from err
+    with contextlib.closing(model):
+        await _serve(config, model, ort, started)
+
+
+async def _serve(config: ServerConfig, model: model_prep.PreparedModel,
+                 ort: onnx_runtime.RuntimeInfo, started: float) -> None:
+    from .engine import engine_version
+
     runtime = RuntimeDescription(
         engine_version=engine_version(), onnxruntime=ort.name, onnxruntime_version=ort.version,
         engines=config.engines, threads_per_engine=config.engine_threads,
@@ -210,7 +278,8 @@ async def serve(config: ServerConfig) -> None:
         solo_engine_threads=config.solo_engine_threads)
     pool, solo = model.engines[:config.engines], model.engines[config.engines:]
     running = await start(config, pool, model.catalog, runtime,
-                          Respeller(model.overrides.respellings), solo[0] if solo else None)
+                          Respeller(model.overrides.respellings), solo[0] if solo else None,
+                          load_engine=model.load_engine)
     if running.http is not None:
         scheme = "https" if config.tls_cert else "http"
         _LOGGER.info("serving the OpenAI-compatible speech API and the playground on "
@@ -241,7 +310,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         asyncio.run(serve(config))
     except StartupError as err:
         _LOGGER.error("cannot start: %s", err)
-        return 1
+        return 2
     return 0
 
 

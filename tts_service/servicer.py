@@ -1,26 +1,24 @@
-"""The TextToSpeech servicer: translates protos to domain values and back, nothing more."""
+"""The TextToSpeech servicer: translates protos to the call layer's values and back, nothing
+more. Statuses are set by grpc_outcomes.OutcomeInterceptor from what a method raises."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterator
+from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
-from typing import Any
 
 import grpc
-import numpy as np
 
 from tts_api.v1 import tts_pb2, tts_pb2_grpc
 
 from . import __version__, audio
-from .calls import CallObserver, CallRecord, ObservedServicer, current_call, observed
-from .errors import IdleTimeout, InvalidRequest, Unsupported
-from .live_text import LiveText, Mark, TextInput
-from .request import Limits, SynthesisSettings, SynthesisSpec, build_settings, build_spec
-from .synthesizer import SpokenPiece, Synthesizer
-from .text import Piece
-from .voices import Gender, VoiceCatalog
+from .errors import IdleTimeout, InvalidRequest
+from .grpc_outcomes import sent_request_id
+from .live_text import TextInput
+from .request import AskedSettings
+from .speech_call import FLUSHED, Calls, Chunk, Dialect, SpeechCall, TimedWord
+from .voices import Gender
 
 _ENCODINGS = {
     tts_pb2.AUDIO_ENCODING_PCM_S16LE: audio.AudioEncoding.PCM16,
@@ -37,6 +35,16 @@ _GENDERS = {
     Gender.MALE: tts_pb2.VOICE_GENDER_MALE,
     Gender.NEUTRAL: tts_pb2.VOICE_GENDER_NEUTRAL,
 }
+# Settings live in SynthesisConfig: a bad one is named by its path in the request.
+DIALECT = Dialect(
+    fields={"voice": "config.voice", "speed": "config.speed", "encoding": "config.encoding",
+            "sample_rate_hz": "config.sample_rate_hertz",
+            "volume_gain_db": "config.volume_gain_db",
+            "word_timings": "config.enable_word_timings"},
+    list_voices="ListVoices (or `tts-grpc-client --list-voices`)")
+# The server's copy of a deadline runs from when the request arrived, so it ends a little
+# after the client's; the client's cancel at its own deadline can arrive first.
+_DEADLINE_SLACK_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -51,280 +59,177 @@ class RuntimeDescription:
     max_queued_requests: int
     solo_engine_threads: int = 0
 
-
-class TextToSpeechServicer(tts_pb2_grpc.TextToSpeechServiceServicer, ObservedServicer):
-    def __init__(self, synthesizer: Synthesizer, catalog: VoiceCatalog, limits: Limits,
-                 runtime: RuntimeDescription, observer: CallObserver) -> None:
-        self.observer = observer
-        self._synthesizer = synthesizer
-        self._catalog = catalog
-        self._limits = limits
-        self._runtime = runtime
-
-    def _spec(self, text: str, config: tts_pb2.SynthesisConfig, streaming: bool
-              ) -> SynthesisSpec:
-        record = current_call()
-        record.text_chars = len(text)
-        record.voice = config.voice
-        with _config_errors():
-            spec = build_spec(text=text, **self._settings_fields(config), streaming=streaming,
-                              catalog=self._catalog, limits=self._limits,
-                              model_rate_hz=self._synthesizer.sample_rate_hz)
-        self._check_word_timings(config)
-        record.accepted(spec)
-        return spec
-
-    def _settings(self, config: tts_pb2.SynthesisConfig) -> SynthesisSettings:
-        """The settings of a streamed call, whose text comes later."""
-        record = current_call()
-        record.voice = config.voice
-        with _config_errors():
-            settings = build_settings(**self._settings_fields(config), streaming=True,
-                                      catalog=self._catalog,
-                                      model_rate_hz=self._synthesizer.sample_rate_hz)
-        self._check_word_timings(config)
-        record.voice = settings.voice.name
-        return settings
-
-    def _check_word_timings(self, config: tts_pb2.SynthesisConfig) -> None:
-        if config.enable_word_timings and not self._synthesizer.times_words:
-            raise Unsupported("config.enable_word_timings", self._why_no_word_timings())
-
-    def _why_no_word_timings(self) -> str:
-        runtime = self._runtime
-        if runtime.onnxruntime == "pypi":
+    def why_no_word_timings(self) -> str:
+        """Why a server on this runtime may be unable to time words, and the fix."""
+        if self.onnxruntime == "pypi":
             return ("word timings need a model with the durations output, and this server's "
                     "model has none: re-assemble it with `make models`, or ask without "
                     "enable_word_timings")
         return (f"word timings need the engine on PyPI's onnxruntime, but this server runs on "
-                f"the {runtime.onnxruntime} onnxruntime {runtime.onnxruntime_version}: restart "
-                "it with --onnxruntime pypi (after `make shim`), or ask without "
+                f"the {self.onnxruntime} onnxruntime {self.onnxruntime_version}: restart it "
+                "with --onnxruntime pypi (after `make shim`), or ask without "
                 "enable_word_timings")
 
-    @staticmethod
-    def _settings_fields(config: tts_pb2.SynthesisConfig) -> dict[str, Any]:
-        encoding = None
-        if config.encoding != tts_pb2.AUDIO_ENCODING_UNSPECIFIED:
-            if config.encoding not in _ENCODINGS:
-                names = ", ".join(tts_pb2.AudioEncoding.Name(e) for e in _ENCODINGS)
-                raise InvalidRequest("config.encoding",
-                                     f"unknown encoding {config.encoding}: use one of {names}")
-            encoding = _ENCODINGS[config.encoding]
-        return dict(
-            voice=config.voice,
-            speed=config.speed,
-            encoding=encoding,
-            sample_rate_hz=config.sample_rate_hertz,
-            volume_gain_db=config.volume_gain_db,
-            normalize=config.normalize_text if config.HasField("normalize_text") else True,
-        )
 
-    def _pieces(self, spec: SynthesisSpec, timed: bool
-                ) -> contextlib.aclosing[AsyncGenerator[SpokenPiece, None]]:
-        return contextlib.aclosing(self._synthesizer.stream(
-            spec.pieces, spec.voice.speaker_id, spec.speed, spec.normalize, timed=timed))
+class TextToSpeechServicer(tts_pb2_grpc.TextToSpeechServiceServicer):
+    def __init__(self, calls: Calls, runtime: RuntimeDescription) -> None:
+        self._calls = calls
+        self._runtime = runtime
 
-    @observed
+    @contextlib.asynccontextmanager
+    async def _call(self, method: str, context: grpc.aio.ServicerContext,
+                    headers_now: bool = True) -> AsyncIterator[SpeechCall]:
+        """Opens the call's record; with `headers_now`, the call is under way at once (the
+        response headers carry its x-request-id)."""
+        call = self._calls.open(method, "grpc", sent_request_id(context.invocation_metadata()),
+                                deadline_passed=lambda: _deadline_passed(context))
+        async with call:
+            if headers_now:
+                await _send_headers(call, context)
+            yield call
+
     async def ListVoices(self, request: tts_pb2.ListVoicesRequest,
                          context: grpc.aio.ServicerContext) -> tts_pb2.ListVoicesResponse:
-        return tts_pb2.ListVoicesResponse(
-            voices=[
-                tts_pb2.Voice(
-                    name=voice.name,
-                    language_code=voice.language_code,
-                    gender=_GENDERS.get(voice.gender, tts_pb2.VOICE_GENDER_UNSPECIFIED),
-                    natural_sample_rate_hertz=self._synthesizer.sample_rate_hz,
-                    blend=voice.blend,
-                )
-                for voice in self._catalog.list(request.language_code)
-            ],
-            default_voice=self._catalog.default,
-        )
+        async with self._call("ListVoices", context):
+            catalog = self._calls.catalog
+            return tts_pb2.ListVoicesResponse(
+                voices=[
+                    tts_pb2.Voice(
+                        name=voice.name,
+                        language_code=voice.language_code,
+                        gender=_GENDERS.get(voice.gender, tts_pb2.VOICE_GENDER_UNSPECIFIED),
+                        natural_sample_rate_hertz=self._calls.sample_rate_hz,
+                        blend=voice.blend,
+                    )
+                    for voice in catalog.list(request.language_code)
+                ],
+                default_voice=catalog.default,
+            )
 
-    @observed
     async def Synthesize(self, request: tts_pb2.SynthesizeRequest,
                          context: grpc.aio.ServicerContext) -> tts_pb2.SynthesizeResponse:
-        spec = self._spec(request.text, request.config, streaming=False)
-        model_rate = self._synthesizer.sample_rate_hz
-        record = current_call()
-        chunks: list[np.ndarray] = []
-        words: list[tts_pb2.WordTiming] = []
-        offset_s = 0.0
-        async with self._pieces(spec, request.config.enable_word_timings) as pieces:
-            async for spoken in pieces:
-                chunks.append(spoken.samples)
-                words += _word_timings(spoken, offset_s, model_rate)
-                offset_s += len(spoken.samples) / model_rate
-                record.chunk_sent(len(spoken.samples) / model_rate)
+        async with self._call("Synthesize", context) as call:
+            spec = call.accept(request.text, _asked(request.config), streaming=False,
+                               dialect=DIALECT)
+            whole = await call.whole(spec)
+            return tts_pb2.SynthesizeResponse(
+                audio=whole.audio,
+                encoding=_PROTO_ENCODINGS[whole.encoding],
+                sample_rate_hertz=whole.sample_rate_hz,
+                audio_duration_seconds=whole.duration_s,
+                voice=spec.voice.name,
+                words=[_word(word) for word in whole.words],
+            )
 
-        def render() -> bytes:
-            # Joining minutes of audio is a copy of megabytes: not on the event loop.
-            samples = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
-            return audio.render_whole(samples, model_rate, spec.sample_rate_hz,
-                                      spec.volume_gain_db, spec.encoding)
-
-        encoded = await asyncio.to_thread(render)
-        return tts_pb2.SynthesizeResponse(
-            audio=encoded,
-            encoding=_PROTO_ENCODINGS[spec.encoding],
-            sample_rate_hertz=spec.sample_rate_hz,
-            audio_duration_seconds=sum(len(chunk) for chunk in chunks) / model_rate,
-            voice=spec.voice.name,
-            words=words,
-        )
-
-    @observed
     async def SynthesizeStream(self, request: tts_pb2.SynthesizeStreamRequest,
                                context: grpc.aio.ServicerContext
                                ) -> AsyncIterator[tts_pb2.SynthesizeStreamResponse]:
-        spec = self._spec(request.text, request.config, streaming=True)
-        chunks = _ChunkWriter(self._synthesizer.sample_rate_hz, spec)
-        async with self._pieces(spec, request.config.enable_word_timings) as pieces:
-            async for spoken in pieces:
-                yield tts_pb2.SynthesizeStreamResponse(chunk=await chunks.write(spoken))
-        tail = await chunks.finish()
-        if tail is not None:
-            yield tts_pb2.SynthesizeStreamResponse(chunk=tail)
+        async with self._call("SynthesizeStream", context) as call:
+            spec = call.accept(request.text, _asked(request.config), streaming=True,
+                               dialect=DIALECT)
+            async with contextlib.aclosing(call.chunks(spec)) as chunks:
+                async for chunk in chunks:
+                    yield tts_pb2.SynthesizeStreamResponse(chunk=_chunk(chunk))
 
-    @observed
     async def StreamingSynthesize(
         self, request_iterator: AsyncIterable[tts_pb2.StreamingSynthesizeRequest],
         context: grpc.aio.ServicerContext
     ) -> AsyncIterator[tts_pb2.StreamingSynthesizeResponse]:
-        requests = aiter(request_iterator)
+        # The response headers go out only once the config is accepted: a client that waits
+        # for them never writes into a call the server has already refused (a write that races
+        # the server's status makes grpc report INTERNAL instead of it, grpc/grpc#36066).
+        async with self._call("StreamingSynthesize", context, headers_now=False) as call:
+            requests = aiter(request_iterator)
+            first = await self._first_message(requests)
+            settings = call.accept_settings(_asked(first.config), dialect=DIALECT)
+            async with call.live(settings, _text_inputs(requests, first.flush)) as spoken:
+                await _send_headers(call, context)  # admitted: the call is under way
+                async for item in spoken:
+                    if item is FLUSHED:
+                        yield tts_pb2.StreamingSynthesizeResponse(flush_done=True)
+                    else:
+                        assert isinstance(item, Chunk)
+                        yield tts_pb2.StreamingSynthesizeResponse(chunk=_chunk(item))
+
+    async def _first_message(self, requests: AsyncIterator[tts_pb2.StreamingSynthesizeRequest]
+                             ) -> tts_pb2.StreamingSynthesizeRequest:
+        idle_timeout_s = self._calls.limits.idle_timeout_s
         try:
-            first = await asyncio.wait_for(anext(requests), self._limits.idle_timeout_s)
+            first = await asyncio.wait_for(anext(requests), idle_timeout_s)
         except StopAsyncIteration:
             raise InvalidRequest("config", "the call ended before its first message: send "
                                  "config first, then the text") from None
         except TimeoutError:
-            raise IdleTimeout(f"no first message within {self._limits.idle_timeout_s:g} s: "
-                              "send config as soon as the call starts") from None
+            raise IdleTimeout(f"no first message within {idle_timeout_s:g} s: send config as "
+                              "soon as the call starts") from None
         if not first.HasField("config"):
             raise InvalidRequest("config", "the first message must carry config (the "
                                  "settings, may be empty); send the text in later messages")
-        settings = self._settings(first.config)
-        record = current_call()
-        await self.observer.accept(record, context)
-        chunks = _ChunkWriter(self._synthesizer.sample_rate_hz, settings)
-        live = LiveText(_text_inputs(requests, first.flush), self._limits)
-        try:
-            while (event := await live.next()) is not Mark.END:
-                if event is Mark.FLUSH:
-                    yield tts_pb2.StreamingSynthesizeResponse(flush_done=True)
-                    continue
-                assert not isinstance(event, Mark)
-                # One synthesis per run of pieces between flushes: its end is the moment all
-                # the text before the flush has been spoken.
-                run = _counted(live.run_of_pieces(event), record)
-                async with contextlib.aclosing(self._synthesizer.stream(
-                        run, settings.voice.speaker_id, settings.speed, settings.normalize,
-                        timed=first.config.enable_word_timings)) as spoken_pieces:
-                    async for spoken in spoken_pieces:
-                        yield tts_pb2.StreamingSynthesizeResponse(
-                            chunk=await chunks.write(spoken))
-                        live.audio_sent()
-                if live.error is not None:
-                    raise live.error
-                if live.mark is Mark.FLUSH:
-                    yield tts_pb2.StreamingSynthesizeResponse(flush_done=True)
-                if live.mark is Mark.END:
-                    break
-        finally:
-            live.close()
-            record.text_chars = len(live.segmenter.text)
-            record.text = live.segmenter.text
-        tail = await chunks.finish()
-        if tail is not None:
-            yield tts_pb2.StreamingSynthesizeResponse(chunk=tail)
+        return first
 
-    @observed
     async def GetServerInfo(self, request: tts_pb2.GetServerInfoRequest,
                             context: grpc.aio.ServicerContext
                             ) -> tts_pb2.GetServerInfoResponse:
-        runtime = self._runtime
-        return tts_pb2.GetServerInfoResponse(
-            model="kokoro-82m-v1.0-int8",
-            model_sample_rate_hertz=self._synthesizer.sample_rate_hz,
-            engine_version=runtime.engine_version,
-            onnxruntime=runtime.onnxruntime,
-            onnxruntime_version=runtime.onnxruntime_version,
-            engines=runtime.engines,
-            threads_per_engine=runtime.threads_per_engine,
-            max_text_chars=self._limits.max_text_chars,
-            max_queued_requests=runtime.max_queued_requests,
-            server_version=__version__,
-            streaming_idle_timeout_seconds=self._limits.idle_timeout_s,
-            streaming_max_wait_seconds=self._limits.max_wait_s,
-            solo_engine_threads=runtime.solo_engine_threads,
-        )
+        async with self._call("GetServerInfo", context):
+            runtime, limits = self._runtime, self._calls.limits
+            return tts_pb2.GetServerInfoResponse(
+                model="kokoro-82m-v1.0-int8",
+                model_sample_rate_hertz=self._calls.sample_rate_hz,
+                engine_version=runtime.engine_version,
+                onnxruntime=runtime.onnxruntime,
+                onnxruntime_version=runtime.onnxruntime_version,
+                engines=runtime.engines,
+                threads_per_engine=runtime.threads_per_engine,
+                max_text_chars=limits.max_text_chars,
+                max_queued_requests=runtime.max_queued_requests,
+                server_version=__version__,
+                streaming_idle_timeout_seconds=limits.idle_timeout_s,
+                streaming_max_wait_seconds=limits.max_wait_s,
+                solo_engine_threads=runtime.solo_engine_threads,
+            )
 
 
-class _ChunkWriter:
-    """Encodes one call's audio as AudioChunks: one continuous stream, offsets and numbers."""
-
-    def __init__(self, model_rate_hz: int, settings: SynthesisSettings) -> None:
-        self._model_rate_hz = model_rate_hz
-        self._rate_hz = settings.sample_rate_hz
-        self._renderer = audio.StreamRenderer(model_rate_hz, settings.sample_rate_hz,
-                                              settings.volume_gain_db, settings.encoding)
-        self._encoding = _PROTO_ENCODINGS[settings.encoding]
-        self._offset_s = 0.0
-        self._sequence = 0
-
-    async def write(self, spoken: SpokenPiece) -> tts_pb2.AudioChunk:
-        data = await asyncio.to_thread(self._renderer.render, spoken.samples)
-        duration_s = len(spoken.samples) / self._model_rate_hz
-        piece = spoken.piece
-        chunk = tts_pb2.AudioChunk(
-            audio=data,
-            encoding=self._encoding,
-            sample_rate_hertz=self._rate_hz,
-            text_span=tts_pb2.TextSpan(start_offset=piece.start, end_offset=piece.end,
-                                       text=piece.text),
-            audio_offset_seconds=self._offset_s,
-            audio_duration_seconds=duration_s,
-            sequence_number=self._sequence,
-            words=_word_timings(spoken, self._offset_s, self._model_rate_hz),
-        )
-        current_call().chunk_sent(duration_s)
-        self._offset_s += duration_s
-        self._sequence += 1
-        return chunk
-
-    async def finish(self) -> tts_pb2.AudioChunk | None:
-        """The encoder's trailing bytes, if it has any."""
-        tail = await asyncio.to_thread(self._renderer.finish)
-        if not tail:
-            return None
-        return tts_pb2.AudioChunk(audio=tail, encoding=self._encoding,
-                                  sample_rate_hertz=self._rate_hz,
-                                  audio_offset_seconds=self._offset_s,
-                                  sequence_number=self._sequence)
+def _asked(config: tts_pb2.SynthesisConfig) -> AskedSettings:
+    encoding = None
+    if config.encoding != tts_pb2.AUDIO_ENCODING_UNSPECIFIED:
+        if config.encoding not in _ENCODINGS:
+            names = ", ".join(tts_pb2.AudioEncoding.Name(e) for e in _ENCODINGS)
+            raise InvalidRequest("config.encoding",
+                                 f"unknown encoding {config.encoding}: use one of {names}")
+        encoding = _ENCODINGS[config.encoding]
+    return AskedSettings(
+        voice=config.voice,
+        speed=config.speed,
+        encoding=encoding,
+        sample_rate_hz=config.sample_rate_hertz,
+        volume_gain_db=config.volume_gain_db,
+        normalize=config.normalize_text if config.HasField("normalize_text") else True,
+        word_timings=config.enable_word_timings,
+    )
 
 
-def _word_timings(spoken: SpokenPiece, offset_s: float, model_rate_hz: int
-                  ) -> list[tts_pb2.WordTiming]:
-    """The words spoken in one chunk that starts `offset_s` into the call's audio."""
-    piece = spoken.piece
-    return [tts_pb2.WordTiming(
-        text_span=tts_pb2.TextSpan(start_offset=span.start, end_offset=span.end,
-                                   text=piece.text[span.start - piece.start:
-                                                   span.end - piece.start]),
-        start_seconds=offset_s + span.start_sample / model_rate_hz,
-        end_seconds=offset_s + span.end_sample / model_rate_hz,
-    ) for span in spoken.words]
+def _chunk(chunk: Chunk) -> tts_pb2.AudioChunk:
+    message = tts_pb2.AudioChunk(
+        audio=chunk.audio,
+        encoding=_PROTO_ENCODINGS[chunk.encoding],
+        sample_rate_hertz=chunk.sample_rate_hz,
+        audio_offset_seconds=chunk.offset_s,
+        audio_duration_seconds=chunk.duration_s,
+        sequence_number=chunk.sequence,
+        words=[_word(word) for word in chunk.words],
+    )
+    if chunk.piece is not None:
+        piece = chunk.piece
+        message.text_span.CopyFrom(tts_pb2.TextSpan(start_offset=piece.start,
+                                                    end_offset=piece.end, text=piece.text))
+    return message
 
 
-@contextlib.contextmanager
-def _config_errors() -> Iterator[None]:
-    """Settings live in SynthesisConfig: names a bad field by its path in the request."""
-    try:
-        yield
-    except InvalidRequest as err:
-        if err.field == "text" or err.field.startswith("config."):
-            raise
-        raise InvalidRequest(f"config.{err.field}", str(err)) from None
+def _word(word: TimedWord) -> tts_pb2.WordTiming:
+    return tts_pb2.WordTiming(
+        text_span=tts_pb2.TextSpan(start_offset=word.start, end_offset=word.end,
+                                   text=word.text),
+        start_seconds=word.start_s, end_seconds=word.end_s)
 
 
 async def _text_inputs(requests: AsyncIterator[tts_pb2.StreamingSynthesizeRequest],
@@ -339,7 +244,11 @@ async def _text_inputs(requests: AsyncIterator[tts_pb2.StreamingSynthesizeReques
         yield TextInput(request.text, request.flush)
 
 
-async def _counted(pieces: AsyncIterator[Piece], record: CallRecord) -> AsyncIterator[Piece]:
-    async for piece in pieces:
-        record.pieces_total += 1
-        yield piece
+async def _send_headers(call: SpeechCall, context: grpc.aio.ServicerContext) -> None:
+    """Sends the response headers (x-request-id): the call is under way."""
+    await context.send_initial_metadata((("x-request-id", call.request_id),))
+
+
+def _deadline_passed(context: grpc.aio.ServicerContext) -> bool:
+    remaining_s = context.time_remaining()
+    return remaining_s is not None and remaining_s <= _DEADLINE_SLACK_S

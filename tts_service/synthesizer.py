@@ -6,13 +6,16 @@ import contextlib
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterable, Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 
 from .engine import Engine, OnChunk, Sentence, TimedEngine
-from .scheduler import Scheduler
+from .scheduler import Admitted, Scheduler
 from .text import Piece
 from .word_timing import PieceTimer, TimedSpan
+
+M = TypeVar("M")
 
 
 @dataclass(frozen=True)
@@ -45,15 +48,18 @@ class Synthesizer:
     def sample_rate_hz(self) -> int:
         return self._scheduler.sample_rate_hz
 
-    async def stream(self, pieces: Sequence[Piece] | AsyncIterable[Piece], speaker_id: int,
-                     speed: float, normalize: bool, timed: bool = False
-                     ) -> AsyncGenerator[SpokenPiece, None]:
+    async def stream(self, pieces: Sequence[Piece] | AsyncIterable[Piece | M], speaker_id: int,
+                     speed: float, normalize: bool, timed: bool = False, announce: bool = False
+                     ) -> AsyncGenerator[SpokenPiece | M | Admitted, None]:
         """Yields each piece's audio in text order, as soon as it is made.
 
-        `pieces` may also arrive over time (an async iterable). Closing the iterator early
-        (client gone, deadline passed) stops every engine working for it after its current
-        sentence, so an abandoned request never holds an engine for the rest of its text.
-        With `timed`, each chunk carries the words it speaks.
+        `pieces` may also arrive over time (an async iterable), with marks between them that
+        come back once the audio before them has been yielded (Scheduler.stream). Closing the
+        iterator early (client gone, deadline passed) stops every engine working for it after
+        its current sentence, so an abandoned request never holds an engine for the rest of
+        its text.
+        With `timed`, each chunk carries the words it speaks; with `announce`, ADMITTED
+        comes first, once the scheduler has admitted the request.
         """
         # The words of each started piece's chunks, in the order the chunks were made. The
         # scheduler hands a piece's chunks back in that same order, so each chunk takes the
@@ -72,8 +78,12 @@ class Synthesizer:
                          _timed(piece, text, words.setdefault(id(piece), deque()), on_chunk),
                          timed=True)
 
-        async with contextlib.aclosing(self._scheduler.stream(pieces, say)) as spoken:
-            async for piece, samples in spoken:
+        async with contextlib.aclosing(self._scheduler.stream(pieces, say, announce)) as spoken:
+            async for item in spoken:
+                if not isinstance(item, tuple):
+                    yield item
+                    continue
+                piece, samples = item
                 queued = words.get(id(piece))
                 yield SpokenPiece(piece, samples, queued.popleft() if queued else ())
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import logging
 import re
+import shlex
 from pathlib import Path
 
 import grpc
 import pytest
 
 from tts_api.v1 import tts_pb2
+from tts_service.speech_call import log_value
 
 from .fakes import TIMEOUT_S, fake_server
 
@@ -110,3 +112,35 @@ async def test_deadline_is_logged_as_deadline_exceeded(
         served.engine.gate.set()
     [line] = _request_lines(caplog)
     assert _fields(line)["status"] == "DEADLINE_EXCEEDED"
+
+
+FORGED = "af_bella\nrequest_id=forged protocol=grpc method=Synthesize status=OK"
+
+
+async def test_a_caller_cannot_forge_a_log_line_through_the_voice(
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="tts_service.requests")
+    async with fake_server() as served:
+        with pytest.raises(grpc.aio.AioRpcError):
+            await served.stub.Synthesize(
+                tts_pb2.SynthesizeRequest(text="Hi.",
+                                          config=tts_pb2.SynthesisConfig(voice=FORGED)),
+                timeout=TIMEOUT_S, metadata=(("x-request-id", "id with spaces status=OK"),))
+    [line] = _request_lines(caplog)
+    assert "\n" not in line
+    # Read as a log shipper reads key=value pairs, quoted values kept whole.
+    pairs = [token.split("=", 1) for token in shlex.split(line)]
+    keys = [key for key, _ in pairs]
+    assert keys.count("status") == 1 and keys.count("request_id") == 1
+    fields = dict(pairs)
+    assert fields["status"] == "INVALID_ARGUMENT"
+    assert fields["request_id"] == "id with spaces status=OK"
+    assert fields["voice"] == FORGED.replace("\n", "\\n")
+
+
+def test_log_values_are_plain_words_or_quoted_json() -> None:
+    assert log_value("af_bella") == "af_bella"
+    assert log_value("a b") == '"a b"'
+    assert log_value("x\ny") == '"x\\ny"'
+    assert log_value('"') == '"\\""'
+    assert log_value("\u2028") == '"\\u2028"'

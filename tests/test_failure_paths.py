@@ -160,3 +160,41 @@ def _ffmpeg_decode(path: Path) -> bytes:
                            "-ar", str(SAMPLE_RATE_HZ), "-"], capture_output=True, check=True,
                           timeout=TIMEOUT_S).stdout
 
+
+
+async def test_a_request_that_is_not_utf8_is_invalid_argument_and_counted() -> None:
+    """protobuf refuses a string field that is not UTF-8; grpc alone would answer UNKNOWN."""
+    async with fake_server() as served:
+        raw = served.channel.unary_unary(f"/{SERVICE_NAME}/Synthesize",
+                                         request_serializer=bytes,
+                                         response_deserializer=bytes)
+        text_field = tts_pb2.SynthesizeRequest.DESCRIPTOR.fields_by_name["text"].number
+        surrogate = b"\xed\xa0\x80"  # U+D800 as WTF-8: never valid UTF-8
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await raw(bytes([text_field << 3 | 2, 4]) + surrogate + b"a", timeout=TIMEOUT_S)
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "UTF-8" in (refused.value.details() or "")
+        assert served.engine.calls == []
+        assert served.count("Synthesize", "INVALID_ARGUMENT") == 1
+        ok = await served.stub.Synthesize(tts_pb2.SynthesizeRequest(text="Fine."),
+                                          timeout=TIMEOUT_S)
+        assert ok.audio_duration_seconds > 0
+
+
+def test_every_error_a_caller_is_told_about_has_its_own_outcome() -> None:
+    """A ServiceError is the caller's to act on: none may fall through to INTERNAL."""
+    from tts_service import errors
+    from tts_service.outcomes import Code, classify
+
+    kinds = [cls for cls in vars(errors).values()
+             if isinstance(cls, type) and issubclass(cls, errors.ServiceError)
+             and cls is not errors.ServiceError]
+    assert len(kinds) >= 6
+    for kind in kinds:
+        error = kind("f", "m") if kind in (errors.InvalidRequest, errors.Unsupported) else \
+            kind("m", 1.0) if kind is errors.Overloaded else kind("m")
+        outcome = classify(error)
+        assert outcome.code is not Code.INTERNAL and not outcome.unexpected, kind
+        assert outcome.message == "m", kind
+    assert classify(errors.CallerGone("gone")).code is Code.CANCELLED
+    assert classify(RuntimeError("bug")).unexpected

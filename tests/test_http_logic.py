@@ -4,6 +4,8 @@ drain. The OpenAI SDK is the client; errors must arrive as its exception classes
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import socket
 import ssl
 import threading
@@ -161,3 +163,38 @@ async def test_engine_failure_is_a_500_without_details_and_a_cut_stream_later(fa
                     pass
     assert _count(running, "CreateSpeech", "INTERNAL") == 2
     assert running.pool.busy == 0
+
+
+async def test_text_that_is_not_unicode_is_a_400_before_any_engine_work(fake) -> None:  # type: ignore[no-untyped-def]
+    engine, running, _ = fake
+    # Legal JSON whose string holds a lone surrogate, as a hostile client can send it.
+    body = b'{"model": "tts-1", "voice": "af_bella", "input": "\\ud800 hi"}'
+    reader, writer = await asyncio.open_connection("127.0.0.1", running.http_port)
+    writer.write(b"POST /v1/audio/speech HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
+                 b"\r\nAuthorization: Bearer " + TOKEN.encode() +
+                 b"\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+    await writer.drain()
+    status = await asyncio.wait_for(reader.readline(), TIMEOUT_S)
+    answer = await asyncio.wait_for(reader.read(), TIMEOUT_S)
+    writer.close()
+    assert status.startswith(b"HTTP/1.1 400"), status
+    error = json.loads(answer.split(b"\r\n\r\n", 1)[1])["error"]
+    assert error["param"] == "input" and "not valid Unicode" in error["message"]
+    assert engine.calls == []
+    assert _count(running, "CreateSpeech", "INVALID_ARGUMENT") == 1
+
+
+async def test_a_client_gone_mid_body_is_cancelled_not_an_internal_error(
+        fake, caplog: pytest.LogCaptureFixture) -> None:  # type: ignore[no-untyped-def]
+    _, running, _ = fake
+    _, writer = await asyncio.open_connection("127.0.0.1", running.http_port)
+    writer.write(b"POST /v1/audio/speech HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
+                 b"\r\nAuthorization: Bearer " + TOKEN.encode() +
+                 b"\r\nContent-Length: 1000\r\n\r\n" + b'{"model": "tts-1", "inp')
+    await writer.drain()
+    await asyncio.sleep(0.1)
+    writer.close()  # half the body, then gone
+    await wait_until(lambda: _count(running, "CreateSpeech", "CANCELLED") == 1)
+    assert _count(running, "CreateSpeech", "INTERNAL") == 0
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert "Traceback" not in caplog.text

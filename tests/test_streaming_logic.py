@@ -276,10 +276,37 @@ async def test_full_pool_refuses_a_streaming_call_with_resource_exhausted(fake: 
     await wait_until(lambda: running.pool.waiting == 1)
     call = stub.StreamingSynthesize(timeout=TIMEOUT_S)
     await call.write(config_message())
-    await call.write(text_message("Refused. "))  # the engine is asked for at the first piece
+    # Refused as its config is accepted, before the response headers: a client waiting for
+    # them never writes text into a refused call.
+    assert "x-request-id" not in dict(await asyncio.wait_for(call.initial_metadata(), TIMEOUT_S))
     assert "retry" in await fails_with(call, grpc.StatusCode.RESOURCE_EXHAUSTED)
     engine.gate.set()
     await asyncio.wait_for(asyncio.gather(busy, queued), TIMEOUT_S)
+
+
+async def test_a_live_call_that_has_spoken_is_never_refused_later() -> None:
+    """It holds its admission for its life: more text on a busy server waits, then is said."""
+    async with fake_server(max_queued_requests=0) as served:
+        engine, running, stub = served.engine, served.running, served.stub
+        call = stub.StreamingSynthesize(timeout=TIMEOUT_S)
+        await call.write(config_message())
+        await call.write(text_message("First part.", flush=True))
+        assert (await read(call)).chunk.text_span.text == "First part."
+        assert (await read(call)).flush_done
+        engine.gate.clear()  # another caller takes the only engine and holds it
+        await wait_until(lambda: running.pool.busy == 0)
+        other = asyncio.ensure_future(stub.Synthesize(
+            tts_pb2.SynthesizeRequest(text="Other caller."), timeout=TIMEOUT_S))
+        await wait_until(lambda: running.pool.busy == 1)
+        await call.write(text_message(" Second part.", flush=True))
+        await asyncio.sleep(0.1)
+        engine.gate.set()
+        assert (await read(call)).chunk.text_span.text == "Second part."
+        assert (await read(call)).flush_done
+        await call.done_writing()
+        assert await read_rest(call) == []
+        assert (await other).audio_duration_seconds > 0
+        assert served.count("StreamingSynthesize", "OK") == 1
 
 
 async def test_streaming_call_needs_the_token_like_the_others(tmp_path: Path) -> None:

@@ -419,8 +419,3 @@ def _timed_words(spoken: SpokenPiece, offset_s: float, model_rate_hz: int
         end_s=offset_s + span.end_sample / model_rate_hz,
     ) for span in spoken.words)
 
-
-def describe(error: BaseException) -> str:
-    """An error's message as it may appear in a log line."""
-    return log_value(str(error))
-

@@ -1,6 +1,6 @@
 """The playground page in real headless Chromium (Debian's chromium and chromium-driver, driven
 by Selenium) against the real server: voices fill the picker, speech plays while it streams,
-server errors are shown. It also takes a screenshot: build/playground.png (the README's
+server errors are shown. It also takes a screenshot: build/playground.png (docs/http.md's
 docs/playground.png is a copy of it, made by hand when the page changes)."""
 
 from __future__ import annotations

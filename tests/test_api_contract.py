@@ -15,7 +15,7 @@ BUF = REPO / "build" / "buf" / "node_modules" / ".bin" / "buf"
 PROTO = Path("protos") / "tts_api" / "v1" / "tts.proto"
 BASELINE = REPO / "protos" / "baseline.binpb"
 
-pytestmark = pytest.mark.skipif(not BUF.exists(), reason="buf is installed by `make install`")
+pytestmark = pytest.mark.tools("buf")
 
 
 def _copy(tmp_path: Path) -> Path:

@@ -6,7 +6,6 @@ import io
 import json
 import math
 import re
-import shutil
 import struct
 import subprocess
 import wave
@@ -49,10 +48,7 @@ MP3_MAX_PADDING_SAMPLES = 2 * 1152
 AAC_MAX_PADDING_SAMPLES = 2 * 1024
 SUBPROCESS_TIMEOUT_S = 30
 
-needs_ffmpeg = pytest.mark.skipif(
-    shutil.which("ffmpeg") is None or shutil.which("ffprobe") is None,
-    reason="ffmpeg is not installed (Debian package `ffmpeg`, installed by `make system-deps`)",
-)
+needs_ffmpeg = pytest.mark.tools("ffmpeg", "ffprobe")
 
 LOSSLESS = {AudioEncoding.PCM16, AudioEncoding.WAV, AudioEncoding.FLAC}
 G711 = {AudioEncoding.MULAW, AudioEncoding.ALAW}

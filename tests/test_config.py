@@ -6,11 +6,13 @@ import os
 import socket
 import subprocess
 import sys
+from dataclasses import fields
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
 
-from tts_service.config import DEFAULT_MODEL_DIR, ServerConfig, parse_config
+from tts_service.config import DEFAULT_MODEL_DIR, ServerConfig, parse_config, settings
 from tts_service.onnx_runtime import DEFAULT_SHIM_PATH
 from tts_service.server import StartupError
 
@@ -54,10 +56,13 @@ def test_every_setting_comes_from_its_env_variable(monkeypatch: pytest.MonkeyPat
     ("1", True), ("TRUE", True), ("yes", True), ("on", True),
     ("0", False), ("false", False), ("No", False), ("off", False), ("", False),
 ])
-def test_tts_log_text_reads_the_usual_switch_words(monkeypatch: pytest.MonkeyPatch,
-                                                   value: str, log_text: bool) -> None:
+def test_switches_read_the_usual_words(monkeypatch: pytest.MonkeyPatch,
+                                       value: str, log_text: bool) -> None:
     monkeypatch.setenv("TTS_LOG_TEXT", value)
-    assert parse_config([]).log_text is log_text
+    monkeypatch.setenv("TTS_INTRA_OP_SPINNING", value)
+    config = parse_config([])
+    assert config.log_text is log_text
+    assert config.intra_op_spinning is log_text
 
 
 def test_a_flag_wins_over_its_env_variable(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -69,15 +74,41 @@ def test_a_flag_wins_over_its_env_variable(monkeypatch: pytest.MonkeyPatch) -> N
     assert parse_config([]).port == 6000
 
 
+@pytest.mark.parametrize(("env", "argv", "expected"), [
+    ("1", ["--log-text", "off"], False),
+    ("1", ["--log-text=no"], False),
+    ("0", ["--log-text"], True),
+    ("0", ["--log-text", "--port", "7000"], True),  # the flag alone, then another option
+    ("", ["--log-text", "on"], True),
+])
+def test_a_switch_flag_turns_its_variable_on_or_off(monkeypatch: pytest.MonkeyPatch, env: str,
+                                                    argv: list[str], expected: bool) -> None:
+    monkeypatch.setenv("TTS_LOG_TEXT", env)
+    assert parse_config(argv).log_text is expected
+
+
+def test_intra_op_spinning_is_a_boolean_that_takes_on_and_off() -> None:
+    assert parse_config([]).intra_op_spinning is False
+    assert parse_config(["--intra-op-spinning", "on"]).intra_op_spinning is True
+    assert parse_config(["--intra-op-spinning"]).intra_op_spinning is True
+    assert parse_config(["--intra-op-spinning", "off"]).intra_op_spinning is False
+
+
 @pytest.mark.parametrize(("env", "value", "says"), [
-    ("TTS_PORT", "abc", "must be a whole number"),
-    ("TTS_PORT", "70000", "must be a port number 0-65535"),
-    ("TTS_ENGINES", "0", "must be at least 1"),
-    ("TTS_MAX_QUEUED_REQUESTS", "-1", "must be 0 or more"),
-    ("TTS_SHUTDOWN_GRACE", "soon", "must be a number"),
-    ("TTS_LOG_LEVEL", "LOUD", "choose from DEBUG, INFO, WARNING, ERROR"),
-    ("TTS_ONNXRUNTIME", "fast", "choose from auto, bundled, pypi"),
-    ("TTS_LOG_TEXT", "maybe", "must be 1/true/yes/on or 0/false/no/off"),
+    ("TTS_PORT", "abc", "must be a whole number, got 'abc'"),
+    ("TTS_PORT", "70000", "must be 0 to 65535, got 70000"),
+    ("TTS_METRICS_PORT", "70000", "must be 0 to 65535, got 70000"),
+    ("TTS_ENGINES", "0", "must be at least 1, got 0"),
+    ("TTS_MAX_QUEUED_REQUESTS", "-1", "must be at least 0, got -1"),
+    ("TTS_SHUTDOWN_GRACE", "soon", "must be a number of seconds, got 'soon'"),
+    ("TTS_SHUTDOWN_GRACE", "-1", "must be at least 0 seconds, got -1"),
+    ("TTS_SHUTDOWN_GRACE", "nan", "must be at least 0 seconds, got nan"),
+    ("TTS_SHUTDOWN_GRACE", "inf", "must be at least 0 seconds, got inf"),
+    ("TTS_READ_AHEAD", "0", "must be more than 0 seconds, got 0"),
+    ("TTS_LOG_LEVEL", "LOUD", "choose from DEBUG, INFO, WARNING, ERROR, got 'LOUD'"),
+    ("TTS_ONNXRUNTIME", "fast", "choose from auto, bundled, pypi, got 'fast'"),
+    ("TTS_LOG_TEXT", "maybe", "must be 1/true/yes/on or 0/false/no/off, got 'maybe'"),
+    ("TTS_INTRA_OP_SPINNING", "sometimes", "must be 1/true/yes/on or 0/false/no/off"),
 ])
 def test_a_bad_env_variable_is_named_in_a_usage_error(
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
@@ -86,27 +117,53 @@ def test_a_bad_env_variable_is_named_in_a_usage_error(
     with pytest.raises(SystemExit) as exited:
         parse_config([])
     assert exited.value.code == 2
-    assert f"{env}='{value}': {says}" in capsys.readouterr().err
+    error = " ".join(capsys.readouterr().err.split())
+    assert f"Invalid value for {env}: {says}" in error
+    assert "Try 'tts-grpc-server --help' for help." in error
 
 
 @pytest.mark.parametrize(("args", "says"), [
-    (["--port", "abc"], "argument --port: must be a whole number, got 'abc'"),
-    (["--engines", "0"], "argument --engines: must be at least 1, got 0"),
-    (["--log-level", "loud"], "argument --log-level: invalid choice: 'LOUD'"),
+    (["--port", "abc"], "Invalid value for '--port': must be a whole number, got 'abc'"),
+    (["--engines", "0"], "Invalid value for '--engines': must be at least 1, got 0"),
+    (["--log-level", "loud"], "choose from DEBUG, INFO, WARNING, ERROR, got 'loud'"),
+    (["--shutdown-grace", "-0.5"], "for '--shutdown-grace': must be at least 0 seconds, got -0.5"),
+    (["--shutdown-grace", "NaN"], "'--shutdown-grace': must be at least 0 seconds, got NaN"),
+    (["--intra-op-spinning", "fast"], "'--intra-op-spinning': must be 1/true/yes/on or"),
+    (["--no-such-option"], "No such option '--no-such-option'"),
 ])
 def test_a_bad_flag_is_named_in_a_usage_error(
         capsys: pytest.CaptureFixture[str], args: list[str], says: str) -> None:
     with pytest.raises(SystemExit) as exited:
         parse_config(args)
     assert exited.value.code == 2
-    assert says in capsys.readouterr().err
+    assert says in " ".join(capsys.readouterr().err.split())
+
+
+def test_every_setting_is_a_flag_and_a_variable_in_the_help(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        parse_config(["--help"])
+    assert exited.value.code == 0
+    shown = capsys.readouterr().out
+    assert len(settings()) == len(fields(ServerConfig))
+    for name, declared, _ in settings():
+        assert declared.flag in shown, name
+        assert declared.env in shown, name
+        assert declared.env == "TTS_" + declared.flag[2:].upper().replace("-", "_")
+
+
+def test_version_is_the_packages(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        parse_config(["--version"])
+    assert exited.value.code == 0
+    assert capsys.readouterr().out == f"tts-grpc-server {version('kokoro-tts-grpc')}\n"
 
 
 def test_the_server_command_reports_a_bad_setting_without_a_traceback() -> None:
     done = subprocess.run([sys.executable, "-m", "tts_service.server"], capture_output=True,
                           text=True, timeout=60, env={"TTS_ENGINES": "none", "PATH": ""})
     assert done.returncode == 2
-    assert "TTS_ENGINES='none': must be a whole number" in done.stderr
+    assert "Invalid value for TTS_ENGINES: must be a whole number, got 'none'" in done.stderr
     assert "Traceback" not in done.stderr
 
 

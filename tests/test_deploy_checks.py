@@ -3,6 +3,7 @@
 `make deploy-check` lints deploy/Dockerfile (hadolint), validates the Kubernetes manifests
 against the pinned Kubernetes schemas (kubernetes-validate) and runs `nginx -t` on the nginx
 configuration; feeding each target a deliberately broken copy shows the check really checks.
+`make test` runs these checks here only, not a second time from the Makefile.
 """
 
 from __future__ import annotations
@@ -31,8 +32,12 @@ def broken_copy(source: Path, old: str, new: str, tmp_path: Path) -> Path:
     return copy
 
 
-def test_the_deployment_files_pass_their_checks() -> None:
-    result = make("deploy-check")
+@pytest.mark.parametrize("target", [
+    "dockerfile-check", "manifests-check",
+    pytest.param("nginx-check", marks=pytest.mark.tools("nginx")),
+])
+def test_the_deployment_files_pass_their_checks(target: str) -> None:
+    result = make(target)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -62,6 +67,7 @@ def test_kubernetes_validate_fails_a_broken_manifest(tmp_path: Path, old: str, n
     assert complaint in result.stdout + result.stderr
 
 
+@pytest.mark.tools("nginx")
 @pytest.mark.parametrize(("old", "new", "complaint"), [
     ("grpc_pass ", "grpc_passs ", 'unknown directive "grpc_passs"'),
     ("grpc_read_timeout 300s;", "grpc_read_timeout 300s", "invalid number of arguments"),

@@ -14,7 +14,7 @@ import pytest
 from harness.speech import pcm16_to_float, transcribe, word_error_rate
 from tts_api.v1 import tts_pb2, tts_pb2_grpc
 
-pytestmark = pytest.mark.model
+pytestmark = [pytest.mark.model, pytest.mark.tools("ffmpeg", "ffprobe")]
 Encoding: TypeAlias = tts_pb2.AudioEncoding.ValueType
 
 TEXT = "The weather is lovely today. We walked along the river after lunch."

@@ -16,7 +16,7 @@ import pytest
 from harness.servers import ServerProcess
 from harness.speech import pcm16_to_float, transcribe, word_error_rate
 
-pytestmark = pytest.mark.model
+pytestmark = [pytest.mark.model, pytest.mark.tools("ffmpeg")]
 
 TEXT = "The weather is lovely today. We walked along the river after lunch."
 LONG_TEXT = ("The weather is lovely today. We walked along the river after lunch. "

@@ -13,7 +13,8 @@ import soundfile
 from harness.servers import REPO, ServerProcess
 from harness.speech import transcribe, word_error_rate
 
-pytestmark = pytest.mark.model
+# npm install fetches the example's pinned packages from the npm registry.
+pytestmark = [pytest.mark.model, pytest.mark.tools("node", "npm", "network")]
 
 NODE_DIR = REPO / "examples" / "node"
 

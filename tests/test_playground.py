@@ -1,11 +1,10 @@
 """The playground page in real headless Chromium (Debian's chromium and chromium-driver, driven
 by Selenium) against the real server: voices fill the picker, speech plays while it streams,
-server errors are shown. It also takes a screenshot: build/playground.png (the README's
+server errors are shown. It also takes a screenshot: build/playground.png (docs/http.md's
 docs/playground.png is a copy of it, made by hand when the page changes)."""
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections.abc import Iterator
 
@@ -17,7 +16,7 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from harness.servers import REPO, ServerProcess
 
-pytestmark = pytest.mark.model
+pytestmark = [pytest.mark.model, pytest.mark.tools("chromium", "chromedriver")]
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -31,8 +30,6 @@ LONG_TEXT = ("The weather is lovely today. We walked along the river after lunch
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[webdriver.Chrome]:
-    if shutil.which(CHROMEDRIVER) is None:
-        pytest.fail("chromium-driver is missing: `make install` installs it (APT_PACKAGES)")
     options = webdriver.ChromeOptions()
     # Both paths given: Selenium Manager never looks for (or downloads) a browser.
     options.binary_location = CHROMIUM

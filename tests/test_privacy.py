@@ -5,7 +5,6 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-import shutil
 import signal
 import time
 from pathlib import Path
@@ -15,8 +14,6 @@ import pytest
 
 from harness.servers import ServerProcess, start_server
 from tts_api.v1 import tts_pb2, tts_pb2_grpc
-
-pytestmark = pytest.mark.model
 
 # strace's rendering of a socket address: AF_INET(6) with its address, or a Unix path.
 _INET = re.compile(r'inet_addr\("([^"]+)"\)|inet_pton\(AF_INET6, "([^"]+)"')
@@ -63,9 +60,9 @@ def _stop_traced(server: ServerProcess) -> None:
     assert server.process.wait(60) == 0, "".join(server.log)
 
 
+@pytest.mark.model
+@pytest.mark.tools("strace")
 def test_start_up_and_a_synthesis_reach_nothing_beyond_loopback(tmp_path: Path) -> None:
-    if shutil.which("strace") is None:
-        pytest.fail("strace is missing: `make test` installs it (Debian package strace)")
     trace = tmp_path / "trace"
     started = time.monotonic()
     server = start_server("--engines", "1", wrapper=[

@@ -149,6 +149,7 @@ class ProxyLog:
         return cls(answered_by, retries, failed, rerouted)
 
 
+@pytest.mark.tools("nginx")
 async def test_calls_through_nginx_survive_a_replica_draining(
         all_up: list[Replica], nginx: NginxProcess) -> None:
     """60 calls from 30 concurrent callers on one connection; replica 3 gets SIGTERM mid-run."""
@@ -198,6 +199,7 @@ async def _read_all(stream: AsyncIterator[tts_pb2.AudioChunk]) -> list[tts_pb2.A
             return chunks
 
 
+@pytest.mark.tools("nginx")
 async def test_a_long_stream_passes_through_nginx_uncut(all_up: list[Replica],
                                                         nginx: NginxProcess) -> None:
     """The ~300-word paragraph streams through the proxy to its last sentence."""

@@ -4,31 +4,31 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import codecs
 import contextlib
 import os
 import sys
-import threading
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+import traceback
+from collections.abc import AsyncGenerator, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 import grpc
-import soundfile
-from grpc_status import rpc_status
 
 from tts_api.v1 import tts_pb2
 
 from . import captions
 from .captions import caption_path, write_captions
 from .client import TtsClient
+from .errors import CliError, explain
+from .live_input import LiveInput
+from .sink import AudioFileSink
 
 if TYPE_CHECKING:
     from .player import StreamPlayer
 
 # File extension -> the encoding to ask the server for (.wav gets its header from the client).
-_OUTPUT_FORMATS = {
+OUTPUT_FORMATS = {
     ".wav": tts_pb2.AUDIO_ENCODING_PCM_S16LE,
     ".raw": tts_pb2.AUDIO_ENCODING_PCM_S16LE,
     ".pcm": tts_pb2.AUDIO_ENCODING_PCM_S16LE,
@@ -43,13 +43,8 @@ _OUTPUT_FORMATS = {
 _GENDERS = {tts_pb2.VOICE_GENDER_FEMALE: "female", tts_pb2.VOICE_GENDER_MALE: "male",
             tts_pb2.VOICE_GENDER_NEUTRAL: "neutral"}
 _IMPORTED_AT = time.monotonic()  # "command start" where /proc cannot tell (a little late)
-_MODEL_RATE_HZ = 24000
 EXIT_FAILURE = 1
 EXIT_INTERRUPTED = 130  # the shell's convention for "ended by SIGINT"
-
-
-class CliError(Exception):
-    """A failure explained to the person at the terminal; exits non-zero."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,8 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
         "  some-llm-command | tts-grpc-client --live\n"
         "  tts-grpc-client --output hello.wav \"Saved, not played.\"\n"
         "  tts-grpc-client --list-voices\n\n"
-        "exit status: 0 on success, 1 on any failure (the message says why), 2 for bad\n"
-        "arguments, 130 when interrupted with Ctrl-C.",
+        "exit status: 0 on success, 1 on any failure (the message says why; --debug adds\n"
+        "the traceback of an unforeseen one), 2 for bad arguments, 130 when interrupted\n"
+        "with Ctrl-C.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("text", nargs="?", metavar="TEXT",
@@ -84,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "unavailable (default: $TTS_SERVER, else localhost:50051)")
     parser.add_argument("--output", "-o", type=Path, metavar="FILE",
                         help="save to FILE instead of playing (add --play to do both); the "
-                        "format comes from the extension: " + ", ".join(sorted(_OUTPUT_FORMATS)))
+                        "format comes from the extension: " + ", ".join(sorted(OUTPUT_FORMATS)))
     playback = parser.add_mutually_exclusive_group()
     playback.add_argument("--play", action="store_true",
                         help="with --output .wav/.raw/.pcm: play while saving")
@@ -95,7 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="with --output: also write the word timings as a WebVTT or SRT "
                         "caption file next to it (hello.wav -> hello.vtt)")
     parser.add_argument("--sample-rate", type=int, default=0, metavar="HZ",
-                        help="sample rate in Hz, 8000 to 48000 (default: the model's 24000)")
+                        help="sample rate in Hz, 8000 to 48000 (default: the model's own, "
+                        "which the server says with the audio)")
     parser.add_argument("--list-voices", action="store_true",
                         help="print the server's voices (name, language, gender) and exit")
     parser.add_argument("--timeout", type=float, default=120.0, metavar="SECONDS",
@@ -103,6 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "not with --live, which lasts as long as its input)")
     parser.add_argument("--verbose", "-v", action="store_true",
                         help="print timings (first chunk, first sound, underruns) on stderr")
+    parser.add_argument("--debug", action="store_true",
+                        help="on an unforeseen failure, print its traceback (for a bug report) "
+                        "and gRPC's own description of a failed call")
     secure = parser.add_argument_group("security (for a server started with TLS or a token)")
     secure.add_argument("--tls", action="store_true",
                         help="connect with TLS, trusting the system's certificate authorities")
@@ -153,48 +153,6 @@ def read_text(args: argparse.Namespace, stdin: IO[str]) -> str:
     return text
 
 
-def explain(error: grpc.aio.AioRpcError, server: str, timeout_s: float) -> str:
-    """A message for a failed call: the status, the server's words and what to do."""
-    code = error.code()
-    details = error.details() or ""
-    hint = ""
-    if code == grpc.StatusCode.UNAVAILABLE and _is_connection_failure(error):
-        return (f"cannot reach the server at {server}: is it running? start it with "
-                f"`make serve` (or point --server / TTS_SERVER at it). ({details})")
-    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
-        hint = (f"the call did not finish within --timeout {timeout_s:g} s; raise it or "
-                "send shorter text")
-    elif code == grpc.StatusCode.NOT_FOUND or "config.voice" in _bad_fields(error):
-        hint = "run `tts-grpc-client --list-voices` to see the voices"
-    elif code == grpc.StatusCode.UNAUTHENTICATED:
-        hint = "pass the server's token with --token-file FILE or env TTS_TOKEN"
-    elif code in (grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.UNAVAILABLE):
-        hint = "the server is busy or restarting; try again in a few seconds"
-    message = f"{code.name}: {details}"
-    return f"{message}\n  hint: {hint}" if hint else message
-
-
-def _is_connection_failure(error: grpc.aio.AioRpcError) -> bool:
-    # The server itself also answers UNAVAILABLE (while shutting down); only a failure of
-    # the channel means nothing is listening at the address.
-    text = f"{error.details()} {error.debug_error_string()}".lower()
-    return any(sign in text for sign in ("failed to connect", "connection refused",
-                                         "connect failed", "unreachable", "resolving",
-                                         "lookup failed", "dns resolution"))
-
-
-def _bad_fields(error: grpc.aio.AioRpcError) -> set[str]:
-    from google.rpc import error_details_pb2
-
-    status = rpc_status.from_call(error)  # type: ignore[arg-type]
-    fields: set[str] = set()
-    for detail in status.details if status else ():
-        bad_request = error_details_pb2.BadRequest()
-        if detail.Unpack(bad_request):
-            fields.update(v.field for v in bad_request.field_violations)
-    return fields
-
-
 def _print_voices(response: tts_pb2.ListVoicesResponse) -> None:
     print(f"{'NAME':<14} {'LANGUAGE':<9} GENDER")
     for voice in response.voices:
@@ -222,23 +180,27 @@ class _Progress:
             self._stream.write("\n")
 
 
+def _encoding(args: argparse.Namespace) -> tts_pb2.AudioEncoding.ValueType:
+    """The encoding to ask for: 16-bit PCM to play, else what --output's extension says."""
+    if args.output is None:
+        return tts_pb2.AUDIO_ENCODING_PCM_S16LE
+    suffix = args.output.suffix.lower()
+    if suffix not in OUTPUT_FORMATS:
+        raise CliError(f"cannot tell the format of {args.output}: use one of "
+                       + ", ".join(sorted(OUTPUT_FORMATS)))
+    return OUTPUT_FORMATS[suffix]
+
+
 async def speak(args: argparse.Namespace, text: str | None) -> None:
     """Speaks `text`, or with None the live text of standard input, as it streams in."""
-    encoding = tts_pb2.AUDIO_ENCODING_PCM_S16LE
-    if args.output is not None:
-        suffix = args.output.suffix.lower()
-        if suffix not in _OUTPUT_FORMATS:
-            raise CliError(f"cannot tell the format of {args.output}: use one of "
-                           + ", ".join(sorted(_OUTPUT_FORMATS)))
-        encoding = _OUTPUT_FORMATS[suffix]
+    encoding = _encoding(args)
     play = (args.output is None or args.play) and not args.no_play
     if play and encoding != tts_pb2.AUDIO_ENCODING_PCM_S16LE:
         raise CliError("--play works with .wav, .raw or .pcm output only")
-    sample_rate_hz = args.sample_rate or _MODEL_RATE_HZ
     config = tts_pb2.SynthesisConfig(voice=args.voice, speed=args.speed, encoding=encoding,
                                      sample_rate_hertz=args.sample_rate,
                                      enable_word_timings=bool(args.captions))
-    live_input = _LiveInput(sys.stdin) if text is None else None
+    live_input = LiveInput(sys.stdin) if text is None else None
 
     def audio(client: TtsClient) -> AsyncGenerator[tts_pb2.AudioChunk, None]:
         if live_input is None:
@@ -249,29 +211,29 @@ async def speak(args: argparse.Namespace, text: str | None) -> None:
     words: list[tts_pb2.WordTiming] = []
 
     player: StreamPlayer | None = None
-    sink: _Sink | None = None
+    sink: AudioFileSink | None = None
     progress = (_Progress(len(text), sys.stderr)
                 if args.output is not None and text is not None else None)
     first_chunk_at = last_chunk_at = None
     try:
-        # The device opens before the call, so a machine without one fails before synthesis.
-        # Live text comes when it comes: a gap between sentences is the text not being there
-        # yet, not synthesis falling behind, so there is nothing to re-buffer for.
-        player = _new_player(sample_rate_hz, rebuffer=text is not None) if play else None
-        sink = _Sink(args.output) if args.output is not None else None
+        if play:  # a machine without an audio device fails before any synthesis
+            _check_audio_device()
+        sink = AudioFileSink(args.output) if args.output is not None else None
         async with (connect(args) as client,
                     contextlib.aclosing(audio(client)) as pieces):
             async for piece in pieces:
                 last_chunk_at = time.monotonic()
                 if first_chunk_at is None:
                     first_chunk_at = last_chunk_at
-                    if player is not None and piece.sample_rate_hertz != sample_rate_hz:
-                        raise CliError(f"the server sent {piece.sample_rate_hertz} Hz audio, "
-                                       f"not the {sample_rate_hz} Hz asked for")
-                if player is not None:
+                if play:
+                    # The device opens at the rate the audio says it has. Live text comes
+                    # when it comes: a gap between sentences is the text not being there
+                    # yet, not synthesis falling behind, so there is nothing to re-buffer for.
+                    player = player or _open_player(piece.sample_rate_hertz,
+                                                    rebuffer=text is not None)
                     done = (piece.text_span.end_offset / len(text)
                             if text and piece.HasField("text_span") else None)
-                    _feed(player, piece.audio, done)
+                    _feed(player, piece, done)
                 if sink is not None:
                     sink.write(piece.audio, piece.sample_rate_hertz)
                 words += piece.words
@@ -346,59 +308,38 @@ async def _chunks(responses: AsyncGenerator[tts_pb2.StreamingSynthesizeResponse,
                 yield response.chunk
 
 
-class _LiveInput:
-    """Standard input as it arrives, in whatever pieces the writer flushes.
-
-    A daemon thread does the blocking reads, so Ctrl-C never waits for the writer.
-    """
-
-    _READ_BYTES = 4096
-
-    def __init__(self, stdin: IO[str]) -> None:
-        self._fd = stdin.fileno()
-        self.received = ""
-
-    async def requests(self) -> AsyncIterator[tts_pb2.StreamingSynthesizeRequest]:
-        loop = asyncio.get_running_loop()
-        arrived: asyncio.Queue[str | None] = asyncio.Queue()
-
-        def read() -> None:
-            # UTF-8 characters may be split across reads; the decoder keeps the halves.
-            decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-            try:
-                while data := os.read(self._fd, self._READ_BYTES):
-                    loop.call_soon_threadsafe(arrived.put_nowait, decoder.decode(data))
-                loop.call_soon_threadsafe(arrived.put_nowait, decoder.decode(b"", final=True))
-                loop.call_soon_threadsafe(arrived.put_nowait, None)
-            except RuntimeError:
-                return  # the call ended (e.g. refused) and its event loop closed: stop reading
-
-        threading.Thread(target=read, name="tts-stdin", daemon=True).start()
-        while (text := await arrived.get()) is not None:
-            if text:
-                self.received += text
-                yield tts_pb2.StreamingSynthesizeRequest(text=text)
-
-
-def _new_player(sample_rate_hz: int, rebuffer: bool = True) -> StreamPlayer:
+def _check_audio_device() -> None:
     # Imported late: sounddevice needs PortAudio, which saving to a file does not.
     try:
-        from .player import NoAudioDevice, StreamPlayer
+        from .player import NoAudioDevice, check_output_device
     except OSError as err:
         raise CliError(f"cannot play audio: PortAudio is missing ({err}); install "
                        "libportaudio2, or save the audio with --output FILE.wav") from err
     try:
-        return StreamPlayer(sample_rate_hz, rebuffer=rebuffer)
+        check_output_device()
     except NoAudioDevice as err:
         raise CliError(f"no audio output device on this machine ({err}); save the audio "
                        "with --output FILE.wav instead") from err
 
 
-def _feed(player: StreamPlayer, pcm: bytes, text_done: float | None) -> None:
-    from .player import PlaybackError
+def _open_player(sample_rate_hz: int, rebuffer: bool) -> StreamPlayer:
+    from .player import NoAudioDevice, StreamPlayer
 
     try:
-        player.feed(pcm, text_done)
+        return StreamPlayer(sample_rate_hz, rebuffer=rebuffer)
+    except NoAudioDevice as err:
+        raise CliError(f"cannot play {sample_rate_hz} Hz audio on this machine's output "
+                       f"device ({err}); save it with --output FILE.wav instead") from err
+
+
+def _feed(player: StreamPlayer, piece: tts_pb2.AudioChunk, text_done: float | None) -> None:
+    from .player import PlaybackError
+
+    if piece.sample_rate_hertz != player.sample_rate_hz:
+        raise CliError(f"the server changed the sample rate from {player.sample_rate_hz} Hz "
+                       f"to {piece.sample_rate_hertz} Hz in the middle of the audio")
+    try:
+        player.feed(piece.audio, text_done)
     except PlaybackError as err:
         raise CliError(f"playback failed: {err}") from err
 
@@ -410,54 +351,6 @@ def _finish(player: StreamPlayer) -> None:
         player.finish()
     except PlaybackError as err:
         raise CliError(f"playback failed: {err}") from err
-
-
-class _Sink:
-    """Writes the streamed audio to FILE.part and renames it to FILE only on success.
-
-    For .wav the client writes the header itself (from 16-bit PCM), so it holds the real
-    length; other formats are the server's encoded stream, byte for byte.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self._path = path
-        self._part = path.with_name(path.name + ".part")
-        self._wav = path.suffix.lower() == ".wav"
-        self._sound_file: soundfile.SoundFile | None = None
-        self._raw: IO[bytes] | None = None
-        try:
-            self._raw = None if self._wav else self._part.open("wb")
-        except OSError as err:
-            raise CliError(f"cannot write {path}: {err.strerror}") from err
-
-    def write(self, audio: bytes, sample_rate_hz: int) -> None:
-        if self._wav and self._sound_file is None:
-            try:
-                self._sound_file = soundfile.SoundFile(
-                    self._part, "w", samplerate=sample_rate_hz, channels=1, format="WAV",
-                    subtype="PCM_16")
-            except (OSError, RuntimeError) as err:
-                raise CliError(f"cannot write {self._path}: {err}") from err
-        if not audio:
-            return
-        if self._sound_file is not None:
-            self._sound_file.buffer_write(audio, dtype="int16")
-        elif self._raw is not None:
-            self._raw.write(audio)
-
-    def _close(self) -> None:
-        if self._sound_file is not None:
-            self._sound_file.close()
-        if self._raw is not None:
-            self._raw.close()
-
-    def commit(self) -> None:
-        self._close()
-        os.replace(self._part, self._path)
-
-    def discard(self) -> None:
-        self._close()
-        self._part.unlink(missing_ok=True)
 
 
 async def run(args: argparse.Namespace) -> None:
@@ -491,12 +384,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILURE
     except grpc.aio.AioRpcError as err:
         print(f"error: {explain(err, args.server, args.timeout)}", file=sys.stderr)
+        if args.debug:
+            print(f"  grpc: {err.debug_error_string()}", file=sys.stderr)
         return EXIT_FAILURE
     except CliError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_FAILURE
-    except Exception as err:  # anything unforeseen still gets one line, not a traceback
-        print(f"error: {type(err).__name__}: {err}", file=sys.stderr)
+    except Exception as err:  # unforeseen: one line, and the traceback only when asked
+        if args.debug:
+            traceback.print_exc()
+        hint = "" if args.debug else " (run again with --debug for the traceback)"
+        print(f"error: {type(err).__name__}: {err}{hint}", file=sys.stderr)
         return EXIT_FAILURE
     return 0
 

@@ -28,6 +28,15 @@ class PlaybackError(Exception):
     """The output device failed while playing."""
 
 
+def check_output_device() -> None:
+    """Raises NoAudioDevice unless PortAudio has a default output device that takes 16-bit
+    mono: a cheap check before any synthesis, while the stream opens at the audio's rate."""
+    try:
+        sd.check_output_settings(channels=1, dtype="int16")
+    except (sd.PortAudioError, ValueError) as err:
+        raise NoAudioDevice(str(err)) from err
+
+
 class StreamPlayer:
     """Writes the chunks the network delivers to an output stream from a writer thread.
 

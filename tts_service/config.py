@@ -1,73 +1,271 @@
-"""Server settings: command-line flags, each with a TTS_* environment variable as its default."""
+"""Server settings, each declared once: a ServerConfig field with its flag, type and help.
+
+Every setting is a flag and a TTS_* environment variable named after it (`--read-ahead`:
+`TTS_READ_AHEAD`); a flag wins over its variable, and a bad value of either is a usage error
+naming it (exit 2). Adding a setting is adding one field here: the parser, `--help` and the
+option table in docs/configuration.md all come from the fields.
+
+click does the parsing: it is already installed (uvicorn is built on it, and reads its own
+settings the same way), takes a flag or else its variable through the same converter, names
+the variable in its usage errors and shows both in `--help`. pydantic-settings would do the
+same for a dataclass-like model, but would add pydantic to the server's install for nothing
+click lacks here.
+"""
 
 from __future__ import annotations
 
-import argparse
-import os
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+import math
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 
+import click
+from click.core import ParameterSource
+
+from . import __version__
 from .onnx_runtime import CHOICES as ONNXRUNTIME_CHOICES
 from .onnx_runtime import DEFAULT_SHIM_PATH
 
+PROG = "tts-grpc-server"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL_DIR = REPO_ROOT / "models" / "kokoro-multi-lang-v1_0"
+_ENV_PREFIX = "TTS_"
+
+
+class Kind(click.ParamType):
+    """Turns the text of a flag or variable into a setting's value, or says what is wrong.
+
+    Defaults are already typed and pass through unchanged.
+    """
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> Any:
+        if not isinstance(value, str):
+            return value
+        try:
+            return self.parse(value)
+        except ValueError as err:
+            self.fail(str(err), param, ctx)
+
+    def parse(self, text: str) -> Any:
+        raise NotImplementedError
+
+
+class Text(Kind):
+    name = "text"
+
+    def parse(self, text: str) -> str:
+        return text
+
+
+class FilePath(Kind):
+    name = "path"
+
+    def parse(self, text: str) -> Path:
+        return Path(text)
+
+
+class WholeNumber(Kind):
+    name = "integer"
+
+    def __init__(self, minimum: int, maximum: int | None = None) -> None:
+        self.minimum, self.maximum = minimum, maximum
+
+    def parse(self, text: str) -> int:
+        try:
+            number = int(text)
+        except ValueError:
+            raise ValueError(f"must be a whole number, got {text!r}") from None
+        if number < self.minimum or (self.maximum is not None and number > self.maximum):
+            allowed = (f"at least {self.minimum}" if self.maximum is None
+                       else f"{self.minimum} to {self.maximum}")
+            raise ValueError(f"must be {allowed}, got {number}")
+        return number
+
+
+class Seconds(Kind):
+    name = "seconds"
+
+    def __init__(self, minimum: float = 0.0, *, above: bool = False) -> None:
+        """At least `minimum` seconds, or more than it with `above`; never NaN or infinite."""
+        self.minimum, self.above = minimum, above
+
+    def parse(self, text: str) -> float:
+        try:
+            number = float(text)
+        except ValueError:
+            raise ValueError(f"must be a number of seconds, got {text!r}") from None
+        too_small = number <= self.minimum if self.above else number < self.minimum
+        if too_small or not math.isfinite(number):  # float() takes "nan" and "inf"
+            allowed = "more than" if self.above else "at least"
+            raise ValueError(f"must be {allowed} {self.minimum:g} seconds, got {text}")
+        return number
+
+
+class OneOf(Kind):
+    def __init__(self, *choices: str, upper: bool = False) -> None:
+        self.choices, self.upper = choices, upper
+        self.name = "|".join(choices)
+
+    def parse(self, text: str) -> str:
+        value = text.upper() if self.upper else text.lower()
+        if value not in self.choices:
+            raise ValueError(f"choose from {', '.join(self.choices)}, got {text!r}")
+        return value
+
+
+class Switch(Kind):
+    """A boolean. The flag alone turns it on; `--flag off` turns off what the variable set."""
+
+    name = "on|off"
+    _WORDS: ClassVar[dict[str, bool]] = {"1": True, "true": True, "yes": True, "on": True,
+              "0": False, "false": False, "no": False, "off": False}
+
+    def parse(self, text: str) -> bool:
+        if text.lower() not in self._WORDS:
+            raise ValueError(f"must be 1/true/yes/on or 0/false/no/off, got {text!r}")
+        return self._WORDS[text.lower()]
+
+
+class Names(Kind):
+    """A comma-separated list."""
+
+    name = "list"
+
+    def parse(self, text: str) -> tuple[str, ...]:
+        return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+@dataclass(frozen=True)
+class Setting:
+    flag: str
+    kind: Kind
+    help: str
+
+    @property
+    def env(self) -> str:
+        return _ENV_PREFIX + self.flag.removeprefix("--").upper().replace("-", "_")
+
+
+_T = TypeVar("_T")
+
+
+def setting(default: _T, flag: str, kind: Kind, help: str) -> _T:
+    """Declares a ServerConfig field as a flag, its TTS_* variable, its type and its help."""
+    return field(default=default, metadata={"setting": Setting(flag, kind, help)})
+
+
+PORT = WholeNumber(0, 65535)
 
 
 @dataclass(frozen=True)
 class ServerConfig:
     """Everything the server needs to start; cheap to build, nothing is loaded here."""
 
-    host: str = "127.0.0.1"
-    port: int = 50051
-    model_dir: Path = DEFAULT_MODEL_DIR
-    # From BENCHMARKS.md: two single-threaded engines make the most audio per second once two
-    # or more people call at once (5.56 audio s/s with 4 clients, 1x2 5.18, 2x2 5.28).
-    engines: int = 2
-    engine_threads: int = 1
-    # An extra engine with a thread per core (0: none) that takes a piece only when the pool is
-    # idle and that piece is the only one waiting: a lone sentence's first audio as from a
-    # 2-thread engine (0.86-0.90 s against 1.34-1.45 s on 2x1), with 2x1's throughput under
-    # load (5.53 vs 5.56 audio s/s with 4 clients; 2x2 gets the first and loses the second:
-    # 5.28).
-    solo_engine_threads: int = 2
+    host: str = setting(
+        "127.0.0.1", "--host", Text(),
+        "address to listen on; 0.0.0.0 or :: exposes the server to the network")
+    port: int = setting(50051, "--port", PORT, "TCP port; 0 picks a free one")
+    model_dir: Path = setting(
+        DEFAULT_MODEL_DIR, "--model-dir", FilePath(),
+        "the assembled Kokoro model (make models)")
+    # The default pool comes from BENCHMARKS.md ("Default pool shape"): two single-threaded
+    # engines make the most audio per second once two or more people call at once.
+    engines: int = setting(
+        2, "--engines", WholeNumber(1),
+        "engine instances in the pool = pieces (about a sentence each) synthesized at once; "
+        "each holds its own memory (docs/pool.md)")
+    engine_threads: int = setting(1, "--engine-threads", WholeNumber(1), "CPU threads per engine")
+    # A lone sentence's first audio as from a 2-thread engine, with 2x1's throughput under
+    # load (BENCHMARKS.md, "Default pool shape").
+    solo_engine_threads: int = setting(
+        2, "--solo-engine-threads", WholeNumber(0),
+        "CPU threads of an extra engine that takes a piece only when every engine is idle and "
+        "that piece is the only one waiting (a lone sentence runs on all cores); 0: no such "
+        "engine, saving its memory")
     # Worker threads of multi-threaded engines sleep between operators instead of
     # busy-waiting, so engines sharing cores do not take them from each other (bench.threads).
-    intra_op_spinning: str = "off"
-    max_text_chars: int = 5000
-    max_queued_requests: int = 8
-    # Unread audio a streaming request may hold before its pieces stop being scheduled: more
-    # than the longest piece takes to make, so a reader at real time never waits on a piece.
-    read_ahead_s: float = 8.0
-    shutdown_grace_s: float = 30.0
-    # StreamingSynthesize: a voice agent's text comes in bursts (an LLM's first token after a
-    # tool call can take many seconds), but a call left open and silent holds its engine.
-    streaming_idle_timeout_s: float = 30.0
-    # An LLM streams 20+ tokens (80+ characters) a second, so a usual sentence (under 100
-    # characters, where long sentences are cut at clauses anyway) ends well within 2 s;
-    # text still waiting after that means the writer stalled, and is spoken at the best
-    # break rather than held back longer.
-    streaming_max_wait_s: float = 2.0
+    intra_op_spinning: bool = setting(
+        False, "--intra-op-spinning", Switch(),
+        "on: onnxruntime's busy-waiting worker threads, which take cores from the other "
+        "engines; off: an engine's extra threads sleep between operators (PyPI runtime only)")
+    max_text_chars: int = setting(
+        5000, "--max-text-chars", WholeNumber(1), "longest accepted text, in characters")
+    max_queued_requests: int = setting(
+        8, "--max-queued-requests", WholeNumber(0),
+        "requests that may wait for their first engine; more get RESOURCE_EXHAUSTED")
+    # More than the longest piece takes to make, so a reader at real time never waits on one.
+    read_ahead_s: float = setting(
+        8.0, "--read-ahead", Seconds(above=True),
+        "seconds of audio made ahead of a streaming client's reading; past it the request's "
+        "next pieces wait and its engines serve others")
+    shutdown_grace_s: float = setting(
+        30.0, "--shutdown-grace", Seconds(),
+        "seconds that calls in flight get to finish on SIGTERM/SIGINT")
+    # A voice agent's text comes in bursts (an LLM's first token after a tool call can take
+    # many seconds), but a call left open and silent holds its admission.
+    streaming_idle_timeout_s: float = setting(
+        30.0, "--streaming-idle-timeout", Seconds(above=True),
+        "StreamingSynthesize: seconds a call may go without a message or audio before it ends "
+        "with DEADLINE_EXCEEDED")
+    # An LLM streams 80+ characters a second, so a usual sentence ends well within 2 s; text
+    # still waiting after that means the writer stalled.
+    streaming_max_wait_s: float = setting(
+        2.0, "--streaming-max-wait", Seconds(above=True),
+        "StreamingSynthesize: seconds text may wait for a certain sentence end before it is "
+        "spoken at the best break available")
     # gRPC clients keep one connection for hours, so replicas added later would get no share
-    # of them: a connection older than this is told to go away (GOAWAY), and its client
-    # reconnects through the balancer. Calls in flight on it get the grace to finish; 300 s is
-    # longer than the longest text (5000 characters, about 5 minutes of audio) takes to make.
-    max_connection_age_s: float = 300.0
-    max_connection_age_grace_s: float = 300.0
-    onnxruntime: str = "auto"
-    onnxruntime_shim: Path = DEFAULT_SHIM_PATH
-    voice_blends: tuple[str, ...] = field(default_factory=tuple)
-    lexicon_overrides: Path | None = None
-    metrics_port: int = 0
-    http_port: int = 0
-    tls_cert: Path | None = None
-    tls_key: Path | None = None
-    tls_client_ca: Path | None = None
-    token_file: Path | None = None
-    log_level: str = "INFO"
-    log_text: bool = False
+    # of them; 300 s of grace is longer than the longest text (5000 characters) takes to make.
+    max_connection_age_s: float = setting(
+        300.0, "--max-connection-age", Seconds(),
+        "seconds after which a client connection is asked to reconnect, so that long-lived "
+        "clients spread over replicas added later; 0 keeps connections forever")
+    max_connection_age_grace_s: float = setting(
+        300.0, "--max-connection-age-grace", Seconds(),
+        "seconds that calls in flight on such a connection get to finish before it is closed")
+    onnxruntime: str = setting(
+        "auto", "--onnxruntime", OneOf(*ONNXRUNTIME_CHOICES),
+        "engine runtime: auto (the newer PyPI onnxruntime when it loads and passes a "
+        "self-check, else the bundled one), pypi or bundled")
+    onnxruntime_shim: Path = setting(
+        DEFAULT_SHIM_PATH, "--onnxruntime-shim", FilePath(),
+        "the forwarding library built by `make shim` that lets sherpa-onnx use the newer "
+        "onnxruntime")
+    voice_blends: tuple[str, ...] = setting(
+        (), "--voice-blends", Names(),
+        "extra voices mixed from built-in ones, comma separated, each NAME=VOICE:WEIGHT+"
+        "VOICE:WEIGHT, e.g. bella_sky=af_bella:0.6+af_sky:0.4")
+    lexicon_overrides: Path | None = setting(
+        None, "--lexicon-overrides", FilePath(),
+        "pronunciation overrides: 'word = respelling' and 'word phonemes' lines "
+        "(docs/voices.md)")
+    metrics_port: int = setting(
+        0, "--metrics-port", PORT,
+        "serve Prometheus metrics over HTTP on this port (host as --host); 0: off")
+    http_port: int = setting(
+        0, "--http-port", PORT,
+        "also serve the OpenAI-compatible HTTP API and the playground page on this port "
+        "(host, TLS and token as for gRPC); 0: off")
+    tls_cert: Path | None = setting(
+        None, "--tls-cert", FilePath(),
+        "PEM server certificate (chain); with --tls-key, serves TLS instead of plaintext")
+    tls_key: Path | None = setting(None, "--tls-key", FilePath(), "PEM private key of --tls-cert")
+    tls_client_ca: Path | None = setting(
+        None, "--tls-client-ca", FilePath(),
+        "PEM CA bundle; when set, clients must present a certificate it signed (mutual TLS)")
+    token_file: Path | None = setting(
+        None, "--token-file", FilePath(),
+        "file holding the bearer token TextToSpeech calls must send as 'authorization: Bearer "
+        "<token>' (the token can also come from env TTS_TOKEN); health and reflection stay "
+        "open")
+    log_level: str = setting(
+        "INFO", "--log-level", OneOf("DEBUG", "INFO", "WARNING", "ERROR", upper=True),
+        "logging level")
+    log_text: bool = setting(
+        False, "--log-text", Switch(),
+        "include request text in the request log (it may be private)")
 
     @property
     def engine_thread_counts(self) -> list[int]:
@@ -81,181 +279,83 @@ class ServerConfig:
         return f"{host}:{self.port}"
 
 
-def _whole_number(value: str) -> int:
-    try:
-        return int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number, got {value!r}") from None
+def settings() -> list[tuple[str, Setting, Any]]:
+    """Each ServerConfig field's name, declaration and default, in declaration order."""
+    return [(item.name, item.metadata["setting"], item.default) for item in fields(ServerConfig)]
 
 
-def _number(value: str) -> float:
-    try:
-        return float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number, got {value!r}") from None
+def shown_default(default: Any) -> str:
+    """A default as people write it: on/off, a path inside the repository relative to it."""
+    if isinstance(default, bool):
+        return "on" if default else "off"
+    if isinstance(default, Path) and default.is_relative_to(REPO_ROOT):
+        return str(default.relative_to(REPO_ROOT))
+    if isinstance(default, tuple):
+        return ",".join(default)
+    if isinstance(default, float):
+        return f"{default:g}"
+    return "" if default is None else str(default)
 
 
-def _positive(value: str) -> int:
-    number = _whole_number(value)
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return number
+class _Option(click.Option):
+    """Names where a bad value came from, and shows its default as people write it."""
+
+    def process_value(self, ctx: click.Context, value: Any) -> Any:
+        try:
+            return super().process_value(ctx, value)
+        except click.BadParameter as err:
+            # click would name the flag and its variable both, whichever was given.
+            from_env = ctx.get_parameter_source(self.name) is ParameterSource.ENVIRONMENT
+            err.param_hint = f"{self.envvar}" if from_env else f"'{self.opts[0]}'"
+            raise
+
+    def get_help_extra(self, ctx: click.Context) -> Any:
+        extra = super().get_help_extra(ctx)
+        extra.pop("default", None)
+        if shown := shown_default(self.default):
+            extra["default"] = shown
+        return extra
 
 
-def _non_negative(value: str) -> int:
-    number = _whole_number(value)
-    if number < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return number
+def _option(name: str, declared: Setting, default: Any) -> click.Option:
+    switch: dict[str, Any] = {}
+    if isinstance(declared.kind, Switch):
+        # `--log-text` alone turns it on; `--log-text off` wins over TTS_LOG_TEXT=1.
+        switch = {"is_flag": False, "flag_value": "on", "metavar": "[on|off]"}
+    return _Option([declared.flag, name], type=declared.kind, default=default,
+                   envvar=declared.env, show_envvar=True, help=declared.help, **switch)
 
 
-def _non_negative_seconds(value: str) -> float:
-    number = _number(value)
-    if not number >= 0:  # also refuses NaN
-        raise argparse.ArgumentTypeError(f"must be 0 or more seconds, got {value}")
-    return number
+def _show_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value:
+        click.echo(f"{PROG} {__version__}")
+        ctx.exit()
 
 
-def _port(value: str) -> int:
-    number = _whole_number(value)
-    if not 0 <= number <= 65535:
-        raise argparse.ArgumentTypeError(f"must be a port number 0-65535, got {value}")
-    return number
-
-
-def _positive_seconds(value: str) -> float:
-    number = _number(value)
-    if not number > 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, got {value}")
-    return number
-
-
-def _switch(value: str) -> bool:
-    words = {"1": True, "true": True, "yes": True, "on": True,
-             "0": False, "false": False, "no": False, "off": False}
-    if value.lower() not in words:
-        raise argparse.ArgumentTypeError("must be 1/true/yes/on or 0/false/no/off")
-    return words[value.lower()]
-
-
-def _blends(value: str) -> tuple[str, ...]:
-    return tuple(part.strip() for part in value.split(",") if part.strip())
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="tts-grpc-server",
-        description="Serve Kokoro-82M text-to-speech over gRPC (tts_api.v1.TextToSpeechService), "
-        "with "
+def command() -> click.Command:
+    """The tts-grpc-server command line, built from the ServerConfig declarations."""
+    options = [_option(*declared) for declared in settings()]
+    version = click.Option(["--version"], is_flag=True, expose_value=False, is_eager=True,
+                           callback=_show_version, help="print the version and exit")
+    return click.Command(
+        PROG, params=[*options, version],
+        help="Serve Kokoro-82M text-to-speech over gRPC (tts_api.v1.TextToSpeechService), with "
         "health checking and server reflection. Every option can also be set with the "
         "environment variable shown; a flag wins over its variable.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    defaults = ServerConfig()
-
-    def option(flag: str, env: str, convert: Callable[[str], Any], default: Any,
-               help_text: str, **kwargs: Any) -> None:
-        raw = os.environ.get(env)
-        if raw not in (None, ""):
-            default = _from_env(parser, env, raw, convert, kwargs.get("choices"))
-        parser.add_argument(flag, type=convert, default=default,
-                            help=f"{help_text} [env {env}]", **kwargs)
-
-    option("--host", "TTS_HOST", str, defaults.host,
-           "address to listen on; 0.0.0.0 or :: exposes the server to the network")
-    option("--port", "TTS_PORT", _port, defaults.port, "TCP port; 0 picks a free one")
-    option("--model-dir", "TTS_MODEL_DIR", Path, defaults.model_dir,
-           "assembled Kokoro model directory (make models)")
-    option("--engines", "TTS_ENGINES", _positive, defaults.engines,
-           "engine instances in the pool = requests synthesized at the same time "
-           "(each holds about 220 MB)")
-    option("--engine-threads", "TTS_ENGINE_THREADS", _positive, defaults.engine_threads,
-           "CPU threads per engine")
-    option("--solo-engine-threads", "TTS_SOLO_ENGINE_THREADS", _non_negative,
-           defaults.solo_engine_threads,
-           "CPU threads of an extra engine that takes a piece only when every engine is idle "
-           "and that piece is the only one waiting (a lone sentence runs on all cores); "
-           "0: no such engine, saving its memory")
-    option("--intra-op-spinning", "TTS_INTRA_OP_SPINNING", str, defaults.intra_op_spinning,
-           "'off': an engine's extra threads sleep between operators (PyPI runtime only); "
-           "'on': onnxruntime's default busy-waiting, which takes cores from the other engines",
-           choices=["off", "on"])
-    option("--max-text-chars", "TTS_MAX_TEXT_CHARS", _positive, defaults.max_text_chars,
-           "longest accepted text, in characters")
-    option("--max-queued-requests", "TTS_MAX_QUEUED_REQUESTS", _non_negative,
-           defaults.max_queued_requests,
-           "requests that may wait for a busy engine; more get RESOURCE_EXHAUSTED")
-    option("--read-ahead", "TTS_READ_AHEAD", _positive_seconds, defaults.read_ahead_s,
-           "seconds of audio made ahead of a streaming client's reading; past it the request's "
-           "next pieces wait and its engines serve others", dest="read_ahead_s")
-    option("--shutdown-grace", "TTS_SHUTDOWN_GRACE", _number, defaults.shutdown_grace_s,
-           "seconds that calls in flight get to finish on SIGTERM/SIGINT", dest="shutdown_grace_s")
-    option("--streaming-idle-timeout", "TTS_STREAMING_IDLE_TIMEOUT", _positive_seconds,
-           defaults.streaming_idle_timeout_s,
-           "StreamingSynthesize: seconds a call may go without a message or audio before it "
-           "ends with DEADLINE_EXCEEDED", dest="streaming_idle_timeout_s")
-    option("--streaming-max-wait", "TTS_STREAMING_MAX_WAIT", _positive_seconds,
-           defaults.streaming_max_wait_s,
-           "StreamingSynthesize: seconds text may wait for a certain sentence end before it is "
-           "spoken at the best break available", dest="streaming_max_wait_s")
-    option("--max-connection-age", "TTS_MAX_CONNECTION_AGE", _non_negative_seconds,
-           defaults.max_connection_age_s,
-           "seconds after which a client connection is asked to reconnect, so that long-lived "
-           "clients spread over replicas added later; 0 keeps connections forever",
-           dest="max_connection_age_s")
-    option("--max-connection-age-grace", "TTS_MAX_CONNECTION_AGE_GRACE", _non_negative_seconds,
-           defaults.max_connection_age_grace_s,
-           "seconds that calls in flight on such a connection get to finish before it is "
-           "closed", dest="max_connection_age_grace_s")
-    option("--onnxruntime", "TTS_ONNXRUNTIME", str, defaults.onnxruntime,
-           "engine runtime: 'auto' (the newer PyPI onnxruntime when it loads and passes a "
-           "self-check, else the bundled one), 'pypi' or 'bundled'",
-           choices=ONNXRUNTIME_CHOICES)
-    option("--onnxruntime-shim", "TTS_ONNXRUNTIME_SHIM", Path, defaults.onnxruntime_shim,
-           "the forwarding library built by `make shim` that lets sherpa-onnx use the newer "
-           "onnxruntime")
-    option("--voice-blends", "TTS_VOICE_BLENDS", _blends, defaults.voice_blends,
-           "extra voices mixed from built-in ones, comma separated, each NAME=VOICE:WEIGHT+"
-           "VOICE:WEIGHT, e.g. 'bella_sky=af_bella:0.6+af_sky:0.4'")
-    option("--lexicon-overrides", "TTS_LEXICON_OVERRIDES", Path, defaults.lexicon_overrides,
-           "pronunciation overrides: 'word = respelling' and 'word phonemes' lines (README)")
-    option("--metrics-port", "TTS_METRICS_PORT", _non_negative, defaults.metrics_port,
-           "serve Prometheus metrics over HTTP on this port (host as --host); 0 disables")
-    option("--http-port", "TTS_HTTP_PORT", _port, defaults.http_port,
-           "also serve the OpenAI-compatible HTTP API and the playground page on this port "
-           "(host, TLS and token as for gRPC); 0 disables")
-    option("--tls-cert", "TTS_TLS_CERT", Path, defaults.tls_cert,
-           "PEM server certificate (chain); with --tls-key, serves TLS instead of plaintext")
-    option("--tls-key", "TTS_TLS_KEY", Path, defaults.tls_key, "PEM private key of --tls-cert")
-    option("--tls-client-ca", "TTS_TLS_CLIENT_CA", Path, defaults.tls_client_ca,
-           "PEM CA bundle; when set, clients must present a certificate it signed (mutual TLS)")
-    option("--token-file", "TTS_TOKEN_FILE", Path, defaults.token_file,
-           "file holding the bearer token TextToSpeech calls must send as 'authorization: "
-           "Bearer <token>' (the token can also come from env TTS_TOKEN); health and "
-           "reflection stay open")
-    option("--log-level", "TTS_LOG_LEVEL", str.upper, defaults.log_level,
-           "logging level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
-    raw_log_text = os.environ.get("TTS_LOG_TEXT", "")
-    log_text = bool(raw_log_text) and _from_env(parser, "TTS_LOG_TEXT", raw_log_text,
-                                                _switch, None)
-    parser.add_argument("--log-text", action="store_true", default=log_text,
-                        help="include request text in the request log (off: it may be private) "
-                        "[env TTS_LOG_TEXT]")
-    return parser
-
-
-def _from_env(parser: argparse.ArgumentParser, env: str, raw: str,
-              convert: Callable[[str], Any], choices: Sequence[str] | None) -> Any:
-    """The variable's value converted like its flag; a bad one exits naming the variable."""
-    try:
-        value = convert(raw)
-    except (argparse.ArgumentTypeError, ValueError) as err:
-        parser.error(f"{env}={raw!r}: {err}")
-    if choices is not None and value not in choices:
-        parser.error(f"{env}={raw!r}: choose from {', '.join(choices)}")
-    return value
+        context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 
 
 def parse_config(argv: Sequence[str] | None = None) -> ServerConfig:
-    args = build_parser().parse_args(argv)
-    return ServerConfig(**vars(args))
+    """The settings from `argv` (default: the command line) and the TTS_* variables.
+
+    A bad value prints a usage error naming its flag or variable and exits 2.
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        context = command().make_context(PROG, args)
+    except click.exceptions.Exit as done:  # --help, --version
+        raise SystemExit(done.exit_code) from None
+    except click.ClickException as err:
+        err.show()
+        raise SystemExit(err.exit_code) from None
+    return ServerConfig(**context.params)

@@ -251,7 +251,7 @@ async def serve(config: ServerConfig) -> None:
         raise StartupError(str(err)) from err
     _LOGGER.info("engine runtime: onnxruntime %s (%s, chosen in %.1f s): %s", ort.version,
                  ort.name, time.monotonic() - choosing, ort.reason)
-    if config.intra_op_spinning == "off" and max(config.engine_thread_counts) > 1:
+    if not config.intra_op_spinning and max(config.engine_thread_counts) > 1:
         quiet = onnx_runtime.disable_intra_op_spinning()
         # The solo engine runs alone: its busy-waiting threads take no core from another.
         if not quiet and config.engine_threads > 1:

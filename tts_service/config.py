@@ -62,6 +62,7 @@ class ServerConfig:
     lexicon_overrides: Path | None = None
     metrics_port: int = 0
     http_port: int = 0
+    wyoming_port: int = 0
     tls_cert: Path | None = None
     tls_key: Path | None = None
     tls_client_ca: Path | None = None
@@ -224,6 +225,9 @@ def build_parser() -> argparse.ArgumentParser:
     option("--http-port", "TTS_HTTP_PORT", _port, defaults.http_port,
            "also serve the OpenAI-compatible HTTP API and the playground page on this port "
            "(host, TLS and token as for gRPC); 0 disables")
+    option("--wyoming-port", "TTS_WYOMING_PORT", _port, defaults.wyoming_port,
+           "also serve the Wyoming protocol (Home Assistant) on this port, same host; Wyoming has "
+           "no authentication or encryption, so keep it on a trusted network; 0 disables")
     option("--tls-cert", "TTS_TLS_CERT", Path, defaults.tls_cert,
            "PEM server certificate (chain); with --tls-key, serves TLS instead of plaintext")
     option("--tls-key", "TTS_TLS_KEY", Path, defaults.tls_key, "PEM private key of --tls-cert")

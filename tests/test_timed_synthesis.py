@@ -60,7 +60,8 @@ async def test_words_stay_with_their_own_chunk_when_pieces_run_in_parallel() -> 
         pieces.append(Piece(at, at + len(part), part))
 
     async def collect() -> list[SpokenPiece]:
-        return [spoken async for spoken in synthesizer.stream(pieces, 0, 1.0, False, timed=True)]
+        return [spoken async for spoken in synthesizer.stream(pieces, 0, 1.0, False, timed=True)
+                if isinstance(spoken, SpokenPiece)]
 
     spoken = await asyncio.wait_for(collect(), TIMEOUT_S)
     await scheduler.close()
@@ -80,6 +81,7 @@ async def test_words_stay_with_their_own_chunk_when_pieces_run_in_parallel() -> 
 async def test_untimed_streams_carry_no_words() -> None:
     scheduler = Scheduler([FakeTimedEngine()], max_waiting=4, read_ahead_s=100.0)
     synthesizer = Synthesizer(scheduler, normalize=str, times_words=True)
-    spoken = [s async for s in synthesizer.stream(split_pieces("One. Two."), 0, 1.0, False)]
+    spoken = [s async for s in synthesizer.stream(split_pieces("One. Two."), 0, 1.0, False)
+              if isinstance(s, SpokenPiece)]
     await scheduler.close()
     assert spoken and not any(chunk.words for chunk in spoken)

@@ -35,6 +35,7 @@ from .speech_call import Calls
 from .synthesizer import Synthesizer
 from .voice_blends import BlendError
 from .voices import VoiceCatalog
+from .websocket_api import LiveSpeech
 from .wyoming_front import WyomingServer, serve_wyoming
 
 _LOGGER = logging.getLogger(__name__)
@@ -201,8 +202,10 @@ async def _start(started: contextlib.AsyncExitStack, config: ServerConfig,
     http = None
     if http_socket is not None:
         try:
-            http = await serve_http(HttpApi(calls, token), http_socket, config.tls_cert,
-                                    config.tls_key, config.tls_client_ca)
+            live = LiveSpeech(calls, token)  # the live-text WebSocket beside the API
+            http = await serve_http(HttpApi(calls, token, routes=[live.route]), http_socket,
+                                    config.tls_cert, config.tls_key, config.tls_client_ca,
+                                    live_calls=live.in_flight)
         except HttpStartError as err:
             raise StartupError(str(err)) from err
         started.push_async_callback(http.stop, 0)

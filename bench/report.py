@@ -498,6 +498,36 @@ def _protocols_section(protocols: dict[str, Any] | None) -> list[str]:
     ]
 
 
+def _fronts_section(fronts: dict[str, Any] | None) -> list[str]:
+    """First audio of one text through each front (older results: none)."""
+    if fronts is None:
+        return []
+    first = fronts["first_audio_s"]
+    grpc = first["grpc"]
+    rows = [f"| {name} | {_mm(first[mode])} | {_rr(_ratio(first[mode], grpc))} |"
+            for mode, name in fronts["names"].items()]
+    return [
+        "## First audio through each front",
+        "",
+        f"One idle server ({fronts['shape']}, the default pool, with `--http-port` and "
+        f"`--wyoming-port`), measured {fronts['date']}. The same three sentences "
+        f"(\"{fronts['text'][:40]}...\") through each front that streams, each call run to its "
+        "end before the next, the order rotated each repetition; timed at the client from the "
+        "request's first byte on an open connection (Wyoming: a new connection per request, "
+        "as Home Assistant makes, timed once open) to the first audio. Min / median of "
+        f"{fronts['reps']} calls per row, seconds; ratio to gRPC SynthesizeStream "
+        "(min-based / median-based):",
+        "",
+        "| front | first audio | ratio to gRPC |",
+        "|---|---|---|",
+        *rows,
+        "",
+        "Every front drives the same call (speech_call.py), so the first piece waits for the "
+        "same engine; what differs is the framing. Home Assistant's voice satellites give up "
+        "after about 5 s without audio.",
+    ]
+
+
 def _word_timings_section(results: dict[str, Any]) -> list[str]:
     timings = results.get("word_timings")
     if not timings:  # results saved before this measurement existed
@@ -735,6 +765,8 @@ def write(results: dict[str, Any], out: Path, chart_path: Path) -> None:
         *_load_tables(results["load"]),
         "",
         *_protocols_section(results.get("protocols")),
+        "",
+        *_fronts_section(results.get("fronts")),
         "",
         *([*_replicas_section(results["replicas"], results["machine"]["cores"]), ""]
           if "replicas" in results else []),

@@ -265,8 +265,9 @@ class HttpApi:
             raise InvalidRequest("stream_format",
                                  f"stream_format {stream_format!r}: use 'audio' or 'sse'")
         sse = stream_format == "sse"
-        # Streamed unless asked otherwise: the OpenAI SDK sends no such field, and its
-        # streaming users need the audio as it is made (docs/websocket.md measures this).
+        # Streamed unless asked otherwise: the OpenAI SDK sends no such field, whether it
+        # buffers the body or streams it, and its streaming users need the audio as it is
+        # made (docs/websocket.md, "Whole files").
         stream = json_field(body, "stream", bool, True)
         if sse and not stream:
             raise InvalidRequest("stream", "stream_format 'sse' is a stream: leave stream out "

@@ -28,6 +28,7 @@ from wyoming.tts import (
 )
 
 from harness.servers import free_port
+from tts_service.config import parse_config
 from tts_service.server import StartupError
 
 from .fakes import SAMPLE_RATE_HZ, TIMEOUT_S, FakeServer, fake_server, wait_until
@@ -284,3 +285,16 @@ async def test_wyoming_beyond_loopback_warns(caplog: pytest.LogCaptureFixture) -
     async with fake_server(wyoming_port=free_port()):
         pass
     assert "no authentication" not in caplog.text
+
+
+def test_the_wyoming_port_is_off_unless_set_by_flag_or_variable(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.delenv("TTS_WYOMING_PORT", raising=False)
+    assert parse_config([]).wyoming_port == 0
+    monkeypatch.setenv("TTS_WYOMING_PORT", "10200")
+    assert parse_config([]).wyoming_port == 10200
+    assert parse_config(["--wyoming-port", "10300"]).wyoming_port == 10300
+    monkeypatch.setenv("TTS_WYOMING_PORT", "70000")
+    with pytest.raises(SystemExit):
+        parse_config([])
+    assert "TTS_WYOMING_PORT='70000': must be a port number" in capsys.readouterr().err

@@ -225,14 +225,18 @@ async def test_a_full_pool_refuses_with_resource_exhausted() -> None:
 async def test_a_client_that_hangs_up_frees_its_engine(served: FakeServer) -> None:
     served.engine.permits = threading.Semaphore(1)  # one sentence, then the engine waits
     text = " ".join(f"Sentence number {n} is here." for n in range(40))
+    assert served.running.wyoming is not None
+    connections = served.running.wyoming.front.connections
     async with connect(served) as client:
         await client.write_event(Synthesize(text=text).event())
         await read_until(client, "audio-chunk")
+        (connection,) = connections
     served.engine.permits.release(1)  # the next sentence's audio finds the client gone
     await wait_until(lambda: served.count("SynthesizeStream", "CANCELLED", "wyoming") == 1)
     served.engine.permits.release(40)
     await wait_until(lambda: served.running.pool.busy == 0)
     assert len(served.engine.calls) <= 3
+    await asyncio.wait_for(connection, TIMEOUT_S)  # ended quietly: nothing left to log
 
 
 async def test_an_abandoned_session_is_cancelled(served: FakeServer) -> None:

@@ -140,6 +140,8 @@ class _Connection(AsyncEventHandler):
         self._front.connections.add(task)
         try:
             await super().run()
+        except ConnectionError:
+            pass  # the client went away; a call it had is already logged as CANCELLED
         finally:
             self._front.connections.discard(task)
 

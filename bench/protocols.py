@@ -98,6 +98,9 @@ FRONTS = {
     "wyoming_live": "Wyoming streaming session (Home Assistant's order)",
     "websocket": "WebSocket /v1/tts/ws (text in one message)",
 }
+# Each front's call against the gRPC method of the same kind: whole text in, or text streamed in.
+SAME_KIND = {"grpc": "grpc", "grpc_live": "grpc_live", "wyoming": "grpc",
+             "wyoming_live": "grpc_live", "websocket": "grpc_live"}
 
 
 async def _grpc_live_first_s(stub: tts_pb2_grpc.TextToSpeechServiceStub, text: str) -> float:
@@ -148,7 +151,8 @@ async def measure_fronts(reps: int, onnxruntime: str) -> dict[str, Any]:
                     first_s = await probes[mode]()
                     assert first_s, f"{mode}: no audio"
                     first[mode].append(first_s)
-    return {"first_audio_s": first, "names": FRONTS, "text": FRONTS_TEXT, "reps": reps,
+    return {"first_audio_s": first, "names": FRONTS, "same_kind": SAME_KIND,
+            "text": FRONTS_TEXT, "reps": reps,
             "shape": service.shape_name(engines, threads, solo),
             "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d")}
 

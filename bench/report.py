@@ -502,29 +502,31 @@ def _fronts_section(fronts: dict[str, Any] | None) -> list[str]:
     """First audio of one text through each front (older results: none)."""
     if fronts is None:
         return []
-    first = fronts["first_audio_s"]
-    grpc = first["grpc"]
-    rows = [f"| {name} | {_mm(first[mode])} | {_rr(_ratio(first[mode], grpc))} |"
-            for mode, name in fronts["names"].items()]
+    first, names, same_kind = fronts["first_audio_s"], fronts["names"], fronts["same_kind"]
+    rows = [f"| {name} | {_mm(first[mode])} | {names[same_kind[mode]]} | "
+            f"{_rr(_ratio(first[mode], first[same_kind[mode]]))} |"
+            for mode, name in names.items()]
     return [
         "## First audio through each front",
         "",
-        f"One idle server ({fronts['shape']}, the default pool, with `--http-port` and "
+        f"One server ({fronts['shape']}, the default pool, with `--http-port` and "
         f"`--wyoming-port`), measured {fronts['date']}. The same three sentences "
-        f"(\"{fronts['text'][:40]}...\") through each front that streams, each call run to its "
-        "end before the next, the order rotated each repetition; timed at the client from the "
+        f"(\"{fronts['text'][:40]}...\") through each front that streams, one call at a time, "
+        "each run to its end, the order rotated each repetition; timed at the client from the "
         "request's first byte on an open connection (Wyoming: a new connection per request, "
         "as Home Assistant makes, timed once open) to the first audio. Min / median of "
-        f"{fronts['reps']} calls per row, seconds; ratio to gRPC SynthesizeStream "
-        "(min-based / median-based):",
+        f"{fronts['reps']} calls per row, seconds; ratio (min-based / median-based) to the "
+        "gRPC method of the same kind, whole text in or text streamed in:",
         "",
-        "| front | first audio | ratio to gRPC |",
-        "|---|---|---|",
+        "| front | first audio | compared with | ratio |",
+        "|---|---|---|---|",
         *rows,
         "",
-        "Every front drives the same call (speech_call.py), so the first piece waits for the "
-        "same engine; what differs is the framing. Home Assistant's voice satellites give up "
-        "after about 5 s without audio.",
+        "Every front drives the same call (speech_call.py), so a front adds only its framing. "
+        "The two kinds differ: a whole text is cut into pieces at once and they start in "
+        "parallel on the pool's single-thread engines, while text streamed in reaches the "
+        "scheduler a piece at a time, so its first piece, alone, goes to the solo engine "
+        "(2 threads). Home Assistant's voice satellites give up after about 5 s without audio.",
     ]
 
 

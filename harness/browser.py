@@ -12,7 +12,8 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 
 
-def chromium(script_timeout_s: float) -> webdriver.Chrome:
+def chromium(script_timeout_s: float, window_size: tuple[int, int] = (900, 900)
+             ) -> webdriver.Chrome:
     """A headless browser that may play audio without a click (muted)."""
     if shutil.which(CHROMEDRIVER) is None:
         raise RuntimeError("chromium-driver is missing: `make install` installs it "
@@ -20,8 +21,8 @@ def chromium(script_timeout_s: float) -> webdriver.Chrome:
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
-                     "--window-size=900,900", "--autoplay-policy=no-user-gesture-required",
-                     "--mute-audio"):
+                     "--window-size={},{}".format(*window_size),
+                     "--autoplay-policy=no-user-gesture-required", "--mute-audio"):
         options.add_argument(argument)
     driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
     driver.set_script_timeout(script_timeout_s)

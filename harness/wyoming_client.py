@@ -46,7 +46,7 @@ async def synthesize(port: int, text: str, voice: str | None = None,
     async with _client(host, port) as client:
         started = time.monotonic()
         await client.write_event(Synthesize(text=text, voice=_voice(voice)).event())
-        return await _read(client, "audio-stop", WyomingReply(), started)
+        return await read_reply(client, "audio-stop", WyomingReply(), started)
 
 
 async def stream(port: int, parts: Sequence[str], pause_s: float = 0.0,
@@ -70,7 +70,7 @@ async def stream(port: int, parts: Sequence[str], pause_s: float = 0.0,
 
         writer = asyncio.ensure_future(write())
         try:
-            await _read(client, "synthesize-stopped", reply, started)
+            await read_reply(client, "synthesize-stopped", reply, started)
             await writer
         finally:
             writer.cancel()
@@ -85,8 +85,11 @@ def _voice(name: str | None) -> SynthesizeVoice | None:
     return SynthesizeVoice(name=name) if name else None
 
 
-async def _read(client: AsyncTcpClient, last: str, reply: WyomingReply, started: float
-                ) -> WyomingReply:
+async def read_reply(client: AsyncTcpClient, last: str, reply: WyomingReply | None = None,
+                     started: float | None = None) -> WyomingReply:
+    """Reads one request's answer, up to and including its event of type `last`."""
+    reply = reply if reply is not None else WyomingReply()
+    started = started if started is not None else time.monotonic()
     while True:
         event = await client.read_event()
         assert event is not None, f"the connection closed after {reply.types}"

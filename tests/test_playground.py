@@ -5,22 +5,19 @@ docs/playground.png is a copy of it, made by hand when the page changes)."""
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections.abc import Iterator
 
 import pytest
 from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
+from harness.browser import chromium
 from harness.servers import REPO, ServerProcess
 
 pytestmark = pytest.mark.model
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
 TIMEOUT_S = 120
 # Under build/, not docs/: a test run never rewrites a tracked file.
 SCREENSHOT = REPO / "build" / "playground.png"
@@ -31,17 +28,7 @@ LONG_TEXT = ("The weather is lovely today. We walked along the river after lunch
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[webdriver.Chrome]:
-    if shutil.which(CHROMEDRIVER) is None:
-        pytest.fail("chromium-driver is missing: `make install` installs it (APT_PACKAGES)")
-    options = webdriver.ChromeOptions()
-    # Both paths given: Selenium Manager never looks for (or downloads) a browser.
-    options.binary_location = CHROMIUM
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
-                     "--window-size=900,640", "--autoplay-policy=no-user-gesture-required",
-                     "--mute-audio"):
-        options.add_argument(argument)
-    driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
-    driver.set_script_timeout(TIMEOUT_S)
+    driver = chromium(TIMEOUT_S, window_size=(900, 640))
     yield driver
     driver.quit()
 

@@ -11,12 +11,10 @@ import re
 import socket
 import threading
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 
 import pytest
-from wyoming.audio import AudioChunk, AudioStart
+from wyoming.audio import AudioStart
 from wyoming.client import AsyncTcpClient
-from wyoming.error import Error
 from wyoming.event import Event
 from wyoming.info import Describe, Info
 from wyoming.tts import (
@@ -28,6 +26,7 @@ from wyoming.tts import (
 )
 
 from harness.servers import free_port
+from harness.wyoming_client import WyomingReply, read_reply
 from tts_service.config import parse_config
 from tts_service.server import StartupError
 
@@ -52,47 +51,21 @@ async def connect(server: FakeServer) -> AsyncIterator[AsyncTcpClient]:
         yield client
 
 
-@dataclass
-class Heard:
-    """What the server answered to one request, up to and including its last event."""
-
-    types: list[str] = field(default_factory=list)
-    audio: bytes = b""
-    start: AudioStart | None = None
-    errors: list[Error] = field(default_factory=list)
-
-
-async def read_until(client: AsyncTcpClient, last: str) -> Heard:
-    heard = Heard()
-    while True:
-        event = await client.read_event()
-        assert event is not None, f"the connection closed after {heard.types}"
-        heard.types.append(event.type)
-        if AudioStart.is_type(event.type):
-            heard.start = AudioStart.from_event(event)
-        elif AudioChunk.is_type(event.type):
-            heard.audio += AudioChunk.from_event(event).audio
-        elif Error.is_type(event.type):
-            heard.errors.append(Error.from_event(event))
-        if event.type == last:
-            return heard
-
-
 async def synthesize(client: AsyncTcpClient, text: str, voice: SynthesizeVoice | None = None
-                     ) -> Heard:
+                     ) -> WyomingReply:
     await client.write_event(Synthesize(text=text, voice=voice).event())
-    return await read_until(client, "audio-stop")
+    return await read_reply(client, "audio-stop")
 
 
 async def stream(client: AsyncTcpClient, parts: list[str], voice: SynthesizeVoice | None = None
-                 ) -> Heard:
+                 ) -> WyomingReply:
     """Home Assistant's order: start, the chunks, the full text again, stop."""
     await client.write_event(SynthesizeStart(voice=voice).event())
     for part in parts:
         await client.write_event(SynthesizeChunk(text=part).event())
     await client.write_event(Synthesize(text="".join(parts), voice=voice).event())
     await client.write_event(SynthesizeStop().event())
-    return await read_until(client, "synthesize-stopped")
+    return await read_reply(client, "synthesize-stopped")
 
 
 async def test_describe_lists_one_program_with_every_voice_and_streaming(
@@ -146,7 +119,7 @@ async def test_a_streaming_session_speaks_before_its_text_ends(served: FakeServe
         assert first is not None and AudioStart.is_type(first.type)
         await client.write_event(SynthesizeChunk(text="still coming.").event())
         await client.write_event(SynthesizeStop().event())
-        rest = await read_until(client, "synthesize-stopped")
+        rest = await read_reply(client, "synthesize-stopped")
     assert len(rest.audio) == 2 * TONE_BYTES
 
 
@@ -166,7 +139,7 @@ async def test_a_failed_synthesis_is_an_error_then_audio_stop_and_the_connection
     event = request_ if isinstance(request_, Event) else request_.event()
     async with connect(served) as client:
         await client.write_event(event)
-        failed = await read_until(client, "audio-stop")
+        failed = await read_reply(client, "audio-stop")
         assert [error.code for error in failed.errors] == [code]
         assert words in failed.errors[0].text
         assert "Traceback" not in failed.errors[0].text and "native" not in failed.errors[0].text
@@ -191,9 +164,9 @@ async def test_a_failed_session_is_an_error_then_synthesize_stopped_and_its_text
 async def test_events_out_of_order_are_errors_and_change_nothing(served: FakeServer) -> None:
     async with connect(served) as client:
         await client.write_event(SynthesizeChunk(text="Orphan text.").event())
-        orphan = await read_until(client, "error")
+        orphan = await read_reply(client, "error")
         await client.write_event(SynthesizeStop().event())
-        stray_stop = await read_until(client, "error")
+        stray_stop = await read_reply(client, "error")
         ok = await synthesize(client, "Fine.")
     assert "send synthesize-start first" in orphan.errors[0].text
     assert "without an open streaming session" in stray_stop.errors[0].text
@@ -214,12 +187,12 @@ async def test_a_full_pool_refuses_with_resource_exhausted() -> None:
         await busy.write_event(Synthesize(text="Hello.").event())
         await wait_until(lambda: served.running.pool.busy == 1)
         await refused.write_event(Synthesize(text="Hello.").event())
-        answer = await read_until(refused, "audio-stop")
+        answer = await read_reply(refused, "audio-stop")
         assert answer.types == ["error", "audio-stop"]
         assert answer.errors[0].code == "RESOURCE_EXHAUSTED"
         assert "retry" in answer.errors[0].text
         served.engine.gate.set()
-        assert len((await read_until(busy, "audio-stop")).audio) == TONE_BYTES
+        assert len((await read_reply(busy, "audio-stop")).audio) == TONE_BYTES
 
 
 async def test_a_client_that_hangs_up_frees_its_engine(served: FakeServer) -> None:
@@ -229,7 +202,7 @@ async def test_a_client_that_hangs_up_frees_its_engine(served: FakeServer) -> No
     connections = served.running.wyoming.front.connections
     async with connect(served) as client:
         await client.write_event(Synthesize(text=text).event())
-        await read_until(client, "audio-chunk")
+        await read_reply(client, "audio-chunk")
         (connection,) = connections
     served.engine.permits.release(1)  # the next sentence's audio finds the client gone
     await wait_until(lambda: served.count("SynthesizeStream", "CANCELLED", "wyoming") == 1)
@@ -253,14 +226,14 @@ async def test_drain_finishes_a_session_in_flight_and_refuses_new_requests() -> 
         async with connect(served) as client, connect(served) as late:
             await client.write_event(SynthesizeStart().event())
             await client.write_event(SynthesizeChunk(text="One is here. Two is here.").event())
-            await read_until(client, "audio-chunk")
+            await read_reply(client, "audio-chunk")
             stopping = asyncio.ensure_future(served.running.stop(grace_s=10))
             await wait_until(lambda: served.running.wyoming is not None
                              and served.running.wyoming.front.in_flight.closing)
             refused = await synthesize(late, "Too late.")
             await client.write_event(SynthesizeStop().event())
             served.engine.permits.release(5)
-            rest = await read_until(client, "synthesize-stopped")
+            rest = await read_reply(client, "synthesize-stopped")
             await asyncio.wait_for(stopping, TIMEOUT_S)
     assert refused.errors[0].code == "UNAVAILABLE"
     assert "shutting down" in refused.errors[0].text

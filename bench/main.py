@@ -26,7 +26,7 @@ from tts_service.text import STREAMING_SPLIT, UNARY_SPLIT, SplitPolicy, split_pi
 
 from . import live, replicas, report, scheduling, service, texts
 from . import threads as thread_shapes
-from .protocols import measure_protocols
+from .protocols import measure_fronts, measure_protocols
 from .raw import RawEngine, raw_throughput
 from .runtime_cpu import run_child
 
@@ -67,6 +67,7 @@ class Plan:
     onnxruntime: str
     protocol_reps: int  # gRPC first audio beside gRPC or HTTP streams
     protocol_probes: int  # probes per repetition and background
+    front_reps: int  # first audio of one text through each front
 
 
 def _plan(args: argparse.Namespace) -> Plan:
@@ -75,7 +76,8 @@ def _plan(args: argparse.Namespace) -> Plan:
                     shapes=((1, 2, 0), (2, 1, 2)), clients=(1, 4),
                     load_requests_per_client=2,
                     latency_texts=("1 sentence", "3 sentences"), clause_texts=("storm",),
-                    onnxruntime=args.onnxruntime, protocol_reps=1, protocol_probes=1)
+                    onnxruntime=args.onnxruntime, protocol_reps=1, protocol_probes=1,
+                    front_reps=1)
     # Budgeted for about 25 minutes on 2 shared cores. 1 engine x 1 thread is left out: it was
     # the slowest shape in the measurements of shared/KOKORO_ASSETS.md.
     reps = args.reps or 3
@@ -84,7 +86,7 @@ def _plan(args: argparse.Namespace) -> Plan:
                 clients=(1, 2, 4, 8), load_requests_per_client=service.LOAD_REQUESTS_PER_CLIENT,
                 latency_texts=tuple(texts.LATENCY_TEXTS),
                 clause_texts=tuple(texts.LONG_FIRST_SENTENCES), onnxruntime=args.onnxruntime,
-                protocol_reps=min(reps, 3), protocol_probes=2)
+                protocol_reps=min(reps, 3), protocol_probes=2, front_reps=2 * reps)
 
 
 def _first_piece(text: str, policy: SplitPolicy = POLICIES[DEFAULT_POLICY]) -> str:
@@ -334,6 +336,9 @@ async def run(plan: Plan, quick: bool, results_path: Path) -> dict[str, Any]:
     _save(results, results_path)
     results["protocols"] = await measure_protocols(plan.protocol_reps, plan.protocol_probes,
                                                    plan.onnxruntime)
+    _save(results, results_path)
+    _log("first audio through each front, %d repetition(s)", plan.front_reps)
+    results["fronts"] = await measure_fronts(plan.front_reps, plan.onnxruntime)
     _save(results, results_path)
     _log("replicas behind nginx: 1 against %d", max(replicas.REPLICA_COUNTS))
     results["replicas"] = await replicas.measure(plan.reps, plan.onnxruntime)

@@ -498,6 +498,38 @@ def _protocols_section(protocols: dict[str, Any] | None) -> list[str]:
     ]
 
 
+def _fronts_section(fronts: dict[str, Any] | None) -> list[str]:
+    """First audio of one text through each front (older results: none)."""
+    if fronts is None:
+        return []
+    first, names, same_kind = fronts["first_audio_s"], fronts["names"], fronts["same_kind"]
+    rows = [f"| {name} | {_mm(first[mode])} | {names[same_kind[mode]]} | "
+            f"{_rr(_ratio(first[mode], first[same_kind[mode]]))} |"
+            for mode, name in names.items()]
+    return [
+        "## First audio through each front",
+        "",
+        f"One server ({fronts['shape']}, the default pool, with `--http-port` and "
+        f"`--wyoming-port`), measured {fronts['date']}. The same three sentences "
+        f"(\"{fronts['text'][:40]}...\") through each front that streams, one call at a time, "
+        "each run to its end, the order rotated each repetition; timed at the client from the "
+        "request's first byte on an open connection (Wyoming: a new connection per request, "
+        "as Home Assistant makes, timed once open) to the first audio. Min / median of "
+        f"{fronts['reps']} calls per row, seconds; ratio (min-based / median-based) to the "
+        "gRPC method of the same kind, whole text in or text streamed in:",
+        "",
+        "| front | first audio | compared with | ratio |",
+        "|---|---|---|---|",
+        *rows,
+        "",
+        "Every front drives the same call (speech_call.py), so a front adds only its framing. "
+        "The two kinds differ: a whole text is cut into pieces at once and they start in "
+        "parallel on the pool's single-thread engines, while text streamed in reaches the "
+        "scheduler a piece at a time, so its first piece, alone, goes to the solo engine "
+        "(2 threads). Home Assistant's voice satellites give up after about 5 s without audio.",
+    ]
+
+
 def _word_timings_section(results: dict[str, Any]) -> list[str]:
     timings = results.get("word_timings")
     if not timings:  # results saved before this measurement existed
@@ -735,6 +767,8 @@ def write(results: dict[str, Any], out: Path, chart_path: Path) -> None:
         *_load_tables(results["load"]),
         "",
         *_protocols_section(results.get("protocols")),
+        "",
+        *_fronts_section(results.get("fronts")),
         "",
         *([*_replicas_section(results["replicas"], results["machine"]["cores"]), ""]
           if "replicas" in results else []),

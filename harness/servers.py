@@ -25,6 +25,7 @@ _NO_DURATIONS = ("{model} has no '{output}' output: it was assembled before word
                  "assembled by `python models/assemble.py --out DIR`)")
 _READY = re.compile(r"serving tts_api\.v1\.TextToSpeechService on (\S+):(\d+)")
 _HTTP_READY = re.compile(r"speech API and the playground on https?://\S+:(\d+)/")
+_WYOMING_READY = re.compile(r"serving the Wyoming protocol \(Home Assistant\) on tcp://\S+:(\d+)")
 
 
 def require_durations(model_dir: Path = MODEL_DIR) -> None:
@@ -50,6 +51,7 @@ class ServerProcess:
     port: int
     log: list[str] = field(default_factory=list)
     http_port: int | None = None  # when started with --http-port
+    wyoming_port: int | None = None  # when started with --wyoming-port
 
     @property
     def address(self) -> str:
@@ -87,6 +89,7 @@ def start_server(*args: str, env: dict[str, str] | None = None, timeout_s: float
     log: list[str] = []
     found: list[int] = []
     http_ports: list[int] = []
+    wyoming_ports: list[int] = []
     ready = threading.Event()
 
     def read_log() -> None:
@@ -96,6 +99,8 @@ def start_server(*args: str, env: dict[str, str] | None = None, timeout_s: float
                 log.append(line)
                 if http_match := _HTTP_READY.search(line):
                     http_ports.append(int(http_match.group(1)))
+                if wyoming_match := _WYOMING_READY.search(line):
+                    wyoming_ports.append(int(wyoming_match.group(1)))
                 match = _READY.search(line)
                 if match and not found:
                     found.append(int(match.group(2)))
@@ -112,7 +117,8 @@ def start_server(*args: str, env: dict[str, str] | None = None, timeout_s: float
         process.wait(10)
         raise RuntimeError(f"server exited with {process.returncode}:\n" + "".join(log))
     return ServerProcess(process=process, port=found[0], log=log,
-                         http_port=http_ports[0] if http_ports else None)
+                         http_port=http_ports[0] if http_ports else None,
+                         wyoming_port=wyoming_ports[0] if wyoming_ports else None)
 
 
 def free_port() -> int:

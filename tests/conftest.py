@@ -42,8 +42,9 @@ def server() -> Iterator[ServerProcess]:
 
 @pytest.fixture(scope="session")
 def http_server() -> Iterator[ServerProcess]:
-    """A one-engine server that also serves the HTTP API and the playground."""
-    running = start_server("--engines", "1", "--http-port", str(free_port()))
+    """A one-engine server that also serves the HTTP API, the playground and Wyoming."""
+    running = start_server("--engines", "1", "--http-port", str(free_port()),
+                           "--wyoming-port", str(free_port()))
     yield running
     assert running.stop() == 0, "".join(running.log)
 

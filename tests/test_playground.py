@@ -10,16 +10,14 @@ from collections.abc import Iterator
 
 import pytest
 from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
+from harness.browser import chromium
 from harness.servers import REPO, ServerProcess
 
 pytestmark = [pytest.mark.model, pytest.mark.tools("chromium", "chromedriver")]
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
 TIMEOUT_S = 120
 # Under build/, not docs/: a test run never rewrites a tracked file.
 SCREENSHOT = REPO / "build" / "playground.png"
@@ -30,15 +28,7 @@ LONG_TEXT = ("The weather is lovely today. We walked along the river after lunch
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[webdriver.Chrome]:
-    options = webdriver.ChromeOptions()
-    # Both paths given: Selenium Manager never looks for (or downloads) a browser.
-    options.binary_location = CHROMIUM
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
-                     "--window-size=900,640", "--autoplay-policy=no-user-gesture-required",
-                     "--mute-audio"):
-        options.add_argument(argument)
-    driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
-    driver.set_script_timeout(TIMEOUT_S)
+    driver = chromium(TIMEOUT_S, window_size=(900, 640))
     yield driver
     driver.quit()
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import socket
 import threading
 from pathlib import Path
+from types import SimpleNamespace
 from typing import cast
 
 import pytest
@@ -16,6 +17,7 @@ import pytest
 from harness.servers import free_port
 from tts_service import server
 from tts_service.http_api import HttpApi, HttpStartError, bind, serve_http
+from tts_service.request import Limits
 from tts_service.server import StartupError
 from tts_service.speech_call import Calls
 
@@ -53,7 +55,7 @@ async def test_an_engine_that_fails_its_warm_up_stops_the_start(
 
 async def test_a_failure_after_the_grpc_front_started_stops_it_and_the_metrics_server(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    async def fails(*args: object) -> None:
+    async def fails(*args: object, **kwargs: object) -> None:
         raise HttpStartError("the HTTP front did not start: injected")
 
     monkeypatch.setattr(server, "serve_http", fails)
@@ -85,7 +87,8 @@ async def test_a_tls_file_uvicorn_cannot_load_is_an_http_start_error(tmp_path: P
     pki = make_pki(tmp_path)
     sock = bind("127.0.0.1", 0)
     try:
-        api = HttpApi(cast(Calls, None), token=None)  # no request is served
+        # No request is served: the calls need only their limits.
+        api = HttpApi(cast(Calls, SimpleNamespace(limits=Limits(max_text_chars=10))), None)
         with pytest.raises(HttpStartError, match="cannot serve HTTP with TLS files"):
             await serve_http(api, sock, pki.server_cert, pki.client_key, None)
     finally:

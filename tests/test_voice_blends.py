@@ -222,7 +222,7 @@ def test_bad_configuration_stops_the_server_with_one_clear_line(
     with pytest.raises(RuntimeError) as caught:
         start_server(*options)
     log = str(caught.value)
-    assert "server exited with 1" in log
+    assert "server exited with 2" in log
     errors = [line for line in log.splitlines() if " ERROR " in line]
     assert len(errors) == 1 and "cannot start: " in errors[0] and message in errors[0], log
     assert "Traceback" not in log

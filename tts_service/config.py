@@ -248,6 +248,11 @@ class ServerConfig:
         0, "--http-port", PORT,
         "also serve the OpenAI-compatible HTTP API and the playground page on this port "
         "(host, TLS and token as for gRPC); 0: off")
+    wyoming_port: int = setting(
+        0, "--wyoming-port", PORT,
+        "also serve the Wyoming protocol (Home Assistant) on this port, host as --host; "
+        "Wyoming has no authentication or encryption, so keep it on a trusted network "
+        "(docs/wyoming.md); 0: off")
     tls_cert: Path | None = setting(
         None, "--tls-cert", FilePath(),
         "PEM server certificate (chain); with --tls-key, serves TLS instead of plaintext")

@@ -15,7 +15,8 @@ import logging
 import math
 import socket
 import ssl
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -26,15 +27,16 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 from starlette.types import Send
 
 from . import audio
 from .errors import CallerGone, InvalidRequest, Unauthenticated
+from .in_flight import InFlight
 from .outcomes import Code, Outcome
 from .request import AskedSettings, SynthesisSpec
 from .security import bearer_token_matches
-from .speech_call import Calls, Chunk, Dialect, SpeechCall, log_value
+from .speech_call import Calls, Chunk, Dialect, SpeechCall, TimedWord, log_value
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -81,6 +83,19 @@ class _Speech:
     spec: SynthesisSpec
     media_type: str
     sse: bool
+    stream: bool  # False: one complete file (Kokoro-FastAPI's "stream": false)
+
+
+def http_status(code: Code) -> int:
+    """The HTTP status of an outcome."""
+    return _HTTP_STATUS[code][0]
+
+
+def word_json(word: TimedWord) -> dict[str, Any]:
+    """A spoken word as the SSE stream and the WebSocket send it: its place in the text (code
+    points) and its start and end in the call's audio (seconds)."""
+    return {"word": word.text, "start": word.start, "end": word.end,
+            "start_s": round(word.start_s, 3), "end_s": round(word.end_s, 3)}
 
 
 def error_response(outcome: Outcome, request_id: str) -> JSONResponse:
@@ -122,7 +137,8 @@ class _ClosingStream(StreamingResponse):
 class HttpApi:
     """The routes, bound to the server's calls and token."""
 
-    def __init__(self, calls: Calls, token: str | None) -> None:
+    def __init__(self, calls: Calls, token: str | None, routes: Sequence[BaseRoute] = ()
+                 ) -> None:
         self._calls = calls
         self._token = token.encode() if token else None
         self.app = Starlette(routes=[
@@ -130,7 +146,13 @@ class HttpApi:
             Route("/v1/models", self.models, methods=["GET"]),
             Route("/v1/audio/voices", self.voices, methods=["GET"]),
             Route("/v1/audio/speech", self.speech, methods=["POST"]),
+            *routes,  # the live-text WebSocket (websocket_api), composed by the server
         ], exception_handlers={HTTPException: _http_exception})
+
+    @property
+    def max_message_bytes(self) -> int:
+        """The largest request body or WebSocket message read."""
+        return self._calls.limits.max_request_bytes
 
     async def playground(self, request: Request) -> HTMLResponse:
         page = resources.files("tts_service").joinpath("static/playground.html")
@@ -174,6 +196,11 @@ class HttpApi:
         try:
             self._authorize(request)
             speech = self._parse(await self._json(request), call)
+            if not speech.stream:
+                whole = await call.whole(speech.spec)
+                call.end()
+                return Response(whole.audio, media_type=speech.media_type,
+                                headers={"x-request-id": call.request_id})
             chunks = call.chunks(speech.spec)
             try:
                 # Waiting for the first audio here turns a full pool into a 429, not a cut
@@ -222,28 +249,40 @@ class HttpApi:
         if model not in MODELS:
             raise InvalidRequest("model", f"unknown model {model!r}: use one of "
                                  f"{', '.join(MODELS)} (all are Kokoro-82M here)")
-        text = _field(body, "input", str, "")
+        text = json_field(body, "input", str, "")
         voice = body.get("voice", "")
         if isinstance(voice, dict):  # OpenAI's custom voice object: {"id": "..."}
             voice = voice.get("id", "")
         if not isinstance(voice, str):
             raise InvalidRequest("voice", "voice must be a voice name, e.g. 'af_bella'")
-        response_format = _field(body, "response_format", str, "mp3")
+        response_format = json_field(body, "response_format", str, "mp3")
         if response_format not in FORMATS:
             raise InvalidRequest("response_format",
                                  f"response_format {response_format!r} is not available: "
                                  f"use one of {', '.join(FORMATS)}")
-        stream_format = _field(body, "stream_format", str, "audio")
+        stream_format = json_field(body, "stream_format", str, "audio")
         if stream_format not in ("audio", "sse"):
             raise InvalidRequest("stream_format",
                                  f"stream_format {stream_format!r}: use 'audio' or 'sse'")
-        speed = _field(body, "speed", (int, float), 1.0)
+        sse = stream_format == "sse"
+        # Streamed unless asked otherwise: the OpenAI SDK sends no such field, whether it
+        # buffers the body or streams it, and its streaming users need the audio as it is
+        # made (docs/websocket.md, "Whole files").
+        stream = json_field(body, "stream", bool, True)
+        if sse and not stream:
+            raise InvalidRequest("stream", "stream_format 'sse' is a stream: leave stream out "
+                                 "(or true), or ask for stream_format 'audio'")
+        word_timings = json_field(body, "word_timings", bool, False)
+        if word_timings and not sse:
+            raise InvalidRequest("word_timings", "word timings come as events of the SSE "
+                                 "stream: ask for stream_format 'sse' (or use the WebSocket "
+                                 "/v1/tts/ws)")
+        speed = json_field(body, "speed", (int, float), 1.0)
         encoding, media_type = FORMATS[response_format]
         asked = AskedSettings(voice=OPENAI_VOICES.get(voice, voice), speed=float(speed),
-                              encoding=encoding)
-        spec = call.accept(text, asked, streaming=True, dialect=DIALECT)
-        sse = stream_format == "sse"
-        return _Speech(spec, "text/event-stream" if sse else media_type, sse)
+                              encoding=encoding, word_timings=word_timings)
+        spec = call.accept(text, asked, streaming=stream, dialect=DIALECT)
+        return _Speech(spec, "text/event-stream" if sse else media_type, sse, stream)
 
     async def _body(self, call: SpeechCall, speech: _Speech,
                     chunks: AsyncGenerator[Chunk, None], first: Chunk) -> AsyncIterator[bytes]:
@@ -253,6 +292,9 @@ class HttpApi:
             async with contextlib.aclosing(chunks):
                 chunk: Chunk | None = first
                 while chunk is not None:
+                    if chunk.words and speech.sse:
+                        yield _sse_event({"type": "speech.audio.words",
+                                          "words": [word_json(word) for word in chunk.words]})
                     if chunk.audio:
                         yield frame(chunk.audio)
                     chunk = await anext(chunks, None)
@@ -272,11 +314,14 @@ class HttpApi:
         call.end()
 
 
-def _field(body: dict[str, Any], name: str, kind: type | tuple[type, ...], default: Any) -> Any:
+def json_field(body: dict[str, Any], name: str, kind: type | tuple[type, ...], default: Any
+               ) -> Any:
+    """A field of a JSON object, `default` when absent or null; InvalidRequest when it has
+    another type (a boolean is no number, as in JSON)."""
     value = body.get(name)
     if value is None:
         return default
-    if not isinstance(value, kind) or isinstance(value, bool):
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
         raise InvalidRequest(name, f"{name} has the wrong type ({type(value).__name__})")
     return value
 
@@ -306,9 +351,17 @@ class HttpServer:
     server: uvicorn.Server
     task: asyncio.Task[None]
     port: int
+    # The WebSocket calls, which uvicorn would close at once when it stops (code 1012).
+    live_calls: InFlight | None = None
 
     async def stop(self, grace_s: float) -> None:
-        self.server.config.timeout_graceful_shutdown = math.ceil(grace_s)
+        started = time.monotonic()
+        if self.live_calls is not None:
+            for listener in self.server.servers:
+                listener.close()  # no new connections while the WebSocket calls finish
+            await self.live_calls.drain(grace_s)
+        left_s = max(0.0, grace_s - (time.monotonic() - started))
+        self.server.config.timeout_graceful_shutdown = math.ceil(left_s)
         self.server.should_exit = True
         await self.task
 
@@ -331,10 +384,16 @@ class HttpStartError(Exception):
 
 
 async def serve_http(api: HttpApi, sock: socket.socket, tls_cert: Path | None,
-                     tls_key: Path | None, tls_client_ca: Path | None) -> HttpServer:
-    """Starts uvicorn on `sock` as a task of the running loop; raises HttpStartError."""
+                     tls_key: Path | None, tls_client_ca: Path | None,
+                     live_calls: InFlight | None = None) -> HttpServer:
+    """Starts uvicorn on `sock` as a task of the running loop; raises HttpStartError.
+
+    `live_calls` are the WebSocket calls that a stop lets finish first."""
     config = uvicorn.Config(
         api.app, log_config=None, access_log=False, lifespan="off",
+        # wsproto, named rather than found: the tests' WebSocket client (websockets) is then
+        # never also the server's implementation.
+        ws="wsproto", ws_max_size=api.max_message_bytes,
         ssl_certfile=tls_cert, ssl_keyfile=tls_key,
         ssl_ca_certs=str(tls_client_ca) if tls_client_ca else None,
         ssl_cert_reqs=ssl.CERT_REQUIRED if tls_client_ca else ssl.CERT_NONE)
@@ -350,4 +409,5 @@ async def serve_http(api: HttpApi, sock: socket.socket, tls_cert: Path | None,
     if not server.started:
         error = task.exception() if not task.cancelled() else None
         raise HttpStartError(f"the HTTP front did not start: {error or 'see the log above'}")
-    return HttpServer(server=server, task=task, port=sock.getsockname()[1])
+    return HttpServer(server=server, task=task, port=sock.getsockname()[1],
+                      live_calls=live_calls)

@@ -35,6 +35,8 @@ from .speech_call import Calls
 from .synthesizer import Synthesizer
 from .voice_blends import BlendError
 from .voices import VoiceCatalog
+from .websocket_api import LiveSpeech
+from .wyoming_front import WyomingServer, serve_wyoming
 
 _LOGGER = logging.getLogger(__name__)
 SERVICE_NAME = tts_pb2.DESCRIPTOR.services_by_name["TextToSpeechService"].full_name
@@ -55,17 +57,23 @@ class RunningServer:
     # metrics server, ...), in reverse order.
     resources: contextlib.AsyncExitStack
     http: HttpServer | None = None
+    wyoming: WyomingServer | None = None
 
     @property
     def http_port(self) -> int | None:
         return self.http.port if self.http is not None else None
+
+    @property
+    def wyoming_port(self) -> int | None:
+        return self.wyoming.port if self.wyoming is not None else None
 
     async def stop(self, grace_s: float) -> None:
         """Health goes NOT_SERVING, new calls are refused, calls in flight get `grace_s`;
         then the engines finish their current pieces and everything else stops."""
         await self.health.enter_graceful_shutdown()
         await asyncio.gather(self.server.stop(grace_s),
-                             self.http.stop(grace_s) if self.http else asyncio.sleep(0))
+                             self.http.stop(grace_s) if self.http else asyncio.sleep(0),
+                             self.wyoming.stop(grace_s) if self.wyoming else asyncio.sleep(0))
         await self.resources.aclose()
 
 
@@ -112,6 +120,11 @@ async def _start(started: contextlib.AsyncExitStack, config: ServerConfig,
     if credentials is None and not security.is_loopback(config.host):
         _LOGGER.warning("listening on %s without TLS: anyone on the network can read the text "
                         "and audio; pass --tls-cert and --tls-key", config.host)
+    if config.wyoming_port and not security.is_loopback(config.host):
+        _LOGGER.warning("serving Wyoming on %s: the protocol has no authentication or "
+                        "encryption (and takes no token), so anyone who can reach port %d can "
+                        "use the engines; keep it on a trusted network", config.host,
+                        config.wyoming_port)
 
     metrics = Metrics()
     health_servicer = health.aio.HealthServicer()
@@ -189,15 +202,25 @@ async def _start(started: contextlib.AsyncExitStack, config: ServerConfig,
     http = None
     if http_socket is not None:
         try:
-            http = await serve_http(HttpApi(calls, token), http_socket, config.tls_cert,
-                                    config.tls_key, config.tls_client_ca)
+            live = LiveSpeech(calls, token)  # the live-text WebSocket beside the API
+            http = await serve_http(HttpApi(calls, token, routes=[live.route]), http_socket,
+                                    config.tls_cert, config.tls_key, config.tls_client_ca,
+                                    live_calls=live.in_flight)
         except HttpStartError as err:
             raise StartupError(str(err)) from err
         started.push_async_callback(http.stop, 0)
+    wyoming = None
+    if config.wyoming_port:
+        try:
+            wyoming = await serve_wyoming(calls, config.host, config.wyoming_port)
+        except OSError as err:
+            raise StartupError(f"cannot serve Wyoming on port {config.wyoming_port}: "
+                               f"{err.strerror}") from err
+        started.push_async_callback(wyoming.stop, 0)
     for name in ("", SERVICE_NAME):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     return RunningServer(server=server, port=port, health=health_servicer, pool=pool,
-                         metrics=metrics, resources=started, http=http)
+                         metrics=metrics, resources=started, http=http, wyoming=wyoming)
 
 
 def _health_follows(health_servicer: health.aio.HealthServicer) -> Callable[[int], None]:
@@ -284,6 +307,9 @@ async def _serve(config: ServerConfig, model: model_prep.PreparedModel,
         scheme = "https" if config.tls_cert else "http"
         _LOGGER.info("serving the OpenAI-compatible speech API and the playground on "
                      "%s://%s:%d/", scheme, config.host, running.http.port)
+    if running.wyoming is not None:
+        _LOGGER.info("serving the Wyoming protocol (Home Assistant) on tcp://%s:%d",
+                     config.host, running.wyoming.port)
     # Before the line that says "serving": a supervisor may signal as soon as it reads it.
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -1,0 +1,357 @@
+"""The Wyoming front: the protocol Home Assistant speaks to local speech services, over TCP.
+
+A connection is one `wyoming.server.AsyncEventHandler` whose `handle_event` only translates
+events into the call layer's values (speech_call) and chunks back into events. A connection
+carries any number of requests, one after another:
+
+- `describe` -> `info`: one TTS program, every voice, streaming supported.
+- `synthesize` -> `audio-start`, an `audio-chunk` per piece as soon as it is made, `audio-stop`.
+- `synthesize-start`, `synthesize-chunk`..., `synthesize-stop` (a streaming session, one live
+  call): each sentence is spoken while the text still arrives; the full-text `synthesize` that
+  clients replay inside the session for older servers is ignored (else the answer would be
+  spoken twice). Audio as above, then `synthesize-stopped`.
+
+A failed request gets an `error` event (`text` says what to do, `code` is the canonical code's
+name), then its usual last event (`audio-stop`, or `synthesize-stopped` for a session): a client
+that waits for that event, as Home Assistant does, is never left waiting, and the connection
+stays open for the next request. Wyoming has no authentication, so the front listens on
+loopback unless told otherwise (server.py warns then).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from wyoming.audio import AudioChunk, AudioStart, AudioStop
+from wyoming.error import Error
+from wyoming.event import Event, Eventable
+from wyoming.info import Attribution, Describe, Info, TtsProgram, TtsVoice
+from wyoming.server import AsyncEventHandler, AsyncTcpServer
+from wyoming.tts import (
+    Synthesize,
+    SynthesizeChunk,
+    SynthesizeStart,
+    SynthesizeStop,
+    SynthesizeStopped,
+    SynthesizeVoice,
+)
+
+from . import __version__
+from .audio import AudioEncoding
+from .errors import CallerGone, InvalidRequest
+from .in_flight import InFlight
+from .live_text import TextInput
+from .outcomes import Code, Outcome
+from .request import AskedSettings
+from .speech_call import CallFailed, Calls, Chunk, Dialect
+from .voices import VoiceCatalog
+
+_LOGGER = logging.getLogger(__name__)
+
+PROTOCOL = "wyoming"
+# Methods as in the request log and metrics: named after the gRPC method of the same kind
+# (whole text in, audio streamed out; text streamed in), so that dashboards compare fronts.
+_ONE_SHOT = "SynthesizeStream"
+_SESSION = "StreamingSynthesize"
+DIALECT = Dialect(fields={"voice": "voice.name"},
+                  list_voices="the info event (send describe)")
+# 16-bit mono PCM at the model's rate: what Wyoming's audio events carry.
+_WIDTH_BYTES, _CHANNELS = 2, 1
+# Text events read ahead of a streaming session's synthesis; past that the connection is not
+# read, so TCP holds the sender back (as gRPC's flow control does).
+_QUEUED_TEXTS = 64
+_ATTRIBUTION = Attribution(name="hexgrad (Kokoro-82M)",
+                           url="https://huggingface.co/hexgrad/Kokoro-82M")
+E = TypeVar("E", bound=Eventable)
+
+
+def service_info(catalog: VoiceCatalog) -> Info:
+    """The `info` answer: one TTS program with every voice and its language."""
+    voices = [TtsVoice(name=voice.name, description=_describe(voice.name, voice.language_code,
+                                                               voice.gender.value, voice.blend),
+                       attribution=_ATTRIBUTION, installed=True, version=None,
+                       languages=[voice.language_code])
+              for voice in catalog.list()]
+    return Info(tts=[TtsProgram(
+        name="kokoro", description="Kokoro-82M text to speech", attribution=_ATTRIBUTION,
+        installed=True, version=__version__, voices=voices,
+        supports_synthesize_streaming=True)])
+
+
+def _describe(name: str, language: str, gender: str, blend: str) -> str:
+    details = ", ".join(part for part in (language, gender, blend and f"blend of {blend}")
+                        if part)
+    return f"{name} ({details})"
+
+
+@dataclass
+class _Front:
+    """What every connection of the front shares."""
+
+    calls: Calls
+    info: Event
+    in_flight: InFlight = field(default_factory=InFlight)
+    connections: set[asyncio.Task[Any]] = field(default_factory=set)
+
+
+@dataclass
+class WyomingServer:
+    """The running Wyoming front; `stop` lets requests in flight finish for up to the grace."""
+
+    server: AsyncTcpServer
+    front: _Front
+    port: int
+
+    async def stop(self, grace_s: float) -> None:
+        await self.front.in_flight.drain(grace_s)
+        await self.server.stop()  # closes the listener and every connection left
+        if self.front.connections:
+            await asyncio.wait(set(self.front.connections))
+
+
+async def serve_wyoming(calls: Calls, host: str, port: int) -> WyomingServer:
+    """Starts listening on `host:port` in the running loop; raises OSError (e.g. a taken
+    port)."""
+    front = _Front(calls, service_info(calls.catalog).event())
+    server = AsyncTcpServer(host, port)
+    await server.start(lambda reader, writer: _Connection(front, reader, writer))
+    return WyomingServer(server=server, front=front, port=port)
+
+
+class _Connection(AsyncEventHandler):
+    """One client connection: its requests, in order."""
+
+    def __init__(self, front: _Front, reader: asyncio.StreamReader,
+                 writer: asyncio.StreamWriter) -> None:
+        super().__init__(reader, writer)
+        self._calls = front.calls
+        self._front = front
+        self._in_flight = front.in_flight
+        self._session: _Session | None = None
+
+    async def run(self) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._front.connections.add(task)
+        try:
+            await super().run()
+        except ConnectionError:
+            pass  # the client went away; a call it had is already logged as CANCELLED
+        finally:
+            self._front.connections.discard(task)
+
+    async def handle_event(self, event: Event) -> bool:
+        session = self._session
+        in_session = session is not None and not session.stopped
+        if Describe.is_type(event.type):
+            return await self._describe()
+        if Synthesize.is_type(event.type):
+            if not in_session:
+                await self._finish_session()
+                await self._synthesize(event)
+            # else: the full text, replayed inside the session for servers without streaming
+        elif SynthesizeStart.is_type(event.type):
+            if in_session:
+                await self._refuse("synthesize-start", "a streaming session is already open: "
+                                   "end it with synthesize-stop before starting another")
+            else:
+                await self._finish_session()
+                self._session = _Session(lambda inputs: self._stream(event, inputs))
+        elif SynthesizeChunk.is_type(event.type):
+            if session is None or not in_session:
+                await self._refuse("synthesize-chunk", "synthesize-chunk outside a streaming "
+                                   "session: send synthesize-start first")
+            else:
+                await session.put(_chunk_text(event))
+        elif SynthesizeStop.is_type(event.type):
+            if session is None or not in_session:
+                await self._refuse("synthesize-stop", "synthesize-stop without an open "
+                                   "streaming session: send synthesize-start first")
+            else:
+                await session.put(None)
+        # Anything else is dropped, as Wyoming servers do with events they do not serve.
+        return True
+
+    async def disconnect(self) -> None:
+        """The client closed its side: a session it ended still sends its audio (a client may
+        half-close once it has written everything); one it left open is abandoned."""
+        session = self._session
+        if session is not None and not session.stopped:
+            session.task.cancel()
+        await self._finish_session()
+
+    async def _finish_session(self) -> None:
+        """Waits for the last session's audio, so requests never interleave."""
+        if self._session is not None:
+            await asyncio.wait({self._session.task})
+            self._session = None
+
+    async def _send(self, message: Eventable | Event) -> None:
+        try:
+            await self.write_event(message if isinstance(message, Event) else message.event())
+        except ConnectionError as err:
+            raise CallerGone(f"the client closed the connection: {err}") from None
+
+    async def _describe(self) -> bool:
+        try:
+            async with self._calls.open("Describe", PROTOCOL):
+                await self._send(self._front.info)
+        except CallFailed:
+            return False  # the client is gone
+        return True
+
+    async def _refuse(self, event_type: str, message: str) -> None:
+        """An event out of order: no request begins, the client is told why."""
+        outcome = self._calls.refused(_SESSION, PROTOCOL, None,
+                                      InvalidRequest(event_type, message))
+        with contextlib.suppress(CallerGone):
+            await self._send(_error(outcome))
+
+    async def _synthesize(self, event: Event) -> None:
+        """One `synthesize`: the whole text in, its audio streamed out."""
+        audio = _AudioOut(self._send)
+        try:
+            async with self._calls.open(_ONE_SHOT, PROTOCOL) as call:
+                with self._in_flight.call():
+                    request = _parsed(Synthesize, event)
+                    spec = call.accept(_text(request.text), self._asked(request.voice),
+                                       streaming=True, dialect=DIALECT)
+                    async with contextlib.aclosing(call.chunks(spec)) as chunks:
+                        async for chunk in chunks:
+                            await audio.write(chunk)
+        except CallFailed as failed:
+            if not await self._told(failed.outcome):
+                return
+        with contextlib.suppress(CallerGone):
+            await audio.stop()
+
+    async def _stream(self, start: Event, inputs: AsyncIterator[TextInput]) -> None:
+        """A streaming session: text in as it is written, audio out as it is made."""
+        audio = _AudioOut(self._send)
+        try:
+            async with self._calls.open(_SESSION, PROTOCOL) as call:
+                with self._in_flight.call():
+                    request = _parsed(SynthesizeStart, start)
+                    settings = call.accept_settings(self._asked(request.voice), dialect=DIALECT)
+                    async with call.live(settings, inputs) as spoken:
+                        async for item in spoken:
+                            if isinstance(item, Chunk):  # Wyoming has no flushes to answer
+                                await audio.write(item)
+        except CallFailed as failed:
+            if not await self._told(failed.outcome):
+                return
+        with contextlib.suppress(CallerGone):
+            if audio.started:
+                await audio.stop()
+            await self._send(SynthesizeStopped())
+
+    async def _told(self, outcome: Outcome) -> bool:
+        """Sends a failed request's error event; False when there is nobody to tell."""
+        if outcome.code is Code.CANCELLED:
+            return False
+        try:
+            await self._send(_error(outcome))
+        except CallerGone:
+            return False
+        return True
+
+    def _asked(self, voice: SynthesizeVoice | None) -> AskedSettings:
+        """The voice by name, else the default voice of the language asked for, else the
+        server's default; Wyoming's audio is 16-bit PCM at the model's rate."""
+        name = ""
+        if voice is not None and voice.name:
+            name = _text(voice.name, "voice.name")
+        elif voice is not None and voice.language:
+            name = self._voice_for(_text(voice.language, "voice.language"))
+        return AskedSettings(voice=name, encoding=AudioEncoding.PCM16)
+
+    def _voice_for(self, language: str) -> str:
+        catalog = self._calls.catalog
+        tag = language.replace("_", "-")  # Piper's voices say en_US, ours en-US
+        speaking = [voice.name for voice in catalog.list(tag)]
+        if not speaking:
+            raise InvalidRequest("voice.language", f"no voice speaks {language!r}: the info "
+                                 "event (send describe) lists each voice's language")
+        return catalog.default if catalog.default in speaking else speaking[0]
+
+
+class _Session:
+    """The text of one streaming session on its way to its live call, which runs in its own
+    task so that the connection keeps reading text while audio goes out."""
+
+    def __init__(self, run: Callable[[AsyncIterator[TextInput]], Awaitable[None]]) -> None:
+        self._texts: asyncio.Queue[TextInput | InvalidRequest | None] = \
+            asyncio.Queue(_QUEUED_TEXTS)
+        self.stopped = False  # synthesize-stop has arrived: the text is complete
+        self.task = asyncio.ensure_future(run(self._inputs()))
+
+    async def put(self, text: TextInput | InvalidRequest | None) -> None:
+        """Queues the next text (None: the end), waiting while the queue is full; dropped once
+        the call has ended (it failed: its error has gone out)."""
+        self.stopped = self.stopped or text is None
+        if self.task.done():
+            return
+        put = asyncio.ensure_future(self._texts.put(text))
+        await asyncio.wait({put, self.task}, return_when=asyncio.FIRST_COMPLETED)
+        put.cancel()
+
+    async def _inputs(self) -> AsyncIterator[TextInput]:
+        while (item := await self._texts.get()) is not None:
+            if isinstance(item, InvalidRequest):
+                raise item
+            yield item
+
+
+class _AudioOut:
+    """One request's audio events: `audio-start` with the first audio, `audio-stop` last."""
+
+    def __init__(self, send: Callable[[Eventable], Awaitable[None]]) -> None:
+        self._send = send
+        self.started = False
+        self._end_ms = 0
+
+    async def write(self, chunk: Chunk) -> None:
+        if not chunk.audio:
+            return
+        rate = chunk.sample_rate_hz
+        if not self.started:
+            await self._send(AudioStart(rate=rate, width=_WIDTH_BYTES, channels=_CHANNELS,
+                                        timestamp=0))
+            self.started = True
+        await self._send(AudioChunk(rate=rate, width=_WIDTH_BYTES, channels=_CHANNELS,
+                                    audio=chunk.audio, timestamp=round(chunk.offset_s * 1000)))
+        self._end_ms = round((chunk.offset_s + chunk.duration_s) * 1000)
+
+    async def stop(self) -> None:
+        await self._send(AudioStop(timestamp=self._end_ms))
+
+
+def _error(outcome: Outcome) -> Error:
+    return Error(text=outcome.message, code=outcome.code.name)
+
+
+def _parsed(kind: type[E], event: Event) -> E:
+    """The event's fields; a malformed event is the caller's error, not ours."""
+    try:
+        return kind.from_event(event)  # type: ignore[return-value]
+    except (KeyError, TypeError, AttributeError, ValueError):
+        raise InvalidRequest(event.type, f"malformed {event.type} event: see the Wyoming "
+                             "protocol for its fields") from None
+
+
+def _chunk_text(event: Event) -> TextInput | InvalidRequest:
+    try:
+        return TextInput(_text(_parsed(SynthesizeChunk, event).text))
+    except InvalidRequest as error:
+        return error  # ends the session, in order, after the text before it
+
+
+def _text(value: Any, field: str = "text") -> str:
+    if not isinstance(value, str):
+        raise InvalidRequest(field, f"{field} must be a string")
+    return value

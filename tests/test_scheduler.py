@@ -14,6 +14,7 @@ import pytest
 
 from tts_service.engine import Engine, OnChunk
 from tts_service.errors import NotReady, Overloaded
+from tts_service.languages import ENGLISH, Language
 from tts_service.scheduler import Scheduler
 from tts_service.text import Piece
 
@@ -55,7 +56,8 @@ class FakeEngine:
         self.gate = threading.Event()
         self.gate.set()
 
-    def generate(self, text: str, speaker_id: int, speed: float, on_chunk: OnChunk) -> None:
+    def generate(self, text: str, speaker_id: int, speed: float, on_chunk: OnChunk,
+                 language: Language = ENGLISH) -> None:
         name, compute_s, audio_s = text.split(":")
         run = Run(self.number, name, time.monotonic())
         with self.clock.lock:

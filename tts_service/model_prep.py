@@ -4,7 +4,6 @@ the engines loaded, and the voice catalogue they serve."""
 from __future__ import annotations
 
 import contextlib
-import logging
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,8 +15,6 @@ from .lexicon import Overrides, load_overrides
 from .phonemes import PRELOADED, Phonemizer
 from .voice_blends import Blend, blend_voices, model_with_speakers, parse_blends, write_voices
 from .voices import Voice, VoiceCatalog, describe
-
-_LOGGER = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)

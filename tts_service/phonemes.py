@@ -16,6 +16,7 @@ import functools
 import logging
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -135,7 +136,10 @@ class Phonemizer:
         found = self._front_ends.get(language.code)
         if found is None:
             started = time.monotonic()
-            found = _front_end(language, self._overrides)
+            with warnings.catch_warnings():
+                # misaki 0.9.4 reads its data with importlib.resources.open_text (deprecated).
+                warnings.simplefilter("ignore", DeprecationWarning)
+                found = _front_end(language, self._overrides)
             self._front_ends[language.code] = found
             _LOGGER.info("%s front end loaded in %.1f s", language.name,
                          time.monotonic() - started)

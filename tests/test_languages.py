@@ -15,7 +15,10 @@ from tts_service.languages import BY_CODE, ENGLISH, LANGUAGES, UnknownLanguage, 
 from tts_service.normalize_languages import normalize
 from tts_service.phonemes import Phonemizer
 from tts_service.request import build_settings
+from tts_service.segmenter import Segmenter
+from tts_service.text import UNARY_SPLIT, SplitPolicy, split_pieces
 from tts_service.voices import VoiceCatalog
+from tts_service.word_timing import PieceTimer, SpokenWord
 
 from .fakes import TIMEOUT_S, fake_server
 
@@ -152,3 +155,29 @@ async def test_the_requested_language_reaches_the_engine() -> None:
             await served.stub.Synthesize(tts_pb2.SynthesizeRequest(text="Hello.", config=config),
                                          timeout=TIMEOUT_S)
             assert served.engine.languages[-1] == expected
+
+
+def test_chinese_and_japanese_sentences_end_at_their_own_marks_without_spaces() -> None:
+    pieces = split_pieces("今天天气很好。我们去公园吧！你呢？", UNARY_SPLIT)
+    assert [piece.text for piece in pieces] == ["今天天气很好。", "我们去公园吧！", "你呢？"]
+    clauses = split_pieces("今日はとても良い天気なので、公園を散歩します。",
+                           SplitPolicy(clause_split_chars=10, min_clause_chars=5))
+    assert [piece.text for piece in clauses] == ["今日はとても良い天気なので、",
+                                                 "公園を散歩します。"]
+
+
+def test_streamed_chinese_is_cut_after_the_max_wait_without_a_space() -> None:
+    segmenter = Segmenter(SplitPolicy(clause_split_chars=None), max_wait_s=2.0)
+    assert segmenter.feed("我的姐姐在火车站", now=0.0) == []
+    assert [piece.text for piece in segmenter.expire(now=2.5)] == ["我的姐姐在火车站"]
+    assert [piece.text for piece in segmenter.feed("附近工作。", now=3.0)] == ["附近工作。"]
+
+
+def test_a_chinese_word_is_the_front_ends_word() -> None:
+    """Each ideograph is a written word; the alignment joins them into the spoken words
+    (jieba's: 我 的 姐姐 在 火车站), whose token counts the engine reports."""
+    text = "我的姐姐在火车站。"
+    spoken = [SpokenWord(100 * k, 100 * (k + 1), tokens) for k, tokens in
+              enumerate([3, 3, 8, 3, 12])]
+    spans = PieceTimer(text, text).take(spoken, last=True)
+    assert [text[span.start:span.end] for span in spans] == ["我", "的", "姐姐", "在", "火车站"]

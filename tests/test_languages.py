@@ -6,8 +6,10 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
+import httpx2
 import pytest
 
+from harness.servers import free_port
 from tts_api.v1 import tts_pb2
 from tts_service.engine import Codebook, split_runs
 from tts_service.errors import InvalidRequest
@@ -181,3 +183,19 @@ def test_a_chinese_word_is_the_front_ends_word() -> None:
               enumerate([3, 3, 8, 3, 12])]
     spans = PieceTimer(text, text).take(spoken, last=True)
     assert [text[span.start:span.end] for span in spans] == ["我", "的", "姐姐", "在", "火车站"]
+
+
+async def test_the_http_front_takes_language_or_kokoro_fastapis_lang_code() -> None:
+    async with fake_server(engines=1, http_port=free_port()) as served:
+        url = f"http://127.0.0.1:{served.running.http_port}/v1/audio/speech"
+        async with httpx2.AsyncClient(timeout=TIMEOUT_S) as client:
+            for extra, expected in [({}, "en-US"), ({"language": "es-ES"}, "es-ES"),
+                                    ({"lang_code": "f"}, "fr-FR")]:
+                response = await client.post(url, json={"model": "tts-1", "voice": "af_bella",
+                                                         "input": "Hello.", **extra})
+                assert response.status_code == 200, response.text
+                assert served.engine.languages[-1] == expected
+            refused = await client.post(url, json={"model": "tts-1", "voice": "af_bella",
+                                                   "input": "Hello.", "lang_code": "de"})
+            assert refused.status_code == 400
+            assert "lang_code" in refused.text and "fr-FR" in refused.text

@@ -7,15 +7,19 @@ import json
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile
 
 from harness import whisper
 from harness.languages import BY_LANGUAGE, SAMPLES
-from harness.servers import MODEL_DIR, REPO, require_durations
+from harness.servers import MODEL_DIR, REPO, ServerProcess, require_durations
 from harness.speech import pcm16_to_float
 from tts_api.v1 import tts_pb2, tts_pb2_grpc
+
+from .test_client import run_client
 
 pytestmark = pytest.mark.model
 
@@ -56,11 +60,16 @@ async def test_a_voice_told_the_wrong_language_is_heard_badly(
     assert whisper.error_rate(text, heard, "fr") >= MIN_WRONG_LANGUAGE_ERROR, heard
 
 
-async def test_any_voice_reads_the_language_it_is_told(
-        stub: tts_pb2_grpc.TextToSpeechServiceStub) -> None:
-    spanish = BY_LANGUAGE["es-ES"]
-    text = spanish.sentences[0]
-    heard = whisper.hear(await _say(stub, text, "af_heart", "es-ES"), 24000, "es")
+def test_any_voice_reads_the_language_it_is_told(server: ServerProcess,
+                                                  tmp_path: Path) -> None:
+    """An American voice reads Spanish when told to, here through tts-grpc-client --language."""
+    text = BY_LANGUAGE["es-ES"].sentences[0]
+    output = tmp_path / "spanish.wav"
+    result = run_client("--server", server.address, "--voice", "af_heart", "--language",
+                        "es-ES", "--output", str(output), text)
+    assert result.returncode == 0, result.stderr
+    samples, rate = soundfile.read(output, dtype="float32")
+    heard = whisper.hear(samples, rate, "es")
     assert whisper.error_rate(text, heard, "es") <= MAX_ERROR, heard
 
 

@@ -186,7 +186,8 @@ class HttpApi:
             self._authorize(request)
             speech = self._parse(await self._json(request), record)
             pieces = self._synthesizer.stream(speech.spec.pieces, speech.spec.voice.speaker_id,
-                                              speech.spec.speed, speech.spec.normalize)
+                                              speech.spec.speed, speech.spec.normalize,
+                                              language=speech.spec.language)
             try:
                 # Waiting for the first audio here turns a full pool into a 429, not a cut
                 # stream: the status line cannot change once the body has started.
@@ -259,16 +260,20 @@ class HttpApi:
             raise InvalidRequest("stream_format",
                                  f"stream_format {stream_format!r}: use 'audio' or 'sse'")
         speed = _field(body, "speed", (int, float), 1.0)
+        # An extension: the language to read in (BCP-47, default the voice's), as `language`
+        # or as Kokoro-FastAPI's `lang_code` (which also takes Kokoro's letters, e.g. "f").
+        language_field = "lang_code" if "lang_code" in body else "language"
+        language = _field(body, language_field, str, "")
         encoding, media_type = FORMATS[response_format]
         try:
             spec = build_spec(
                 text=text, voice=voice, speed=float(speed), encoding=encoding,
                 sample_rate_hz=0, volume_gain_db=0.0, normalize=True, streaming=True,
                 catalog=self._catalog, limits=self._limits,
-                model_rate_hz=self._synthesizer.sample_rate_hz)
+                model_rate_hz=self._synthesizer.sample_rate_hz, language=language)
         except InvalidRequest as err:
             # Name the field as OpenAI's request calls it.
-            field = {"text": "input"}.get(err.field, err.field)
+            field = {"text": "input", "language_code": language_field}.get(err.field, err.field)
             message = str(err).replace("ListVoices (or `tts-grpc-client --list-voices`)",
                                        "GET /v1/audio/voices")
             raise InvalidRequest(field, message) from None

@@ -12,6 +12,11 @@ class Language:
     name: str
     voice_prefix: str  # Kokoro voice names start with it (af_bella: a, American English)
 
+    @property
+    def english(self) -> bool:
+        """Whether it is English (US or GB): respellings and the English normalizer apply."""
+        return self.code.startswith("en-")
+
 
 # Kokoro-82M v1.0's nine languages; a voice's first letter is its language.
 LANGUAGES = (
@@ -54,7 +59,3 @@ def resolve(code: str) -> Language:
                               f"{codes} (or leave it empty for the voice's own language)")
     return found
 
-
-def is_cjk(language: Language) -> bool:
-    """Whether its text is written without spaces between words."""
-    return language.code in ("ja-JP", "zh-CN")

@@ -91,7 +91,7 @@ def _date(match: re.Match[str], language: Language) -> str:
 
 def normalize(text: str, language: Language) -> str:
     """`text` with what a reader would say instead of digits and symbols, in `language`."""
-    if language.code.startswith("en-"):
+    if language.english:
         return english.normalize(text)
     if language.code not in _NUM2WORDS:
         return text

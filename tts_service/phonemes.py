@@ -100,7 +100,7 @@ def _chinese() -> FrontEnd:
 
 
 def _front_end(language: Language, overrides: Mapping[str, str]) -> FrontEnd:
-    if language.code in ("en-US", "en-GB"):
+    if language.english:
         return _english(language.code == "en-GB", overrides)
     if language.code == "ja-JP":
         return _japanese()

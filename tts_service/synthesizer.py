@@ -63,7 +63,7 @@ class Synthesizer:
         words: dict[int, deque[tuple[TimedSpan, ...]]] = {}
 
         def say(engine: Engine, piece: Piece, on_chunk: OnChunk) -> None:
-            text = self._respell(piece.text) if language.code.startswith("en-") else piece.text
+            text = self._respell(piece.text) if language.english else piece.text
             if normalize:
                 text = self._normalize(text, language)
             if not timed:

@@ -199,3 +199,20 @@ async def test_the_http_front_takes_language_or_kokoro_fastapis_lang_code() -> N
                                                    "input": "Hello.", "lang_code": "de"})
             assert refused.status_code == 400
             assert "lang_code" in refused.text and "fr-FR" in refused.text
+
+
+def _spoken(*token_counts: int) -> list[SpokenWord]:
+    return [SpokenWord(100 * k, 100 * (k + 1), tokens) for k, tokens in enumerate(token_counts)]
+
+
+def test_a_four_character_chinese_word_is_one_span() -> None:
+    text = "今天天气很好。"  # jieba: 今天天气 很 好
+    spans = PieceTimer(text, text).take(_spoken(18, 4, 4), last=True)
+    assert [text[span.start:span.end] for span in spans] == ["今天天气", "很", "好"]
+
+
+def test_a_hindi_word_keeps_its_vowel_signs() -> None:
+    """Devanagari's vowel signs and virama are combining marks, not \\w: still the word's."""
+    text = "बहुत अच्छा है।"
+    spans = PieceTimer(text, text).take(_spoken(5, 5, 2), last=True)
+    assert [text[span.start:span.end] for span in spans] == ["बहुत", "अच्छा", "है"]

@@ -34,7 +34,9 @@ _SEPARATOR_SYMBOLS = frozenset(" ;:,.!?\u2014\u2026\"()\u201c\u201d")
 # word of its own; the alignment joins them into the front end's words (jieba's for Chinese,
 # MeCab's for Japanese), which are what gets timed.
 _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
-_LETTER = rf"[^\W{_CJK}]|'"  # a word character, not CJK
+# A word character that is not CJK, or a combining mark (Devanagari's vowel signs and
+# virama, decomposed accents), which Python's \w leaves out.
+_LETTER = rf"[^\W{_CJK}]|[\u0300-\u036f\u0900-\u0963\u0966-\u097f]|'"
 _WORD = re.compile(rf"[{_CJK}]|(?:{_LETTER})+")
 # A word as the caller wrote it, with what normalization reads as part of it ("$5.50", "50%").
 _SOURCE_WORD = re.compile(
@@ -47,7 +49,8 @@ _KANA_TOKENS, _IDEOGRAPH_TOKENS = 2.0, 4.0
 # own, or sound with no written word, costs more than a merge of two words into one.
 _MERGE_COST = 0.35
 _UNMATCHED_COST = 1.5
-_MAX_BLOCK = 3
+# Written words per spoken word and back: four, for Chinese words of four characters.
+_MAX_BLOCK = 4
 
 
 @dataclass(frozen=True)

@@ -124,3 +124,18 @@ def test_the_model_reads_exactly_the_front_ends_phonemes() -> None:
                             timeout=300)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout.splitlines()[-1]) == expected
+
+
+async def test_chinese_word_timings_are_the_front_ends_words(
+        stub: tts_pb2_grpc.TextToSpeechServiceStub) -> None:
+    """Chinese writes no spaces: a timed word is one of jieba's words, in whole characters."""
+    require_durations()
+    text = BY_LANGUAGE["zh-CN"].sentences[1]
+    config = tts_pb2.SynthesisConfig(voice="zf_xiaobei", enable_word_timings=True)
+    response = await stub.Synthesize(tts_pb2.SynthesizeRequest(text=text, config=config),
+                                     timeout=STEP_TIMEOUT_S)
+    words = [text[w.text_span.start_offset:w.text_span.end_offset] for w in response.words]
+    assert words == ["我", "的", "姐姐", "在", "火车站", "附近", "的", "图书馆", "工作"]
+    starts = [w.start_seconds for w in response.words]
+    assert starts == sorted(starts) and response.words[-1].end_seconds <= \
+        response.audio_duration_seconds + 0.05

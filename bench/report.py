@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from . import languages
+
 # Targets of the benchmark issue, as ratios measured in the same run.
 UNARY_TARGET = 1.05
 FIRST_AUDIO_TARGET = 1.1
@@ -136,6 +138,7 @@ def _targets(results: dict[str, Any]) -> list[str]:
         lines.append(f"| stream first audio / unary total, paragraph | {_rr(pair)} "
                      f"| well under 1 | {'met' if pair[1] < 0.2 else '**missed**'} |")
     lines += _live_targets(results.get("live"))
+    lines += languages.targets(results.get("languages"))
     raw_best = max(row["throughput"] for row in load["raw"].values())
     best_shape = max(load["raw"], key=lambda s: load["raw"][s]["throughput"])
     at4 = {shape: row["cells"][TARGET_CLIENTS]["throughput"]
@@ -753,6 +756,7 @@ def write(results: dict[str, Any], out: Path, chart_path: Path) -> None:
         "",
         *_word_timings_section(results),
         "",
+        *languages.section(results.get("languages")),
         "## Throughput: concurrent clients and pool shapes",
         "",
         f"{results['load']['requests_per_client']} streamed requests per client of one short "

@@ -19,6 +19,7 @@ import numpy as np
 from tts_api.v1 import tts_pb2_grpc
 from tts_service.config import ServerConfig
 from tts_service.engine import EngineFailure, OnChunk
+from tts_service.languages import ENGLISH, Language
 from tts_service.server import RunningServer, start
 from tts_service.servicer import RuntimeDescription
 from tts_service.voices import VoiceCatalog
@@ -38,8 +39,10 @@ class FakeEngine:
         self.permits: threading.Semaphore | None = None  # when set, one per sentence
         self.calls: list[str] = []
         self.speeds: list[float] = []
+        self.languages: list[str] = []
 
-    def generate(self, text: str, speaker_id: int, speed: float, on_chunk: OnChunk) -> None:
+    def generate(self, text: str, speaker_id: int, speed: float, on_chunk: OnChunk,
+                 language: Language = ENGLISH) -> None:
         if text == "Ready.":  # the server's warm-up
             return
         self.gate.wait(TIMEOUT_S)
@@ -47,6 +50,7 @@ class FakeEngine:
             self.permits.acquire(timeout=TIMEOUT_S)
         self.calls.append(text)
         self.speeds.append(speed)
+        self.languages.append(language.code)
         if "explode" in text:
             raise EngineFailure("native failure in the engine")
         tone = 0.3 * np.sin(np.arange(SAMPLE_RATE_HZ // 10, dtype=np.float32) * 0.1)

@@ -12,7 +12,7 @@ from harness.servers import REPO
 
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 # Pages that come with their features: languages, pool sizing, the Wyoming and WebSocket fronts.
-COMING = {"docs/languages.md", "docs/pool.md"}
+COMING = {"docs/pool.md"}
 _LINK = re.compile(r"\]\(([^)\s]+)\)")
 
 

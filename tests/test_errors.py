@@ -51,6 +51,10 @@ BAD_REQUESTS = [
      "-20"),
     ("opus rate", "Hi.", dict(encoding=tts_pb2.AUDIO_ENCODING_OGG_OPUS,
                               sample_rate_hertz=44100), "config.sample_rate_hertz", "48000"),
+    ("unsupported language", "Hi.", dict(language_code="de-DE"), "config.language_code",
+     "fr-FR"),
+    ("malformed language", "Hi.", dict(language_code="french!"), "config.language_code",
+     "BCP-47"),
 ]
 
 

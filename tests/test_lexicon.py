@@ -1,4 +1,4 @@
-"""Pronunciation overrides: parsing, symbol checks and merging into the lexicon."""
+"""Pronunciation overrides: parsing, symbol checks and respellings."""
 
 from __future__ import annotations
 
@@ -12,10 +12,8 @@ from tts_service.lexicon import (
     Overrides,
     Respeller,
     load_overrides,
-    merge_lexicon,
     parse_overrides,
     read_symbols,
-    write_lexicon,
 )
 
 SYMBOLS = frozenset("təmˈAɾOkæd ɔɡpbn")
@@ -83,24 +81,13 @@ def test_a_missing_file_says_which(tmp_path: Path) -> None:
         parse_overrides(tmp_path / "nope.txt", SYMBOLS)
 
 
-def test_merge_replaces_overridden_words_and_adds_new_ones(tmp_path: Path) -> None:
-    base = _write(tmp_path, "bat b æ t\ncat k ˈ æ t\ndog d ˈ ɔ ɡ", "base.txt")
-    merged = merge_lexicon(base, {"cat": ("d", "ˈ", "ɔ", "ɡ"), "kokoro": ("k", "O")},
-                           tmp_path / "merged.txt")
-    assert merged.read_text(encoding="utf-8").splitlines() == [
-        "bat b æ t", "cat d ˈ ɔ ɡ", "dog d ˈ ɔ ɡ", "kokoro k O"]
-
-
-def test_load_checks_against_the_tokens_and_write_merges(tmp_path: Path) -> None:
+def test_load_checks_against_the_tokens(tmp_path: Path) -> None:
     tokens = _write(tmp_path, "k 1\nO 2\n  16\n", "tokens.txt")
-    base = _write(tmp_path, "go ɡ O\n", "base.txt")
-    destination = tmp_path / "scratch" / "lexicon.txt"
     bad = _write(tmp_path, "kokoro k O k O ɹ O\n")
     with pytest.raises(LexiconError, match="'ɹ'"):
         load_overrides(bad, tokens)
     good = _write(tmp_path, "kokoro kOkO\n")
-    assert write_lexicon(load_overrides(good, tokens), base, destination) == destination
-    assert destination.read_text(encoding="utf-8") == "go ɡ O\nkokoro k O k O\n"
+    assert load_overrides(good, tokens).phonemes == {"kokoro": ("k", "O", "k", "O")}
 
 
 def test_respellings_are_read_beside_phonemes(tmp_path: Path) -> None:

@@ -90,3 +90,15 @@ def test_a_server_error_is_shown_to_the_person(
         lambda b: b.find_element(By.ID, "error").text or False)
     assert "text is empty" in error
     assert browser.find_element(By.ID, "error").is_displayed()
+
+
+def test_the_language_follows_the_voice_and_can_be_changed(
+        browser: webdriver.Chrome, http_server: ServerProcess) -> None:
+    _open(browser, http_server)
+    language = Select(browser.find_element(By.ID, "language"))
+    assert len(language.options) == 9
+    assert language.first_selected_option.get_attribute("value") == "en-US"
+    Select(browser.find_element(By.ID, "voice")).select_by_value("ff_siwis")
+    assert language.first_selected_option.get_attribute("value") == "fr-FR"
+    language.select_by_value("en-GB")
+    assert language.first_selected_option.get_attribute("value") == "en-GB"

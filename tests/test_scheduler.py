@@ -17,6 +17,7 @@ import pytest
 
 from tts_service.engine import Engine, EngineFailure, OnChunk
 from tts_service.errors import NotReady, Overloaded
+from tts_service.languages import ENGLISH, Language
 from tts_service.scheduler import Scheduler
 from tts_service.text import Piece
 
@@ -64,7 +65,8 @@ class FakeEngine:
         self.gate = threading.Event()
         self.gate.set()
 
-    def generate(self, text: str, speaker_id: int, speed: float, on_chunk: OnChunk) -> None:
+    def generate(self, text: str, speaker_id: int, speed: float, on_chunk: OnChunk,
+                 language: Language = ENGLISH) -> None:
         name, audio_s = text.split(":")
         with self.log.lock:
             self.log.runs.append(Run(self.number, name))
@@ -364,7 +366,6 @@ async def test_an_engine_failure_comes_after_the_audio_before_it() -> None:
 async def test_a_failed_engine_leaves_the_rotation_and_comes_back_rebuilt() -> None:
     rebuilt: list[int] = []
     failed: list[int] = []
-    rotation: list[int] = []
     may_rebuild = threading.Event()
 
     def rebuild(position: int) -> Engine:
@@ -372,8 +373,7 @@ async def test_a_failed_engine_leaves_the_rotation_and_comes_back_rebuilt() -> N
         rebuilt.append(position)
         return FakeEngine(100 + position, log)
 
-    scheduler, _, log, _ = make(engines=2, rebuild=rebuild, on_engine_failed=failed.append,
-                                on_rotation_change=rotation.append)
+    scheduler, _, log, _ = make(engines=2, rebuild=rebuild, on_engine_failed=failed.append)
     with pytest.raises(EngineFailure):
         await collect(scheduler, pieces("boom"))
     assert failed == [0] and scheduler.failures == [1, 0]
@@ -384,7 +384,7 @@ async def test_a_failed_engine_leaves_the_rotation_and_comes_back_rebuilt() -> N
     assert log.engines_of("x") + log.engines_of("y") == [1, 1]
     may_rebuild.set()
     await wait_until(lambda: scheduler.in_rotation == 2)
-    assert rebuilt == [0] and rotation == [1, 2]
+    assert rebuilt == [0]
     assert await collect(scheduler, pieces("z")) == ["z"]
     assert log.engines_of("z") == [100]  # the rebuilt engine, back in its place
     await scheduler.close()
@@ -395,12 +395,13 @@ async def test_with_every_engine_failed_and_none_rebuilt_calls_are_refused_as_un
     def rebuild(position: int) -> Engine:
         raise RuntimeError("the model file is gone")
 
-    rotation: list[int] = []
-    scheduler, _, _, _ = make(engines=1, rebuild=rebuild, on_rotation_change=rotation.append)
+    told: list[str] = []
+    scheduler, _, _, _ = make(engines=1, rebuild=rebuild,
+                              on_no_engine_left=lambda: told.append("none left"))
     with pytest.raises(EngineFailure):
         await collect(scheduler, pieces("boom"))
-    await asyncio.sleep(0.05)
-    assert rotation == [0]
+    await wait_until(lambda: scheduler.working == 0)
+    assert told == ["none left"]
     with pytest.raises(NotReady, match="no engine is working"):
         await collect(scheduler, pieces("next"))
     await scheduler.close()
@@ -541,3 +542,41 @@ async def test_with_only_the_solo_engine_left_it_takes_every_piece() -> None:
     assert scheduler.in_rotation == 1
     assert await collect(scheduler, pieces("x", "y", "z")) == ["x", "y", "z"]
     assert log.engines_of("x") + log.engines_of("y") + log.engines_of("z") == [SOLO] * 3
+
+
+async def test_a_call_while_the_only_engine_is_rebuilt_waits_for_it() -> None:
+    may_rebuild = threading.Event()
+    log = Log()
+
+    def rebuild(position: int) -> Engine:
+        may_rebuild.wait(TIMEOUT_S)
+        return FakeEngine(100, log)
+
+    scheduler, _, _, _ = make(engines=1, rebuild=rebuild)
+    with pytest.raises(EngineFailure):
+        await collect(scheduler, pieces("boom"))
+    assert scheduler.in_rotation == 0 and scheduler.working == 1
+    waiting = asyncio.ensure_future(collect(scheduler, pieces("patient")))
+    await wait_until(lambda: scheduler.waiting == 1)
+    may_rebuild.set()
+    assert await asyncio.wait_for(waiting, TIMEOUT_S) == ["patient"]
+    assert log.engines_of("patient") == [100]
+    await scheduler.close()
+
+
+async def test_calls_waiting_when_the_last_rebuild_fails_are_refused_as_unavailable() -> None:
+    may_rebuild = threading.Event()
+
+    def rebuild(position: int) -> Engine:
+        may_rebuild.wait(TIMEOUT_S)
+        raise RuntimeError("the model file is gone")
+
+    scheduler, _, _, _ = make(engines=1, rebuild=rebuild)
+    with pytest.raises(EngineFailure):
+        await collect(scheduler, pieces("boom"))
+    waiting = asyncio.ensure_future(collect(scheduler, pieces("patient")))
+    await wait_until(lambda: scheduler.waiting == 1)
+    may_rebuild.set()
+    with pytest.raises(NotReady, match="no engine is working"):
+        await asyncio.wait_for(waiting, TIMEOUT_S)
+    await scheduler.close()

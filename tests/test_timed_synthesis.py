@@ -8,6 +8,7 @@ import time
 import numpy as np
 
 from tts_service.engine import OnChunk, OnSentence, Sentence, TimedEngine
+from tts_service.languages import ENGLISH, Language
 from tts_service.scheduler import Scheduler
 from tts_service.synthesizer import SpokenPiece, Synthesizer
 from tts_service.text import Piece, split_pieces
@@ -27,12 +28,13 @@ class FakeTimedEngine:
     sample_rate_hz = SAMPLE_RATE_HZ
     times_words = True
 
-    def generate(self, text: str, speaker_id: int, speed: float, on_chunk: OnChunk) -> None:
+    def generate(self, text: str, speaker_id: int, speed: float, on_chunk: OnChunk,
+                 language: Language = ENGLISH) -> None:
         self.speak(text, speaker_id, speed, lambda sentence: on_chunk(sentence.samples),
                    timed=False)
 
     def speak(self, text: str, speaker_id: int, speed: float, on_sentence: OnSentence,
-              timed: bool) -> None:
+              timed: bool, language: Language = ENGLISH) -> None:
         if "slow" in text:
             time.sleep(0.3)
         sentences = [s.split() for s in text.split(".") if s.split()]
@@ -48,7 +50,7 @@ async def test_words_stay_with_their_own_chunk_when_pieces_run_in_parallel() -> 
     engines = [FakeTimedEngine(), FakeTimedEngine()]
     assert all(isinstance(engine, TimedEngine) for engine in engines)
     scheduler = Scheduler(engines, max_waiting=4, read_ahead_s=100.0)
-    synthesizer = Synthesizer(scheduler, normalize=str, times_words=True)
+    synthesizer = Synthesizer(scheduler, normalize=lambda text, _: text, times_words=True)
     # Pieces as the servicer may hand them: the first, slow one has two sentences (two
     # chunks), the second finishes on the other engine first.
     parts = ["The first piece is slow to say. It has two sentences.", "Then a quick one.",
@@ -80,7 +82,7 @@ async def test_words_stay_with_their_own_chunk_when_pieces_run_in_parallel() -> 
 
 async def test_untimed_streams_carry_no_words() -> None:
     scheduler = Scheduler([FakeTimedEngine()], max_waiting=4, read_ahead_s=100.0)
-    synthesizer = Synthesizer(scheduler, normalize=str, times_words=True)
+    synthesizer = Synthesizer(scheduler, normalize=lambda text, _: text, times_words=True)
     spoken = [s async for s in synthesizer.stream(split_pieces("One. Two."), 0, 1.0, False)
               if isinstance(s, SpokenPiece)]
     await scheduler.close()

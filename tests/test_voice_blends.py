@@ -185,8 +185,6 @@ async def test_a_blend_speaks_with_its_own_style(
 
 
 @pytest.mark.model
-@pytest.mark.xfail(strict=True, reason="sherpa-onnx 1.13.8 phonemizes all English text with "
-                   "espeak-ng and never reads the lexicon (see docs/voices.md)")
 async def test_an_override_changes_the_pronunciation(
         blend_stub: tts_pb2_grpc.TextToSpeechServiceStub) -> None:
     heard = transcribe(await _pcm(blend_stub, "The cat is sleeping on the sofa.", "af_bella"),

@@ -70,6 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "LLM's answer piped in): each sentence plays as soon as it is complete")
     parser.add_argument("--voice", default="", metavar="NAME",
                         help="voice name (default: the server's, af_bella); see --list-voices")
+    parser.add_argument("--language", default="", metavar="CODE",
+                        help="language to read the text in, e.g. fr-FR, en-GB, ja-JP (default: "
+                        "the voice's own); see --list-voices")
     parser.add_argument("--speed", type=float, default=1.0, metavar="X",
                         help="speaking rate, 0.5 to 2.0 (default 1.0)")
     parser.add_argument("--server", default=os.environ.get("TTS_SERVER", "localhost:50051"),
@@ -198,6 +201,7 @@ async def speak(args: argparse.Namespace, text: str | None) -> None:
     if play and encoding != tts_pb2.AUDIO_ENCODING_PCM_S16LE:
         raise CliError("--play works with .wav, .raw or .pcm output only")
     config = tts_pb2.SynthesisConfig(voice=args.voice, speed=args.speed, encoding=encoding,
+                                     language_code=args.language,
                                      sample_rate_hertz=args.sample_rate,
                                      enable_word_timings=bool(args.captions))
     live_input = LiveInput(sys.stdin) if text is None else None

@@ -11,7 +11,9 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from . import onnx_runtime
+from .languages import ENGLISH, Language
 from .pauses import shorten_pauses
+from .phonemes import Phonemizer
 from .word_timing import SpokenWord, separator_ids, spoken_words
 
 _LOGGER = logging.getLogger(__name__)
@@ -43,8 +45,10 @@ class Engine(Protocol):
 
     sample_rate_hz: int
 
-    def generate(self, text: str, speaker_id: int, speed: float, on_chunk: OnChunk) -> None:
-        """Synthesizes `text`, calling `on_chunk` per sentence; blocks until done or stopped."""
+    def generate(self, text: str, speaker_id: int, speed: float, on_chunk: OnChunk,
+                 language: Language = ENGLISH) -> None:
+        """Synthesizes `text` read as `language`, calling `on_chunk` per sentence; blocks
+        until done or stopped."""
         ...
 
 
@@ -56,7 +60,7 @@ class TimedEngine(Engine, Protocol):
     def times_words(self) -> bool: ...
 
     def speak(self, text: str, speaker_id: int, speed: float, on_sentence: OnSentence,
-              timed: bool) -> None:
+              timed: bool, language: Language = ENGLISH) -> None:
         """Like `generate`, with each sentence's spoken words when `timed`."""
         ...
 
@@ -105,7 +109,7 @@ def engine_version() -> str:
 
 def load_offline_tts(files: ModelFiles, num_threads: int, voices_path: Path | None = None,
                      lexicon: str | None = None, model_path: Path | None = None,
-                     silence_scale: float = 0.2) -> Any:
+                     silence_scale: float = 0.2, tokens: Path | None = None) -> Any:
     """A sherpa-onnx OfflineTts for the Kokoro model (the benchmark's raw engine uses it too)."""
     # Imported here, not at module load: the runtime choice (onnx_runtime.activate) must
     # happen before sherpa_onnx is first imported.
@@ -114,7 +118,7 @@ def load_offline_tts(files: ModelFiles, num_threads: int, voices_path: Path | No
     kokoro = sherpa_onnx.OfflineTtsKokoroModelConfig(
         model=str(model_path or files.model),
         voices=str(voices_path or files.voices),
-        tokens=str(files.tokens),
+        tokens=str(tokens or files.tokens),
         lexicon=lexicon or str(files.lexicon),
         data_dir=str(files.espeak_data),
         dict_dir="",
@@ -128,15 +132,72 @@ def load_offline_tts(files: ModelFiles, num_threads: int, voices_path: Path | No
     return sherpa_onnx.OfflineTts(config)
 
 
-class KokoroEngine:
-    """One sherpa-onnx OfflineTts instance with the Kokoro model loaded."""
+# sherpa-onnx 1.13.8 takes text, not phonemes: it phonemizes all English with espeak-ng (never
+# misaki's lexicon, which Kokoro was trained on) and has no Japanese reading of kanji. Its
+# Chinese path, though, reads each CJK ideograph through the lexicon and puts nothing between
+# them. So the engine loads a lexicon that spells token id n as the ideograph U+4E00+n, and
+# hands sherpa-onnx the service's own phonemes (phonemes.py) spelled that way: the model gets
+# exactly those token ids (tests/test_languages_speech.py checks them in the shim's record).
+# sherpa-onnx 2.0.x takes token ids per call instead (GenerationConfig.tokens).
+_CODEBOOK_START = 0x4E00
+# Kokoro reads at most 510 tokens per run (its style tables have 510 rows); sherpa-onnx adds a
+# pad at each end. Longer phoneme strings are cut, at a sentence or word end, into runs.
+MAX_RUN_TOKENS = 508
+_RUN_ENDS = (".!?;:", ",\u2014\u2026", " ")
 
-    def __init__(self, files: ModelFiles, num_threads: int, voices_path: Path | None = None,
-                 lexicon: str | None = None, model_path: Path | None = None) -> None:
+
+class Codebook:
+    """Kokoro's symbols (tokens.txt) and their spelling as ideographs for sherpa-onnx."""
+
+    def __init__(self, tokens_txt: Path) -> None:
+        self.symbols: dict[str, int] = {}
+        for line in tokens_txt.read_text(encoding="utf-8").splitlines():
+            # "SYMBOL ID"; the space symbol's line is " ID" (sherpa-onnx: a lone ID is space).
+            symbol, _, token_id = line.rpartition(" ")
+            self.symbols[symbol or " "] = int(token_id)
+
+    def encode(self, phonemes: str) -> str:
+        """The phonemes as ideographs; symbols the model does not know are left out."""
+        return "".join(chr(_CODEBOOK_START + self.symbols[symbol]) for symbol in phonemes
+                       if symbol in self.symbols)
+
+    def write(self, directory: Path) -> tuple[Path, Path]:
+        """Writes the ideographs' tokens.txt and lexicon; returns their paths."""
+        tokens, lexicon = directory / "codebook-tokens.txt", directory / "codebook-lexicon.txt"
+        ids = sorted(set(self.symbols.values()))
+        tokens.write_text("".join(f"{chr(_CODEBOOK_START + i)} {i}\n" for i in ids),
+                          encoding="utf-8")
+        lexicon.write_text("".join(f"{chr(_CODEBOOK_START + i)} {chr(_CODEBOOK_START + i)}\n"
+                                   for i in ids), encoding="utf-8")
+        return tokens, lexicon
+
+
+def split_runs(phonemes: str, max_tokens: int = MAX_RUN_TOKENS) -> list[str]:
+    """Cuts a phoneme string into runs the model can take, each ending at the latest sentence
+    mark, else clause mark, else space, that fits."""
+    runs = []
+    while len(phonemes) > max_tokens:
+        head = phonemes[:max_tokens]
+        cut = next((at + 1 for marks in _RUN_ENDS
+                    if (at := max(head.rfind(mark) for mark in marks)) > 0), max_tokens)
+        runs.append(phonemes[:cut].strip())
+        phonemes = phonemes[cut:].strip()
+    return [*runs, phonemes] if phonemes else runs
+
+
+class KokoroEngine:
+    """One sherpa-onnx OfflineTts instance with the Kokoro model loaded, fed phonemes."""
+
+    def __init__(self, files: ModelFiles, num_threads: int, phonemizer: Phonemizer,
+                 codebook: Codebook, codebook_files: tuple[Path, Path],
+                 voices_path: Path | None = None, model_path: Path | None = None) -> None:
         # Pauses are shortened here, not by sherpa-onnx, so that word times can follow the
         # samples through the cut (tts_service/pauses.py); the audio is the same.
-        self._tts = load_offline_tts(files, num_threads, voices_path, lexicon, model_path,
-                                     silence_scale=1.0)
+        tokens, lexicon = codebook_files
+        self._tts = load_offline_tts(files, num_threads, voices_path, str(lexicon), model_path,
+                                     silence_scale=1.0, tokens=tokens)
+        self._phonemizer = phonemizer
+        self._codebook = codebook
         self.sample_rate_hz = int(self._tts.sample_rate)
         self.num_speakers = int(self._tts.num_speakers)
         self._separators = separator_ids(files.tokens)
@@ -151,25 +212,44 @@ class KokoroEngine:
         """
         return self._durations_seen
 
-    def generate(self, text: str, speaker_id: int, speed: float, on_chunk: OnChunk) -> None:
+    def generate(self, text: str, speaker_id: int, speed: float, on_chunk: OnChunk,
+                 language: Language = ENGLISH) -> None:
         self.speak(text, speaker_id, speed, lambda sentence: on_chunk(sentence.samples),
-                   timed=False)
+                   timed=False, language=language)
 
     def speak(self, text: str, speaker_id: int, speed: float, on_sentence: OnSentence,
-              timed: bool) -> None:
-        """Synthesizes `text` sentence by sentence; with `timed`, each one's words are timed."""
-        # An error of our own callback is not the engine's: it is kept, the engine is asked to
-        # stop, and it is raised as it is once the engine has returned.
+              timed: bool, language: Language = ENGLISH) -> None:
+        """Synthesizes `text` run by run; with `timed`, each run's words are timed."""
+        runs = [encoded for run in split_runs(self._phonemizer(text, language))
+                if (encoded := self._codebook.encode(run))]
+        for number, encoded in enumerate(runs, start=1):
+            if not self._run(encoded, speaker_id, speed, on_sentence, timed,
+                             last=number == len(runs)):
+                return
+
+    def _run(self, encoded: str, speaker_id: int, speed: float, on_sentence: OnSentence,
+             timed: bool, last: bool) -> bool:
+        """One sherpa-onnx call; returns False when `on_sentence` asked to stop.
+
+        A failure of sherpa-onnx itself is an EngineFailure. An error of our own callback is
+        not the engine's: it is kept, the engine is asked to stop, and it is raised as it is
+        once the engine has returned.
+        """
+        go_on = True
         callback_errors: list[Exception] = []
 
         def callback(samples: np.ndarray, progress: float) -> int:
+            nonlocal go_on
             try:
-                return say(samples, progress)
+                go_on = say(samples, progress)
             except Exception as error:
                 callback_errors.append(error)
-                return 0
+                go_on = False
+            # sherpa-onnx 1.13.8: 1 continues, 0 stops after this sentence (its docstring
+            # says the opposite; the behaviour was checked).
+            return 1 if go_on else 0
 
-        def say(samples: np.ndarray, progress: float) -> int:
+        def say(samples: np.ndarray, progress: float) -> bool:
             # Read every run, in this thread: the shim keeps only this thread's latest one.
             run = onnx_runtime.last_run()
             self._durations_seen |= run is not None
@@ -180,13 +260,13 @@ class KokoroEngine:
                                            shortened.position))
             elif timed:
                 _LOGGER.warning("no durations recorded for a sentence; its words are untimed")
-            # sherpa-onnx 1.13.8: 1 continues, 0 stops after this sentence (its docstring
-            # says the opposite; the behaviour was checked). progress is 1.0 on the last one.
-            return 1 if on_sentence(Sentence(shortened.samples, words, progress >= 1.0)) else 0
+            # progress is 1.0 on the run's last sentence.
+            return on_sentence(Sentence(shortened.samples, words, last and progress >= 1.0))
 
         try:
-            self._tts.generate(text, sid=speaker_id, speed=speed, callback=callback)
+            self._tts.generate(encoded, sid=speaker_id, speed=speed, callback=callback)
         except Exception as error:
             raise EngineFailure(f"sherpa-onnx failed: {error}") from error
         if callback_errors:
             raise callback_errors[0]
+        return go_on

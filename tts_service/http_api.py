@@ -17,7 +17,7 @@ import socket
 import ssl
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -278,10 +278,15 @@ class HttpApi:
                                  "stream: ask for stream_format 'sse' (or use the WebSocket "
                                  "/v1/tts/ws)")
         speed = json_field(body, "speed", (int, float), 1.0)
+        # An extension: the language to read in (BCP-47, default the voice's), as `language`
+        # or as Kokoro-FastAPI's `lang_code` (which also takes Kokoro's letters, e.g. "f").
+        language_field = "lang_code" if "lang_code" in body else "language"
+        language = json_field(body, language_field, str, "")
         encoding, media_type = FORMATS[response_format]
         asked = AskedSettings(voice=OPENAI_VOICES.get(voice, voice), speed=float(speed),
-                              encoding=encoding, word_timings=word_timings)
-        spec = call.accept(text, asked, streaming=stream, dialect=DIALECT)
+                              encoding=encoding, word_timings=word_timings, language=language)
+        dialect = replace(DIALECT, fields={**DIALECT.fields, "language_code": language_field})
+        spec = call.accept(text, asked, streaming=stream, dialect=dialect)
         return _Speech(spec, "text/event-stream" if sse else media_type, sse, stream)
 
     async def _body(self, call: SpeechCall, speech: _Speech,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -22,9 +21,9 @@ from pathlib import Path
 #     gif = jif                 <- a respelling: the word is read as these plain words
 #     nginx = engine x
 #
-# Respellings are applied to the text before synthesis, so they work whatever the engine does
-# with its lexicon; phoneme entries go into the lexicon the engine loads (sherpa-onnx 1.13.8
-# consults it only for CJK text, so for English today a respelling is what takes effect).
+# Both apply to English text (American and British). Respellings are applied to the text
+# before synthesis; a phoneme entry replaces the English front end's reading of the word
+# (tts_service/phonemes.py), whatever its lexicon says.
 
 _MAX_REPORTED_LINES = 10  # enough to fix a file in one go without flooding the log
 
@@ -130,35 +129,6 @@ def parse_overrides(path: Path, symbols: frozenset[str]) -> Overrides:
     return overrides
 
 
-def merge_lexicon(base: Path, overrides: Mapping[str, tuple[str, ...]],
-                  destination: Path) -> Path:
-    """Writes `base` with each overridden word's line replaced (or added); returns destination.
-
-    The engine keeps the first line of a word it sees twice, so the base line of an overridden
-    word is dropped rather than shadowed.
-    """
-    written = set()
-    with base.open(encoding="utf-8") as source, destination.open("w", encoding="utf-8") as out:
-        for line in source:
-            word = line.split(maxsplit=1)[0].lower() if line.strip() else ""
-            if word in overrides:
-                if word not in written:
-                    out.write(f"{word} {' '.join(overrides[word])}\n")
-                    written.add(word)
-                continue
-            out.write(line if line.endswith("\n") else line + "\n")
-        for word, phonemes in overrides.items():
-            if word not in written:
-                out.write(f"{word} {' '.join(phonemes)}\n")
-    return destination
-
-
 def load_overrides(overrides_file: Path, tokens: Path) -> Overrides:
     """Checks `overrides_file` against tokens.txt; raises LexiconError naming every bad line."""
     return parse_overrides(overrides_file, read_symbols(tokens))
-
-
-def write_lexicon(overrides: Overrides, base_lexicon: Path, destination: Path) -> Path:
-    """Writes the base lexicon with the phoneme overrides merged in, to `destination`."""
-    os.makedirs(destination.parent, exist_ok=True)
-    return merge_lexicon(base_lexicon, overrides.phonemes, destination)

@@ -3,18 +3,17 @@ the engines loaded, and the voice catalogue they serve."""
 
 from __future__ import annotations
 
-import logging
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from .engine import Engine, ModelFiles
-from .lexicon import Overrides, load_overrides, write_lexicon
+from .languages import Language
+from .lexicon import Overrides, load_overrides
+from .phonemes import PRELOADED, Phonemizer
 from .voice_blends import Blend, blend_voices, model_with_speakers, parse_blends, write_voices
 from .voices import Voice, VoiceCatalog, describe
-
-_LOGGER = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -78,30 +77,32 @@ def prepare(files: ModelFiles, thread_counts: Sequence[int],
     return PreparedModel(engines, catalog, options.overrides, load_engine, scratch.cleanup)
 
 
-def engine_loader(files: ModelFiles, scratch: Path, options: ModelOptions
-                  ) -> Callable[[int], Engine]:
-    """Writes the files the engines need into `scratch`; returns a loader of one engine."""
-    from .engine import KokoroEngine
+def engine_loader(files: ModelFiles, scratch: Path, options: ModelOptions,
+                  preload: Sequence[Language] = PRELOADED) -> Callable[[int], Engine]:
+    """Writes the files the engines need into `scratch`; returns a loader of one engine.
 
-    voices = lexicon = None
+    Every engine shares one phonemizer (every language's front end) with the English phoneme
+    overrides in it.
+    """
+    from .engine import Codebook, KokoroEngine
+
+    phonemizer = Phonemizer({word: "".join(symbols) for word, symbols in
+                             options.overrides.phonemes.items()}, preload)
+    codebook = Codebook(files.tokens)
+    spelled = codebook.write(scratch)
+    voices = None
     speakers = len(options.builtin) + len(options.blends)
     if options.blends:
         voices = scratch / "voices.bin"
         write_voices(files.voices, options.builtin, options.blends, voices)
-    if options.overrides.phonemes:
-        lexicon = str(write_lexicon(options.overrides, files.lexicon, scratch / "lexicon.txt"))
-        # Checked on 1.13.8: its Kokoro frontend sends all English text to espeak-ng.
-        _LOGGER.warning("phoneme overrides loaded, but sherpa-onnx 1.13.8 reads the lexicon "
-                        "only for CJK text: for English words, use respellings ('word = "
-                        "sounds like')")
 
     def load(threads: int) -> Engine:
         if not options.blends:
-            return KokoroEngine(files, threads, lexicon=lexicon)
+            return KokoroEngine(files, threads, phonemizer, codebook, spelled)
         # The model with more speakers is copied for each load (in memory, in the kernel)
         # rather than held for the server's life: sherpa-onnx reads it while loading only.
         with model_with_speakers(files.model, speakers, scratch) as model:
-            return KokoroEngine(files, threads, voices_path=voices, lexicon=lexicon,
-                                model_path=model)
+            return KokoroEngine(files, threads, phonemizer, codebook, spelled,
+                                voices_path=voices, model_path=model)
 
     return load

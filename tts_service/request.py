@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from . import audio
 from .errors import InvalidRequest
+from .languages import BY_CODE, ENGLISH, Language, UnknownLanguage, resolve
 from .text import STREAMING_SPLIT, UNARY_SPLIT, Piece, SplitPolicy, split_pieces
 from .voices import Voice, VoiceCatalog
 
@@ -47,6 +48,7 @@ class AskedSettings:
     volume_gain_db: float = 0.0
     normalize: bool = True
     word_timings: bool = False
+    language: str = ""  # a BCP-47 code; empty: the voice's own language
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,7 @@ class SynthesisSettings:
     volume_gain_db: float
     normalize: bool
     word_timings: bool
+    language: Language  # how the text is read: the voice's own unless asked
 
 
 @dataclass(frozen=True)
@@ -141,4 +144,15 @@ def build_settings(asked: AskedSettings, *, streaming: bool, catalog: VoiceCatal
         volume_gain_db=asked.volume_gain_db,
         normalize=asked.normalize,
         word_timings=asked.word_timings,
+        language=_language(asked.language, found),
     )
+
+
+def _language(code: str, voice: Voice) -> Language:
+    """The language asked for, else the voice's own (English for a voice of none)."""
+    if not code:
+        return BY_CODE.get(voice.language_code, ENGLISH)
+    try:
+        return resolve(code)
+    except UnknownLanguage as err:
+        raise InvalidRequest("language_code", str(err)) from err

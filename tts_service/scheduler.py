@@ -22,8 +22,9 @@ it is refused at once with a retry hint. A call holds its admission for its whol
 that arrives over time (a live call) is fed into the same request, across flushes and pauses.
 
 An engine whose synthesis fails (EngineFailure) leaves the rotation at once, so it cannot take
-the next piece; it is rebuilt in its own thread and comes back if that works. With no engine
-left in rotation every call is refused as unavailable, and the owner is told (health).
+the next piece; it is rebuilt in its own thread and comes back if that works. Calls admitted
+meanwhile wait for it like for a busy engine. With no engine left that works or is being
+rebuilt, every call is refused as unavailable, and the owner is told (health).
 
 A request's audio is handed back strictly in text order. A request stops being scheduled once
 it holds more than `read_ahead_s` seconds of audio its consumer has not read, and resumes as
@@ -59,6 +60,8 @@ PieceWork = Callable[[Engine, Piece, OnChunk], None]
 # Loads a fresh engine for a position in the pool, in an engine thread (warmed up, ready).
 Rebuild = Callable[[int], Engine]
 M = TypeVar("M")
+_NO_ENGINE = ("no engine is working (each failed and could not be rebuilt; the server log says "
+              "why): retry on another instance")
 
 
 class Admitted(Enum):
@@ -91,6 +94,7 @@ class _Request:
     read: int = 0  # pieces whose audio has been read to the end
     input_done: bool = False  # no more pieces will arrive
     input_error: BaseException | None = None
+    refused: BaseException | None = None  # no engine is left to make its pieces
     running: int = 0
     started: int = 0
     done: int = 0  # pieces whose engine work has ended
@@ -123,7 +127,7 @@ class Scheduler:
                  on_queue_wait: Callable[[float], object] = lambda _: None,
                  solo: Engine | None = None, rebuild: Rebuild | None = None,
                  on_engine_failed: Callable[[int], object] = lambda _: None,
-                 on_rotation_change: Callable[[int], object] = lambda _: None) -> None:
+                 on_no_engine_left: Callable[[], object] = lambda: None) -> None:
         if not engines:
             raise ValueError("a scheduler needs at least one engine")
         self._engines: list[Engine] = [*engines, *([solo] if solo is not None else [])]
@@ -135,10 +139,11 @@ class Scheduler:
         self._on_queue_wait = on_queue_wait
         self._rebuild = rebuild
         self._on_engine_failed = on_engine_failed
-        self._on_rotation_change = on_rotation_change
+        self._on_no_engine_left = on_no_engine_left
         # Idle engines are taken in pool order, so the same few stay warm under light load.
         self._idle: list[int] = list(range(self.size))
         self._out: set[int] = set()  # out of rotation: failed (being rebuilt, or gone)
+        self._rebuilding: set[int] = set()
         self.failures = [0] * self.size  # failed syntheses per engine position
         self._requests: list[_Request] = []
         self._working: set[asyncio.Future[Any]] = set()  # engine threads' work in flight
@@ -158,6 +163,11 @@ class Scheduler:
         return self.size - len(self._out)
 
     @property
+    def working(self) -> int:
+        """Engines in rotation or being rebuilt: 0 means no call can be served."""
+        return self.in_rotation + len(self._rebuilding)
+
+    @property
     def busy(self) -> int:
         return self.in_rotation - len(self._idle)
 
@@ -175,9 +185,8 @@ class Scheduler:
         """The admission rule (module docstring); raises NotReady or Overloaded."""
         if self._closed:
             raise NotReady("the server is shutting down; retry on another instance")
-        if self.in_rotation == 0:
-            raise NotReady("no engine is working (each failed and could not be rebuilt; the "
-                           "server log says why): retry on another instance")
+        if self.working == 0:
+            raise NotReady(_NO_ENGINE)
         if self._engine_for(1) is None and self.waiting >= self.max_waiting:
             raise Overloaded(
                 f"every engine is busy and {self.waiting} requests are already "
@@ -213,6 +222,8 @@ class Scheduler:
             if announce:
                 yield ADMITTED
             while True:
+                if request.refused is not None and not request.slots:
+                    raise request.refused
                 if request.marks and request.marks[0][0] == request.read:
                     yield request.marks.popleft()[1]  # type: ignore[misc]
                     continue
@@ -367,24 +378,27 @@ class Scheduler:
         self.failures[engine] += 1
         self._out.add(engine)
         self._on_engine_failed(engine)
-        self._on_rotation_change(self.in_rotation)
         rebuilding = self._rebuild is not None and not self._closed
         _LOGGER.error("engine %d failed (%s): out of rotation%s; %d of %d engines in rotation",
                       engine, error, ", rebuilding it" if rebuilding else "",
                       self.in_rotation, self.size)
         if self._rebuild is None or not rebuilding:
+            self._check_engines_left()
             return
+        self._rebuilding.add(engine)
         work = asyncio.get_running_loop().run_in_executor(self.executor, self._rebuild, engine)
         self._working.add(work)
         work.add_done_callback(lambda done: self._rebuilt(engine, done))
 
     def _rebuilt(self, engine: int, done: asyncio.Future[Engine]) -> None:
         self._working.discard(done)
+        self._rebuilding.discard(engine)
         error = None if done.cancelled() else done.exception()
         if error is not None or done.cancelled():
             _LOGGER.error("engine %d could not be rebuilt (%s): it stays out; %d of %d engines "
                           "in rotation", engine, error or "cancelled", self.in_rotation,
                           self.size)
+            self._check_engines_left()
             return
         if self._closed:
             return
@@ -393,8 +407,17 @@ class Scheduler:
         self._idle.append(engine)
         _LOGGER.info("engine %d rebuilt: back in rotation; %d of %d engines in rotation",
                      engine, self.in_rotation, self.size)
-        self._on_rotation_change(self.in_rotation)
         self._dispatch()
+
+    def _check_engines_left(self) -> None:
+        """With no engine left (none in rotation, none being rebuilt), the owner is told and
+        requests waiting for one are refused after the audio they already have."""
+        if self.working > 0:
+            return
+        self._on_no_engine_left()
+        for request in self._requests:
+            request.refused = NotReady(_NO_ENGINE)
+            request.changed.set()
 
     async def close(self) -> None:
         """Refuses new requests, then waits for every engine thread to finish its work.

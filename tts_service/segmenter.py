@@ -25,8 +25,10 @@ from .text import (
 )
 
 # Text whose end looks like a sentence or clause end: after a max wait, the best place to cut.
-_ENDS_AT_A_MARK = re.compile("[.!?\u2026,;:]+[\"'\u201d\u2019)\\]]*\\s*$")
+_ENDS_AT_A_MARK = re.compile(
+    "[.!?\u2026,;:\u3002\uff01\uff1f\u3001\uff0c\uff1b\uff1a]+[\"'\u201d\u2019)\\]\u300d]*\\s*$")
 _SPACE = re.compile(r"\s+")
+_ENDS_IN_CJK = re.compile("[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff]$")
 
 
 class Segmenter:
@@ -88,17 +90,20 @@ class Segmenter:
     def expire(self, now: float) -> list[Piece]:
         """After the max wait, hands out the waiting text up to the best break available.
 
-        The best break is the very end when it is a sentence or clause mark or a space, else
-        the last clause mark, else the last space (the text after it may be an unfinished
-        word). A single
-        unfinished word keeps waiting: it is spoken on the next space, flush or close.
+        The best break is the very end when it is a sentence or clause mark, a space or a
+        Chinese or Japanese character, else the last clause mark, else the last space (the text
+        after it may be an unfinished word). A single unfinished word keeps waiting: it is
+        spoken on the next space, flush or close.
         """
         deadline = self.deadline
         if deadline is None or now < deadline:
             return []
         pending = self.pending
         cut_at: int | None = None
-        if _ENDS_AT_A_MARK.search(pending) or pending[-1:].isspace():
+        # Chinese and Japanese put no space between words: after a kana or an ideograph, the
+        # end is as good a break as any.
+        if _ENDS_AT_A_MARK.search(pending) or pending[-1:].isspace() or \
+                _ENDS_IN_CJK.search(pending):
             cut_at = len(pending)
         else:
             marks = [m.end() for m in CLAUSE_END.finditer(pending)]

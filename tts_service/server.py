@@ -27,7 +27,7 @@ from .grpc_outcomes import OutcomeInterceptor, sent_request_id
 from .http_api import HttpApi, HttpServer, HttpStartError, bind, serve_http
 from .lexicon import LexiconError, Respeller
 from .metrics import Metrics
-from .normalize import normalize
+from .normalize_languages import normalize
 from .request import Limits
 from .scheduler import Scheduler
 from .servicer import RuntimeDescription, TextToSpeechServicer
@@ -139,7 +139,7 @@ async def _start(started: contextlib.AsyncExitStack, config: ServerConfig,
                      on_queue_wait=metrics.piece_queue_wait.observe, solo=solo,
                      rebuild=rebuild if load_engine is not None else None,
                      on_engine_failed=lambda n: metrics.engine_failures.labels(str(n)).inc(),
-                     on_rotation_change=_health_follows(health_servicer))
+                     on_no_engine_left=_not_serving(health_servicer))
     started.push_async_callback(pool.close)
     try:
         await warm_up(pool.engines, pool.executor)
@@ -223,23 +223,21 @@ async def _start(started: contextlib.AsyncExitStack, config: ServerConfig,
                          metrics=metrics, resources=started, http=http, wyoming=wyoming)
 
 
-def _health_follows(health_servicer: health.aio.HealthServicer) -> Callable[[int], None]:
-    """A callback that makes health NOT_SERVING while no engine is in rotation (a balancer
-    then sends calls elsewhere) and SERVING again once one is rebuilt."""
+def _not_serving(health_servicer: health.aio.HealthServicer) -> Callable[[], None]:
+    """What to do once no engine works or is being rebuilt: health turns NOT_SERVING, so a
+    balancer sends calls elsewhere and an orchestrator can restart the process."""
     updates: set[asyncio.Task[None]] = set()
 
-    async def update(status: int) -> None:
+    async def update() -> None:
         for name in ("", SERVICE_NAME):
-            await health_servicer.set(name, status)
+            await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
 
-    def rotation_changed(in_rotation: int) -> None:
-        serving = health_pb2.HealthCheckResponse.SERVING
-        task = asyncio.ensure_future(update(
-            serving if in_rotation else health_pb2.HealthCheckResponse.NOT_SERVING))
-        updates.add(task)
+    def no_engine_left() -> None:
+        task = asyncio.ensure_future(update())
+        updates.add(task)  # held until done: the loop keeps only a weak reference
         task.add_done_callback(updates.discard)
 
-    return rotation_changed
+    return no_engine_left
 
 
 def connection_age_options(config: ServerConfig) -> list[tuple[str, int]]:

@@ -40,7 +40,8 @@ DIALECT = Dialect(
     fields={"voice": "config.voice", "speed": "config.speed", "encoding": "config.encoding",
             "sample_rate_hz": "config.sample_rate_hertz",
             "volume_gain_db": "config.volume_gain_db",
-            "word_timings": "config.enable_word_timings"},
+            "word_timings": "config.enable_word_timings",
+            "language_code": "config.language_code"},
     list_voices="ListVoices (or `tts-grpc-client --list-voices`)")
 # The server's copy of a deadline runs from when the request arrived, so it ends a little
 # after the client's; the client's cancel at its own deadline can arrive first.
@@ -205,6 +206,7 @@ def _asked(config: tts_pb2.SynthesisConfig) -> AskedSettings:
         volume_gain_db=config.volume_gain_db,
         normalize=config.normalize_text if config.HasField("normalize_text") else True,
         word_timings=config.enable_word_timings,
+        language=config.language_code,
     )
 
 

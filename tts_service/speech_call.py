@@ -335,7 +335,7 @@ class SpeechCall:
                ) -> AsyncGenerator[SpokenPiece | Mark | Admitted, None]:
         return self._calls.synthesizer.stream(
             pieces, settings.voice.speaker_id, settings.speed, settings.normalize,
-            timed=settings.word_timings, announce=announce)
+            timed=settings.word_timings, announce=announce, language=settings.language)
 
     # Ending ------------------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ from typing import TypeVar
 import numpy as np
 
 from .engine import Engine, OnChunk, Sentence, TimedEngine
+from .languages import ENGLISH, Language
 from .scheduler import Admitted, Scheduler
 from .text import Piece
 from .word_timing import PieceTimer, TimedSpan
@@ -34,13 +35,14 @@ class SpokenPiece:
 class Synthesizer:
     """Says a request's pieces with its voice and speed; the scheduler picks the engines."""
 
-    def __init__(self, scheduler: Scheduler, normalize: Callable[[str], str],
+    def __init__(self, scheduler: Scheduler, normalize: Callable[[str, Language], str],
                  respell: Callable[[str], str] = str, times_words: bool = False) -> None:
         self._scheduler = scheduler
         # Whether every engine can time words (stream(..., timed=True)).
         self.times_words = times_words
-        # Applied per piece just before synthesis, in the engine thread: respellings (always,
-        # they are the operator's pronunciations), then text normalization (when asked for).
+        # Applied per piece just before synthesis, in the engine thread: respellings (always on
+        # English: they are the operator's English pronunciations), then text normalization in
+        # the piece's language (when asked for).
         self._normalize = normalize
         self._respell = respell
 
@@ -49,7 +51,8 @@ class Synthesizer:
         return self._scheduler.sample_rate_hz
 
     async def stream(self, pieces: Sequence[Piece] | AsyncIterable[Piece | M], speaker_id: int,
-                     speed: float, normalize: bool, timed: bool = False, announce: bool = False
+                     speed: float, normalize: bool, timed: bool = False, announce: bool = False,
+                     language: Language = ENGLISH
                      ) -> AsyncGenerator[SpokenPiece | M | Admitted, None]:
         """Yields each piece's audio in text order, as soon as it is made.
 
@@ -57,9 +60,9 @@ class Synthesizer:
         come back once the audio before them has been yielded (Scheduler.stream). Closing the
         iterator early (client gone, deadline passed) stops every engine working for it after
         its current sentence, so an abandoned request never holds an engine for the rest of
-        its text.
-        With `timed`, each chunk carries the words it speaks; with `announce`, ADMITTED
-        comes first, once the scheduler has admitted the request.
+        its text. With `timed`, each chunk carries the words it speaks; with `announce`,
+        ADMITTED comes first, once the scheduler has admitted the request. The text is read
+        as `language`.
         """
         # The words of each started piece's chunks, in the order the chunks were made. The
         # scheduler hands a piece's chunks back in that same order, so each chunk takes the
@@ -67,16 +70,16 @@ class Synthesizer:
         words: dict[int, deque[tuple[TimedSpan, ...]]] = {}
 
         def say(engine: Engine, piece: Piece, on_chunk: OnChunk) -> None:
-            text = self._respell(piece.text)
+            text = self._respell(piece.text) if language.english else piece.text
             if normalize:
-                text = self._normalize(text)
+                text = self._normalize(text, language)
             if not timed:
-                engine.generate(text, speaker_id, speed, on_chunk)
+                engine.generate(text, speaker_id, speed, on_chunk, language=language)
                 return
             assert isinstance(engine, TimedEngine), "timed request on an untimed engine"
             engine.speak(text, speaker_id, speed,
                          _timed(piece, text, words.setdefault(id(piece), deque()), on_chunk),
-                         timed=True)
+                         timed=True, language=language)
 
         async with contextlib.aclosing(self._scheduler.stream(pieces, say, announce)) as spoken:
             async for item in spoken:

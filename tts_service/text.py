@@ -6,13 +6,16 @@ import re
 from dataclasses import dataclass
 
 # A sentence ends at . ! ? or … (with closing quotes or brackets) followed by white space,
-# or at a line break.
-_SENTENCE_END = re.compile("[.!?\u2026]+[\"'\u201d\u2019)\\]]*(?=\\s)|\n")
+# at a line break, or at Chinese and Japanese 。！？ (with closing brackets), which no space
+# follows: those languages write none between words or sentences.
+_SENTENCE_END = re.compile("[.!?\u2026]+[\"'\u201d\u2019)\\]]*(?=\\s)|\n"
+                           "|[\u3002\uff01\uff1f]+[\u300d\u300f\uff09\u201d\u2019]*")
 # Words whose trailing period does not end a sentence.
 _ABBREVIATIONS = frozenset(
     "mr mrs ms dr prof st mt jr sr vs no approx dept est fig inc ltd co ave e.g i.e cf".split()
 )
-CLAUSE_END = re.compile(r"[,;:]+(?=\s)|\s[-\u2013\u2014]+\s")
+# Clause marks: , ; : before a space, a dash between spaces, or CJK 、，；：.
+CLAUSE_END = re.compile(r"[,;:]+(?=\s)|\s[-\u2013\u2014]+\s|[\u3001\uff0c\uff1b\uff1a]+")
 _SPACE = re.compile(r"\s")
 _DOTTED = re.compile(r"(?:[a-z]\.)+[a-z]")
 

@@ -5,18 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-# Kokoro voice names start with two letters: the accent, then f(emale) or m(ale).
-_ACCENTS = {
-    "a": "en-US",
-    "b": "en-GB",
-    "e": "es-ES",
-    "f": "fr-FR",
-    "h": "hi-IN",
-    "i": "it-IT",
-    "j": "ja-JP",
-    "p": "pt-BR",
-    "z": "zh-CN",
-}
+from .languages import BY_VOICE_PREFIX
+
+# Kokoro voice names start with two letters: the language (languages.py), then f(emale) or
+# m(ale).
 DEFAULT_VOICE = "af_bella"
 
 
@@ -39,7 +31,8 @@ class Voice:
 def describe(name: str, speaker_id: int) -> Voice:
     """Derives a built-in voice's accent and gender from its name, e.g. af_bella."""
     prefix = name.split("_", 1)[0]
-    language = _ACCENTS.get(prefix[:1], "und")
+    found = BY_VOICE_PREFIX.get(prefix[:1])
+    language = found.code if found is not None else "und"
     gender = {"f": Gender.FEMALE, "m": Gender.MALE}.get(prefix[1:2], Gender.UNKNOWN)
     return Voice(name=name, speaker_id=speaker_id, language_code=language, gender=gender)
 

@@ -40,7 +40,7 @@ PROTOCOL = "websocket"
 # Named after the gRPC method of the same kind (text streamed in), for the log and metrics.
 METHOD = "StreamingSynthesize"
 DIALECT = Dialect(fields={"text": "text", "encoding": "response_format",
-                          "sample_rate_hz": "sample_rate"},
+                          "sample_rate_hz": "sample_rate", "language_code": "language"},
                   list_voices="GET /v1/audio/voices")
 _CLOSE_OK = 1000
 _UNAUTHORIZED = ("missing or wrong bearer token: send it as the config message's token (a "
@@ -205,7 +205,8 @@ def _asked(config: dict[str, Any]) -> AskedSettings:
         encoding=FORMATS[response_format][0],
         sample_rate_hz=json_field(config, "sample_rate", int, 0),
         normalize=json_field(config, "normalize", bool, True),
-        word_timings=json_field(config, "word_timings", bool, False))
+        word_timings=json_field(config, "word_timings", bool, False),
+        language=json_field(config, "language", str, ""))
 
 
 def _audio(chunk: Chunk) -> dict[str, Any]:

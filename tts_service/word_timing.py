@@ -30,14 +30,27 @@ PAD_ID = 0
 # Symbols of tokens.txt that separate words: space and punctuation (the rest are phonemes and
 # stress marks, which belong to a word).
 _SEPARATOR_SYMBOLS = frozenset(" ;:,.!?\u2014\u2026\"()\u201c\u201d")
-_WORD = re.compile(r"[\w']+")
+# Chinese and Japanese write no space between words, so each kana or ideograph is a written
+# word of its own; the alignment joins them into the front end's words (jieba's for Chinese,
+# MeCab's for Japanese), which are what gets timed.
+_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+# A word character that is not CJK, or a combining mark (Devanagari's vowel signs and
+# virama, decomposed accents), which Python's \w leaves out.
+_LETTER = rf"[^\W{_CJK}]|[\u0300-\u036f\u0900-\u0963\u0966-\u097f]|'"
+_WORD = re.compile(rf"[{_CJK}]|(?:{_LETTER})+")
 # A word as the caller wrote it, with what normalization reads as part of it ("$5.50", "50%").
-_SOURCE_WORD = re.compile(r"[$\u20ac\u00a3\u00a5#@+-]?[\w'](?:[\w'.,:/%-]*[\w'%])?")
+_SOURCE_WORD = re.compile(
+    rf"[{_CJK}]|[$\u20ac\u00a3\u00a5#@+-]?(?:{_LETTER})(?:(?:{_LETTER}|[.,:/%-])*(?:{_LETTER}|%))?")
+# Kokoro symbols per kana (a mora) and per ideograph (a Chinese syllable, or a Japanese
+# reading of one or more moras), against about one per letter elsewhere.
+_KANA = re.compile("[\u3040-\u30ff]")
+_KANA_TOKENS, _IDEOGRAPH_TOKENS = 2.0, 4.0
 # Costs of the alignment, in units of |log(length ratio)|: a written word with no sound of its
 # own, or sound with no written word, costs more than a merge of two words into one.
 _MERGE_COST = 0.35
 _UNMATCHED_COST = 1.5
-_MAX_BLOCK = 3
+# Written words per spoken word and back: four, for Chinese words of four characters.
+_MAX_BLOCK = 4
 
 
 @dataclass(frozen=True)
@@ -139,6 +152,10 @@ def _written_words(original: str, spoken_text: str) -> list[_Written]:
 
 def _expected_tokens(word: str) -> float:
     # About one phoneme per letter; only ratios matter, the alignment rescales them.
+    if _KANA.match(word):
+        return _KANA_TOKENS
+    if re.match(f"[{_CJK}]", word):
+        return _IDEOGRAPH_TOKENS
     return float(len(word))
 
 
@@ -200,7 +217,7 @@ class PieceTimer:
         self._written = _written_words(original, spoken_text)
         self._sentence_ends = {
             k + 1 for k, m in enumerate(_WORD.finditer(spoken_text))
-            if re.match(r"[^\w']*[.!?\u2026]", spoken_text[m.end():])
+            if re.match(r"[^\w']*[.!?\u2026\u3002\uff01\uff1f]", spoken_text[m.end():])
         }
         self._next = 0
 

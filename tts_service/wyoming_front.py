@@ -58,7 +58,7 @@ PROTOCOL = "wyoming"
 # (whole text in, audio streamed out; text streamed in), so that dashboards compare fronts.
 _ONE_SHOT = "SynthesizeStream"
 _SESSION = "StreamingSynthesize"
-DIALECT = Dialect(fields={"voice": "voice.name"},
+DIALECT = Dialect(fields={"voice": "voice.name", "language_code": "voice.language"},
                   list_voices="the info event (send describe)")
 # 16-bit mono PCM at the model's rate: what Wyoming's audio events carry.
 _WIDTH_BYTES, _CHANNELS = 2, 1
@@ -262,13 +262,16 @@ class _Connection(AsyncEventHandler):
 
     def _asked(self, voice: SynthesizeVoice | None) -> AskedSettings:
         """The voice by name, else the default voice of the language asked for, else the
-        server's default; Wyoming's audio is 16-bit PCM at the model's rate."""
-        name = ""
+        server's default; the text is read in the language asked for, else the voice's own.
+        Wyoming's audio is 16-bit PCM at the model's rate."""
+        name = language = ""
+        if voice is not None and voice.language:
+            language = _text(voice.language, "voice.language")
         if voice is not None and voice.name:
             name = _text(voice.name, "voice.name")
-        elif voice is not None and voice.language:
-            name = self._voice_for(_text(voice.language, "voice.language"))
-        return AskedSettings(voice=name, encoding=AudioEncoding.PCM16)
+        elif language:
+            name = self._voice_for(language)
+        return AskedSettings(voice=name, encoding=AudioEncoding.PCM16, language=language)
 
     def _voice_for(self, language: str) -> str:
         catalog = self._calls.catalog

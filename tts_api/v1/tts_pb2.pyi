@@ -221,6 +221,7 @@ class SynthesisConfig(_message.Message):
     VOLUME_GAIN_DB_FIELD_NUMBER: _builtins.int
     NORMALIZE_TEXT_FIELD_NUMBER: _builtins.int
     ENABLE_WORD_TIMINGS_FIELD_NUMBER: _builtins.int
+    LANGUAGE_CODE_FIELD_NUMBER: _builtins.int
     voice: _builtins.str
     """The voice name from ListVoices, e.g. "af_bella". Empty means the server
     default (ListVoicesResponse.default_voice). An unknown name returns
@@ -258,6 +259,16 @@ class SynthesisConfig(_message.Message):
     onnxruntime, or its model has no durations output) returns
     FAILED_PRECONDITION.
     """
+    language_code: _builtins.str
+    """The language the text is read in, as a BCP-47 code: "en-US", "en-GB",
+    "es-ES", "fr-FR", "hi-IN", "it-IT", "ja-JP", "pt-BR" or "zh-CN" (any
+    case; the bare language, e.g. "fr", names the one variety served). Empty
+    (unset) means the voice's own language (Voice.language_code), so a voice
+    reads its own language unless told otherwise; any voice can read any of
+    them, with its own accent. A malformed or unsupported code returns
+    INVALID_ARGUMENT naming config.language_code. Numbers, money and dates are
+    read in this language when normalize_text is on.
+    """
     def __init__(
         self,
         *,
@@ -268,10 +279,11 @@ class SynthesisConfig(_message.Message):
         volume_gain_db: _builtins.float = ...,
         normalize_text: _builtins.bool | None = ...,
         enable_word_timings: _builtins.bool = ...,
+        language_code: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_normalize_text", b"_normalize_text", "normalize_text", b"normalize_text"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_normalize_text", b"_normalize_text", "enable_word_timings", b"enable_word_timings", "encoding", b"encoding", "normalize_text", b"normalize_text", "sample_rate_hertz", b"sample_rate_hertz", "speed", b"speed", "voice", b"voice", "volume_gain_db", b"volume_gain_db"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_normalize_text", b"_normalize_text", "enable_word_timings", b"enable_word_timings", "encoding", b"encoding", "language_code", b"language_code", "normalize_text", b"normalize_text", "sample_rate_hertz", b"sample_rate_hertz", "speed", b"speed", "voice", b"voice", "volume_gain_db", b"volume_gain_db"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__normalize_text: _TypeAlias = _typing.Literal["normalize_text"]  # noqa: Y015
     _WhichOneofArgType__normalize_text: _TypeAlias = _typing.Literal["_normalize_text", b"_normalize_text"]  # noqa: Y015

@@ -1,4 +1,4 @@
-"""The server sends nothing anywhere: start-up and a synthesis open no socket beyond loopback."""
+"""The server sends nothing anywhere: start-up and syntheses open no socket beyond loopback."""
 
 from __future__ import annotations
 
@@ -73,6 +73,10 @@ def test_start_up_and_a_synthesis_reach_nothing_beyond_loopback(tmp_path: Path) 
             reply = stub.Synthesize(tts_pb2.SynthesizeRequest(text="Nothing leaves."),
                                     timeout=60)
             assert reply.audio_duration_seconds > 0.5
+            # Chinese's front end loads on first use: its dictionaries come from the package.
+            chinese = stub.Synthesize(tts_pb2.SynthesizeRequest(
+                text="你好。", config=tts_pb2.SynthesisConfig(voice="zf_xiaobei")), timeout=60)
+            assert chinese.audio_duration_seconds > 0.3
         time.sleep(max(0.0, started + _WATCH_S - time.monotonic()))
     finally:
         _stop_traced(server)

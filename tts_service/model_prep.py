@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import onnx_runtime
 from .engine import Engine, ModelFiles
 from .lexicon import Overrides, load_overrides, write_lexicon
 from .voice_blends import Blend, blend_voices, model_with_speakers, parse_blends, write_voices
@@ -68,7 +69,17 @@ def prepare(files: ModelFiles, thread_counts: Sequence[int],
 def load_engines(files: ModelFiles, thread_counts: Sequence[int],
                  builtin: Sequence[Voice], blends: Sequence[Blend] = (),
                  overrides: Overrides | None = None) -> list[Engine]:
+    """One engine per entry of `thread_counts`, as little memory as they can share.
+
+    Engines of the same thread count are twins of one loaded model (KokoroEngine.twin); the
+    loaded models of different thread counts (the pool's and the solo engine's) share the
+    weights through the shim, and every session shrinks its memory arena after each run.
+    """
     from .engine import KokoroEngine
+
+    onnx_runtime.shrink_arenas()
+    if len(set(thread_counts)) > 1:
+        onnx_runtime.share_weights(files.model)
 
     # sherpa-onnx reads its files into memory when an engine loads, so the generated ones only
     # have to outlive the loading: a scratch directory removed right after, not a cache that
@@ -88,6 +99,14 @@ def load_engines(files: ModelFiles, thread_counts: Sequence[int],
             _LOGGER.warning("phoneme overrides loaded, but sherpa-onnx 1.13.8 reads the "
                             "lexicon only for CJK text: for English words, use respellings "
                             "('word = sounds like')")
-        return [KokoroEngine(files, threads, voices_path=voices, lexicon=lexicon,
-                             model_path=model)
-                for threads in thread_counts]
+        loaded: dict[int, KokoroEngine] = {}
+        engines: list[Engine] = []
+        for threads in thread_counts:
+            if threads in loaded:
+                engines.append(loaded[threads].twin())
+            else:
+                loaded[threads] = KokoroEngine(files, threads, voices_path=voices,
+                                               lexicon=lexicon, model_path=model)
+                engines.append(loaded[threads])
+    onnx_runtime.release_packed_weights()
+    return engines

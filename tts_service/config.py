@@ -23,16 +23,12 @@ class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 50051
     model_dir: Path = DEFAULT_MODEL_DIR
-    # From BENCHMARKS.md: two single-threaded engines make the most audio per second once two
-    # or more people call at once (5.56 audio s/s with 4 clients, 1x2 5.18, 2x2 5.28).
-    engines: int = 2
-    engine_threads: int = 1
-    # An extra engine with a thread per core (0: none) that takes a piece only when the pool is
-    # idle and that piece is the only one waiting: a lone sentence's first audio as from a
-    # 2-thread engine (0.86-0.90 s against 1.34-1.45 s on 2x1), with 2x1's throughput under
-    # load (5.53 vs 5.56 audio s/s with 4 clients; 2x2 gets the first and loses the second:
-    # 5.28).
-    solo_engine_threads: int = 2
+    # The pool: None follows the rule in tts_service/pool_shape.py for the CPUs the process
+    # may use (one single-thread engine per CPU, a solo engine of up to 4 threads); a value
+    # given wins over the rule. solo_engine_threads 0 means no solo engine.
+    engines: int | None = None
+    engine_threads: int | None = None
+    solo_engine_threads: int | None = None
     # Worker threads of multi-threaded engines sleep between operators instead of
     # busy-waiting, so engines sharing cores do not take them from each other (bench.threads).
     intra_op_spinning: str = "off"
@@ -68,12 +64,6 @@ class ServerConfig:
     token_file: Path | None = None
     log_level: str = "INFO"
     log_text: bool = False
-
-    @property
-    def engine_thread_counts(self) -> list[int]:
-        """Threads of each engine: the pool's, then the solo engine's if there is one."""
-        solo = [self.solo_engine_threads] if self.solo_engine_threads else []
-        return [self.engine_threads] * self.engines + solo
 
     @property
     def address(self) -> str:
@@ -167,15 +157,15 @@ def build_parser() -> argparse.ArgumentParser:
     option("--model-dir", "TTS_MODEL_DIR", Path, defaults.model_dir,
            "assembled Kokoro model directory (make models)")
     option("--engines", "TTS_ENGINES", _positive, defaults.engines,
-           "engine instances in the pool = requests synthesized at the same time "
-           "(each holds about 220 MB)")
+           "engine instances in the pool = pieces synthesized at the same time; unset (None): one "
+           "per CPU the process may use (affinity and cgroup quota, docs/pool.md)")
     option("--engine-threads", "TTS_ENGINE_THREADS", _positive, defaults.engine_threads,
-           "CPU threads per engine")
+           "CPU threads per engine; unset (None): 1")
     option("--solo-engine-threads", "TTS_SOLO_ENGINE_THREADS", _non_negative,
            defaults.solo_engine_threads,
            "CPU threads of an extra engine that takes a piece only when every engine is idle "
-           "and that piece is the only one waiting (a lone sentence runs on all cores); "
-           "0: no such engine, saving its memory")
+           "and that piece is the only one waiting (a lone sentence runs on several cores); "
+           "0: no such engine; unset (None): one per usable CPU, at most 4, none on 1 CPU")
     option("--intra-op-spinning", "TTS_INTRA_OP_SPINNING", str, defaults.intra_op_spinning,
            "'off': an engine's extra threads sleep between operators (PyPI runtime only); "
            "'on': onnxruntime's default busy-waiting, which takes cores from the other engines",

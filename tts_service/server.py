@@ -22,11 +22,13 @@ from tts_api.v1 import tts_pb2, tts_pb2_grpc
 from . import model_prep, onnx_runtime, runtime_probe, security
 from .calls import CallObserver
 from .config import ServerConfig, parse_config
+from .cpus import usable_cpus
 from .engine import Engine, ModelFiles, TimedEngine
 from .http_api import HttpApi, HttpServer, bind, serve_http
 from .lexicon import LexiconError, Respeller
 from .metrics import Metrics
 from .normalize import normalize
+from .pool_shape import pool_shape
 from .request import Limits
 from .scheduler import Scheduler
 from .servicer import RuntimeDescription, TextToSpeechServicer
@@ -189,26 +191,29 @@ async def serve(config: ServerConfig) -> None:
         raise StartupError(str(err)) from err
     _LOGGER.info("engine runtime: onnxruntime %s (%s, chosen in %.1f s): %s", ort.version,
                  ort.name, time.monotonic() - choosing, ort.reason)
-    if config.intra_op_spinning == "off" and max(config.engine_thread_counts) > 1:
+    shape = pool_shape(usable_cpus(), config.engines, config.engine_threads,
+                       config.solo_engine_threads)
+    if config.intra_op_spinning == "off" and max(shape.thread_counts) > 1:
         quiet = onnx_runtime.disable_intra_op_spinning()
         # The solo engine runs alone: its busy-waiting threads take no core from another.
-        if not quiet and config.engine_threads > 1:
+        if not quiet and shape.engine_threads > 1:
             _LOGGER.warning("--intra-op-spinning off needs the PyPI onnxruntime through the "
                             "shim; engines keep onnxruntime's busy-waiting threads")
 
     from .engine import engine_version
 
     try:
-        model = await asyncio.to_thread(model_prep.prepare, files,
-                                        config.engine_thread_counts, options)
+        model = await asyncio.to_thread(model_prep.prepare, files, shape.thread_counts,
+                                        options)
     except BlendError as err:  # e.g. a voices file of the wrong size
         raise StartupError(str(err)) from err
     runtime = RuntimeDescription(
         engine_version=engine_version(), onnxruntime=ort.name, onnxruntime_version=ort.version,
-        engines=config.engines, threads_per_engine=config.engine_threads,
+        engines=shape.engines, threads_per_engine=shape.engine_threads,
         max_queued_requests=config.max_queued_requests,
-        solo_engine_threads=config.solo_engine_threads)
-    pool, solo = model.engines[:config.engines], model.engines[config.engines:]
+        solo_engine_threads=shape.solo_engine_threads, usable_cpus=shape.cpus.count,
+        pool_from_cpus=shape.from_cpus)
+    pool, solo = model.engines[:shape.engines], model.engines[shape.engines:]
     running = await start(config, pool, model.catalog, runtime,
                           Respeller(model.overrides.respellings), solo[0] if solo else None)
     if running.http is not None:
@@ -220,11 +225,8 @@ async def serve(config: ServerConfig) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
-    solo_note = (f", a solo engine of {config.solo_engine_threads} threads"
-                 if config.solo_engine_threads else "")
-    _LOGGER.info("serving tts_api.v1.TextToSpeechService on %s:%d (%d engines of %d "
-                 "thread(s)%s, ready in %.1f s)", config.host, running.port, config.engines,
-                 config.engine_threads, solo_note, time.monotonic() - started)
+    _LOGGER.info("serving tts_api.v1.TextToSpeechService on %s:%d (%s; ready in %.1f s)",
+                 config.host, running.port, shape.describe(), time.monotonic() - started)
 
     await stopping.wait()
     _LOGGER.info("shutting down: finishing calls in flight (up to %.0f s)",

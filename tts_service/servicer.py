@@ -50,6 +50,8 @@ class RuntimeDescription:
     threads_per_engine: int
     max_queued_requests: int
     solo_engine_threads: int = 0
+    usable_cpus: int = 0
+    pool_from_cpus: bool = False
 
 
 class TextToSpeechServicer(tts_pb2_grpc.TextToSpeechServiceServicer, ObservedServicer):
@@ -257,6 +259,8 @@ class TextToSpeechServicer(tts_pb2_grpc.TextToSpeechServiceServicer, ObservedSer
             streaming_idle_timeout_seconds=self._limits.idle_timeout_s,
             streaming_max_wait_seconds=self._limits.max_wait_s,
             solo_engine_threads=runtime.solo_engine_threads,
+            usable_cpus=runtime.usable_cpus,
+            pool_from_cpus=runtime.pool_from_cpus,
         )
 
 

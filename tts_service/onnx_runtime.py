@@ -178,15 +178,17 @@ def share_weights(model: Path) -> int:
     for tensor in onnx.load(str(model)).graph.initializer:
         if tensor.data_type == onnx.TensorProto.STRING:
             continue
-        # A copy unless found in the file: a view would keep the whole parsed model alive.
-        weights = np.array(numpy_helper.to_array(tensor), copy=True, order="C")
-        if weights.nbytes < _SMALLEST_SHARED_BYTES:
+        parsed = numpy_helper.to_array(tensor)
+        if parsed.nbytes < _SMALLEST_SHARED_BYTES:
             continue
-        at = _find_raw_data(_model_map, tensor.raw_data, searched_to, weights.itemsize)
-        if at is not None:
-            searched_to = at + weights.nbytes
-            weights = np.frombuffer(_model_map, weights.dtype, weights.size,
-                                    at).reshape(weights.shape)
+        at = _find_raw_data(_model_map, tensor.raw_data, searched_to, parsed.itemsize)
+        if at is None:
+            # A copy: a view would keep the whole parsed model alive.
+            weights = np.array(parsed, copy=True, order="C")
+        else:
+            searched_to = at + parsed.nbytes
+            weights = np.frombuffer(_model_map, parsed.dtype, parsed.size,
+                                    at).reshape(parsed.shape)
         dims = np.array(weights.shape, dtype=np.int64)
         # onnxruntime numbers element types as ONNX's TensorProto does.
         if register(tensor.name.encode(), weights.ctypes.data, weights.nbytes, dims.ctypes.data,

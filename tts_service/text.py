@@ -50,7 +50,7 @@ class SplitPolicy:
     first audio. With `first_clause_chars` set, the first sentence is cut at its first clause
     mark that leaves at least that many characters on both sides; failing that, a first
     sentence of at least `first_phrase_chars` (None: never) is cut where a phrase opens
-    (before "near", "because", "while"...), a quarter to half-way in. Sentences longer than
+    (before "near", "because", "while"...), a fifth to half of the way in. Sentences longer than
     `clause_split_chars` (None: never) are cut at clause marks into parts of at least
     `min_clause_chars`; anything still longer than `max_piece_chars` is cut at white space,
     which bounds the engine's memory per call.

@@ -151,7 +151,7 @@ def test_the_phrase_cut_is_for_streams_and_long_enough_sentences_only() -> None:
     sentence = "The little bakery near the station sells fresh bread every morning."
     assert texts(sentence, UNARY_SPLIT) == [sentence]
     assert texts(sentence, SplitPolicy(first_clause_chars=12)) == [sentence]  # no phrase cut
-    short = "The cat sat near the warm fire all day."  # under first_phrase_chars
+    short = "Please call me back when you get home from work tonight."  # 57 < 60 characters
     assert texts(short, STREAMING_SPLIT) == [short]
     # A sentence with a clause mark is cut there, not at a phrase.
     assert texts("The little bakery near the station, they say, sells fresh bread daily.",

@@ -176,9 +176,14 @@ async def measure(quick: bool, reps: int, onnxruntime: str, engine: RawEngine,
                 return (await _stream(stub, plan.long_text)).total_s
 
         longs = [asyncio.ensure_future(long_client()) for _ in range(2)]
-        await asyncio.sleep(1.0)  # both long texts are under way
-        result["mixed_short_first"] = await _short_calls(server.address, plan.short_calls)
-        result["mixed_long_total_s"] = await asyncio.gather(*longs)
+        busy = service.Memory(server.process.pid)
+        with busy.sampling():
+            await asyncio.sleep(1.0)  # both long texts are under way
+            result["mixed_short_first"] = await _short_calls(server.address, plan.short_calls)
+            result["mixed_long_total_s"] = await asyncio.gather(*longs)
+        # Every engine at work: what the slow readers' memory is compared with, since an
+        # engine's working memory is given back after each run.
+        result["rss_busy_max_mb"] = max(busy.samples_mb, default=memory.read()[0])
 
         _LOGGER.info("scheduling: %d slow readers and a fast client", plan.slow_clients)
         rss_before = memory.read()[0]

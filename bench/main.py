@@ -13,6 +13,7 @@ import platform
 import re
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from tts_service import onnx_runtime
 from tts_service.normalize import normalize
 from tts_service.text import STREAMING_SPLIT, UNARY_SPLIT, SplitPolicy, split_pieces
 
-from . import languages, live, replicas, report, scheduling, service, texts
+from . import languages, live, machine, replicas, report, scheduling, service, texts
 from . import threads as thread_shapes
 from .protocols import measure_fronts, measure_protocols
 from .raw import RawEngine, raw_throughput
@@ -302,6 +303,50 @@ def _save(results: dict[str, Any], path: Path) -> None:
     path.write_text(json.dumps(results, indent=1), encoding="utf-8")
 
 
+# The sections of one run, in the order they run; --sections picks some of them.
+SECTIONS = ("runtimes", "startup", "threads", "latency", "live", "scheduling", "word_timings",
+            "load", "protocols", "replicas", "memory", "one_cpu", "phrase")
+
+
+async def run_sections(plan: Plan, sections: Sequence[str], results_path: Path
+                       ) -> dict[str, Any]:
+    """Only `sections`, into the results already saved (a full run's, when there is one)."""
+    results: dict[str, Any] = (json.loads(results_path.read_text(encoding="utf-8"))
+                               if results_path.exists() else {})
+    results.setdefault("partial", {})
+    for section in sections:
+        _log("section %s, %d repetition(s)", section, plan.reps)
+        started = time.monotonic()
+        results[section] = await _machine_section(plan, section)
+        results["partial"][section] = {
+            "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            "machine": _machine(), "duration_s": time.monotonic() - started}
+        _save(results, results_path)
+    return results
+
+
+async def _machine_section(plan: Plan, section: str) -> dict[str, Any]:
+    if section == "memory":
+        return await machine.measure_memory(plan.reps)
+    if section == "one_cpu":
+        return await machine.measure_one_cpu(plan.reps)
+    if section == "phrase":
+        return await machine.measure_phrase(max(plan.reps, 5), plan.onnxruntime)
+    if section == "scheduling":
+        info = onnx_runtime.activate(plan.onnxruntime, SHIM)
+        _log("raw engine on onnxruntime %s (%s)", info.version, info.name)
+        # Alone, the section measures its own baseline: the raw pool of 2x1, as the
+        # throughput table would (the best raw shape there).
+        pool = [RawEngine(MODEL_DIR, 1) for _ in range(2)]
+        rate, _ = raw_throughput(pool, texts.THROUGHPUT_TEXT, RAW_LOAD_REQUESTS)
+        del pool
+        result = await scheduling.measure(False, plan.reps, plan.onnxruntime,
+                                          RawEngine(MODEL_DIR, 2))
+        return {**result, "raw_best_throughput": rate}
+    raise ValueError(f"section {section!r} runs only in a whole run (--sections takes "
+                     "memory, one_cpu, phrase, scheduling)")
+
+
 async def run(plan: Plan, quick: bool, results_path: Path) -> dict[str, Any]:
     started = time.monotonic()
     results: dict[str, Any] = {
@@ -345,6 +390,11 @@ async def run(plan: Plan, quick: bool, results_path: Path) -> dict[str, Any]:
     _save(results, results_path)
     _log("replicas behind nginx: 1 against %d", max(replicas.REPLICA_COUNTS))
     results["replicas"] = await replicas.measure(plan.reps, plan.onnxruntime)
+    _save(results, results_path)
+    for section in ("memory", "one_cpu", "phrase"):
+        _log("section %s", section)
+        results[section] = await _machine_section(plan, section)
+        _save(results, results_path)
     results["duration_s"] = time.monotonic() - started
     _save(results, results_path)
     return results
@@ -366,12 +416,19 @@ def main(argv: list[str] | None = None) -> int:
                         help="where the raw numbers are saved as JSON")
     parser.add_argument("--report-only", action="store_true",
                         help="rewrite the report from --results without measuring")
+    parser.add_argument("--sections", nargs="+", choices=SECTIONS, metavar="SECTION",
+                        help="measure only these (memory, one_cpu, phrase, scheduling) into "
+                        "--results, and print their report; BENCHMARKS.md is left alone")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s",
                         stream=sys.stderr)
     if MODEL_DIR.joinpath("model.onnx").exists() is False:
         parser.error(f"no model in {MODEL_DIR}: run `make models` first")
 
+    if args.sections:
+        results = asyncio.run(run_sections(_plan(args), args.sections, args.results))
+        print("\n".join(report.sections(results, args.sections)))
+        return 0
     if args.report_only:
         results = json.loads(args.results.read_text(encoding="utf-8"))
     else:

@@ -29,6 +29,9 @@ from .raw import RawEngine
 
 _LOGGER = logging.getLogger("bench")
 SLOW_READING = 10.0  # slow readers take 10 s of wall time per second of audio
+# kokoro-onnx and the service's unary call take turns on the same sentence this many times at
+# least: each alone drifted by 10-15% between runs on the shared machine.
+LIBRARY_ROUNDS = 5
 
 
 @dataclass(frozen=True)
@@ -130,13 +133,12 @@ async def measure(quick: bool, reps: int, onnxruntime: str, engine: RawEngine,
                                 *server_options, solo=solo) as server:
         memory = service.Memory(server.process.pid)
         result["rss_idle_mb"] = memory.read()[0]
-        if library.available():
-            # In its own process while the server idles, just before the service's unary calls.
-            _LOGGER.info("scheduling: kokoro-onnx in-process on the short sentence")
-            result["library"] = library.run_child(MODEL_DIR, texts.ONE_SENTENCE, plan.reps)
-        else:
-            _LOGGER.info("kokoro-onnx not installed (pip install -e '.[bench]'): no comparison")
         async with _stub(server.address) as stub:
+            if library.available():
+                result["library"] = await _library_rounds(stub, max(plan.reps, LIBRARY_ROUNDS))
+            else:
+                _LOGGER.info("kokoro-onnx not installed (pip install -e '.[bench]'): no "
+                             "comparison")
             for rep in range(plan.reps):
                 _LOGGER.info("scheduling rep %d/%d: lone client", rep + 1, plan.reps)
                 # The raw 2-thread engine on the same sentence, with the server idle.
@@ -174,9 +176,14 @@ async def measure(quick: bool, reps: int, onnxruntime: str, engine: RawEngine,
                 return (await _stream(stub, plan.long_text)).total_s
 
         longs = [asyncio.ensure_future(long_client()) for _ in range(2)]
-        await asyncio.sleep(1.0)  # both long texts are under way
-        result["mixed_short_first"] = await _short_calls(server.address, plan.short_calls)
-        result["mixed_long_total_s"] = await asyncio.gather(*longs)
+        busy = service.Memory(server.process.pid)
+        with busy.sampling():
+            await asyncio.sleep(1.0)  # both long texts are under way
+            result["mixed_short_first"] = await _short_calls(server.address, plan.short_calls)
+            result["mixed_long_total_s"] = await asyncio.gather(*longs)
+        # Every engine at work: what the slow readers' memory is compared with, since an
+        # engine's working memory is given back after each run.
+        result["rss_busy_max_mb"] = max(busy.samples_mb, default=memory.read()[0])
 
         _LOGGER.info("scheduling: %d slow readers and a fast client", plan.slow_clients)
         rss_before = memory.read()[0]
@@ -200,6 +207,21 @@ async def measure(quick: bool, reps: int, onnxruntime: str, engine: RawEngine,
                                   4 * service.LOAD_REQUESTS_PER_CLIENT)
         result["four_clients_throughput"] = four.throughput
     return result
+
+
+async def _library_rounds(stub: tts_pb2_grpc.TextToSpeechServiceStub, rounds: int
+                          ) -> dict[str, Any]:
+    """kokoro-onnx in its own process (one synthesis after its warm-up) and the service's
+    unary call on the same sentence, taking turns while the server is otherwise idle."""
+    taken: dict[str, Any] = {"seconds": [], "rtf": [], "unary_s": []}
+    for turn in range(rounds):
+        _LOGGER.info("scheduling: kokoro-onnx against unary, round %d/%d", turn + 1, rounds)
+        run = library.run_child(MODEL_DIR, texts.ONE_SENTENCE, 1)
+        taken["seconds"] += run["seconds"]
+        taken["rtf"] += run["rtf"]
+        taken.update(version=run["version"], audio_s=run["audio_s"])
+        taken["unary_s"].append((await service.unary(stub, texts.ONE_SENTENCE)).total_s)
+    return taken
 
 
 async def _slow_reader(address: str, text: str) -> None:

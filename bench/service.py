@@ -17,7 +17,8 @@ import numpy as np
 from harness.servers import ServerProcess, start_server
 from tts_api.v1 import tts_pb2, tts_pb2_grpc
 from tts_client.client import CHANNEL_OPTIONS
-from tts_service.config import ServerConfig
+from tts_service.cpus import usable_cpus
+from tts_service.pool_shape import pool_shape
 
 VOICE = "af_bella"
 CALL_TIMEOUT_S = 600.0
@@ -86,9 +87,10 @@ def shape_name(engines: int, threads: int, solo: int = 0) -> str:
     return f"{engines}x{threads}" + (f"+solo{solo}" if solo else "")
 
 
-# The pool `make serve` starts: (engines, threads, solo engine threads).
-DEFAULT_SHAPE = (ServerConfig.engines, ServerConfig.engine_threads,
-                 ServerConfig.solo_engine_threads)
+# The pool `make serve` starts on this machine, by the rule for the CPUs it may use:
+# (engines, threads, solo engine threads).
+_DERIVED = pool_shape(usable_cpus())
+DEFAULT_SHAPE = (_DERIVED.engines, _DERIVED.engine_threads, _DERIVED.solo_engine_threads)
 
 
 @contextmanager

@@ -71,3 +71,59 @@ LONG_FIRST_SENTENCES: dict[str, str] = {
 
 # Requests of the concurrency runs: one short sentence, so that many of them fit in the time.
 THROUGHPUT_TEXT = "Please call me back when you get home from work tonight."
+
+# First sentences of 60 to 100 characters without a comma, each followed by a short one: the
+# texts a stream used to synthesize whole before any sound. Most open a phrase a third of the
+# way in; two do not (no opener a fifth to a half of the way in) and stay whole. 438 words.
+NO_COMMA_FIRST_SENTENCES: list[tuple[str, str]] = [
+    ("The little bakery near the station sells fresh bread every morning before seven.",
+     "It closes at noon."),
+    ("My grandmother kept a small shop at the corner of the market square.",
+     "Everyone in town knew her."),
+    ("The old lighthouse keeper walked down to the harbour every morning to watch the boats.",
+     "He never missed a day."),
+    ("The children stayed inside because the rain did not stop all afternoon long.",
+     "They played cards instead."),
+    ("We found a quiet table behind the big window and ordered two cups of tea.",
+     "The waiter was kind."),
+    ("The farmer drove his tractor across the muddy field while the dogs ran ahead.",
+     "It was hard work."),
+    ("A young fox was sleeping under the garden bench when we came home last night.",
+     "It ran away at once."),
+    ("The students waited outside the library until the doors finally opened at nine.",
+     "Some of them were cold."),
+    ("Our neighbours painted their fence bright blue during the long summer holidays.",
+     "It looks very cheerful."),
+    ("The museum keeps its oldest maps in a dark room behind the main staircase.",
+     "Visitors may see them on Sundays."),
+    ("She carried the heavy basket through the crowded market without saying a word.",
+     "Then she went home."),
+    ("The river flows slowly past the mill before it reaches the sea.",
+     "Fish swim in its clear water."),
+    ("He always reads the newspaper with a cup of coffee after breakfast.",
+     "Then he walks the dog."),
+    ("The small boat drifted along the coast until the wind picked up again.",
+     "The sailors were relieved."),
+    ("The teacher wrote the answers on the board while the class copied them down.",
+     "Nobody said a word."),
+    ("My brother keeps his bicycle in the shed behind our house near the old oak tree.",
+     "He rides it every day."),
+    ("The birds gathered on the roof before they flew south for the winter.",
+     "The garden felt empty."),
+    ("A tall man in a grey coat stood beside the gate for almost an hour.",
+     "Nobody knew his name."),
+    ("The soup tasted much better after it had simmered for most of the afternoon.",
+     "We ate it with bread."),
+    ("We walked for miles along the beach without meeting a single person.",
+     "The sea was calm."),
+    ("The band played their new songs in the park while people danced on the grass.",
+     "It was a warm evening."),
+    ("The doctor listened to my heart before she wrote a short note for the pharmacy.",
+     "I felt better soon."),
+    ("Snow had fallen over the hills during the night and covered every road.",
+     "The buses did not run."),
+    ("The baker pulled the warm loaves from the oven just as the sun came up.",
+     "The shop smelled wonderful."),
+]
+# How many of them (cut at a phrase) the first-audio comparison times in each repetition.
+NO_COMMA_TIMED = 6

@@ -15,11 +15,25 @@
  * sherpa-onnx has no such option, and threads that busy-wait between operators steal the cores
  * of the other engines when a pool is oversubscribed.
  *
+ * Optionally (ort_shim_share_initializer), the same two are wrapped to share the model's
+ * weights between sessions: every registered initializer is added to the session options
+ * (AddInitializer: onnxruntime uses the caller's buffer instead of its own copy), and the
+ * session is created with one process-wide pre-packed weights container, so the packed copies
+ * that kernels such as MatMulInteger make of those weights exist once too (onnxruntime caches
+ * pre-packed buffers of shared initializers only). The buffers belong to the caller and must
+ * outlive every session. Turning pre-packing off instead would save the packed copy (30 MB)
+ * but changes the audio slightly: the unpacked integer kernels round differently.
+ *
+ * Optionally (ort_shim_shrink_arenas), each session's CPU memory arena hands its free regions
+ * back after every run ("memory.enable_memory_arena_shrinkage"), so a long sentence does not
+ * leave its largest allocations behind for the life of the engine.
+ *
  * The shim knows no paths and opens nothing. tts_service/onnx_runtime.py loads and checks the
  * real library first, hands us its OrtGetApiBase, and only then imports sherpa_onnx. Any lookup
  * that can fail therefore fails in Python, where falling back to the bundled runtime is still
  * possible; once this file is loaded under the soname libonnxruntime.so there is no going back.
  */
+#include <malloc.h>
 #include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -48,13 +62,24 @@ enum {
   SLOT_CREATE_SESSION = 7,
   SLOT_CREATE_SESSION_FROM_ARRAY = 8,
   SLOT_RUN = 9,
+  SLOT_CREATE_RUN_OPTIONS = 39,
+  SLOT_CREATE_TENSOR_WITH_DATA_AS_ORT_VALUE = 49,
   SLOT_GET_TENSOR_MUTABLE_DATA = 51,
   SLOT_GET_TENSOR_ELEMENT_TYPE = 60,
   SLOT_GET_TENSOR_SHAPE_ELEMENT_COUNT = 64,
   SLOT_GET_TENSOR_TYPE_AND_SHAPE = 65,
+  SLOT_CREATE_CPU_MEMORY_INFO = 69,
   SLOT_RELEASE_STATUS = 93,
   SLOT_RELEASE_TENSOR_TYPE_AND_SHAPE_INFO = 99,
   SLOT_ADD_SESSION_CONFIG_ENTRY = 130,
+  /* onnxruntime_c_api.cc asserts the ends of versions 5 and 8: SetGlobalSpinControl is 149
+     (AddInitializer follows it) and CreateSessionFromArrayWithPrepackedWeightsContainer 169
+     (the header declares the rest of version 8 just before it). */
+  SLOT_ADD_INITIALIZER = 150,
+  SLOT_ADD_RUN_CONFIG_ENTRY = 165,
+  SLOT_CREATE_PREPACKED_WEIGHTS_CONTAINER = 166,
+  SLOT_CREATE_SESSION_WITH_PREPACKED_WEIGHTS_CONTAINER = 168,
+  SLOT_CREATE_SESSION_FROM_ARRAY_WITH_PREPACKED_WEIGHTS_CONTAINER = 169,
   /* Slots copied from the real table: every function of C API versions 1 to 24. The real
      library (>= 1.28.2, checked in Python) has at least these; sherpa-onnx 1.13.8 uses only
      long-standing functions. A call to any later slot aborts with a message (missing_slot). */
@@ -81,11 +106,51 @@ typedef OrtStatus *(*get_tensor_shape_element_count_fn)(const OrtTensorTypeAndSh
 typedef void (*release_status_fn)(OrtStatus *);
 typedef void (*release_tensor_type_and_shape_info_fn)(OrtTensorTypeAndShapeInfo *);
 
+typedef struct OrtMemoryInfo OrtMemoryInfo;
+typedef struct OrtPrepackedWeightsContainer OrtPrepackedWeightsContainer;
+typedef OrtStatus *(*create_cpu_memory_info_fn)(int allocator_type, int mem_type,
+                                                OrtMemoryInfo **);
+typedef OrtStatus *(*create_tensor_with_data_fn)(const OrtMemoryInfo *, void *data,
+                                                 size_t data_length, const int64_t *shape,
+                                                 size_t shape_length, int element_type,
+                                                 OrtValue **);
+typedef OrtStatus *(*add_initializer_fn)(OrtSessionOptions *, const char *name,
+                                         const OrtValue *);
+typedef OrtStatus *(*create_prepacked_weights_container_fn)(OrtPrepackedWeightsContainer **);
+typedef OrtStatus *(*create_session_with_container_fn)(const OrtEnv *, const void *model_path,
+                                                       const OrtSessionOptions *,
+                                                       OrtPrepackedWeightsContainer *,
+                                                       OrtSession **);
+typedef OrtStatus *(*create_session_from_array_with_container_fn)(
+    const OrtEnv *, const void *model_data, size_t model_data_length, const OrtSessionOptions *,
+    OrtPrepackedWeightsContainer *, OrtSession **);
+typedef OrtStatus *(*create_run_options_fn)(OrtRunOptions **);
+typedef OrtStatus *(*add_run_config_entry_fn)(OrtRunOptions *, const char *key,
+                                              const char *value);
+
 #define ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64 7
 /* Kokoro takes at most 510 tokens plus the two 0 pads sherpa-onnx adds. */
 #define MAX_RECORDED_TOKENS 512
 #define TOKENS_INPUT "tokens"
 #define DURATIONS_OUTPUT "durations" /* added by models/assemble.py */
+/* OrtAllocatorType and OrtMemType of a plain CPU buffer. */
+#define ORT_DEVICE_ALLOCATOR 0
+#define ORT_MEM_TYPE_DEFAULT 0
+#define MAX_SHARED_DIMS 8
+#define ARENA_SHRINKAGE_KEY "memory.enable_memory_arena_shrinkage"
+#define CPU_ARENA "cpu:0"
+
+/* A weight every session shares: the caller's buffer, and the OrtValue made of it once the
+   real API is known (at the first session). */
+typedef struct {
+  char *name;
+  void *data;
+  size_t data_length;
+  int64_t dims[MAX_SHARED_DIMS];
+  size_t dim_count;
+  int element_type;
+  OrtValue *value;
+} shared_initializer;
 
 static ort_get_api_base_fn target;
 static int spinning_disabled;
@@ -96,6 +161,16 @@ static void *api_copy[TABLE_SLOTS];
 static OrtApiBase shim_base;
 static pthread_once_t base_once = PTHREAD_ONCE_INIT;
 static pthread_mutex_t api_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Registered before sherpa_onnx is imported (so never written while sessions are created); the
+   values and the container are made under shared_lock by the first session that needs them. */
+static shared_initializer *shared;
+static size_t shared_count;
+static OrtPrepackedWeightsContainer *weights_container;
+static int sharing_sessions;
+static pthread_mutex_t shared_lock = PTHREAD_MUTEX_INITIALIZER;
+static int arenas_shrunk;
+static OrtRunOptions *shrinking_run_options; /* made once, for runs that come without options */
 
 /* One run's record, per thread: sherpa-onnx calls Run and then the per-sentence callback from
    the same thread, so the callback reads exactly the run that made its audio. */
@@ -109,6 +184,15 @@ int ort_shim_set_target(ort_get_api_base_fn fn);
 int ort_shim_disable_spinning(void);
 /* How many sessions were created with spinning turned off. */
 int ort_shim_quiet_sessions(void);
+/* Registers a weight (initializer `name`, whose bytes stay at `data` for the life of the
+   process) for every session created afterwards to share; returns 0, or -1 if it cannot be
+   kept. Must be called before the first OrtGetApiBase. */
+int ort_shim_share_initializer(const char *name, void *data, size_t data_length,
+                               const int64_t *dims, size_t dim_count, int element_type);
+/* How many sessions were created sharing the registered weights. */
+int ort_shim_sharing_sessions(void);
+/* Must be called before the first OrtGetApiBase; returns 0. */
+int ort_shim_shrink_arenas(void);
 const OrtApiBase *OrtGetApiBase(void);
 int64_t ort_shim_last_run(int64_t *tokens, int64_t *durations, int64_t capacity);
 
@@ -127,6 +211,47 @@ int ort_shim_disable_spinning(void) {
 }
 
 int ort_shim_quiet_sessions(void) { return __atomic_load_n(&quiet_sessions, __ATOMIC_RELAXED); }
+
+int ort_shim_share_initializer(const char *name, void *data, size_t data_length,
+                               const int64_t *dims, size_t dim_count, int element_type) {
+  if (name == NULL || data == NULL || dim_count > MAX_SHARED_DIMS) {
+    return -1;
+  }
+  shared_initializer *grown = realloc(shared, (shared_count + 1) * sizeof(*shared));
+  if (grown == NULL) {
+    return -1;
+  }
+  shared = grown;
+  shared_initializer *entry = &shared[shared_count];
+  memset(entry, 0, sizeof(*entry));
+  entry->name = strdup(name);
+  if (entry->name == NULL) {
+    return -1;
+  }
+  entry->data = data;
+  entry->data_length = data_length;
+  memcpy(entry->dims, dims, dim_count * sizeof(int64_t));
+  entry->dim_count = dim_count;
+  entry->element_type = element_type;
+  shared_count += 1;
+  return 0;
+}
+
+int ort_shim_sharing_sessions(void) {
+  return __atomic_load_n(&sharing_sessions, __ATOMIC_RELAXED);
+}
+
+int ort_shim_shrink_arenas(void) {
+  arenas_shrunk = 1;
+#ifdef M_MMAP_THRESHOLD
+  /* A shrinking arena hands its regions (1 MiB and up) to free(). glibc keeps a freed block
+     below its mmap threshold in the heap, resident, and raises that threshold up to 32 MiB as
+     large blocks come and go; fixed at 1 MiB, every region is a mapping of its own that free()
+     gives back to the system. */
+  mallopt(M_MMAP_THRESHOLD, 1 << 20);
+#endif
+  return 0;
+}
 
 static void missing_slot(void) {
   fputs("ort_shim: sherpa-onnx called an onnxruntime C API function beyond the slots the shim "
@@ -180,6 +305,28 @@ static int find_name(const char *const *names, size_t count, const char *name) {
   return -1;
 }
 
+/* Points *run_options at options that ask the session to hand its arena's free regions back
+   when the run ends: sherpa-onnx's own (a fresh object per run, to which the entry is added),
+   or, when it passes none, one shared object made on the first run. */
+static OrtStatus *shrinking_options(const OrtRunOptions **run_options) {
+  if (*run_options != NULL) {
+    return ((add_run_config_entry_fn)real_api[SLOT_ADD_RUN_CONFIG_ENTRY])(
+        (OrtRunOptions *)*run_options, ARENA_SHRINKAGE_KEY, CPU_ARENA);
+  }
+  OrtStatus *status = NULL;
+  pthread_mutex_lock(&shared_lock);
+  if (shrinking_run_options == NULL) {
+    status = ((create_run_options_fn)real_api[SLOT_CREATE_RUN_OPTIONS])(&shrinking_run_options);
+    if (status == NULL) {
+      status = ((add_run_config_entry_fn)real_api[SLOT_ADD_RUN_CONFIG_ENTRY])(
+          shrinking_run_options, ARENA_SHRINKAGE_KEY, CPU_ARENA);
+    }
+  }
+  pthread_mutex_unlock(&shared_lock);
+  *run_options = shrinking_run_options;
+  return status;
+}
+
 /* Runs the model exactly as asked, then keeps a copy of the token ids and the durations. The
    durations are a graph output of the assembled model, and sherpa-onnx asks the session for all
    its outputs (it keeps only the audio), so nothing is added to the call: the outputs go back
@@ -189,6 +336,12 @@ static OrtStatus *wrapped_run(OrtSession *session, const OrtRunOptions *run_opti
                               size_t input_len, const char *const *output_names,
                               size_t output_names_len, OrtValue **outputs) {
   recorded_count = -1;
+  if (arenas_shrunk) {
+    OrtStatus *problem = shrinking_options(&run_options);
+    if (problem != NULL) {
+      return problem;
+    }
+  }
   OrtStatus *status = ((run_fn)real_api[SLOT_RUN])(session, run_options, input_names, inputs,
                                                    input_len, output_names, output_names_len,
                                                    outputs);
@@ -209,33 +362,89 @@ static OrtStatus *wrapped_run(OrtSession *session, const OrtRunOptions *run_opti
   return NULL;
 }
 
-static OrtStatus *no_spinning(const OrtSessionOptions *options) {
-  /* The options are sherpa-onnx's own, non-const object; adding an entry is what its caller
-     would have done had it had the option. */
+static OrtStatus *no_spinning(OrtSessionOptions *options) {
   OrtStatus *status = ((add_session_config_entry_fn)real_api[SLOT_ADD_SESSION_CONFIG_ENTRY])(
-      (OrtSessionOptions *)options, "session.intra_op.allow_spinning", "0");
+      options, "session.intra_op.allow_spinning", "0");
   if (status == NULL) {
     __atomic_add_fetch(&quiet_sessions, 1, __ATOMIC_RELAXED);
   }
   return status;
 }
 
-static OrtStatus *quiet_create_session(const OrtEnv *env, const void *model_path,
-                                       const OrtSessionOptions *options, OrtSession **out) {
-  OrtStatus *status = no_spinning(options);
+/* Makes the OrtValues of the registered weights and the container, once; under shared_lock. */
+static OrtStatus *make_shared_values(void) {
+  if (weights_container != NULL) {
+    return NULL;
+  }
+  OrtMemoryInfo *cpu = NULL;
+  OrtStatus *status = ((create_cpu_memory_info_fn)real_api[SLOT_CREATE_CPU_MEMORY_INFO])(
+      ORT_DEVICE_ALLOCATOR, ORT_MEM_TYPE_DEFAULT, &cpu);
+  /* The memory info and the values live as long as the process, like the buffers they wrap. */
+  for (size_t i = 0; status == NULL && i < shared_count; ++i) {
+    if (shared[i].value == NULL) {
+      status = ((create_tensor_with_data_fn)real_api[SLOT_CREATE_TENSOR_WITH_DATA_AS_ORT_VALUE])(
+          cpu, shared[i].data, shared[i].data_length, shared[i].dims, shared[i].dim_count,
+          shared[i].element_type, &shared[i].value);
+    }
+  }
+  if (status == NULL) {
+    status = ((create_prepacked_weights_container_fn)
+                  real_api[SLOT_CREATE_PREPACKED_WEIGHTS_CONTAINER])(&weights_container);
+  }
+  return status;
+}
+
+static OrtStatus *share_weights(OrtSessionOptions *options) {
+  pthread_mutex_lock(&shared_lock);
+  OrtStatus *status = make_shared_values();
+  pthread_mutex_unlock(&shared_lock);
+  for (size_t i = 0; status == NULL && i < shared_count; ++i) {
+    status = ((add_initializer_fn)real_api[SLOT_ADD_INITIALIZER])(options, shared[i].name,
+                                                                  shared[i].value);
+  }
+  if (status == NULL) {
+    __atomic_add_fetch(&sharing_sessions, 1, __ATOMIC_RELAXED);
+  }
+  return status;
+}
+
+/* Adds to sherpa-onnx's session options what it has no option for. The options are its own,
+   non-const object: adding entries is what its caller would have done had it had the option. */
+static OrtStatus *configure_session(const OrtSessionOptions *options) {
+  OrtSessionOptions *writable = (OrtSessionOptions *)options;
+  OrtStatus *status = spinning_disabled ? no_spinning(writable) : NULL;
+  if (status == NULL && shared_count > 0) {
+    status = share_weights(writable);
+  }
+  return status;
+}
+
+static OrtStatus *wrapped_create_session(const OrtEnv *env, const void *model_path,
+                                         const OrtSessionOptions *options, OrtSession **out) {
+  OrtStatus *status = configure_session(options);
   if (status != NULL) {
     return status;
+  }
+  if (shared_count > 0) {
+    return ((create_session_with_container_fn)
+                real_api[SLOT_CREATE_SESSION_WITH_PREPACKED_WEIGHTS_CONTAINER])(
+        env, model_path, options, weights_container, out);
   }
   return ((create_session_fn)real_api[SLOT_CREATE_SESSION])(env, model_path, options, out);
 }
 
-static OrtStatus *quiet_create_session_from_array(const OrtEnv *env, const void *model_data,
-                                                  size_t model_data_length,
-                                                  const OrtSessionOptions *options,
-                                                  OrtSession **out) {
-  OrtStatus *status = no_spinning(options);
+static OrtStatus *wrapped_create_session_from_array(const OrtEnv *env, const void *model_data,
+                                                    size_t model_data_length,
+                                                    const OrtSessionOptions *options,
+                                                    OrtSession **out) {
+  OrtStatus *status = configure_session(options);
   if (status != NULL) {
     return status;
+  }
+  if (shared_count > 0) {
+    return ((create_session_from_array_with_container_fn)
+                real_api[SLOT_CREATE_SESSION_FROM_ARRAY_WITH_PREPACKED_WEIGHTS_CONTAINER])(
+        env, model_data, model_data_length, options, weights_container, out);
   }
   return ((create_session_from_array_fn)real_api[SLOT_CREATE_SESSION_FROM_ARRAY])(
       env, model_data, model_data_length, options, out);
@@ -244,9 +453,9 @@ static OrtStatus *quiet_create_session_from_array(const OrtEnv *env, const void 
 /* The one place where entries of the table are replaced. */
 static void install_wrappers(void) {
   api_copy[SLOT_RUN] = (void *)wrapped_run;
-  if (spinning_disabled) {
-    api_copy[SLOT_CREATE_SESSION] = (void *)quiet_create_session;
-    api_copy[SLOT_CREATE_SESSION_FROM_ARRAY] = (void *)quiet_create_session_from_array;
+  if (spinning_disabled || shared_count > 0) {
+    api_copy[SLOT_CREATE_SESSION] = (void *)wrapped_create_session;
+    api_copy[SLOT_CREATE_SESSION_FROM_ARRAY] = (void *)wrapped_create_session_from_array;
   }
 }
 

@@ -24,8 +24,10 @@ def test_defaults_are_the_documented_ones(monkeypatch: pytest.MonkeyPatch) -> No
         monkeypatch.delenv(name)
     config = parse_config([])
     assert config == ServerConfig()
-    assert (config.host, config.port, config.engines, config.engine_threads) == \
-        ("127.0.0.1", 50051, 2, 1)
+    assert (config.host, config.port) == ("127.0.0.1", 50051)
+    # The pool follows the CPUs unless set (tts_service/pool_shape.py).
+    assert (config.engines, config.engine_threads, config.solo_engine_threads) == \
+        (None, None, None)
     assert config.model_dir == DEFAULT_MODEL_DIR
     assert config.onnxruntime == "auto"
     assert config.onnxruntime_shim == DEFAULT_SHIM_PATH

@@ -11,8 +11,6 @@ from harness.docs import TABLES, refreshed
 from harness.servers import REPO
 
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
-# Pages that come with their features: languages, pool sizing, the Wyoming and WebSocket fronts.
-COMING = {"docs/pool.md"}
 _LINK = re.compile(r"\]\(([^)\s]+)\)")
 
 
@@ -48,9 +46,6 @@ def broken_links(page: Path) -> list[str]:
             continue  # another site
         path, _, anchor = target.partition("#")
         linked = (page.parent / path).resolve() if path else page
-        name = str(linked.relative_to(REPO)) if linked.is_relative_to(REPO) else str(linked)
-        if name in COMING:
-            continue
         if not linked.exists():
             broken.append(f"{target}: no such file")
         elif anchor and linked.suffix == ".md" and anchor not in _anchors(linked):

@@ -1,4 +1,5 @@
-"""Both onnxruntime choices speak the same words; the fallbacks behave as documented."""
+"""Both onnxruntime choices speak the same words; the fallbacks behave as documented; the
+shim's memory savings (shared weights, shrinking arenas, twin engines) keep the audio."""
 
 from __future__ import annotations
 
@@ -108,6 +109,76 @@ _RECORD = textwrap.dedent(
                        "identical": bool(np.array_equal(ours, shortened)),
                        "shortened_by": len(whole) - len(shortened)})
     print(json.dumps({"checks": checks, "quiet_sessions": onnx_runtime.quiet_sessions()}))
+    """
+)
+
+
+# Loads a 1-thread and a 2-thread engine (two sessions, as the pool and the solo engine are),
+# then speaks a long text on the first, with the shim's memory options as asked; reports the
+# resident memory each step added (VmRSS: what the targets in BENCHMARKS.md count).
+_MEMORY = textwrap.dedent(
+    """
+    import json, sys
+    from pathlib import Path
+    import numpy as np
+    from tts_service import onnx_runtime
+    shim, model_dir, out, text, options = sys.argv[1:6]
+    def rss_mb():
+        with open("/proc/self/status") as status:
+            line = next(line for line in status if line.startswith("VmRSS"))
+        return int(line.split()[1]) / 1024
+    onnx_runtime.activate("pypi", Path(shim))
+    from tts_service.engine import ModelFiles, load_offline_tts
+    files = ModelFiles(Path(model_dir))
+    shared = onnx_runtime.share_weights(files.model) if "share" in options else 0
+    shrinking = onnx_runtime.shrink_arenas() if "shrink" in options else False
+    before = rss_mb()
+    first = load_offline_tts(files, num_threads=1)
+    first.generate("Ready.", sid=2, speed=1.0)
+    loaded_first = rss_mb()
+    second = load_offline_tts(files, num_threads=2)
+    onnx_runtime.release_packed_weights()  # what is still read comes back from the file
+    second.generate("Ready.", sid=2, speed=1.0)
+    loaded_second = rss_mb()
+    samples = [np.asarray(first.generate(text, sid=2, speed=1.0).samples, dtype=np.float32),
+               np.asarray(second.generate("Thank you.", sid=2, speed=1.0).samples,
+                          dtype=np.float32)]
+    np.concatenate(samples).tofile(out)
+    print(json.dumps({"shared": shared, "shrinking": shrinking,
+                      "sharing_sessions": onnx_runtime.sharing_sessions(),
+                      "first_mb": loaded_first - before, "second_mb": loaded_second - loaded_first,
+                      "long_text_mb": rss_mb() - loaded_second}))
+    """
+)
+
+# Twin engines speak different texts at once, each on its own thread, as a pool does.
+_TWINS = textwrap.dedent(
+    """
+    import json, sys, threading
+    from pathlib import Path
+    import numpy as np
+    from tts_service import onnx_runtime
+    shim, model_dir, texts = sys.argv[1:4]
+    onnx_runtime.activate("pypi", Path(shim))
+    from tts_service.engine import KokoroEngine, ModelFiles
+    engine = KokoroEngine(ModelFiles(Path(model_dir)), num_threads=1)
+    texts = json.loads(texts)
+    def speak(engine, text):
+        chunks = []
+        engine.generate(text, 2, 1.0, lambda samples: chunks.append(samples.copy()) or True)
+        return np.concatenate(chunks)
+    alone = [speak(engine, text) for text in texts]
+    twins = [engine, *(engine.twin() for _ in texts[1:])]
+    together = [None] * len(texts)
+    def run(i):
+        together[i] = speak(twins[i], texts[i])
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(texts))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    print(json.dumps({"same": [bool(np.array_equal(a, b)) for a, b in zip(alone, together)],
+                      "lengths": [len(a) for a in alone]}))
     """
 )
 
@@ -320,3 +391,48 @@ def test_shim_records_durations_and_our_pause_shortening_is_sherpa_onnxs(
         assert check["recorded"] and check["frames_match"] and check["identical"], check
     assert any(check["shortened_by"] > 0 for check in checks)  # pauses were really cut
     assert int(cast(int, result["quiet_sessions"])) == 2  # one per OfflineTts: spinning off too
+
+
+@pytest.mark.model
+def test_sessions_sharing_the_weights_hold_them_once_and_speak_alike(
+        shim: Path, model_dir: Path, tmp_path: Path) -> None:
+    runs = {}
+    for options in ("none", "share"):
+        out = tmp_path / f"{options}.f32"
+        result = _python(_MEMORY, str(shim), str(model_dir), str(out), SENTENCES[0], options)
+        runs[options] = (result, np.fromfile(out, dtype=np.float32))
+    alone, shared = runs["none"][0], runs["share"][0]
+    print(f"\nsecond session: {alone['second_mb']:.0f} MB alone, "
+          f"{shared['second_mb']:.0f} MB sharing {shared['shared']} weights")
+    assert int(alone["sharing_sessions"]) == 0
+    assert int(shared["sharing_sessions"]) == 2
+    assert int(shared["shared"]) > 400  # the model's 476 weights of 1 KiB or more
+    # A session holds about 106 MB of weights on its own, about 18 MB when they are shared.
+    assert float(shared["second_mb"]) < float(alone["second_mb"]) - 50
+    assert np.array_equal(runs["none"][1], runs["share"][1])
+
+
+@pytest.mark.model
+def test_shrinking_arenas_give_back_a_long_texts_memory(shim: Path, model_dir: Path,
+                                                        tmp_path: Path) -> None:
+    text = " ".join(SENTENCES * 4)
+    runs = {}
+    for options in ("none", "shrink"):
+        out = tmp_path / f"{options}.f32"
+        result = _python(_MEMORY, str(shim), str(model_dir), str(out), text, options)
+        runs[options] = (result, np.fromfile(out, dtype=np.float32))
+    kept, shrunk = runs["none"][0], runs["shrink"][0]
+    print(f"\nafter the long text: {kept['long_text_mb']:.0f} MB kept, "
+          f"{shrunk['long_text_mb']:.0f} MB with shrinking arenas")
+    assert shrunk["shrinking"] and not kept["shrinking"]
+    assert float(shrunk["long_text_mb"]) < 40
+    assert float(kept["long_text_mb"]) > float(shrunk["long_text_mb"]) + 40
+    assert np.array_equal(runs["none"][1], runs["shrink"][1])
+
+
+@pytest.mark.model
+def test_twin_engines_speak_at_once_as_each_would_alone(shim: Path, model_dir: Path) -> None:
+    texts = [*SENTENCES, "I have 3 apples and $5.50 from gRPC."]  # espeak-ng words too
+    result = _python(_TWINS, str(shim), str(model_dir), json.dumps(texts))
+    assert all(int(length) > SAMPLE_RATE_HZ for length in result["lengths"])
+    assert result["same"] == [True] * len(texts)

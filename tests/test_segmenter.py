@@ -155,6 +155,37 @@ def test_any_text_cut_anywhere_gives_the_whole_text_pieces(words: list[str], cut
     assert pieces == split_pieces(text, segmenter.policy)
 
 
+# A first sentence with no clause mark, from words that open phrases or stand beside them (a
+# number, a name, an abbreviation, a bracket), so that about a third of the examples are cut
+# at a phrase; then sentences of any kind.
+@settings(max_examples=300, deadline=None)
+@given(first=st.lists(st.sampled_from(
+    ["the", "old", "keeper", "walked", "slowly", "near", "to", "before", "while", "with", "a",
+     "Avon", "harbour", "3", "Dr.", "Mr.", "(because", "it)"]), min_size=6, max_size=30),
+    rest=st.lists(st.sampled_from(["word", "text,", "end.", "near", "the", "why?", "\n"]),
+                  max_size=12),
+    cuts=st.lists(st.integers(min_value=0), max_size=20))
+def test_a_first_sentence_cut_at_a_phrase_is_cut_alike_when_it_comes_in_pieces(
+        first: list[str], rest: list[str], cuts: list[int]) -> None:
+    text = " ".join(first) + ". " + " ".join(rest)
+    positions = sorted({cut % (len(text) + 1) for cut in cuts})
+    segmenter = Segmenter(STREAMING_SPLIT)
+    pieces: list[Piece] = []
+    for start, end in zip([0, *positions], [*positions, len(text)], strict=True):
+        pieces += segmenter.feed(text[start:end], 0.0)
+    pieces += segmenter.flush()
+    assert pieces == split_pieces(text, STREAMING_SPLIT)
+
+
+def test_a_first_sentence_without_clauses_waits_for_its_end_then_comes_at_its_phrase() -> None:
+    segmenter = Segmenter(STREAMING_SPLIT)
+    sentence = "The little bakery near the station sells fresh bread every morning."
+    assert segmenter.feed(sentence[:40], 0.0) == []
+    assert segmenter.feed(sentence[40:], 0.0) == []  # its end is not certain yet
+    assert texts(segmenter.feed(" It", 0.0)) == [
+        "The little bakery", "near the station sells fresh bread every morning."]
+
+
 def test_flush_does_not_cut_a_second_first_clause_from_the_rest() -> None:
     # Found by the property test above: the first clause was handed out while the sentence
     # was being written, and the flush cut its rest at the next comma as if it were first.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
 from importlib.metadata import version
 from pathlib import Path
 
@@ -14,9 +15,11 @@ import soundfile
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from harness import whisper
-from harness.servers import ServerProcess
+from harness.servers import ServerProcess, start_server
 from harness.speech import pcm16_to_float, transcribe, word_error_rate
 from tts_api.v1 import tts_pb2, tts_pb2_grpc
+from tts_service.cpus import usable_cpus
+from tts_service.pool_shape import pool_shape
 
 pytestmark = pytest.mark.model
 
@@ -129,8 +132,50 @@ async def test_server_info_reports_engine_and_limits(
     assert info.onnxruntime == "pypi"
     assert info.onnxruntime_version == version("onnxruntime")
     assert info.max_text_chars == 5000
-    # The default pool: two single-thread engines and a solo engine of two threads.
-    assert (info.engines, info.threads_per_engine, info.solo_engine_threads) == (2, 1, 2)
+    # The default pool follows the CPUs: on 2, two single-thread engines and a solo engine of
+    # two threads.
+    shape = pool_shape(usable_cpus())
+    assert (info.engines, info.threads_per_engine, info.solo_engine_threads) == \
+        (shape.engines, shape.engine_threads, shape.solo_engine_threads)
+    assert (info.usable_cpus, info.pool_from_cpus) == (shape.cpus.count, True)
+
+
+def test_on_one_cpu_the_server_starts_one_single_thread_engine_and_no_solo_engine() -> None:
+    """Under `taskset -c 0` no engine thread may wait for another's core."""
+    everywhere = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(everywhere)})  # the server inherits this thread's mask
+    try:
+        server = start_server()
+    finally:
+        os.sched_setaffinity(0, everywhere)
+    try:
+        assert os.sched_getaffinity(server.process.pid) == {min(everywhere)}
+        serving = next(line for line in server.log if "serving tts_api" in line)
+        assert "(1 engine of 1 thread, no solo engine; derived from 1 usable CPU " in serving
+        info = _server_info(server.address)
+        assert (info.engines, info.threads_per_engine, info.solo_engine_threads) == (1, 1, 0)
+        assert (info.usable_cpus, info.pool_from_cpus) == (1, True)
+    finally:
+        assert server.stop() == 0, "".join(server.log)
+
+
+def test_an_explicit_setting_wins_over_the_cpus() -> None:
+    server = start_server("--solo-engine-threads", "0")
+    try:
+        info = _server_info(server.address)
+        assert info.solo_engine_threads == 0
+        assert info.engines == pool_shape(usable_cpus()).engines
+        assert not info.pool_from_cpus
+    finally:
+        assert server.stop() == 0, "".join(server.log)
+
+
+def _server_info(address: str) -> tts_pb2.GetServerInfoResponse:
+    with grpc.insecure_channel(address) as channel:
+        stub = tts_pb2_grpc.TextToSpeechServiceStub(channel)
+        response: tts_pb2.GetServerInfoResponse = stub.GetServerInfo(
+            tts_pb2.GetServerInfoRequest(), timeout=10)
+        return response
 
 
 def test_default_server_really_runs_on_the_newer_onnxruntime(server: ServerProcess) -> None:

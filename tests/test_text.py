@@ -105,3 +105,54 @@ def test_build_spec_splits_streams_finely_and_unary_calls_in_sentences() -> None
 
     assert spec_pieces(streaming=True) == texts(STORM, STREAMING_SPLIT)
     assert spec_pieces(streaming=False) == texts(STORM, UNARY_SPLIT)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    # Before a preposition, a third of the way in or as near as the words allow.
+    ("The little bakery near the station sells fresh bread every morning before seven. "
+     "It opens at six.",
+     ["The little bakery", "near the station sells fresh bread every morning before seven.",
+      "It opens at six."]),
+    ("My grandmother kept a small shop at the corner of the market square.",
+     ["My grandmother kept a small shop", "at the corner of the market square."]),
+    # "to" opens a phrase before a determiner only, not before a verb.
+    ("The old lighthouse keeper walked down to the harbour every morning to watch the boats.",
+     ["The old lighthouse keeper walked down",
+      "to the harbour every morning to watch the boats."]),
+    # A subordinating conjunction.
+    ("The children stayed inside because the rain did not stop all afternoon long.",
+     ["The children stayed inside", "because the rain did not stop all afternoon long."]),
+])
+def test_a_first_sentence_without_clauses_is_cut_where_a_phrase_opens(
+        text: str, expected: list[str]) -> None:
+    assert texts(text, STREAMING_SPLIT) == expected
+
+
+@pytest.mark.parametrize("text", [
+    # Only the first piece of a stream: a second sentence stays whole.
+    "Yes. The little bakery near the station sells fresh bread every morning before seven.",
+    # No opener between a fifth and a half of the way in.
+    "Every morning she opened the shutters before the sun came up.",
+    # Never inside a name, or beside a number or an abbreviation.
+    "We drove from Stratford upon Avon back home through the quiet villages of the north.",
+    "The train leaves platform 9 at 10 in the morning from the old station downtown.",
+    "Prices rose approx. in every single month of that long and very difficult year.",
+    # Never inside quotes or brackets.
+    'She said "the old house by the river" was sold for a very good price last week.',
+    # Never a fragment of one or two words on either side.
+    "Thunderstorms everywhere near the coast made the long journey home very slow indeed.",
+])
+def test_no_phrase_cut_where_it_would_hurt(text: str) -> None:
+    first = split_pieces(text, STREAMING_SPLIT)[0].text
+    assert first == split_pieces(text, UNARY_SPLIT)[0].text
+
+
+def test_the_phrase_cut_is_for_streams_and_long_enough_sentences_only() -> None:
+    sentence = "The little bakery near the station sells fresh bread every morning."
+    assert texts(sentence, UNARY_SPLIT) == [sentence]
+    assert texts(sentence, SplitPolicy(first_clause_chars=12)) == [sentence]  # no phrase cut
+    short = "Please call me back when you get home from work tonight."  # 57 < 60 characters
+    assert texts(short, STREAMING_SPLIT) == [short]
+    # A sentence with a clause mark is cut there, not at a phrase.
+    assert texts("The little bakery near the station, they say, sells fresh bread daily.",
+                 STREAMING_SPLIT)[0] == "The little bakery near the station,"

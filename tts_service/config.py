@@ -171,20 +171,19 @@ class ServerConfig:
     model_dir: Path = setting(
         DEFAULT_MODEL_DIR, "--model-dir", FilePath(),
         "the assembled Kokoro model (make models)")
-    # The default pool comes from BENCHMARKS.md ("Default pool shape"): two single-threaded
-    # engines make the most audio per second once two or more people call at once.
-    engines: int = setting(
-        2, "--engines", WholeNumber(1),
+    # The pool: unset follows the rule in tts_service/pool_shape.py for the CPUs the process
+    # may use; a value given wins over the rule (docs/pool.md).
+    engines: int | None = setting(
+        None, "--engines", WholeNumber(1),
         "engine instances in the pool = pieces (about a sentence each) synthesized at once; "
-        "each holds its own memory (docs/pool.md)")
-    engine_threads: int = setting(1, "--engine-threads", WholeNumber(1), "CPU threads per engine")
-    # A lone sentence's first audio as from a 2-thread engine, with 2x1's throughput under
-    # load (BENCHMARKS.md, "Default pool shape").
-    solo_engine_threads: int = setting(
-        2, "--solo-engine-threads", WholeNumber(0),
+        "unset: one per CPU the process may use (affinity and cgroup quota, docs/pool.md)")
+    engine_threads: int | None = setting(
+        None, "--engine-threads", WholeNumber(1), "CPU threads per engine; unset: 1")
+    solo_engine_threads: int | None = setting(
+        None, "--solo-engine-threads", WholeNumber(0),
         "CPU threads of an extra engine that takes a piece only when every engine is idle and "
-        "that piece is the only one waiting (a lone sentence runs on all cores); 0: no such "
-        "engine, saving its memory")
+        "that piece is the only one waiting (a lone sentence runs on several cores); 0: no "
+        "such engine; unset: one thread per usable CPU, at most 4, none on 1 CPU")
     # Worker threads of multi-threaded engines sleep between operators instead of
     # busy-waiting, so engines sharing cores do not take them from each other (bench.threads).
     intra_op_spinning: bool = setting(
@@ -271,12 +270,6 @@ class ServerConfig:
     log_text: bool = setting(
         False, "--log-text", Switch(),
         "include request text in the request log (it may be private)")
-
-    @property
-    def engine_thread_counts(self) -> list[int]:
-        """Threads of each engine: the pool's, then the solo engine's if there is one."""
-        solo = [self.solo_engine_threads] if self.solo_engine_threads else []
-        return [self.engine_threads] * self.engines + solo
 
     @property
     def address(self) -> str:

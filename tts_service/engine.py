@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -202,6 +203,18 @@ class KokoroEngine:
         self.num_speakers = int(self._tts.num_speakers)
         self._separators = separator_ids(files.tokens)
         self._durations_seen = False
+
+    def twin(self) -> KokoroEngine:
+        """Another engine on this one's loaded model, for a pool of engines of the same threads.
+
+        sherpa-onnx's generate is const and onnxruntime's Run may be called from several
+        threads at once, so twins synthesize in parallel (as fast as separate engines, and to
+        the same samples) while the model, the voices and the lexicon are held once: a
+        loaded engine is about 170 MB, a twin only its runs' working memory.
+        """
+        twin = copy.copy(self)
+        twin._durations_seen = False
+        return twin
 
     @property
     def times_words(self) -> bool:

@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import onnx_runtime
 from .engine import Engine, ModelFiles
 from .languages import Language
 from .lexicon import Overrides, load_overrides
@@ -62,14 +63,14 @@ def check_options(files: ModelFiles, blend_specs: Sequence[str] = (),
 def prepare(files: ModelFiles, thread_counts: Sequence[int],
             options: ModelOptions) -> PreparedModel:
     """Loads one engine per entry of `thread_counts` (its threads), with the blends and
-    overrides merged in."""
+    overrides merged in, in as little memory as they can share."""
     # The generated files (blended voices, merged lexicon) live in a scratch directory for the
     # server's life: an engine rebuilt later loads the same ones. Not a cache that could go
     # stale when the model or the options change.
     scratch = tempfile.TemporaryDirectory(prefix="tts-service-")
     try:
-        load_engine = engine_loader(files, Path(scratch.name), options)
-        engines = [load_engine(threads) for threads in thread_counts]
+        load_engine = engine_loader(files, Path(scratch.name), options, thread_counts)
+        engines = _load_twins(load_engine, thread_counts)
     except BaseException:
         scratch.cleanup()
         raise
@@ -77,15 +78,40 @@ def prepare(files: ModelFiles, thread_counts: Sequence[int],
     return PreparedModel(engines, catalog, options.overrides, load_engine, scratch.cleanup)
 
 
+def _load_twins(load_engine: Callable[[int], Engine], thread_counts: Sequence[int]
+                ) -> list[Engine]:
+    """Engines of the same thread count are twins of one loaded model (KokoroEngine.twin)."""
+    from .engine import KokoroEngine
+
+    loaded: dict[int, Engine] = {}
+    engines: list[Engine] = []
+    for threads in thread_counts:
+        first = loaded.get(threads)
+        if isinstance(first, KokoroEngine):
+            engines.append(first.twin())
+        else:
+            loaded[threads] = load_engine(threads)
+            engines.append(loaded[threads])
+    onnx_runtime.release_packed_weights()
+    return engines
+
+
 def engine_loader(files: ModelFiles, scratch: Path, options: ModelOptions,
-                  preload: Sequence[Language] = PRELOADED) -> Callable[[int], Engine]:
-    """Writes the files the engines need into `scratch`; returns a loader of one engine.
+                  thread_counts: Sequence[int], preload: Sequence[Language] = PRELOADED
+                  ) -> Callable[[int], Engine]:
+    """Writes the files the engines need into `scratch`; returns a loader of one engine (a
+    loaded model) with the given threads.
 
     Every engine shares one phonemizer (every language's front end) with the English phoneme
-    overrides in it.
+    overrides in it. Models loaded with different thread counts (the pool's and the solo
+    engine's) share the weights through the shim, and every session shrinks its memory arena
+    after each run.
     """
     from .engine import Codebook, KokoroEngine
 
+    onnx_runtime.shrink_arenas()
+    if len(set(thread_counts)) > 1:
+        onnx_runtime.share_weights(files.model)
     phonemizer = Phonemizer({word: "".join(symbols) for word, symbols in
                              options.overrides.phonemes.items()}, preload)
     codebook = Codebook(files.tokens)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import importlib.util
 import logging
+import mmap
 import os
 import re
 import sys
@@ -66,7 +67,16 @@ _GetApiBaseFn = ctypes.CFUNCTYPE(ctypes.POINTER(_OrtApiBase))
 # The shim keeps at most this many tokens per run (Kokoro's 510 plus sherpa-onnx's two pads).
 _MAX_RECORDED_TOKENS = 512
 
+# Weights smaller than this are not worth a shared copy: together they are well under 1 MB.
+_SMALLEST_SHARED_BYTES = 1024
+# Bytes of a weight looked for in the model file before the whole of it is compared.
+_RAW_DATA_PROBE_BYTES = 64
+
 _active: RuntimeInfo | None = None
+# The buffers every session reads its shared weights from (share_weights); never freed.
+_shared_weights: list[np.ndarray] = []
+# The model file, mapped read-only: most shared weights are views of it.
+_model_map: mmap.mmap | None = None
 # The shim's ort_shim_last_run, once the shim is active: word timings read each run through it.
 _last_run_fn: Any = None
 # ctypes never unloads a library, but holding the handles documents that they must stay.
@@ -140,6 +150,107 @@ def quiet_sessions() -> int:
     if _shim is None or not hasattr(_shim, "ort_shim_quiet_sessions"):
         return 0
     return int(_shim.ort_shim_quiet_sessions())
+
+
+def share_weights(model: Path) -> int:
+    """Makes the sessions created afterwards share `model`'s weights instead of each copying them.
+
+    The shim adds the weights to every session (onnxruntime's AddInitializer) and creates the
+    sessions with one pre-packed weights container, so the packed copies some kernels make of
+    them exist once too. The weights are read from a mapping of the model file itself where
+    they lie in it as they are (raw bytes at an offset their type allows), else copied once.
+    Only the PyPI runtime, through the shim, can: call after activate() and before sherpa_onnx
+    is imported, and release_packed_weights() once every engine is loaded. Worth it only for
+    more than one session. Returns how many weights are shared (0 when it does not apply).
+    """
+    global _model_map
+    if _shared_weights:
+        return len(_shared_weights)
+    if _shim is None or "sherpa_onnx" in sys.modules:
+        return 0
+    try:
+        register = _shim.ort_shim_share_initializer
+    except AttributeError:  # a shim built before sharing existed
+        return 0
+    register.argtypes = [ctypes.c_char_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p,
+                         ctypes.c_size_t, ctypes.c_int]
+    register.restype = ctypes.c_int
+    import onnx
+    from onnx import numpy_helper
+
+    with model.open("rb") as file:
+        _model_map = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
+    searched_to = 0
+    for tensor in onnx.load(str(model)).graph.initializer:
+        if tensor.data_type == onnx.TensorProto.STRING:
+            continue
+        parsed = numpy_helper.to_array(tensor)
+        if parsed.nbytes < _SMALLEST_SHARED_BYTES:
+            continue
+        at = _find_raw_data(_model_map, tensor.raw_data, searched_to, parsed.itemsize)
+        if at is None:
+            # A copy: a view would keep the whole parsed model alive.
+            weights = np.array(parsed, copy=True, order="C")
+        else:
+            searched_to = at + parsed.nbytes
+            weights = np.frombuffer(_model_map, parsed.dtype, parsed.size,
+                                    at).reshape(parsed.shape)
+        dims = np.array(weights.shape, dtype=np.int64)
+        # onnxruntime numbers element types as ONNX's TensorProto does.
+        if register(tensor.name.encode(), weights.ctypes.data, weights.nbytes, dims.ctypes.data,
+                    len(dims), tensor.data_type) != 0:
+            raise RuntimeUnavailableError(f"the shim could not keep weight {tensor.name!r}")
+        _shared_weights.append(weights)
+    return len(_shared_weights)
+
+
+def _find_raw_data(mapped: mmap.mmap, raw: bytes, start: int, alignment: int) -> int | None:
+    """Where `raw` lies in the file: its first match at or after `start` (protobuf writes the
+    initializers in order, each a few header bytes after the last), if that match is all of it
+    and at an offset its type allows; else None, and the weight is copied instead."""
+    at = mapped.find(raw[:_RAW_DATA_PROBE_BYTES], start) if raw else -1
+    if at < 0 or at % alignment or mapped[at:at + len(raw)] != raw:
+        return None
+    return at
+
+
+def release_packed_weights() -> bool:
+    """Once every engine is loaded: gives back the resident pages of the mapped model file.
+
+    Pre-packed weights are read from the file only while their sessions are created; the
+    packed copies are what the kernels use. Pages still read later come back from the page
+    cache on their first use, so only the weights no kernel reads any more leave memory.
+    Returns whether there was a mapping.
+    """
+    if _model_map is None:
+        return False
+    _model_map.madvise(mmap.MADV_DONTNEED)
+    return True
+
+
+def sharing_sessions() -> int:
+    """Sessions created so far with the shared weights (see share_weights)."""
+    if _shim is None or not hasattr(_shim, "ort_shim_sharing_sessions"):
+        return 0
+    return int(_shim.ort_shim_sharing_sessions())
+
+
+def shrink_arenas() -> bool:
+    """Makes every session hand its memory arena's free regions back after each run.
+
+    onnxruntime keeps, per session, the largest memory a run ever needed: a long sentence on
+    each engine once, and the server holds that much for good. Shrunk after every run, an idle
+    engine holds only its weights' share. Only the PyPI runtime, through the shim, can: call
+    after activate() and before sherpa_onnx is imported. Returns whether it applies.
+    """
+    if _shim is None or "sherpa_onnx" in sys.modules:
+        return False
+    try:
+        shrink = _shim.ort_shim_shrink_arenas
+    except AttributeError:  # a shim built before the option existed
+        return False
+    shrink.restype = ctypes.c_int
+    return bool(shrink() == 0)
 
 
 def active() -> RuntimeInfo | None:

@@ -70,7 +70,8 @@ class Segmenter:
             self._first = self._first and not says_something(self.text, start, end)
         open_start, open_end = bounds[-1]
         # In the sentence still being written, every span but the last is already final.
-        spans += cut_sentence(self.text, open_start, open_end, self.policy, self._first)[:-1]
+        spans += cut_sentence(self.text, open_start, open_end, self.policy, self._first,
+                              complete=False)[:-1]
         self._sentence_start = open_start
         return self._hand_out([span for span in spans if span[0] >= self._spoken_to])
 

@@ -22,12 +22,14 @@ from tts_api.v1 import tts_pb2, tts_pb2_grpc
 
 from . import model_prep, onnx_runtime, runtime_probe, security
 from .config import ServerConfig, parse_config
+from .cpus import usable_cpus
 from .engine import Engine, ModelFiles, TimedEngine
 from .grpc_outcomes import OutcomeInterceptor, sent_request_id
 from .http_api import HttpApi, HttpServer, HttpStartError, bind, serve_http
 from .lexicon import LexiconError, Respeller
 from .metrics import Metrics
 from .normalize_languages import normalize
+from .pool_shape import PoolShape, pool_shape
 from .request import Limits
 from .scheduler import Scheduler
 from .servicer import RuntimeDescription, TextToSpeechServicer
@@ -96,7 +98,8 @@ async def start(config: ServerConfig, engines: Sequence[Engine], catalog: VoiceC
                 load_engine: Callable[[int], Engine] | None = None) -> RunningServer:
     """Starts serving on `config.address` with engines already loaded.
 
-    `load_engine(threads)` loads a replacement for an engine that failed. A failure at any
+    `load_engine(position)` loads a replacement for the engine at that position (the pool's,
+    then the solo engine) after it failed. A failure at any
     step raises StartupError after stopping whatever had started.
     """
     async with contextlib.AsyncExitStack() as started:
@@ -128,11 +131,10 @@ async def _start(started: contextlib.AsyncExitStack, config: ServerConfig,
 
     metrics = Metrics()
     health_servicer = health.aio.HealthServicer()
-    thread_counts = config.engine_thread_counts
 
     def rebuild(position: int) -> Engine:  # in an engine thread
         assert load_engine is not None
-        return warmed(load_engine(thread_counts[position]))
+        return warmed(load_engine(position))
 
     pool = Scheduler(engines, max_waiting=config.max_queued_requests,
                      read_ahead_s=config.read_ahead_s,
@@ -272,35 +274,38 @@ async def serve(config: ServerConfig) -> None:
         raise StartupError(str(err)) from err
     _LOGGER.info("engine runtime: onnxruntime %s (%s, chosen in %.1f s): %s", ort.version,
                  ort.name, time.monotonic() - choosing, ort.reason)
-    if not config.intra_op_spinning and max(config.engine_thread_counts) > 1:
+    shape = pool_shape(usable_cpus(), config.engines, config.engine_threads,
+                       config.solo_engine_threads)
+    if not config.intra_op_spinning and max(shape.thread_counts) > 1:
         quiet = onnx_runtime.disable_intra_op_spinning()
         # The solo engine runs alone: its busy-waiting threads take no core from another.
-        if not quiet and config.engine_threads > 1:
+        if not quiet and shape.engine_threads > 1:
             _LOGGER.warning("--intra-op-spinning off needs the PyPI onnxruntime through the "
                             "shim; engines keep onnxruntime's busy-waiting threads")
 
     try:
-        model = await asyncio.to_thread(model_prep.prepare, files,
-                                        config.engine_thread_counts, options)
+        model = await asyncio.to_thread(model_prep.prepare, files, shape.thread_counts,
+                                        options)
     except (BlendError, RuntimeError, OSError) as err:  # e.g. a voices file of the wrong size
         raise StartupError(f"cannot load the model: {err}") from err
     with contextlib.closing(model):
-        await _serve(config, model, ort, started)
+        await _serve(config, model, ort, shape, started)
 
 
 async def _serve(config: ServerConfig, model: model_prep.PreparedModel,
-                 ort: onnx_runtime.RuntimeInfo, started: float) -> None:
+                 ort: onnx_runtime.RuntimeInfo, shape: PoolShape, started: float) -> None:
     from .engine import engine_version
 
     runtime = RuntimeDescription(
         engine_version=engine_version(), onnxruntime=ort.name, onnxruntime_version=ort.version,
-        engines=config.engines, threads_per_engine=config.engine_threads,
+        engines=shape.engines, threads_per_engine=shape.engine_threads,
         max_queued_requests=config.max_queued_requests,
-        solo_engine_threads=config.solo_engine_threads)
-    pool, solo = model.engines[:config.engines], model.engines[config.engines:]
+        solo_engine_threads=shape.solo_engine_threads, usable_cpus=shape.cpus.count,
+        pool_from_cpus=shape.from_cpus)
+    pool, solo = model.engines[:shape.engines], model.engines[shape.engines:]
     running = await start(config, pool, model.catalog, runtime,
                           Respeller(model.overrides.respellings), solo[0] if solo else None,
-                          load_engine=model.load_engine)
+                          load_engine=lambda at: model.load_engine(shape.thread_counts[at]))
     if running.http is not None:
         scheme = "https" if config.tls_cert else "http"
         _LOGGER.info("serving the OpenAI-compatible speech API and the playground on "
@@ -313,11 +318,8 @@ async def _serve(config: ServerConfig, model: model_prep.PreparedModel,
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
-    solo_note = (f", a solo engine of {config.solo_engine_threads} threads"
-                 if config.solo_engine_threads else "")
-    _LOGGER.info("serving tts_api.v1.TextToSpeechService on %s:%d (%d engines of %d "
-                 "thread(s)%s, ready in %.1f s)", config.host, running.port, config.engines,
-                 config.engine_threads, solo_note, time.monotonic() - started)
+    _LOGGER.info("serving tts_api.v1.TextToSpeechService on %s:%d (%s; ready in %.1f s)",
+                 config.host, running.port, shape.describe(), time.monotonic() - started)
 
     await stopping.wait()
     _LOGGER.info("shutting down: finishing calls in flight (up to %.0f s)",

@@ -59,6 +59,8 @@ class RuntimeDescription:
     threads_per_engine: int
     max_queued_requests: int
     solo_engine_threads: int = 0
+    usable_cpus: int = 0
+    pool_from_cpus: bool = False
 
     def why_no_word_timings(self) -> str:
         """Why a server on this runtime may be unable to time words, and the fix."""
@@ -187,6 +189,8 @@ class TextToSpeechServicer(tts_pb2_grpc.TextToSpeechServiceServicer):
                 streaming_idle_timeout_seconds=limits.idle_timeout_s,
                 streaming_max_wait_seconds=limits.max_wait_s,
                 solo_engine_threads=runtime.solo_engine_threads,
+                usable_cpus=runtime.usable_cpus,
+                pool_from_cpus=runtime.pool_from_cpus,
             )
 
 

@@ -667,6 +667,8 @@ class GetServerInfoResponse(_message.Message):
     STREAMING_IDLE_TIMEOUT_SECONDS_FIELD_NUMBER: _builtins.int
     STREAMING_MAX_WAIT_SECONDS_FIELD_NUMBER: _builtins.int
     SOLO_ENGINE_THREADS_FIELD_NUMBER: _builtins.int
+    USABLE_CPUS_FIELD_NUMBER: _builtins.int
+    POOL_FROM_CPUS_FIELD_NUMBER: _builtins.int
     model: _builtins.str
     """The speech model, e.g. "kokoro-82m-v1.0-int8"."""
     model_sample_rate_hertz: _builtins.int
@@ -706,6 +708,16 @@ class GetServerInfoResponse(_message.Message):
     every engine is idle and that piece is the only one waiting, so a lone
     sentence is made on all these threads.
     """
+    usable_cpus: _builtins.int
+    """CPUs the server may use: those of its affinity mask, fewer if its cgroup
+    CPU quota allows fewer (rounded down, at least 1).
+    """
+    pool_from_cpus: _builtins.bool
+    """True when engines, threads_per_engine and solo_engine_threads all follow
+    the server's rule for usable_cpus (one single-thread engine per CPU, a
+    solo engine of one thread per CPU, at most 4, none on 1 CPU); false when
+    any of them was set explicitly.
+    """
     def __init__(
         self,
         *,
@@ -722,10 +734,12 @@ class GetServerInfoResponse(_message.Message):
         streaming_idle_timeout_seconds: _builtins.float = ...,
         streaming_max_wait_seconds: _builtins.float = ...,
         solo_engine_threads: _builtins.int = ...,
+        usable_cpus: _builtins.int = ...,
+        pool_from_cpus: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["engine_version", b"engine_version", "engines", b"engines", "max_queued_requests", b"max_queued_requests", "max_text_chars", b"max_text_chars", "model", b"model", "model_sample_rate_hertz", b"model_sample_rate_hertz", "onnxruntime", b"onnxruntime", "onnxruntime_version", b"onnxruntime_version", "server_version", b"server_version", "solo_engine_threads", b"solo_engine_threads", "streaming_idle_timeout_seconds", b"streaming_idle_timeout_seconds", "streaming_max_wait_seconds", b"streaming_max_wait_seconds", "threads_per_engine", b"threads_per_engine"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["engine_version", b"engine_version", "engines", b"engines", "max_queued_requests", b"max_queued_requests", "max_text_chars", b"max_text_chars", "model", b"model", "model_sample_rate_hertz", b"model_sample_rate_hertz", "onnxruntime", b"onnxruntime", "onnxruntime_version", b"onnxruntime_version", "pool_from_cpus", b"pool_from_cpus", "server_version", b"server_version", "solo_engine_threads", b"solo_engine_threads", "streaming_idle_timeout_seconds", b"streaming_idle_timeout_seconds", "streaming_max_wait_seconds", b"streaming_max_wait_seconds", "threads_per_engine", b"threads_per_engine", "usable_cpus", b"usable_cpus"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

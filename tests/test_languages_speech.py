@@ -93,9 +93,9 @@ _TOKENS_PER_WORD = textwrap.dedent(
     onnx_runtime.activate("pypi", onnx_runtime.DEFAULT_SHIM_PATH)
     from tts_service.engine import ModelFiles
     from tts_service.languages import BY_CODE
-    from tts_service.model_prep import builtin_voices, load_engines
+    from tts_service.model_prep import check_options, prepare
     files = ModelFiles(Path(sys.argv[1]))
-    engine = load_engines(files, [1], builtin_voices(files))[0]
+    engine = prepare(files, [1], check_options(files)).engines[0]
     found = []
     for code, text in json.loads(sys.argv[2]):
         words = []

@@ -160,8 +160,10 @@ _TWINS = textwrap.dedent(
     from tts_service import onnx_runtime
     shim, model_dir, texts = sys.argv[1:4]
     onnx_runtime.activate("pypi", Path(shim))
-    from tts_service.engine import KokoroEngine, ModelFiles
-    engine = KokoroEngine(ModelFiles(Path(model_dir)), num_threads=1)
+    from tts_service.engine import ModelFiles
+    from tts_service.model_prep import check_options, prepare
+    files = ModelFiles(Path(model_dir))
+    engine = prepare(files, [1], check_options(files)).engines[0]
     texts = json.loads(texts)
     def speak(engine, text):
         chunks = []

@@ -79,3 +79,11 @@ def test_nginx_t_fails_a_broken_configuration(tmp_path: Path, old: str, new: str
     result = make("nginx-check", NGINX_CONF=str(conf))
     assert result.returncode != 0
     assert complaint in result.stdout + result.stderr
+
+
+def test_the_manifest_runs_the_image_of_this_version() -> None:
+    """The image tag deployment.yaml names is the package's version (one version number)."""
+    from importlib.metadata import version
+
+    manifest = (DEPLOY / "kubernetes" / "deployment.yaml").read_text()
+    assert f"image: tts-grpc:{version('kokoro-tts-grpc')}\n" in manifest

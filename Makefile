@@ -138,11 +138,12 @@ serve: install-serve models shim
 	$(VENV)/bin/tts-grpc-server
 
 # pytest runs every check once, including buf's and the deployment checks against the real
-# files and broken copies (tests/test_api_contract.py, tests/test_deploy_checks.py).
+# files and broken copies (tests/test_api_contract.py, tests/test_deploy_checks.py). It lists
+# the slowest tests, to keep the suite's time (under 20 minutes on 2 cores) in view.
 test: install models shim whisper
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy tts_service tts_client models bench harness tests
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest --durations=15
 
 # The fast tier: a fake engine behind a real in-process server; no model, no shim and none of
 # the test lab's system tools (tests marked `model` or `tools` are left out).

@@ -249,7 +249,11 @@ async def test_client_side_round_robin_spreads_calls_and_drops_a_killed_replica(
     pinned = [a - b for a, b in zip(await _served(all_up), before, strict=True)]
     assert sorted(pinned) == [0, 0, 6], pinned
 
-    async with TtsClient(target, timeout_s=CALL_TIMEOUT_S) as client:
+    # Its own subchannels, reconnecting within a second: gRPC shares subchannels between a
+    # process's channels, and one left in connection backoff (up to 120 s) by an earlier
+    # channel to a reused port would keep a replica out of the rotation.
+    fresh = (("grpc.use_local_subchannel_pool", 1), ("grpc.max_reconnect_backoff_ms", 1000))
+    async with TtsClient(target, timeout_s=CALL_TIMEOUT_S, channel_options=fresh) as client:
         async def call_all(calls: int) -> None:
             responses = await asyncio.gather(*(
                 client.synthesize(tts_pb2.SynthesizeRequest(text=SHORT_TEXT))
@@ -258,11 +262,20 @@ async def test_client_side_round_robin_spreads_calls_and_drops_a_killed_replica(
 
         # round_robin picks among the replicas it is connected to; a fresh channel connects
         # to all of them within moments, and its first calls go to the first one ready.
+        async def listed_by() -> list[int]:
+            return await asyncio.gather(*(asyncio.to_thread(r.calls_served, "ListVoices")
+                                          for r in all_up))
+
         async def connected_to_all() -> None:
-            while min(await asyncio.gather(*(asyncio.to_thread(r.calls_served, "ListVoices")
-                                             for r in all_up))) == 0:
+            while min(await listed_by()) == 0:
                 await client.list_voices()
-        await asyncio.wait_for(connected_to_all(), CALL_TIMEOUT_S)
+                await asyncio.sleep(0.05)
+        try:
+            await asyncio.wait_for(connected_to_all(), CALL_TIMEOUT_S)
+        except TimeoutError:
+            tails = [r.server.log[-5:] if r.server else None for r in all_up]
+            pytest.fail(f"round_robin reached only some replicas: ListVoices served "
+                        f"{await listed_by()}; their logs end {tails}")
 
         before = await _served(all_up)
         await call_all(15)

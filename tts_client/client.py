@@ -53,12 +53,13 @@ class TtsClient:
     """
 
     def __init__(self, target: str, *, credentials: grpc.ChannelCredentials | None = None,
-                 token: str | None = None, timeout_s: float | None = None) -> None:
+                 token: str | None = None, timeout_s: float | None = None,
+                 channel_options: Sequence[tuple[str, str | int]] = ()) -> None:
+        options = (*CHANNEL_OPTIONS, *channel_options)
         if credentials is None:
-            self._channel = grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
+            self._channel = grpc.aio.insecure_channel(target, options=options)
         else:
-            self._channel = grpc.aio.secure_channel(target, credentials,
-                                                    options=CHANNEL_OPTIONS)
+            self._channel = grpc.aio.secure_channel(target, credentials, options=options)
         self._stub = tts_pb2_grpc.TextToSpeechServiceStub(self._channel)
         self._metadata: Sequence[tuple[str, str]] = (
             (("authorization", f"Bearer {token}"),) if token else ())

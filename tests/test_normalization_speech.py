@@ -19,9 +19,9 @@ SENTENCES_TSV = Path(__file__).parent / "data" / "normalization_sentences.tsv"
 STEP_TIMEOUT_S = 120
 # Normalization must remove at least this share of the recognizer's word errors.
 MIN_RELATIVE_GAIN = 0.3
-# Each sentence is synthesized twice; 32 of the file's sentences, spread over all of it, keep
-# the test to a few minutes on 2 cores.
-SENTENCES_SPOKEN = 32
+# Each sentence is synthesized twice and heard twice; 20 of the file's sentences, spread over
+# all of it, keep the test under two minutes on 2 cores.
+SENTENCES_SPOKEN = 20
 
 
 def _sentences() -> list[tuple[str, str]]:
@@ -54,7 +54,7 @@ async def _all_heard(stub: tts_pb2_grpc.TextToSpeechServiceStub, texts: list[str
 
 def test_the_sentence_set_is_large_and_full_of_things_to_normalize() -> None:
     sentences = _sentences()
-    assert len(sentences) >= SENTENCES_SPOKEN >= 30
+    assert len(sentences) >= 30 and len(sentences) >= SENTENCES_SPOKEN >= 20
     assert all(any(c.isdigit() for c in written) or written.upper() != written.lower()
                for written, _ in sentences)
     assert sum(any(c.isdigit() for c in written) for written, _ in sentences) >= 25

@@ -1,7 +1,7 @@
 """The playground page in real headless Chromium (Debian's chromium and chromium-driver, driven
 by Selenium) against the real server: voices fill the picker, speech plays while it streams,
 server errors are shown. It also takes a screenshot: build/playground.png (docs/http.md's
-docs/playground.png is a copy of it, made by hand when the page changes)."""
+docs/playground.png is copied by hand from test_playground_live.py's, which shows both modes)."""
 
 from __future__ import annotations
 

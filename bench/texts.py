@@ -73,8 +73,8 @@ LONG_FIRST_SENTENCES: dict[str, str] = {
 THROUGHPUT_TEXT = "Please call me back when you get home from work tonight."
 
 # First sentences of 60 to 100 characters without a comma, each followed by a short one: the
-# texts a stream used to synthesize whole before any sound. Most open a phrase a third of the
-# way in; two do not (no opener a fifth to a half of the way in) and stay whole. 438 words.
+# texts a stream used to synthesize whole before any sound. 20 open a phrase three tenths to
+# a half of the way in and are cut there; four do not and stay whole. 438 words.
 NO_COMMA_FIRST_SENTENCES: list[tuple[str, str]] = [
     ("The little bakery near the station sells fresh bread every morning before seven.",
      "It closes at noon."),

@@ -34,6 +34,13 @@ _PHRASE_OPENERS = frozenset("""
 _DETERMINERS = frozenset("the a an this that these those my your his her its our their".split())
 # A phrase cut leaves at least this many words on each side: never a fragment of one or two.
 _MIN_PHRASE_WORDS = 3
+# The share of the sentence a phrase cut's first part may hold, and the share it aims for. The
+# rest is made meanwhile on another engine and must be ready when the first part has played:
+# with a single-thread engine's real-time factor r that takes a share of at least r / (1 + 2r).
+# 0.3 holds up to r = 0.75; r measured 0.36 to 0.66 on 2-core machines here, and a fifth (the
+# earlier floor) left a 0.53 s gap mid-sentence at 0.66 (BENCHMARKS.md, "The whole machine").
+_PHRASE_SHARE = (0.3, 0.5)
+_PHRASE_AIM = 0.4
 
 
 @dataclass(frozen=True)
@@ -53,8 +60,8 @@ class SplitPolicy:
     first audio. With `first_clause_chars` set, the first sentence is cut at its first clause
     mark that leaves at least that many characters on both sides; failing that, a first
     sentence of at least `first_phrase_chars` (None: never) is cut where a phrase opens
-    (before "near", "because", "while"...), a fifth to half of the way in. Sentences longer than
-    `clause_split_chars` (None: never) are cut at clause marks into parts of at least
+    (before "near", "because", "while"...), three tenths to half of the way in. Sentences
+    longer than `clause_split_chars` (None: never) are cut at clause marks into parts of at least
     `min_clause_chars`; anything still longer than `max_piece_chars` is cut at white space,
     which bounds the engine's memory per call.
     """
@@ -159,13 +166,12 @@ def _first_clause(text: str, start: int, end: int, min_chars: int) -> list[tuple
 
 
 def _first_phrase(text: str, start: int, end: int) -> list[tuple[int, int]]:
-    """Cuts text[start:end] before a word that opens a phrase, nearest a third of the way in.
+    """Cuts text[start:end] before a word that opens a phrase, nearest two fifths of the way in.
 
-    The first part must hold a fifth to a half of the sentence: shorter, the rest, made
-    meanwhile on another engine at about 2.8 times real time, would not be ready when the
-    first part has been played; longer, little first audio is gained. Never next to a number
-    or an abbreviation, inside a name ("Stratford upon Avon", "Jack in the Box"), or inside
-    quotes or brackets.
+    The first part must hold `_PHRASE_SHARE` of the sentence: shorter, the rest, made meanwhile
+    on another engine, would not be ready when the first part has been played; longer, little
+    first audio is gained. Never next to a number or an abbreviation, inside a name
+    ("Stratford upon Avon", "Jack in the Box"), or inside quotes or brackets.
     """
     matches = list(_WORD.finditer(text, start, end))
     words, starts = [m.group() for m in matches], [m.start() for m in matches]
@@ -179,10 +185,11 @@ def _first_phrase(text: str, start: int, end: int) -> list[tuple[int, int]]:
         opens = words[index] in _PHRASE_OPENERS or (words[index] == "to"
                                                     and after[0] in _DETERMINERS)
         in_name = before[:1].isupper() and any(word[:1].isupper() for word in after)
-        if (opens and 0.2 <= share <= 0.5 and not in_name and not before.endswith(".")
+        if (opens and _PHRASE_SHARE[0] <= share <= _PHRASE_SHARE[1] and not in_name
+                and not before.endswith(".")
                 and not any(ch.isdigit() for ch in before + after[0])
                 and not _unbalanced(head)):
-            distance = abs(share - 1 / 3)
+            distance = abs(share - _PHRASE_AIM)
             if best is None or distance < best[0]:
                 best = (distance, starts[index])
     if best is None:

@@ -101,8 +101,8 @@ def _lone_client_note(load: dict[str, Any], chosen: str, default: str) -> list[s
     lines = []
     if chosen != default:
         lines += [f"**The server's default is {default}, not the shape this run chose**: "
-                  f"change the defaults in tts_service/config.py to {_settings(service[chosen])} "
-                  "if later runs agree.", ""]
+                  "if later runs agree, change the rule in tts_service/pool_shape.py (for 2 "
+                  f"CPUs it should give {_settings(service[chosen])}).", ""]
     alone = {shape: row["cells"]["1"] for shape, row in service.items() if "1" in row["cells"]}
     if chosen not in alone:
         return lines
@@ -761,6 +761,16 @@ def chart(results: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
+def _remeasured(results: dict[str, Any]) -> str:
+    """Sections measured again after the whole run (`--sections`), and when."""
+    partial = results.get("partial", {})
+    if not partial:
+        return ""
+    return " Measured again alone, after the whole run: " + "; ".join(
+        f"{section} on {run['date']} (load average at start {run['machine']['load_at_start']})"
+        for section, run in partial.items()) + "."
+
+
 def write(results: dict[str, Any], out: Path, chart_path: Path) -> None:
     chart(results, chart_path)
     machine = results["machine"]
@@ -785,7 +795,7 @@ def write(results: dict[str, Any], out: Path, chart_path: Path) -> None:
         f"({plan.get('paragraph_reps', plan['reps'])} for the ~300-word paragraph, whose "
         "stream runs to the end once and is hung up after its first audio in later "
         "repetitions) unless stated; voice af_bella, speed 1.0. The raw numbers are in "
-        "build/bench-results.json.",
+        "build/bench-results.json." + _remeasured(results),
         "",
         f"![latency and throughput]({rel_chart})",
         "",

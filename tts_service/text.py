@@ -38,7 +38,7 @@ _MIN_PHRASE_WORDS = 3
 # rest is made meanwhile on another engine and must be ready when the first part has played:
 # with a single-thread engine's real-time factor r that takes a share of at least r / (1 + 2r).
 # 0.3 holds up to r = 0.75; r measured 0.36 to 0.66 on 2-core machines here, and a fifth (the
-# earlier floor) left a 0.53 s gap mid-sentence at 0.66 (BENCHMARKS.md, "The whole machine").
+# earlier floor) left a 0.53 s gap mid-sentence at 0.66 (bench/machine.py's least margin).
 _PHRASE_SHARE = (0.3, 0.5)
 _PHRASE_AIM = 0.4
 

@@ -417,7 +417,7 @@ def test_sessions_sharing_the_weights_hold_them_once_and_speak_alike(
 @pytest.mark.model
 def test_shrinking_arenas_give_back_a_long_texts_memory(shim: Path, model_dir: Path,
                                                         tmp_path: Path) -> None:
-    text = " ".join(SENTENCES)
+    text = " ".join(SENTENCES * 2)
     runs = {}
     for options in ("none", "shrink"):
         out = tmp_path / f"{options}.f32"

@@ -32,8 +32,8 @@ from harness.languages import SAMPLES
 from harness.servers import MODEL_DIR, REPO
 from harness.speech import transcribe
 from harness.speech import word_error_rate as english_wer
-from tts_service import onnx_runtime
-from tts_service.text import UNARY_SPLIT, split_pieces
+from tts_service.language.sentences import UNARY_SPLIT, split_pieces
+from tts_service.synthesis import onnx_runtime
 
 from . import texts
 
@@ -66,9 +66,9 @@ def _timed(run: Callable[[Callable[[np.ndarray], bool]], None]
 
 def _routes(threads: int) -> tuple[dict[str, Any], Any]:
     """The two routes' `say(text, speaker_id)` for each language, and the voice names."""
-    from tts_service.engine import ModelFiles, load_offline_tts
-    from tts_service.languages import BY_CODE
-    from tts_service.model_prep import check_options, prepare
+    from tts_service.language.languages import BY_CODE
+    from tts_service.model.preparation import check_options, prepare
+    from tts_service.synthesis.engine import ModelFiles, load_offline_tts
 
     files = ModelFiles(MODEL_DIR)
     options = check_options(files)
@@ -103,8 +103,8 @@ def _routes(threads: int) -> tuple[dict[str, Any], Any]:
 _FRONT_END_COSTS = textwrap.dedent(
     """
     import json, time
-    from tts_service.languages import LANGUAGES
-    from tts_service.phonemes import Phonemizer
+    from tts_service.language.languages import LANGUAGES
+    from tts_service.language.g2p import Phonemizer
 
     def rss_mb():
         for line in open("/proc/self/status"):

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tts_api.v1 import tts_pb2, tts_pb2_grpc
-from tts_service.text import split_pieces
+from tts_service.language.sentences import split_pieces
 
 from . import service
 

@@ -30,8 +30,8 @@ import numpy as np
 from harness.servers import MODEL_DIR, REPO, ServerProcess, start_server
 from harness.speech import transcribe, word_error_rate
 from tts_api.v1 import tts_pb2_grpc
-from tts_service.normalize import normalize
-from tts_service.text import STREAMING_SPLIT, UNARY_SPLIT, SplitPolicy, split_pieces
+from tts_service.language.english_normalizer import normalize
+from tts_service.language.sentences import STREAMING_SPLIT, UNARY_SPLIT, SplitPolicy, split_pieces
 
 from . import service, texts
 from .raw import RawEngine
@@ -105,7 +105,7 @@ def raw_one_cpu(runs: int, requests: int) -> dict[str, Any]:
     """In the child, pinned to one CPU: one raw single-thread engine, a lone sentence and
     `requests` short ones in a row (what one engine makes when it is never idle)."""
     os.sched_setaffinity(0, {ONE_CPU})
-    from tts_service import onnx_runtime
+    from tts_service.synthesis import onnx_runtime
 
     onnx_runtime.activate("pypi", onnx_runtime.DEFAULT_SHIM_PATH)
     engine = RawEngine(MODEL_DIR, 1)
@@ -149,9 +149,9 @@ class _InProcessPool:
     """The default pool as the server builds it (engines, twins, scheduler), in this process."""
 
     def __init__(self) -> None:
-        from tts_service.engine import ModelFiles
-        from tts_service.model_prep import check_options, prepare
-        from tts_service.scheduler import Scheduler
+        from tts_service.model.preparation import check_options, prepare
+        from tts_service.synthesis.engine import ModelFiles
+        from tts_service.synthesis.scheduler import Scheduler
 
         engines, threads, solo = service.DEFAULT_SHAPE
         files = ModelFiles(MODEL_DIR)
@@ -195,7 +195,7 @@ def _worst_margin_s(arrivals: Sequence[tuple[float, float]]) -> float:
 
 async def measure_phrase(reps: int, onnxruntime: str) -> dict[str, Any]:
     """First audio with the first sentence cut at a phrase and whole; the recognizer's WER."""
-    from tts_service import onnx_runtime
+    from tts_service.synthesis import onnx_runtime
 
     onnx_runtime.activate(onnxruntime, onnx_runtime.DEFAULT_SHIM_PATH)
     timed = [first + " " + second for first, second in texts.NO_COMMA_FIRST_SENTENCES

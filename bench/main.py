@@ -21,9 +21,9 @@ from typing import Any
 from harness.servers import MODEL_DIR, REPO
 from harness.speech import transcribe, word_error_rate
 from tts_api.v1 import tts_pb2_grpc
-from tts_service import onnx_runtime
-from tts_service.normalize import normalize
-from tts_service.text import STREAMING_SPLIT, UNARY_SPLIT, SplitPolicy, split_pieces
+from tts_service.language.english_normalizer import normalize
+from tts_service.language.sentences import STREAMING_SPLIT, UNARY_SPLIT, SplitPolicy, split_pieces
+from tts_service.synthesis import onnx_runtime
 
 from . import languages, live, machine, replicas, report, scheduling, service, texts
 from . import threads as thread_shapes

@@ -27,7 +27,7 @@ class RawEngine:
 
     def __init__(self, model_dir: Path, num_threads: int) -> None:
         # The caller must have chosen the runtime (onnx_runtime.activate) first.
-        from tts_service.engine import ModelFiles, load_offline_tts
+        from tts_service.synthesis.engine import ModelFiles, load_offline_tts
 
         self.num_threads = num_threads
         self._tts = load_offline_tts(ModelFiles(model_dir), num_threads)

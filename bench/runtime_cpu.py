@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from harness.servers import MODEL_DIR, REPO
-from tts_service import onnx_runtime
+from tts_service.synthesis import onnx_runtime
 
 TEXT = (
     "The quick brown fox jumps over the lazy dog. "
@@ -24,7 +24,7 @@ AF_BELLA = 2
 def measure(runtime: str, num_threads: int, runs: int, model_dir: Path, shim: Path) -> dict:
     """Runs in the child: picks the runtime, loads the model, times `runs` syntheses."""
     info = onnx_runtime.activate(runtime, shim)
-    from tts_service.engine import ModelFiles, load_offline_tts
+    from tts_service.synthesis.engine import ModelFiles, load_offline_tts
 
     tts = load_offline_tts(ModelFiles(model_dir), num_threads)
     # The first call pays one-off allocations and thread-pool start-up; keep it out.

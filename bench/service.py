@@ -17,8 +17,8 @@ import numpy as np
 from harness.servers import ServerProcess, start_server
 from tts_api.v1 import tts_pb2, tts_pb2_grpc
 from tts_client.client import CHANNEL_OPTIONS
-from tts_service.cpus import usable_cpus
-from tts_service.pool_shape import pool_shape
+from tts_service.synthesis.cpus import usable_cpus
+from tts_service.synthesis.pool_shape import pool_shape
 
 VOICE = "af_bella"
 CALL_TIMEOUT_S = 600.0

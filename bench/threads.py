@@ -24,7 +24,7 @@ def measure(engines: int, threads: int, spinning: bool, runs: int, model_dir: Pa
     """In the child: a lone ONE_SENTENCE on one engine, then every engine busy at once."""
     from bench import texts
     from bench.raw import RawEngine, raw_throughput
-    from tts_service import onnx_runtime
+    from tts_service.synthesis import onnx_runtime
 
     onnx_runtime.activate("pypi", shim)
     applied = spinning or onnx_runtime.disable_intra_op_spinning()

@@ -18,11 +18,11 @@ import numpy as np
 
 from tts_api.v1 import tts_pb2_grpc
 from tts_service.config import ServerConfig
-from tts_service.engine import EngineFailure, OnChunk
-from tts_service.languages import ENGLISH, Language
+from tts_service.fronts.grpc_servicer import RuntimeDescription
+from tts_service.language.languages import ENGLISH, Language
+from tts_service.model.voices import VoiceCatalog
 from tts_service.server import RunningServer, start
-from tts_service.servicer import RuntimeDescription
-from tts_service.voices import VoiceCatalog
+from tts_service.synthesis.engine import EngineFailure, OnChunk
 
 SAMPLE_RATE_HZ = 24000
 TIMEOUT_S = 30

@@ -1,4 +1,4 @@
-"""Tests of tts_service.audio: every encoding decodes with ffmpeg, resampling and gain behave."""
+"""Tests of the audio encoders: every encoding decodes with ffmpeg, resampling and gain behave."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from tts_service.audio import (
+from tts_service.audio.encoding import (
     MAX_GAIN_DB,
     MIN_GAIN_DB,
     AudioEncoding,

@@ -12,7 +12,7 @@ import grpc
 import pytest
 
 from tts_api.v1 import tts_pb2
-from tts_service.speech_call import log_value
+from tts_service.calls.speech_call import log_value
 
 from .fakes import TIMEOUT_S, fake_server
 

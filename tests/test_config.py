@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from tts_service.config import DEFAULT_MODEL_DIR, ServerConfig, parse_config, settings
-from tts_service.onnx_runtime import DEFAULT_SHIM_PATH
 from tts_service.server import StartupError
+from tts_service.synthesis.onnx_runtime import DEFAULT_SHIM_PATH
 
 from .fakes import fake_server
 

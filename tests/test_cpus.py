@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tts_service.cpus import UsableCpus, cgroup_quota, usable_cpus
+from tts_service.synthesis.cpus import UsableCpus, cgroup_quota, usable_cpus
 
 # /proc/self/mountinfo lines as the kernel writes them.
 V2_MOUNT = "29 23 0:26 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:4 - cgroup2 " \

@@ -105,7 +105,7 @@ async def test_a_request_that_is_not_utf8_is_invalid_argument_and_counted() -> N
 def test_every_error_a_caller_is_told_about_has_its_own_outcome() -> None:
     """A ServiceError is the caller's to act on: none may fall through to INTERNAL."""
     from tts_service import errors
-    from tts_service.outcomes import Code, classify
+    from tts_service.calls.outcomes import Code, classify
 
     kinds = [cls for cls in vars(errors).values()
              if isinstance(cls, type) and issubclass(cls, errors.ServiceError)

@@ -12,16 +12,16 @@ import pytest
 from harness import whisper
 from harness.servers import free_port
 from tts_api.v1 import tts_pb2
-from tts_service.engine import Codebook, split_runs
+from tts_service.audio.word_timing import PieceTimer, SpokenWord
+from tts_service.calls.request import AskedSettings, build_settings
 from tts_service.errors import InvalidRequest
-from tts_service.languages import BY_CODE, ENGLISH, LANGUAGES, UnknownLanguage, resolve
-from tts_service.normalize_languages import normalize
-from tts_service.phonemes import Phonemizer
-from tts_service.request import AskedSettings, build_settings
-from tts_service.segmenter import Segmenter
-from tts_service.text import UNARY_SPLIT, SplitPolicy, split_pieces
-from tts_service.voices import VoiceCatalog
-from tts_service.word_timing import PieceTimer, SpokenWord
+from tts_service.language.g2p import Phonemizer
+from tts_service.language.languages import BY_CODE, ENGLISH, LANGUAGES, UnknownLanguage, resolve
+from tts_service.language.normalizers import normalize
+from tts_service.language.segmenter import Segmenter
+from tts_service.language.sentences import UNARY_SPLIT, SplitPolicy, split_pieces
+from tts_service.model.voices import VoiceCatalog
+from tts_service.synthesis.engine import Codebook, split_runs
 
 from .fakes import TIMEOUT_S, fake_server
 

@@ -89,11 +89,11 @@ _TOKENS_PER_WORD = textwrap.dedent(
     """
     import json, sys
     from pathlib import Path
-    from tts_service import onnx_runtime
+    from tts_service.synthesis import onnx_runtime
     onnx_runtime.activate("pypi", onnx_runtime.DEFAULT_SHIM_PATH)
-    from tts_service.engine import ModelFiles
-    from tts_service.languages import BY_CODE
-    from tts_service.model_prep import check_options, prepare
+    from tts_service.synthesis.engine import ModelFiles
+    from tts_service.language.languages import BY_CODE
+    from tts_service.model.preparation import check_options, prepare
     files = ModelFiles(Path(sys.argv[1]))
     engine = prepare(files, [1], check_options(files)).engines[0]
     found = []
@@ -111,8 +111,8 @@ def test_the_model_reads_exactly_the_front_ends_phonemes() -> None:
     """The codebook carries each language's phonemes to the model unchanged: the shim's record
     of the run has, word by word, as many tokens as the front end's phonemes have symbols."""
     require_durations()
-    from tts_service.languages import BY_CODE
-    from tts_service.phonemes import Phonemizer
+    from tts_service.language.g2p import Phonemizer
+    from tts_service.language.languages import BY_CODE
 
     cases = [("en-US", "Hello world."), ("fr-FR", "Bonjour tout le monde."),
              ("zh-CN", "你好世界。")]

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from harness.servers import MODEL_DIR
-from tts_service.lexicon import (
+from tts_service.language.lexicon import (
     LexiconError,
     Overrides,
     Respeller,

@@ -7,10 +7,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from tts_service.calls.live_text import LiveText, Mark, TextInput
+from tts_service.calls.request import Limits
 from tts_service.errors import IdleTimeout, InvalidRequest
-from tts_service.live_text import LiveText, Mark, TextInput
-from tts_service.request import Limits
-from tts_service.text import Piece
+from tts_service.language.sentences import Piece
 
 TIMEOUT_S = 10
 

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tts_service.normalize import normalize
+from tts_service.language.english_normalizer import normalize
 
 _SENTENCES_TSV = Path(__file__).parent / "data" / "normalization_sentences.tsv"
 

@@ -17,7 +17,7 @@ import pytest
 
 from harness.servers import MODEL_DIR, REPO, require_durations, start_server
 from harness.speech import transcribe, word_error_rate
-from tts_service.onnx_runtime import RUNTIMES
+from tts_service.synthesis.onnx_runtime import RUNTIMES
 
 SAMPLE_RATE_HZ = 24_000
 AF_BELLA = 2
@@ -39,13 +39,13 @@ _SYNTHESIZE = textwrap.dedent(
     """
     import json, sys
     from pathlib import Path
-    from tts_service import onnx_runtime
+    from tts_service.synthesis import onnx_runtime
     choice, shim, model_dir, out, sentences, sid, rate, spinning = sys.argv[1:9]
     info = onnx_runtime.activate(choice, Path(shim))
     if spinning == "off":
         assert onnx_runtime.disable_intra_op_spinning()
     import numpy as np
-    from tts_service.engine import ModelFiles, load_offline_tts
+    from tts_service.synthesis.engine import ModelFiles, load_offline_tts
     tts = load_offline_tts(ModelFiles(Path(model_dir)), num_threads=2)
     chunks = []
     for text in json.loads(sentences):
@@ -61,7 +61,7 @@ _ACTIVATE = textwrap.dedent(
     """
     import json, sys
     from pathlib import Path
-    from tts_service import onnx_runtime
+    from tts_service.synthesis import onnx_runtime
     if sys.argv[3] == "import-first":
         import sherpa_onnx  # noqa: F401
     # A failing self-check stands for a runtime that loads but cannot synthesize.
@@ -84,12 +84,12 @@ _RECORD = textwrap.dedent(
     import json, sys
     from pathlib import Path
     import numpy as np
-    from tts_service import onnx_runtime
-    from tts_service.pauses import shorten_pauses
+    from tts_service.synthesis import onnx_runtime
+    from tts_service.audio.pauses import shorten_pauses
     shim, model_dir, sentences, sid = sys.argv[1:5]
     onnx_runtime.activate("pypi", Path(shim))
     assert onnx_runtime.disable_intra_op_spinning()
-    from tts_service.engine import ModelFiles, load_offline_tts
+    from tts_service.synthesis.engine import ModelFiles, load_offline_tts
     files = ModelFiles(Path(model_dir))
     runs = {}
     for scale in (1.0, 0.2):
@@ -121,14 +121,14 @@ _MEMORY = textwrap.dedent(
     import json, sys
     from pathlib import Path
     import numpy as np
-    from tts_service import onnx_runtime
+    from tts_service.synthesis import onnx_runtime
     shim, model_dir, out, text, options = sys.argv[1:6]
     def rss_mb():
         with open("/proc/self/status") as status:
             line = next(line for line in status if line.startswith("VmRSS"))
         return int(line.split()[1]) / 1024
     onnx_runtime.activate("pypi", Path(shim))
-    from tts_service.engine import ModelFiles, load_offline_tts
+    from tts_service.synthesis.engine import ModelFiles, load_offline_tts
     files = ModelFiles(Path(model_dir))
     shared = onnx_runtime.share_weights(files.model) if "share" in options else 0
     shrinking = onnx_runtime.shrink_arenas() if "shrink" in options else False
@@ -157,11 +157,11 @@ _TWINS = textwrap.dedent(
     import json, sys, threading
     from pathlib import Path
     import numpy as np
-    from tts_service import onnx_runtime
+    from tts_service.synthesis import onnx_runtime
     shim, model_dir, texts = sys.argv[1:4]
     onnx_runtime.activate("pypi", Path(shim))
-    from tts_service.engine import ModelFiles
-    from tts_service.model_prep import check_options, prepare
+    from tts_service.synthesis.engine import ModelFiles
+    from tts_service.model.preparation import check_options, prepare
     files = ModelFiles(Path(model_dir))
     engine = prepare(files, [1], check_options(files)).engines[0]
     texts = json.loads(texts)
@@ -318,7 +318,7 @@ def test_a_build_without_a_compiler_leaves_the_bundled_runtime(tmp_path: Path) -
 
 @pytest.mark.model
 def test_self_check_synthesizes_a_word_on_the_pypi_runtime(shim: Path, model_dir: Path) -> None:
-    from tts_service.runtime_probe import prove
+    from tts_service.synthesis.runtime_probe import prove
 
     assert prove(shim, model_dir) is None
 
@@ -326,7 +326,7 @@ def test_self_check_synthesizes_a_word_on_the_pypi_runtime(shim: Path, model_dir
 @pytest.mark.model
 def test_self_check_reports_why_the_word_was_not_synthesized(shim: Path, model_dir: Path,
                                                              tmp_path: Path) -> None:
-    from tts_service.runtime_probe import prove
+    from tts_service.synthesis.runtime_probe import prove
 
     for part in model_dir.iterdir():
         (tmp_path / part.name).symlink_to(part)
@@ -350,7 +350,7 @@ def test_runtime_is_fixed_once_sherpa_onnx_is_imported(shim: Path) -> None:
 
 
 def test_shim_version_node_matches_loader() -> None:
-    from tts_service import onnx_runtime
+    from tts_service.synthesis import onnx_runtime
 
     version_script = (REPO / "native" / "ort_shim.map").read_text()
     assert f"VERS_{onnx_runtime.SHIM_ORT_VERSION} {{" in version_script

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tts_service.cpus import UsableCpus
-from tts_service.pool_shape import MAX_SOLO_ENGINE_THREADS, pool_shape
+from tts_service.synthesis.cpus import UsableCpus
+from tts_service.synthesis.pool_shape import MAX_SOLO_ENGINE_THREADS, pool_shape
 
 
 def _cpus(count: int) -> UsableCpus:

@@ -30,7 +30,7 @@ from harness.servers import ServerProcess, free_port, start_server
 from harness.speech import transcribe, word_error_rate, words
 from tts_api.v1 import tts_pb2, tts_pb2_grpc
 from tts_client.client import TtsClient
-from tts_service.text import UNARY_SPLIT, split_pieces
+from tts_service.language.sentences import UNARY_SPLIT, split_pieces
 
 from .test_client import run_client
 

@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytest
 
-from tts_service.engine import Engine, EngineFailure, OnChunk
 from tts_service.errors import NotReady, Overloaded
-from tts_service.languages import ENGLISH, Language
-from tts_service.scheduler import Scheduler
-from tts_service.text import Piece
+from tts_service.language.languages import ENGLISH, Language
+from tts_service.language.sentences import Piece
+from tts_service.synthesis.engine import Engine, EngineFailure, OnChunk
+from tts_service.synthesis.scheduler import Scheduler
 
 RATE_HZ = 1000
 TIMEOUT_S = 20

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tts_service.segmenter import Segmenter
-from tts_service.text import STREAMING_SPLIT, Piece, SplitPolicy, split_pieces
+from tts_service.language.segmenter import Segmenter
+from tts_service.language.sentences import STREAMING_SPLIT, Piece, SplitPolicy, split_pieces
 
 
 def feed_all(segmenter: Segmenter, parts: list[str], now: float = 0.0) -> list[list[str]]:

@@ -18,8 +18,8 @@ from harness import whisper
 from harness.servers import ServerProcess, start_server
 from harness.speech import pcm16_to_float, transcribe, word_error_rate
 from tts_api.v1 import tts_pb2, tts_pb2_grpc
-from tts_service.cpus import usable_cpus
-from tts_service.pool_shape import pool_shape
+from tts_service.synthesis.cpus import usable_cpus
+from tts_service.synthesis.pool_shape import pool_shape
 
 pytestmark = pytest.mark.model
 

@@ -16,10 +16,10 @@ import pytest
 
 from harness.servers import free_port
 from tts_service import server
-from tts_service.http_api import HttpApi, HttpStartError, bind, serve_http
-from tts_service.request import Limits
+from tts_service.calls.request import Limits
+from tts_service.calls.speech_call import Calls
+from tts_service.fronts.http_routes import HttpApi, HttpStartError, bind, serve_http
 from tts_service.server import StartupError
-from tts_service.speech_call import Calls
 
 from .certs import make_pki
 from .fakes import FakeEngine, fake_server

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tts_service.text import STREAMING_SPLIT, UNARY_SPLIT, SplitPolicy, split_pieces
+from tts_service.language.sentences import STREAMING_SPLIT, UNARY_SPLIT, SplitPolicy, split_pieces
 
 
 def texts(text: str, policy: SplitPolicy | None = None) -> list[str]:
@@ -93,8 +93,8 @@ def test_unary_calls_are_split_in_whole_sentences() -> None:
 
 
 def test_build_spec_splits_streams_finely_and_unary_calls_in_sentences() -> None:
-    from tts_service.request import AskedSettings, Limits, build_spec
-    from tts_service.voices import VoiceCatalog
+    from tts_service.calls.request import AskedSettings, Limits, build_spec
+    from tts_service.model.voices import VoiceCatalog
 
     def spec_pieces(streaming: bool) -> list[str]:
         spec = build_spec(STORM, AskedSettings(voice="af_bella"), streaming=streaming,

@@ -7,12 +7,12 @@ import time
 
 import numpy as np
 
-from tts_service.engine import OnChunk, OnSentence, Sentence, TimedEngine
-from tts_service.languages import ENGLISH, Language
-from tts_service.scheduler import Scheduler
-from tts_service.synthesizer import SpokenPiece, Synthesizer
-from tts_service.text import Piece, split_pieces
-from tts_service.word_timing import SpokenWord
+from tts_service.audio.word_timing import SpokenWord
+from tts_service.language.languages import ENGLISH, Language
+from tts_service.language.sentences import Piece, split_pieces
+from tts_service.synthesis.engine import OnChunk, OnSentence, Sentence, TimedEngine
+from tts_service.synthesis.scheduler import Scheduler
+from tts_service.synthesis.synthesizer import SpokenPiece, Synthesizer
 
 SAMPLE_RATE_HZ = 24000
 WORD_SAMPLES = 2400

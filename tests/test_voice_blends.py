@@ -14,7 +14,7 @@ import pytest
 from harness.servers import ServerProcess, start_server
 from harness.speech import pcm16_to_float, transcribe
 from tts_api.v1 import tts_pb2, tts_pb2_grpc
-from tts_service.voice_blends import (
+from tts_service.model.blends import (
     Blend,
     BlendError,
     blend_voices,
@@ -24,7 +24,7 @@ from tts_service.voice_blends import (
     parse_blends,
     write_voices,
 )
-from tts_service.voices import Gender, describe
+from tts_service.model.voices import Gender, describe
 
 NAMES = ["af_bella", "af_sky", "am_adam", "bf_emma"]
 BUILTIN = [describe(name, sid) for sid, name in enumerate(NAMES)]

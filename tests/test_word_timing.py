@@ -9,9 +9,9 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tts_service import word_timing
-from tts_service.pauses import shorten_pauses
-from tts_service.word_timing import PieceTimer, SpokenWord, spoken_words
+from tts_service.audio import word_timing
+from tts_service.audio.pauses import shorten_pauses
+from tts_service.audio.word_timing import PieceTimer, SpokenWord, spoken_words
 
 RATE_HZ = 24000
 SPACE, COMMA, PERIOD = 16, 3, 4

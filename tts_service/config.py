@@ -24,9 +24,9 @@ from typing import Any, ClassVar, TypeVar
 import click
 from click.core import ParameterSource
 
-from . import __version__
-from .onnx_runtime import CHOICES as ONNXRUNTIME_CHOICES
-from .onnx_runtime import DEFAULT_SHIM_PATH
+from tts_service import __version__
+from tts_service.synthesis.onnx_runtime import CHOICES as ONNXRUNTIME_CHOICES
+from tts_service.synthesis.onnx_runtime import DEFAULT_SHIM_PATH
 
 PROG = "tts-grpc-server"
 REPO_ROOT = Path(__file__).resolve().parent.parent

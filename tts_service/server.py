@@ -19,26 +19,27 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from tts_api.v1 import tts_pb2, tts_pb2_grpc
-
-from . import model_prep, onnx_runtime, runtime_probe, security
-from .config import ServerConfig, parse_config
-from .cpus import usable_cpus
-from .engine import Engine, ModelFiles, TimedEngine
-from .grpc_outcomes import OutcomeInterceptor, sent_request_id
-from .http_api import HttpApi, HttpServer, HttpStartError, bind, serve_http
-from .lexicon import LexiconError, Respeller
-from .metrics import Metrics
-from .normalize_languages import normalize
-from .pool_shape import PoolShape, pool_shape
-from .request import Limits
-from .scheduler import Scheduler
-from .servicer import RuntimeDescription, TextToSpeechServicer
-from .speech_call import Calls
-from .synthesizer import Synthesizer
-from .voice_blends import BlendError
-from .voices import VoiceCatalog
-from .websocket_api import LiveSpeech
-from .wyoming_front import WyomingServer, serve_wyoming
+from tts_service.calls.metrics import Metrics
+from tts_service.calls.request import Limits
+from tts_service.calls.speech_call import Calls
+from tts_service.config import ServerConfig, parse_config
+from tts_service.fronts import security
+from tts_service.fronts.grpc_outcomes import OutcomeInterceptor, sent_request_id
+from tts_service.fronts.grpc_servicer import RuntimeDescription, TextToSpeechServicer
+from tts_service.fronts.http_routes import HttpApi, HttpServer, HttpStartError, bind, serve_http
+from tts_service.fronts.websocket import LiveSpeech
+from tts_service.fronts.wyoming import WyomingServer, serve_wyoming
+from tts_service.language.lexicon import LexiconError, Respeller
+from tts_service.language.normalizers import normalize
+from tts_service.model import preparation as model_prep
+from tts_service.model.blends import BlendError
+from tts_service.model.voices import VoiceCatalog
+from tts_service.synthesis import onnx_runtime, runtime_probe
+from tts_service.synthesis.cpus import usable_cpus
+from tts_service.synthesis.engine import Engine, ModelFiles, TimedEngine
+from tts_service.synthesis.pool_shape import PoolShape, pool_shape
+from tts_service.synthesis.scheduler import Scheduler
+from tts_service.synthesis.synthesizer import Synthesizer
 
 _LOGGER = logging.getLogger(__name__)
 SERVICE_NAME = tts_pb2.DESCRIPTOR.services_by_name["TextToSpeechService"].full_name
@@ -294,7 +295,7 @@ async def serve(config: ServerConfig) -> None:
 
 async def _serve(config: ServerConfig, model: model_prep.PreparedModel,
                  ort: onnx_runtime.RuntimeInfo, shape: PoolShape, started: float) -> None:
-    from .engine import engine_version
+    from tts_service.synthesis.engine import engine_version
 
     runtime = RuntimeDescription(
         engine_version=engine_version(), onnxruntime=ort.name, onnxruntime_version=ort.version,

@@ -1,11 +1,11 @@
-"""The container health probe (`python -m tts_service.probe`) against a real port, fake engine."""
+"""The container health probe (`python -m tts_service.health_check`) on a real port."""
 
 from __future__ import annotations
 
 import asyncio
 import socket
 
-from tts_service import probe
+from tts_service import health_check as probe
 
 from .fakes import fake_server
 

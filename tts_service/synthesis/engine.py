@@ -11,11 +11,11 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from . import onnx_runtime
-from .languages import ENGLISH, Language
-from .pauses import shorten_pauses
-from .phonemes import Phonemizer
-from .word_timing import SpokenWord, separator_ids, spoken_words
+from tts_service.audio.pauses import shorten_pauses
+from tts_service.audio.word_timing import SpokenWord, separator_ids, spoken_words
+from tts_service.language.g2p import Phonemizer
+from tts_service.language.languages import ENGLISH, Language
+from tts_service.synthesis import onnx_runtime
 
 _LOGGER = logging.getLogger(__name__)
 

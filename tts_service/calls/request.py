@@ -5,11 +5,17 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from . import audio
-from .errors import InvalidRequest
-from .languages import BY_CODE, ENGLISH, Language, UnknownLanguage, resolve
-from .text import STREAMING_SPLIT, UNARY_SPLIT, Piece, SplitPolicy, split_pieces
-from .voices import Voice, VoiceCatalog
+from tts_service.audio import encoding as audio
+from tts_service.errors import InvalidRequest
+from tts_service.language.languages import BY_CODE, ENGLISH, Language, UnknownLanguage, resolve
+from tts_service.language.sentences import (
+    STREAMING_SPLIT,
+    UNARY_SPLIT,
+    Piece,
+    SplitPolicy,
+    split_pieces,
+)
+from tts_service.model.voices import Voice, VoiceCatalog
 
 MIN_SPEED, MAX_SPEED = 0.5, 2.0
 # The request's names for the audio module's fields.

@@ -8,13 +8,19 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import onnx_runtime
-from .engine import Engine, ModelFiles
-from .languages import Language
-from .lexicon import Overrides, load_overrides
-from .phonemes import PRELOADED, Phonemizer
-from .voice_blends import Blend, blend_voices, model_with_speakers, parse_blends, write_voices
-from .voices import Voice, VoiceCatalog, describe
+from tts_service.language.g2p import PRELOADED, Phonemizer
+from tts_service.language.languages import Language
+from tts_service.language.lexicon import Overrides, load_overrides
+from tts_service.model.blends import (
+    Blend,
+    blend_voices,
+    model_with_speakers,
+    parse_blends,
+    write_voices,
+)
+from tts_service.model.voices import Voice, VoiceCatalog, describe
+from tts_service.synthesis import onnx_runtime
+from tts_service.synthesis.engine import Engine, ModelFiles
 
 
 @dataclass(frozen=True)
@@ -81,7 +87,7 @@ def prepare(files: ModelFiles, thread_counts: Sequence[int],
 def _load_twins(load_engine: Callable[[int], Engine], thread_counts: Sequence[int]
                 ) -> list[Engine]:
     """Engines of the same thread count are twins of one loaded model (KokoroEngine.twin)."""
-    from .engine import KokoroEngine
+    from tts_service.synthesis.engine import KokoroEngine
 
     loaded: dict[int, Engine] = {}
     engines: list[Engine] = []
@@ -107,7 +113,7 @@ def engine_loader(files: ModelFiles, scratch: Path, options: ModelOptions,
     engine's) share the weights through the shim, and every session shrinks its memory arena
     after each run.
     """
-    from .engine import Codebook, KokoroEngine
+    from tts_service.synthesis.engine import Codebook, KokoroEngine
 
     onnx_runtime.shrink_arenas()
     if len(set(thread_counts)) > 1:

@@ -11,14 +11,14 @@ from dataclasses import dataclass
 import grpc
 
 from tts_api.v1 import tts_pb2, tts_pb2_grpc
-
-from . import __version__, audio
-from .errors import IdleTimeout, InvalidRequest
-from .grpc_outcomes import sent_request_id
-from .live_text import TextInput
-from .request import AskedSettings
-from .speech_call import FLUSHED, Calls, Chunk, Dialect, SpeechCall, TimedWord
-from .voices import Gender
+from tts_service import __version__
+from tts_service.audio import encoding as audio
+from tts_service.calls.live_text import TextInput
+from tts_service.calls.request import AskedSettings
+from tts_service.calls.speech_call import FLUSHED, Calls, Chunk, Dialect, SpeechCall, TimedWord
+from tts_service.errors import IdleTimeout, InvalidRequest
+from tts_service.fronts.grpc_outcomes import sent_request_id
+from tts_service.model.voices import Gender
 
 _ENCODINGS = {
     tts_pb2.AUDIO_ENCODING_PCM_S16LE: audio.AudioEncoding.PCM16,

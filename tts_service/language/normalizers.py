@@ -13,8 +13,8 @@ from decimal import Decimal
 
 from num2words import num2words
 
-from . import normalize as english
-from .languages import Language
+from tts_service.language import english_normalizer as english
+from tts_service.language.languages import Language
 
 # num2words' name for each language, and how each says the words around a number.
 _NUM2WORDS = {"es-ES": "es", "fr-FR": "fr", "it-IT": "it", "pt-BR": "pt_BR"}

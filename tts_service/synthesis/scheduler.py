@@ -49,9 +49,9 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from .engine import Engine, EngineFailure, OnChunk
-from .errors import NotReady, Overloaded
-from .text import Piece
+from tts_service.errors import NotReady, Overloaded
+from tts_service.language.sentences import Piece
+from tts_service.synthesis.engine import Engine, EngineFailure, OnChunk
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -30,13 +30,13 @@ from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingR
 from starlette.routing import BaseRoute, Route
 from starlette.types import Send
 
-from . import audio
-from .errors import CallerGone, InvalidRequest, Unauthenticated
-from .in_flight import InFlight
-from .outcomes import Code, Outcome
-from .request import AskedSettings, SynthesisSpec
-from .security import bearer_token_matches
-from .speech_call import Calls, Chunk, Dialect, SpeechCall, TimedWord, log_value
+from tts_service.audio import encoding as audio
+from tts_service.calls.outcomes import Code, Outcome
+from tts_service.calls.request import AskedSettings, SynthesisSpec
+from tts_service.calls.speech_call import Calls, Chunk, Dialect, SpeechCall, TimedWord, log_value
+from tts_service.errors import CallerGone, InvalidRequest, Unauthenticated
+from tts_service.fronts.in_flight import InFlight
+from tts_service.fronts.security import bearer_token_matches
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -155,7 +155,7 @@ class HttpApi:
         return self._calls.limits.max_request_bytes
 
     async def playground(self, request: Request) -> HTMLResponse:
-        page = resources.files("tts_service").joinpath("static/playground.html")
+        page = resources.files("tts_service.fronts").joinpath("static/playground.html")
         return HTMLResponse(page.read_text(encoding="utf-8"))
 
     async def models(self, request: Request) -> Response:

@@ -1,6 +1,6 @@
 """Health probe for containers: exits 0 when the local server reports SERVING, else 1.
 
-`python -m tts_service.probe [HOST:PORT]` asks the standard gRPC health service, so the
+`python -m tts_service.health_check [HOST:PORT]` asks the standard gRPC health service, so the
 image needs no extra binary; the address defaults to 127.0.0.1 and $TTS_PORT.
 """
 

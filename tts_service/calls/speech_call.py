@@ -23,12 +23,11 @@ from types import TracebackType
 
 import numpy as np
 
-from .audio import AudioEncoding, StreamRenderer, render_whole
-from .errors import InvalidRequest, Unsupported
-from .live_text import LiveText, Mark, TextInput
-from .metrics import Metrics
-from .outcomes import Code, Outcome, classify
-from .request import (
+from tts_service.audio.encoding import AudioEncoding, StreamRenderer, render_whole
+from tts_service.calls.live_text import LiveText, Mark, TextInput
+from tts_service.calls.metrics import Metrics
+from tts_service.calls.outcomes import Code, Outcome, classify
+from tts_service.calls.request import (
     AskedSettings,
     Limits,
     SynthesisSettings,
@@ -36,10 +35,11 @@ from .request import (
     build_settings,
     build_spec,
 )
-from .scheduler import Admitted
-from .synthesizer import SpokenPiece, Synthesizer
-from .text import Piece
-from .voices import VoiceCatalog
+from tts_service.errors import InvalidRequest, Unsupported
+from tts_service.language.sentences import Piece
+from tts_service.model.voices import VoiceCatalog
+from tts_service.synthesis.scheduler import Admitted
+from tts_service.synthesis.synthesizer import SpokenPiece, Synthesizer
 
 _LOGGER = logging.getLogger("tts_service.requests")
 _MAX_REQUEST_ID_CHARS = 64

@@ -15,10 +15,10 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from enum import Enum
 
-from .errors import IdleTimeout
-from .request import Limits, check_text, check_text_length
-from .segmenter import Segmenter
-from .text import Piece
+from tts_service.calls.request import Limits, check_text, check_text_length
+from tts_service.errors import IdleTimeout
+from tts_service.language.segmenter import Segmenter
+from tts_service.language.sentences import Piece
 
 # Messages read ahead of the synthesis; past that, gRPC's flow control holds the caller back.
 _INBOX_MESSAGES = 64

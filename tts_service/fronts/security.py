@@ -11,7 +11,7 @@ from typing import Any
 
 import grpc
 
-from .errors import Unauthenticated
+from tts_service.errors import Unauthenticated
 
 _SCHEME = "bearer "
 

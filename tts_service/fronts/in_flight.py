@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 from collections.abc import Iterator
 
-from .errors import NotReady
+from tts_service.errors import NotReady
 
 
 class InFlight:

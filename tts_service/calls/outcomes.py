@@ -11,7 +11,7 @@ import asyncio
 from dataclasses import dataclass
 from enum import Enum
 
-from .errors import (
+from tts_service.errors import (
     CallerGone,
     IdleTimeout,
     InvalidRequest,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections import deque
 
-from .text import (
+from tts_service.language.sentences import (
     CLAUSE_END,
     Piece,
     SplitPolicy,

@@ -18,9 +18,9 @@ from google.protobuf.message import DecodeError
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from .errors import InvalidRequest
-from .outcomes import Code, Outcome, classify
-from .speech_call import CallFailed, Calls, log_value
+from tts_service.calls.outcomes import Code, Outcome, classify
+from tts_service.calls.speech_call import CallFailed, Calls, log_value
+from tts_service.errors import InvalidRequest
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -34,7 +34,7 @@ SHIM_ORT_VERSION = "1.28.2"
 _REQUIRED_API_VERSION = 28
 
 # Built by native/build.sh; the service passes this unless configured otherwise.
-DEFAULT_SHIM_PATH = Path(__file__).resolve().parents[1] / "build" / "libonnxruntime.so"
+DEFAULT_SHIM_PATH = Path(__file__).resolve().parents[2] / "build" / "libonnxruntime.so"
 
 # The soname sherpa-onnx's libraries name in DT_NEEDED. Whichever object with this soname is
 # loaded first in the process is the one they bind to.

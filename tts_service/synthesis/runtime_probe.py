@@ -35,10 +35,10 @@ def prove(shim_path: Path, model_dir: Path, timeout_s: float = _TIMEOUT_S) -> st
 
 
 def _say_one_word(shim_path: Path, model_dir: Path) -> None:
-    from . import onnx_runtime
+    from tts_service.synthesis import onnx_runtime
 
     onnx_runtime.activate("pypi", shim_path)
-    from .engine import ModelFiles, load_offline_tts
+    from tts_service.synthesis.engine import ModelFiles, load_offline_tts
 
     audio = load_offline_tts(ModelFiles(model_dir), num_threads=1).generate(_WORD, sid=0,
                                                                              speed=1.0)

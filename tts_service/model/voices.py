@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-from .languages import BY_VOICE_PREFIX
+from tts_service.language.languages import BY_VOICE_PREFIX
 
 # Kokoro voice names start with two letters: the language (languages.py), then f(emale) or
 # m(ale).

@@ -10,11 +10,11 @@ from typing import TypeVar
 
 import numpy as np
 
-from .engine import Engine, OnChunk, Sentence, TimedEngine
-from .languages import ENGLISH, Language
-from .scheduler import Admitted, Scheduler
-from .text import Piece
-from .word_timing import PieceTimer, TimedSpan
+from tts_service.audio.word_timing import PieceTimer, TimedSpan
+from tts_service.language.languages import ENGLISH, Language
+from tts_service.language.sentences import Piece
+from tts_service.synthesis.engine import Engine, OnChunk, Sentence, TimedEngine
+from tts_service.synthesis.scheduler import Admitted, Scheduler
 
 M = TypeVar("M")
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .voices import Gender, Voice
+from tts_service.model.voices import Gender, Voice
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _LIST_HINT = "ListVoices (or `tts-grpc-client --list-voices`) shows the built-in voices"

@@ -41,15 +41,15 @@ from wyoming.tts import (
     SynthesizeVoice,
 )
 
-from . import __version__
-from .audio import AudioEncoding
-from .errors import CallerGone, InvalidRequest
-from .in_flight import InFlight
-from .live_text import TextInput
-from .outcomes import Code, Outcome
-from .request import AskedSettings
-from .speech_call import CallFailed, Calls, Chunk, Dialect
-from .voices import VoiceCatalog
+from tts_service import __version__
+from tts_service.audio.encoding import AudioEncoding
+from tts_service.calls.live_text import TextInput
+from tts_service.calls.outcomes import Code, Outcome
+from tts_service.calls.request import AskedSettings
+from tts_service.calls.speech_call import CallFailed, Calls, Chunk, Dialect
+from tts_service.errors import CallerGone, InvalidRequest
+from tts_service.fronts.in_flight import InFlight
+from tts_service.model.voices import VoiceCatalog
 
 _LOGGER = logging.getLogger(__name__)
 

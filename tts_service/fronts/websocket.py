@@ -26,14 +26,20 @@ from starlette.routing import WebSocketRoute
 from starlette.types import Message
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketDisconnected
 
-from .errors import CallerGone, IdleTimeout, InvalidRequest, Unauthenticated
-from .http_api import FORMATS, OPENAI_VOICES, http_status, json_field, word_json
-from .in_flight import InFlight
-from .live_text import TextInput
-from .outcomes import Code, Outcome
-from .request import AskedSettings
-from .security import bearer_token_matches
-from .speech_call import FLUSHED, CallFailed, Calls, Chunk, Dialect
+from tts_service.calls.live_text import TextInput
+from tts_service.calls.outcomes import Code, Outcome
+from tts_service.calls.request import AskedSettings
+from tts_service.calls.speech_call import FLUSHED, CallFailed, Calls, Chunk, Dialect
+from tts_service.errors import CallerGone, IdleTimeout, InvalidRequest, Unauthenticated
+from tts_service.fronts.http_routes import (
+    FORMATS,
+    OPENAI_VOICES,
+    http_status,
+    json_field,
+    word_json,
+)
+from tts_service.fronts.in_flight import InFlight
+from tts_service.fronts.security import bearer_token_matches
 
 PATH = "/v1/tts/ws"
 PROTOCOL = "websocket"

@@ -20,7 +20,7 @@ import warnings
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from .languages import LANGUAGES, Language
+from tts_service.language.languages import LANGUAGES, Language
 
 _LOGGER = logging.getLogger(__name__)
 

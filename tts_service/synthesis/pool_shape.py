@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .cpus import UsableCpus
+from tts_service.synthesis.cpus import UsableCpus
 
 MAX_SOLO_ENGINE_THREADS = 4
 

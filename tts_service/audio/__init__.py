@@ -1,0 +1,1 @@
+"""Audio, a pure layer: encoding, pauses and word timing of the samples the engines make."""

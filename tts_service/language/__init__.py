@@ -1,0 +1,1 @@
+"""Language, a pure layer: text becomes pieces and Kokoro's tokens, one front end per language."""

@@ -1,0 +1,1 @@
+"""The model: its voices and blends, and the engines loaded from its files at start-up."""

@@ -1,0 +1,1 @@
+"""Synthesis: the engines, their runtime, the pool's shape and the scheduler that shares them."""

@@ -66,7 +66,7 @@ def _timed(run: Callable[[Callable[[np.ndarray], bool]], None]
 
 def _routes(threads: int) -> tuple[dict[str, Any], Any]:
     """The two routes' `say(text, speaker_id)` for each language, and the voice names."""
-    from tts_service.language.languages import BY_CODE
+    from tts_service.language.front_end import FrontEnds
     from tts_service.model.preparation import check_options, prepare
     from tts_service.synthesis.engine import ModelFiles, load_offline_tts
 
@@ -84,12 +84,17 @@ def _routes(threads: int) -> tuple[dict[str, Any], Any]:
                              callback=lambda samples, _: 1 if on_chunk(samples) else 0)
         return _timed(run)
 
+    front_ends = FrontEnds()
+
     def now(language: str) -> Say:
+        front_end = front_ends.by_code(language)
+
         def say(text: str, speaker_id: int) -> tuple[float, float, np.ndarray]:
             def run(on_chunk: Callable[[np.ndarray], bool]) -> None:
                 for piece in split_pieces(text, UNARY_SPLIT):
-                    new.generate(piece.text, speaker_id, 1.0, on_chunk,
-                                 language=BY_CODE[language])
+                    # The front end's time counts, as in the service (not normalized: as before).
+                    new.speak(front_end.utterance(piece.text, normalized=False), speaker_id,
+                              1.0, lambda sentence: on_chunk(sentence.samples), timed=False)
             return _timed(run)
         return say
 

@@ -30,7 +30,8 @@ import numpy as np
 from harness.servers import MODEL_DIR, REPO, ServerProcess, start_server
 from harness.speech import transcribe, word_error_rate
 from tts_api.v1 import tts_pb2_grpc
-from tts_service.language.english_normalizer import normalize
+from tts_service.language.front_end import FrontEnds
+from tts_service.language.languages import ENGLISH
 from tts_service.language.sentences import STREAMING_SPLIT, UNARY_SPLIT, SplitPolicy, split_pieces
 
 from . import service, texts
@@ -160,11 +161,13 @@ class _InProcessPool:
         loaded = prepare(files, [threads] * engines + ([solo] if solo else []),
                          options).engines
         self.speaker_id = next(v.speaker_id for v in voices if v.name == service.VOICE)
+        self.front_end = FrontEnds()[ENGLISH]
         self.scheduler = Scheduler(loaded[:engines], max_waiting=8, read_ahead_s=600.0,
                                    solo=loaded[engines] if solo else None)
 
     def _work(self, engine: Any, piece: Any, on_chunk: Any) -> None:
-        engine.generate(normalize(piece.text), self.speaker_id, 1.0, on_chunk)
+        engine.speak(self.front_end.utterance(piece.text), self.speaker_id, 1.0,
+                     lambda sentence: on_chunk(sentence.samples), timed=False)
 
     async def stream(self, text: str, policy: SplitPolicy, whole: bool
                      ) -> tuple[float, list[tuple[float, float]], np.ndarray]:

@@ -19,42 +19,47 @@ import numpy as np
 from tts_api.v1 import tts_pb2_grpc
 from tts_service.config import ServerConfig
 from tts_service.fronts.grpc_servicer import RuntimeDescription
-from tts_service.language.languages import ENGLISH, Language
+from tts_service.language.front_end import Utterance
 from tts_service.model.voices import VoiceCatalog
 from tts_service.server import RunningServer, start
-from tts_service.synthesis.engine import EngineFailure, OnChunk
+from tts_service.synthesis.engine import EngineFailure, OnSentence, Sentence
 
 SAMPLE_RATE_HZ = 24000
 TIMEOUT_S = 30
 
 
 class FakeEngine:
-    """Makes a 0.1 s tone per call; waits on `gate` first so tests can keep it busy."""
+    """Makes a 0.1 s tone per call; waits on `gate` first so tests can keep it busy.
+
+    It replaces only the model: the real front ends make the tokens it is given.
+    """
 
     sample_rate_hz = SAMPLE_RATE_HZ
+    times_words = False
 
     def __init__(self) -> None:
         self.gate = threading.Event()
         self.gate.set()
         self.permits: threading.Semaphore | None = None  # when set, one per sentence
-        self.calls: list[str] = []
+        self.calls: list[str] = []  # each utterance's text, as the front end made it
+        self.phonemes: list[str] = []
         self.speeds: list[float] = []
-        self.languages: list[str] = []
 
-    def generate(self, text: str, speaker_id: int, speed: float, on_chunk: OnChunk,
-                 language: Language = ENGLISH) -> None:
+    def speak(self, utterance: Utterance, speaker_id: int, speed: float,
+              on_sentence: OnSentence, timed: bool) -> None:
+        text = utterance.text
         if text == "Ready.":  # the server's warm-up
             return
         self.gate.wait(TIMEOUT_S)
         if self.permits is not None:
             self.permits.acquire(timeout=TIMEOUT_S)
         self.calls.append(text)
+        self.phonemes.append(utterance.phonemes)
         self.speeds.append(speed)
-        self.languages.append(language.code)
         if "explode" in text:
             raise EngineFailure("native failure in the engine")
         tone = 0.3 * np.sin(np.arange(SAMPLE_RATE_HZ // 10, dtype=np.float32) * 0.1)
-        on_chunk(tone.astype(np.float32))
+        on_sentence(Sentence(tone.astype(np.float32), (), last=True))
 
 
 @dataclass
@@ -95,8 +100,9 @@ async def fake_server(voices: tuple[str, ...] = ("af_bella", "am_adam"),
             raise RuntimeError("the model files are gone")
         return engine
 
+    # The audio cache is off unless asked: these tests count and hold the engine's work.
     config = replace(ServerConfig(), **{"port": 0, "engines": 1, "max_queued_requests": 1,
-                                        **settings})
+                                        "audio_cache_mb": 0, **settings})
     runtime = RuntimeDescription("fake", "bundled", "0", 1, 1, 1)
     running = await start(config, [engine], VoiceCatalog.from_names(list(voices)), runtime,
                           load_engine=rebuild)

@@ -15,6 +15,7 @@ from tts_api.v1 import tts_pb2
 from tts_service.audio.word_timing import PieceTimer, SpokenWord
 from tts_service.calls.request import AskedSettings, build_settings
 from tts_service.errors import InvalidRequest
+from tts_service.language.front_end import FrontEnds
 from tts_service.language.g2p import Phonemizer
 from tts_service.language.languages import BY_CODE, ENGLISH, LANGUAGES, UnknownLanguage, resolve
 from tts_service.language.normalizers import normalize
@@ -47,12 +48,13 @@ def test_unknown_or_malformed_languages_are_refused_with_the_list(written: str,
 
 
 CATALOG = VoiceCatalog.from_names(["af_bella", "ff_siwis", "jf_alpha", "xx_unknown"])
+FRONT_ENDS = FrontEnds()  # nothing loads until a text is phonemized
 
 
 def _settings(voice: str, language: str = "") -> str:
     return build_settings(AskedSettings(voice=voice, language=language), streaming=False,
-                          catalog=CATALOG, model_rate_hz=24000,
-                          list_voices="ListVoices").language.code
+                          catalog=CATALOG, front_ends=FRONT_ENDS, model_rate_hz=24000,
+                          list_voices="ListVoices").front_end.language.code
 
 
 def test_a_voice_reads_its_own_language_unless_told_otherwise() -> None:
@@ -149,6 +151,17 @@ def test_long_phonemes_are_cut_into_runs_at_sentence_then_word_ends() -> None:
     assert split_runs("") == []
 
 
+def _read_as(text: str, language: str) -> str:
+    """The phonemes the language's front end makes of `text`: each language reads "Hello."
+    its own way, so they tell which front end made the engine's tokens."""
+    return FRONT_ENDS.by_code(language).phonemes(text)
+
+
+def test_each_language_reads_the_same_word_its_own_way() -> None:
+    readings = {code: _read_as("Hello.", code) for code in ("en-US", "en-GB", "fr-FR", "es-ES")}
+    assert len(set(readings.values())) == len(readings), readings
+
+
 async def test_the_requested_language_reaches_the_engine() -> None:
     async with fake_server(engines=1) as served:
         for language_code, voice, expected in [("", "af_bella", "en-US"),
@@ -157,7 +170,7 @@ async def test_the_requested_language_reaches_the_engine() -> None:
             config = tts_pb2.SynthesisConfig(voice=voice, language_code=language_code)
             await served.stub.Synthesize(tts_pb2.SynthesizeRequest(text="Hello.", config=config),
                                          timeout=TIMEOUT_S)
-            assert served.engine.languages[-1] == expected
+            assert served.engine.phonemes[-1] == _read_as("Hello.", expected)
 
 
 def test_chinese_and_japanese_sentences_end_at_their_own_marks_without_spaces() -> None:
@@ -195,7 +208,7 @@ async def test_the_http_front_takes_language_or_kokoro_fastapis_lang_code() -> N
                 response = await client.post(url, json={"model": "tts-1", "voice": "af_bella",
                                                          "input": "Hello.", **extra})
                 assert response.status_code == 200, response.text
-                assert served.engine.languages[-1] == expected
+                assert served.engine.phonemes[-1] == _read_as("Hello.", expected)
             refused = await client.post(url, json={"model": "tts-1", "voice": "af_bella",
                                                    "input": "Hello.", "lang_code": "de"})
             assert refused.status_code == 400

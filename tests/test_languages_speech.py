@@ -92,15 +92,17 @@ _TOKENS_PER_WORD = textwrap.dedent(
     from tts_service.synthesis import onnx_runtime
     onnx_runtime.activate("pypi", onnx_runtime.DEFAULT_SHIM_PATH)
     from tts_service.synthesis.engine import ModelFiles
-    from tts_service.language.languages import BY_CODE
+    from tts_service.language.front_end import FrontEnds
     from tts_service.model.preparation import check_options, prepare
     files = ModelFiles(Path(sys.argv[1]))
     engine = prepare(files, [1], check_options(files)).engines[0]
+    front_ends = FrontEnds()
     found = []
     for code, text in json.loads(sys.argv[2]):
         words = []
-        engine.speak(text, 0, 1.0, lambda s: words.extend(w.tokens for w in s.words) or True,
-                     timed=True, language=BY_CODE[code])
+        utterance = front_ends.by_code(code).utterance(text, normalized=False)
+        engine.speak(utterance, 0, 1.0,
+                     lambda s: words.extend(w.tokens for w in s.words) or True, timed=True)
         found.append(words)
     print(json.dumps(found))
     """

@@ -162,12 +162,16 @@ _TWINS = textwrap.dedent(
     onnx_runtime.activate("pypi", Path(shim))
     from tts_service.synthesis.engine import ModelFiles
     from tts_service.model.preparation import check_options, prepare
+    from tts_service.language.front_end import FrontEnds
+    from tts_service.language.languages import ENGLISH
     files = ModelFiles(Path(model_dir))
     engine = prepare(files, [1], check_options(files)).engines[0]
     texts = json.loads(texts)
+    front_end = FrontEnds()[ENGLISH]
     def speak(engine, text):
         chunks = []
-        engine.generate(text, 2, 1.0, lambda samples: chunks.append(samples.copy()) or True)
+        engine.speak(front_end.utterance(text), 2, 1.0,
+                     lambda s: chunks.append(s.samples.copy()) or True, timed=False)
         return np.concatenate(chunks)
     alone = [speak(engine, text) for text in texts]
     twins = [engine, *(engine.twin() for _ in texts[1:])]

@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 
 from tts_service.errors import NotReady, Overloaded
-from tts_service.language.languages import ENGLISH, Language
+from tts_service.language.front_end import Utterance
 from tts_service.language.sentences import Piece
-from tts_service.synthesis.engine import Engine, EngineFailure, OnChunk
-from tts_service.synthesis.scheduler import Scheduler
+from tts_service.synthesis.engine import Engine, EngineFailure, OnSentence, Sentence
+from tts_service.synthesis.scheduler import OnChunk, Scheduler
 
 RATE_HZ = 1000
 TIMEOUT_S = 20
@@ -58,6 +58,7 @@ class FakeEngine:
     """
 
     sample_rate_hz = RATE_HZ
+    times_words = False
 
     def __init__(self, number: int, log: Log) -> None:
         self.number = number
@@ -65,8 +66,7 @@ class FakeEngine:
         self.gate = threading.Event()
         self.gate.set()
 
-    def generate(self, text: str, speaker_id: int, speed: float, on_chunk: OnChunk,
-                 language: Language = ENGLISH) -> None:
+    def generate(self, text: str, speaker_id: int, speed: float, on_chunk: OnChunk) -> None:
         name, audio_s = text.split(":")
         with self.log.lock:
             self.log.runs.append(Run(self.number, name))
@@ -82,12 +82,18 @@ class FakeEngine:
             with self.log.lock:
                 self.log.running -= 1
 
+    def speak(self, utterance: Utterance, speaker_id: int, speed: float,
+              on_sentence: OnSentence, timed: bool) -> None:
+        self.generate(utterance.text, speaker_id, speed,
+                      lambda samples: on_sentence(Sentence(samples, (), last=True)))
+
 
 def pieces(*specs: str) -> list[Piece]:
     return [Piece(i, i + 1, spec if ":" in spec else f"{spec}:1") for i, spec in enumerate(specs)]
 
 
 def work(engine: Engine, piece: Piece, on_chunk: OnChunk) -> None:
+    assert isinstance(engine, FakeEngine)
     engine.generate(piece.text, 0, 1.0, on_chunk)
 
 

@@ -41,10 +41,10 @@ def _no_engine_threads_before() -> None:
 
 async def test_an_engine_that_fails_its_warm_up_stops_the_start(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    def broken(self: FakeEngine, text: str, *args: object) -> None:
+    def broken(self: FakeEngine, *args: object, **kwargs: object) -> None:
         raise RuntimeError("cannot run the model")
 
-    monkeypatch.setattr(FakeEngine, "generate", broken)
+    monkeypatch.setattr(FakeEngine, "speak", broken)
     port = free_port()
     with pytest.raises(StartupError, match="an engine failed its first synthesis: cannot run"):
         async with fake_server(port=port):

@@ -94,13 +94,14 @@ def test_unary_calls_are_split_in_whole_sentences() -> None:
 
 def test_build_spec_splits_streams_finely_and_unary_calls_in_sentences() -> None:
     from tts_service.calls.request import AskedSettings, Limits, build_spec
+    from tts_service.language.front_end import FrontEnds
     from tts_service.model.voices import VoiceCatalog
 
     def spec_pieces(streaming: bool) -> list[str]:
         spec = build_spec(STORM, AskedSettings(voice="af_bella"), streaming=streaming,
                           catalog=VoiceCatalog.from_names(["af_bella"]),
-                          limits=Limits(max_text_chars=5000), model_rate_hz=24000,
-                          list_voices="ListVoices")
+                          front_ends=FrontEnds(), limits=Limits(max_text_chars=5000),
+                          model_rate_hz=24000, list_voices="ListVoices")
         return [piece.text for piece in spec.pieces]
 
     assert spec_pieces(streaming=True) == texts(STORM, STREAMING_SPLIT)

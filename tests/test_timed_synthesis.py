@@ -8,11 +8,12 @@ import time
 import numpy as np
 
 from tts_service.audio.word_timing import SpokenWord
-from tts_service.language.languages import ENGLISH, Language
+from tts_service.language.front_end import FrontEnds, Utterance
+from tts_service.language.languages import ENGLISH
 from tts_service.language.sentences import Piece, split_pieces
-from tts_service.synthesis.engine import OnChunk, OnSentence, Sentence, TimedEngine
+from tts_service.synthesis.engine import Engine, OnSentence, Sentence
 from tts_service.synthesis.scheduler import Scheduler
-from tts_service.synthesis.synthesizer import SpokenPiece, Synthesizer
+from tts_service.synthesis.synthesizer import SpokenPiece, Synthesizer, Voicing
 
 SAMPLE_RATE_HZ = 24000
 WORD_SAMPLES = 2400
@@ -28,13 +29,9 @@ class FakeTimedEngine:
     sample_rate_hz = SAMPLE_RATE_HZ
     times_words = True
 
-    def generate(self, text: str, speaker_id: int, speed: float, on_chunk: OnChunk,
-                 language: Language = ENGLISH) -> None:
-        self.speak(text, speaker_id, speed, lambda sentence: on_chunk(sentence.samples),
-                   timed=False)
-
-    def speak(self, text: str, speaker_id: int, speed: float, on_sentence: OnSentence,
-              timed: bool, language: Language = ENGLISH) -> None:
+    def speak(self, utterance: Utterance, speaker_id: int, speed: float,
+              on_sentence: OnSentence, timed: bool) -> None:
+        text = utterance.text
         if "slow" in text:
             time.sleep(0.3)
         sentences = [s.split() for s in text.split(".") if s.split()]
@@ -46,11 +43,15 @@ class FakeTimedEngine:
                 return
 
 
+def _voicing(timed: bool) -> Voicing:
+    """As spoken by the real English front end, not normalized (the fake reads the text)."""
+    return Voicing(0, 1.0, FrontEnds()[ENGLISH], normalize=False, timed=timed)
+
+
 async def test_words_stay_with_their_own_chunk_when_pieces_run_in_parallel() -> None:
-    engines = [FakeTimedEngine(), FakeTimedEngine()]
-    assert all(isinstance(engine, TimedEngine) for engine in engines)
+    engines: list[Engine] = [FakeTimedEngine(), FakeTimedEngine()]
     scheduler = Scheduler(engines, max_waiting=4, read_ahead_s=100.0)
-    synthesizer = Synthesizer(scheduler, normalize=lambda text, _: text, times_words=True)
+    synthesizer = Synthesizer(scheduler, times_words=True)
     # Pieces as the servicer may hand them: the first, slow one has two sentences (two
     # chunks), the second finishes on the other engine first.
     parts = ["The first piece is slow to say. It has two sentences.", "Then a quick one.",
@@ -62,7 +63,7 @@ async def test_words_stay_with_their_own_chunk_when_pieces_run_in_parallel() -> 
         pieces.append(Piece(at, at + len(part), part))
 
     async def collect() -> list[SpokenPiece]:
-        return [spoken async for spoken in synthesizer.stream(pieces, 0, 1.0, False, timed=True)
+        return [spoken async for spoken in synthesizer.stream(pieces, _voicing(timed=True))
                 if isinstance(spoken, SpokenPiece)]
 
     spoken = await asyncio.wait_for(collect(), TIMEOUT_S)
@@ -82,8 +83,8 @@ async def test_words_stay_with_their_own_chunk_when_pieces_run_in_parallel() -> 
 
 async def test_untimed_streams_carry_no_words() -> None:
     scheduler = Scheduler([FakeTimedEngine()], max_waiting=4, read_ahead_s=100.0)
-    synthesizer = Synthesizer(scheduler, normalize=lambda text, _: text, times_words=True)
-    spoken = [s async for s in synthesizer.stream(split_pieces("One. Two."), 0, 1.0, False)
+    synthesizer = Synthesizer(scheduler, times_words=True)
+    spoken = [s async for s in synthesizer.stream(split_pieces("One. Two."), _voicing(False))
               if isinstance(s, SpokenPiece)]
     await scheduler.close()
     assert spoken and not any(chunk.words for chunk in spoken)

@@ -240,6 +240,15 @@ class ServerConfig:
         None, "--lexicon-overrides", FilePath(),
         "pronunciation overrides: 'word = respelling' and 'word phonemes' lines "
         "(docs/voices.md)")
+    # About 90 s of speech: an assistant's repeated phrases many times over, at little memory.
+    audio_cache_mb: int = setting(
+        16, "--audio-cache-mb", WholeNumber(0),
+        "audio of recently spoken pieces kept in memory, in MB: a piece said again (same tokens, "
+        "voice, speed) comes back at once, without an engine; 0: off")
+    preload_voices: tuple[str, ...] = setting(
+        (), "--preload-voices", Names(),
+        "voices whose languages' front ends load at start-up, comma separated; the others load "
+        "on their first request (about a second); unset: the default voice")
     metrics_port: int = setting(
         0, "--metrics-port", PORT,
         "serve Prometheus metrics over HTTP on this port (host as --host); 0: off")

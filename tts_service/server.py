@@ -29,14 +29,16 @@ from tts_service.fronts.grpc_servicer import RuntimeDescription, TextToSpeechSer
 from tts_service.fronts.http_routes import HttpApi, HttpServer, HttpStartError, bind, serve_http
 from tts_service.fronts.websocket import LiveSpeech
 from tts_service.fronts.wyoming import WyomingServer, serve_wyoming
+from tts_service.language.front_end import FrontEnds, Utterance
+from tts_service.language.languages import BY_CODE
 from tts_service.language.lexicon import LexiconError, Respeller
-from tts_service.language.normalizers import normalize
 from tts_service.model import preparation as model_prep
 from tts_service.model.blends import BlendError
 from tts_service.model.voices import VoiceCatalog
 from tts_service.synthesis import onnx_runtime, runtime_probe
+from tts_service.synthesis.audio_cache import AudioCache
 from tts_service.synthesis.cpus import usable_cpus
-from tts_service.synthesis.engine import Engine, ModelFiles, TimedEngine
+from tts_service.synthesis.engine import Engine, ModelFiles
 from tts_service.synthesis.pool_shape import PoolShape, pool_shape
 from tts_service.synthesis.scheduler import Scheduler
 from tts_service.synthesis.synthesizer import Synthesizer
@@ -87,25 +89,31 @@ async def warm_up(engines: Sequence[Engine], executor: Executor) -> None:
                            for engine in engines))
 
 
+# Said by every engine before it serves: Kokoro's symbols of "Ready.", so that warming up needs
+# no language's front end loaded.
+WARM_UP = Utterance("Ready.", "ɹˈɛdi.")
+
+
 def warmed(engine: Engine) -> Engine:
     """`engine`, after a first synthesis (in the calling thread)."""
-    engine.generate("Ready.", 0, 1.0, lambda _: True)
+    engine.speak(WARM_UP, 0, 1.0, lambda _: True, timed=False)
     return engine
 
 
 async def start(config: ServerConfig, engines: Sequence[Engine], catalog: VoiceCatalog,
-                runtime: RuntimeDescription, respell: Callable[[str], str] = str,
+                runtime: RuntimeDescription, front_ends: FrontEnds | None = None,
                 solo: Engine | None = None,
                 load_engine: Callable[[int], Engine] | None = None) -> RunningServer:
     """Starts serving on `config.address` with engines already loaded.
 
     `load_engine(position)` loads a replacement for the engine at that position (the pool's,
-    then the solo engine) after it failed. A failure at any
+    then the solo engine) after it failed. `front_ends` default to every language's without
+    pronunciation overrides; those of `config.preload_voices` load before serving. A failure at any
     step raises StartupError after stopping whatever had started.
     """
     async with contextlib.AsyncExitStack() as started:
-        running = await _start(started, config, engines, catalog, runtime, respell, solo,
-                               load_engine)
+        running = await _start(started, config, engines, catalog, runtime,
+                               front_ends or FrontEnds(), solo, load_engine)
         running.resources = started.pop_all()
         return running
     raise AssertionError("unreachable")  # pragma: no cover - the block returns or raises
@@ -113,7 +121,7 @@ async def start(config: ServerConfig, engines: Sequence[Engine], catalog: VoiceC
 
 async def _start(started: contextlib.AsyncExitStack, config: ServerConfig,
                  engines: Sequence[Engine], catalog: VoiceCatalog, runtime: RuntimeDescription,
-                 respell: Callable[[str], str], solo: Engine | None,
+                 front_ends: FrontEnds, solo: Engine | None,
                  load_engine: Callable[[int], Engine] | None) -> RunningServer:
     try:
         credentials = security.server_credentials(config.tls_cert, config.tls_key,
@@ -153,13 +161,19 @@ async def _start(started: contextlib.AsyncExitStack, config: ServerConfig,
     metrics.runtime.info({"engine": "sherpa-onnx", "engine_version": runtime.engine_version,
                           "onnxruntime": runtime.onnxruntime,
                           "onnxruntime_version": runtime.onnxruntime_version})
+    await asyncio.to_thread(_preload, front_ends, catalog, config.preload_voices)
+    cache = AudioCache(config.audio_cache_mb * 1024 * 1024,
+                       on_hit=metrics.audio_cache_hits.inc, on_miss=metrics.audio_cache_misses.inc)
+    metrics.watch_audio_cache(lambda: cache.bytes, lambda: len(cache))
     # Word timings are offered only if every engine's warm-up run came back with durations.
-    synthesizer = Synthesizer(pool, normalize, respell, times_words=all(
-        isinstance(engine, TimedEngine) and engine.times_words for engine in pool.engines))
+    synthesizer = Synthesizer(
+        pool, cache, model=f"{config.model_dir} on {runtime.onnxruntime} "
+        f"{runtime.onnxruntime_version}",
+        times_words=all(engine.times_words for engine in pool.engines))
     limits = Limits(max_text_chars=config.max_text_chars,
                     idle_timeout_s=config.streaming_idle_timeout_s,
                     max_wait_s=config.streaming_max_wait_s)
-    calls = Calls(synthesizer, catalog, limits, metrics, log_text=config.log_text,
+    calls = Calls(synthesizer, catalog, front_ends, limits, metrics, log_text=config.log_text,
                   why_no_word_timings=runtime.why_no_word_timings())
 
     interceptors: list[grpc.aio.ServerInterceptor] = [
@@ -224,6 +238,17 @@ async def _start(started: contextlib.AsyncExitStack, config: ServerConfig,
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     return RunningServer(server=server, port=port, health=health_servicer, pool=pool,
                          metrics=metrics, resources=started, http=http, wyoming=wyoming)
+
+
+def _preload(front_ends: FrontEnds, catalog: VoiceCatalog, voices: Sequence[str]) -> None:
+    """Loads the front ends of the languages of `voices` (default: the default voice's)."""
+    for name in voices or [catalog.default]:
+        voice = catalog.get(name)
+        if voice is None:
+            raise StartupError(f"--preload-voices names an unknown voice {name!r}: choose from "
+                               "the voices ListVoices shows, e.g. " + catalog.default)
+        if voice.language_code in BY_CODE:
+            front_ends.by_code(voice.language_code).load()
 
 
 def _not_serving(health_servicer: health.aio.HealthServicer) -> Callable[[], None]:
@@ -304,8 +329,11 @@ async def _serve(config: ServerConfig, model: model_prep.PreparedModel,
         solo_engine_threads=shape.solo_engine_threads, usable_cpus=shape.cpus.count,
         pool_from_cpus=shape.from_cpus)
     pool, solo = model.engines[:shape.engines], model.engines[shape.engines:]
-    running = await start(config, pool, model.catalog, runtime,
-                          Respeller(model.overrides.respellings), solo[0] if solo else None,
+    front_ends = FrontEnds({word: "".join(symbols)
+                            for word, symbols in model.overrides.phonemes.items()},
+                           Respeller(model.overrides.respellings))
+    running = await start(config, pool, model.catalog, runtime, front_ends,
+                          solo[0] if solo else None,
                           load_engine=lambda at: model.load_engine(shape.thread_counts[at]))
     if running.http is not None:
         scheme = "https" if config.tls_cert else "http"
@@ -319,8 +347,10 @@ async def _serve(config: ServerConfig, model: model_prep.PreparedModel,
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
-    _LOGGER.info("serving tts_api.v1.TextToSpeechService on %s:%d (%s; ready in %.1f s)",
-                 config.host, running.port, shape.describe(), time.monotonic() - started)
+    loaded = ", ".join(language.name for language in front_ends.loaded()) or "none"
+    _LOGGER.info("serving tts_api.v1.TextToSpeechService on %s:%d (%s; front ends loaded: %s, "
+                 "the others on first use; ready in %.1f s)", config.host, running.port,
+                 shape.describe(), loaded, time.monotonic() - started)
 
     await stopping.wait()
     _LOGGER.info("shutting down: finishing calls in flight (up to %.0f s)",

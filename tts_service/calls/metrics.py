@@ -54,6 +54,17 @@ class Metrics:
         self.time_to_first_chunk = Histogram(
             "tts_time_to_first_chunk_seconds", "Time from a stream's start to its first audio",
             ["protocol"], buckets=_SECONDS_BUCKETS, registry=self.registry)
+        self.audio_cache_hits = Counter(
+            "tts_audio_cache_hits", "Pieces answered from the audio cache, without an engine",
+            registry=self.registry)
+        self.audio_cache_misses = Counter(
+            "tts_audio_cache_misses", "Pieces looked up in the audio cache and made anew",
+            registry=self.registry)
+        self.audio_cache_bytes = Gauge(
+            "tts_audio_cache_bytes", "Bytes of samples held by the audio cache",
+            registry=self.registry)
+        self.audio_cache_entries = Gauge(
+            "tts_audio_cache_entries", "Pieces held by the audio cache", registry=self.registry)
         self.runtime = Info(
             "tts_engine_runtime", "The engine and the onnxruntime it runs on",
             registry=self.registry)
@@ -66,3 +77,8 @@ class Metrics:
         self.unread_audio.set_function(unread_audio_s)
         self.engines_busy.set_function(busy)
         self.queue_depth.set_function(waiting)
+
+    def watch_audio_cache(self, size_bytes: Callable[[], float],
+                          entries: Callable[[], float]) -> None:
+        self.audio_cache_bytes.set_function(size_bytes)
+        self.audio_cache_entries.set_function(entries)

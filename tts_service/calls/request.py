@@ -7,13 +7,13 @@ from dataclasses import dataclass
 
 from tts_service.audio import encoding as audio
 from tts_service.errors import InvalidRequest
+from tts_service.language.front_end import FrontEnd, FrontEnds
 from tts_service.language.languages import BY_CODE, ENGLISH, Language, UnknownLanguage, resolve
 from tts_service.language.sentences import (
     STREAMING_SPLIT,
     UNARY_SPLIT,
     Piece,
     SplitPolicy,
-    split_pieces,
 )
 from tts_service.model.voices import Voice, VoiceCatalog
 
@@ -68,7 +68,7 @@ class SynthesisSettings:
     volume_gain_db: float
     normalize: bool
     word_timings: bool
-    language: Language  # how the text is read: the voice's own unless asked
+    front_end: FrontEnd  # how the text is cut and read: the voice's language unless asked
 
 
 @dataclass(frozen=True)
@@ -101,7 +101,8 @@ def check_text(text: str) -> None:
 
 
 def build_spec(text: str, asked: AskedSettings, *, streaming: bool, catalog: VoiceCatalog,
-               limits: Limits, model_rate_hz: int, list_voices: str) -> SynthesisSpec:
+               front_ends: FrontEnds, limits: Limits, model_rate_hz: int, list_voices: str
+               ) -> SynthesisSpec:
     """Validates every field (unset ones take their defaults); raises InvalidRequest.
 
     `list_voices` says how the caller can list the voices, for an unknown one.
@@ -110,16 +111,18 @@ def build_spec(text: str, asked: AskedSettings, *, streaming: bool, catalog: Voi
         raise InvalidRequest("text", "text is empty: give the words to speak")
     check_text_length(len(text), limits)
     check_text(text)
-    settings = build_settings(asked, streaming=streaming, catalog=catalog,
+    settings = build_settings(asked, streaming=streaming, catalog=catalog, front_ends=front_ends,
                               model_rate_hz=model_rate_hz, list_voices=list_voices)
-    pieces = split_pieces(text, limits.stream_split if streaming else limits.unary_split)
+    pieces = settings.front_end.pieces(text, limits.stream_split if streaming
+                                       else limits.unary_split)
     if not pieces:
         raise InvalidRequest("text", "text has no letters or digits to speak")
     return SynthesisSpec(**vars(settings), text=text, pieces=tuple(pieces))
 
 
 def build_settings(asked: AskedSettings, *, streaming: bool, catalog: VoiceCatalog,
-                   model_rate_hz: int, list_voices: str) -> SynthesisSettings:
+                   front_ends: FrontEnds, model_rate_hz: int, list_voices: str
+                   ) -> SynthesisSettings:
     """Validates the settings (unset ones take their defaults); raises InvalidRequest."""
     found = catalog.get(asked.voice)
     if found is None:
@@ -150,7 +153,7 @@ def build_settings(asked: AskedSettings, *, streaming: bool, catalog: VoiceCatal
         volume_gain_db=asked.volume_gain_db,
         normalize=asked.normalize,
         word_timings=asked.word_timings,
-        language=_language(asked.language, found),
+        front_end=front_ends[_language(asked.language, found)],
     )
 
 

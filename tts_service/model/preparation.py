@@ -8,8 +8,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from tts_service.language.g2p import PRELOADED, Phonemizer
-from tts_service.language.languages import Language
 from tts_service.language.lexicon import Overrides, load_overrides
 from tts_service.model.blends import (
     Blend,
@@ -103,13 +101,11 @@ def _load_twins(load_engine: Callable[[int], Engine], thread_counts: Sequence[in
 
 
 def engine_loader(files: ModelFiles, scratch: Path, options: ModelOptions,
-                  thread_counts: Sequence[int], preload: Sequence[Language] = PRELOADED
-                  ) -> Callable[[int], Engine]:
+                  thread_counts: Sequence[int]) -> Callable[[int], Engine]:
     """Writes the files the engines need into `scratch`; returns a loader of one engine (a
     loaded model) with the given threads.
 
-    Every engine shares one phonemizer (every language's front end) with the English phoneme
-    overrides in it. Models loaded with different thread counts (the pool's and the solo
+    Models loaded with different thread counts (the pool's and the solo
     engine's) share the weights through the shim, and every session shrinks its memory arena
     after each run.
     """
@@ -118,8 +114,6 @@ def engine_loader(files: ModelFiles, scratch: Path, options: ModelOptions,
     onnx_runtime.shrink_arenas()
     if len(set(thread_counts)) > 1:
         onnx_runtime.share_weights(files.model)
-    phonemizer = Phonemizer({word: "".join(symbols) for word, symbols in
-                             options.overrides.phonemes.items()}, preload)
     codebook = Codebook(files.tokens)
     spelled = codebook.write(scratch)
     voices = None
@@ -130,11 +124,11 @@ def engine_loader(files: ModelFiles, scratch: Path, options: ModelOptions,
 
     def load(threads: int) -> Engine:
         if not options.blends:
-            return KokoroEngine(files, threads, phonemizer, codebook, spelled)
+            return KokoroEngine(files, threads, codebook, spelled)
         # The model with more speakers is copied for each load (in memory, in the kernel)
         # rather than held for the server's life: sherpa-onnx reads it while loading only.
         with model_with_speakers(files.model, speakers, scratch) as model:
-            return KokoroEngine(files, threads, phonemizer, codebook, spelled,
+            return KokoroEngine(files, threads, codebook, spelled,
                                 voices_path=voices, model_path=model)
 
     return load

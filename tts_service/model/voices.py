@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-from tts_service.language.languages import BY_VOICE_PREFIX
+from tts_service.language.languages import BY_VOICE_PREFIX, matches
 
 # Kokoro voice names start with two letters: the language (languages.py), then f(emale) or
 # m(ale).
@@ -55,8 +55,6 @@ class VoiceCatalog:
         return self._by_name.get(name or self.default)
 
     def list(self, language_code: str = "") -> list[Voice]:
-        wanted = language_code.lower()
-        return sorted(
-            (v for v in self._by_name.values() if v.language_code.lower().startswith(wanted)),
-            key=lambda v: v.name,
-        )
+        """The voices that speak `language_code` (languages.matches), by name."""
+        return sorted((v for v in self._by_name.values()
+                       if matches(language_code, v.language_code)), key=lambda v: v.name)

@@ -7,32 +7,28 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol
 
 import numpy as np
 
 from tts_service.audio.pauses import shorten_pauses
 from tts_service.audio.word_timing import SpokenWord, separator_ids, spoken_words
-from tts_service.language.g2p import Phonemizer
-from tts_service.language.languages import ENGLISH, Language
+from tts_service.language.front_end import Utterance
 from tts_service.synthesis import onnx_runtime
 
 _LOGGER = logging.getLogger(__name__)
-
-# Called with each synthesized sentence (float32 mono samples, a view owned by the caller
-# afterwards); returns False to stop after that sentence.
-OnChunk = Callable[[np.ndarray], bool]
 
 
 @dataclass(frozen=True)
 class Sentence:
     """One sentence as the engine made it: its audio and, when timed, its spoken words."""
 
-    samples: np.ndarray
+    samples: np.ndarray  # float32 mono, owned by the receiver
     words: tuple[SpokenWord, ...]  # in samples of `samples`; empty when not timed
-    last: bool  # the last sentence of the text given to `speak`
+    last: bool  # the last sentence of the utterance given to `speak`
 
 
+# Called with each synthesized sentence, in the engine's thread; returns False to stop after it.
 OnSentence = Callable[[Sentence], bool]
 
 
@@ -42,27 +38,20 @@ class EngineFailure(Exception):
 
 
 class Engine(Protocol):
-    """What the service needs from a speech engine."""
+    """What the service needs from a speech engine: tokens in, audio out; it knows no language
+    (the front end made the tokens)."""
 
     sample_rate_hz: int
 
-    def generate(self, text: str, speaker_id: int, speed: float, on_chunk: OnChunk,
-                 language: Language = ENGLISH) -> None:
-        """Synthesizes `text` read as `language`, calling `on_chunk` per sentence; blocks
-        until done or stopped."""
+    @property
+    def times_words(self) -> bool:
+        """Whether `speak(..., timed=True)` gives each sentence's spoken words."""
         ...
 
-
-@runtime_checkable
-class TimedEngine(Engine, Protocol):
-    """An engine that can also say when each word of a sentence is spoken."""
-
-    @property
-    def times_words(self) -> bool: ...
-
-    def speak(self, text: str, speaker_id: int, speed: float, on_sentence: OnSentence,
-              timed: bool, language: Language = ENGLISH) -> None:
-        """Like `generate`, with each sentence's spoken words when `timed`."""
+    def speak(self, utterance: Utterance, speaker_id: int, speed: float,
+              on_sentence: OnSentence, timed: bool) -> None:
+        """Says `utterance.phonemes`, calling `on_sentence` per sentence (with its words when
+        `timed`); blocks until done or stopped."""
         ...
 
 
@@ -189,7 +178,7 @@ def split_runs(phonemes: str, max_tokens: int = MAX_RUN_TOKENS) -> list[str]:
 class KokoroEngine:
     """One sherpa-onnx OfflineTts instance with the Kokoro model loaded, fed phonemes."""
 
-    def __init__(self, files: ModelFiles, num_threads: int, phonemizer: Phonemizer,
+    def __init__(self, files: ModelFiles, num_threads: int,
                  codebook: Codebook, codebook_files: tuple[Path, Path],
                  voices_path: Path | None = None, model_path: Path | None = None) -> None:
         # Pauses are shortened here, not by sherpa-onnx, so that word times can follow the
@@ -197,7 +186,6 @@ class KokoroEngine:
         tokens, lexicon = codebook_files
         self._tts = load_offline_tts(files, num_threads, voices_path, str(lexicon), model_path,
                                      silence_scale=1.0, tokens=tokens)
-        self._phonemizer = phonemizer
         self._codebook = codebook
         self.sample_rate_hz = int(self._tts.sample_rate)
         self.num_speakers = int(self._tts.num_speakers)
@@ -225,15 +213,11 @@ class KokoroEngine:
         """
         return self._durations_seen
 
-    def generate(self, text: str, speaker_id: int, speed: float, on_chunk: OnChunk,
-                 language: Language = ENGLISH) -> None:
-        self.speak(text, speaker_id, speed, lambda sentence: on_chunk(sentence.samples),
-                   timed=False, language=language)
-
-    def speak(self, text: str, speaker_id: int, speed: float, on_sentence: OnSentence,
-              timed: bool, language: Language = ENGLISH) -> None:
-        """Synthesizes `text` run by run; with `timed`, each run's words are timed."""
-        runs = [encoded for run in split_runs(self._phonemizer(text, language))
+    def speak(self, utterance: Utterance, speaker_id: int, speed: float,
+              on_sentence: OnSentence, timed: bool) -> None:
+        """Synthesizes the utterance's tokens run by run; with `timed`, each run's words are
+        timed."""
+        runs = [encoded for run in split_runs(utterance.phonemes)
                 if (encoded := self._codebook.encode(run))]
         for number, encoded in enumerate(runs, start=1):
             if not self._run(encoded, speaker_id, speed, on_sentence, timed,

@@ -51,12 +51,17 @@ import numpy as np
 
 from tts_service.errors import NotReady, Overloaded
 from tts_service.language.sentences import Piece
-from tts_service.synthesis.engine import Engine, EngineFailure, OnChunk
+from tts_service.synthesis.engine import Engine, EngineFailure
 
 _LOGGER = logging.getLogger(__name__)
 
+# Called with each chunk of a piece's audio (float32 mono samples, owned by the scheduler
+# afterwards), in the engine's thread; returns False to stop after that chunk.
+OnChunk = Callable[[np.ndarray], bool]
 # Runs in an engine thread: synthesizes one piece on the engine, calling on_chunk per chunk.
 PieceWork = Callable[[Engine, Piece, OnChunk], None]
+# A piece's audio if it is already made (remembered), else None: such a piece takes no engine.
+Premade = Callable[[Piece], Sequence[np.ndarray] | None]
 # Loads a fresh engine for a position in the pool, in an engine thread (warmed up, ready).
 Rebuild = Callable[[int], Engine]
 M = TypeVar("M")
@@ -83,10 +88,15 @@ class _Slot:
     error: BaseException | None = None
 
 
+def _none_premade(piece: Piece) -> None:
+    return None
+
+
 @dataclass(eq=False)
 class _Request:
     work: PieceWork
     arrived: float
+    premade: Premade = _none_premade
     pending: deque[Piece] = field(default_factory=deque)  # not started yet, in text order
     slots: deque[_Slot] = field(default_factory=deque)  # started, not yet read to the end
     marks: deque[tuple[int, object]] = field(default_factory=deque)  # (pieces before, mark)
@@ -195,11 +205,12 @@ class Scheduler:
             )
 
     async def stream(self, pieces: Sequence[Piece] | AsyncIterable[Piece | M], work: PieceWork,
-                     announce: bool = False
+                     announce: bool = False, premade: Premade = _none_premade
                      ) -> AsyncGenerator[tuple[Piece, np.ndarray] | M | Admitted, None]:
         """Yields (piece, samples) in text order as the engines make them, and each mark fed
         between pieces once the audio before it has been read. With `announce`, ADMITTED
-        comes first, as soon as the request is admitted (before any piece is needed).
+        comes first, as soon as the request is admitted (before any piece is needed). A piece
+        whose audio `premade` has takes no engine: it is handed back in its turn.
 
         Closing the iterator early (client gone, deadline passed) drops the pieces not yet
         started and makes running ones stop after their current sentence; each engine goes
@@ -207,7 +218,7 @@ class Scheduler:
         after the audio of the pieces it gave.
         """
         self._admit()
-        request = _Request(work=work, arrived=time.monotonic())
+        request = _Request(work=work, arrived=time.monotonic(), premade=premade)
         self._requests.append(request)
         feeder = None
         if isinstance(pieces, Sequence):
@@ -293,6 +304,7 @@ class Scheduler:
         now = time.monotonic()
         candidates = []
         for request in self._requests:
+            self._take_premade(request)
             if request.schedulable(self.read_ahead_s):
                 if request.ready_since is None:
                     request.ready_since = now
@@ -308,6 +320,17 @@ class Scheduler:
             self._start(request, engine, now)
             if not request.schedulable(self.read_ahead_s):
                 candidates.remove(request)
+
+    def _take_premade(self, request: _Request) -> None:
+        """Hands back the pieces at the head of its queue whose audio is already made."""
+        while (not request.abandoned and request.pending
+               and (chunks := request.premade(request.pending[0])) is not None):
+            slot = _Slot(request.pending.popleft(), deque(chunks), done=True)
+            request.slots.append(slot)
+            request.started += 1
+            request.done += 1
+            request.unread_s += sum(len(chunk) for chunk in chunks) / self.sample_rate_hz
+            request.changed.set()
 
     def _engine_for(self, waiting_pieces: int) -> int | None:
         """The engine the next piece should take, or None if it must wait."""

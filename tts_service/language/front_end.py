@@ -1,0 +1,92 @@
+"""Each language's front end: the one stage where request text becomes Kokoro's tokens.
+
+A `FrontEnd` does, for one language, every step between the caller's text and the model, each
+a step of its own: cutting the text into pieces (that language's sentence and clause rules),
+respelling (the operator's English respellings), normalizing (numbers, amounts and dates read
+in that language) and G2P (misaki or espeak-ng, loaded on first use unless preloaded). Nothing
+below it knows a language: the engine takes the tokens.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from tts_service.language.g2p import Phonemizer
+from tts_service.language.languages import BY_CODE, LANGUAGES, Language
+from tts_service.language.normalizers import normalize
+from tts_service.language.sentences import Piece, SplitPolicy, split_pieces
+
+
+@dataclass(frozen=True)
+class Utterance:
+    """What the model is asked to say for one piece: the piece as spoken (respelled and
+    normalized: word timings map it back to the caller's text) and its Kokoro symbols, words
+    separated by spaces."""
+
+    text: str
+    phonemes: str
+
+
+class FrontEnd:
+    """One language's steps from text to tokens; pure but for the G2P's lazy loading, and safe
+    to call from several threads."""
+
+    def __init__(self, language: Language, phonemizer: Phonemizer,
+                 respell: Callable[[str], str] = str) -> None:
+        self.language = language
+        self._phonemizer = phonemizer
+        # The operator's respellings are English words: other languages keep their text.
+        self._respell = respell if language.english else str
+
+    @property
+    def loaded(self) -> bool:
+        """Whether its G2P is loaded (otherwise the first utterance loads it)."""
+        return self._phonemizer.loaded(self.language)
+
+    def load(self) -> None:
+        """Loads the G2P now (blocking: seconds for English or Chinese)."""
+        self._phonemizer.load(self.language)
+
+    def pieces(self, text: str, policy: SplitPolicy) -> list[Piece]:
+        """The pieces `text` is synthesized in, cut by this language's rules."""
+        return split_pieces(text, policy)
+
+    def spoken(self, text: str, normalized: bool = True) -> str:
+        """The text as the model should read it: respelled, then (if asked) normalized."""
+        text = self._respell(text)
+        return normalize(text, self.language) if normalized else text
+
+    def phonemes(self, spoken: str) -> str:
+        """Kokoro's symbols for text already respelled and normalized."""
+        return self._phonemizer(spoken, self.language)
+
+    def utterance(self, text: str, normalized: bool = True) -> Utterance:
+        """Every step at once: what the model gets for the piece `text`."""
+        spoken = self.spoken(text, normalized)
+        return Utterance(spoken, self.phonemes(spoken))
+
+
+class FrontEnds:
+    """Every language's front end, each made once; the G2Ps of `preload` load now, the others
+    on first use."""
+
+    def __init__(self, phoneme_overrides: dict[str, str] | None = None,
+                 respell: Callable[[str], str] = str, preload: Iterable[Language] = ()) -> None:
+        phonemizer = Phonemizer(phoneme_overrides)
+        self._front_ends = {language.code: FrontEnd(language, phonemizer, respell)
+                            for language in LANGUAGES}
+        for language in preload:
+            self[language].load()
+
+    def __getitem__(self, language: Language) -> FrontEnd:
+        return self._front_ends[language.code]
+
+    def by_code(self, code: str) -> FrontEnd:
+        """The front end of a canonical language code (en-US), as a voice reports it."""
+        return self._front_ends[BY_CODE[code].code]
+
+    def loaded(self) -> list[Language]:
+        """The languages whose G2P is loaded, in the service's order."""
+        return [front_end.language for front_end in self._front_ends.values()
+                if front_end.loaded]

@@ -135,7 +135,7 @@ async def test_a_full_pool_refuses_with_4429_and_a_retry_hint() -> None:
     async with fake_server(http_port=free_port(), max_queued_requests=0) as served:
         served.engine.gate.clear()
         busy = asyncio.ensure_future(speak(url(served), [CONFIG, text("Hello."), END]))
-        await wait_until(lambda: served.running.pool.busy == 1)
+        await wait_until(lambda: served.running.scheduler.busy == 1)
         refused = await speak(url(served), [CONFIG, text("Hello."), END])
         served.engine.gate.set()
         assert len((await busy).audio) == TONE_BYTES
@@ -165,7 +165,7 @@ async def test_a_client_that_hangs_up_frees_its_engine(served: FakeServer) -> No
     served.engine.permits.release(1)
     await wait_until(lambda: served.count("StreamingSynthesize", "CANCELLED", "websocket") == 1)
     served.engine.permits.release(40)
-    await wait_until(lambda: served.running.pool.busy == 0)
+    await wait_until(lambda: served.running.scheduler.busy == 0)
     assert len(served.engine.calls) <= 3
 
 

@@ -144,7 +144,7 @@ async def test_a_failed_synthesis_is_an_error_then_audio_stop_and_the_connection
         assert words in failed.errors[0].text
         assert "Traceback" not in failed.errors[0].text and "native" not in failed.errors[0].text
         assert failed.audio == b""
-        await wait_until(lambda: served.running.pool.in_rotation == 1)  # a failed engine's
+        await wait_until(lambda: served.running.scheduler.in_rotation == 1)  # a failed engine's
         ok = await synthesize(client, "Still here.")  # rebuild is done
     assert len(ok.audio) == TONE_BYTES
     assert served.count("SynthesizeStream", code, "wyoming") == 1
@@ -185,7 +185,7 @@ async def test_a_full_pool_refuses_with_resource_exhausted() -> None:
             connect(served) as busy, connect(served) as refused:
         served.engine.gate.clear()
         await busy.write_event(Synthesize(text="Hello.").event())
-        await wait_until(lambda: served.running.pool.busy == 1)
+        await wait_until(lambda: served.running.scheduler.busy == 1)
         await refused.write_event(Synthesize(text="Hello.").event())
         answer = await read_reply(refused, "audio-stop")
         assert answer.types == ["error", "audio-stop"]
@@ -207,7 +207,7 @@ async def test_a_client_that_hangs_up_frees_its_engine(served: FakeServer) -> No
     served.engine.permits.release(1)  # the next sentence's audio finds the client gone
     await wait_until(lambda: served.count("SynthesizeStream", "CANCELLED", "wyoming") == 1)
     served.engine.permits.release(40)
-    await wait_until(lambda: served.running.pool.busy == 0)
+    await wait_until(lambda: served.running.scheduler.busy == 0)
     assert len(served.engine.calls) <= 3
     await asyncio.wait_for(connection, TIMEOUT_S)  # ended quietly: nothing left to log
 

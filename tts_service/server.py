@@ -54,10 +54,10 @@ class RunningServer:
     server: grpc.aio.Server
     port: int
     health: health.aio.HealthServicer
-    pool: Scheduler
+    scheduler: Scheduler
     metrics: Metrics
-    # Stops everything start() started that the fronts' graceful stop does not (the pool, the
-    # metrics server, ...), in reverse order.
+    # Stops everything start() started that the fronts' graceful stop does not (the scheduler,
+    # the metrics server, ...), in reverse order.
     resources: contextlib.AsyncExitStack
     http: HttpServer | None = None
     wyoming: WyomingServer | None = None
@@ -137,25 +137,25 @@ async def _start(started: contextlib.AsyncExitStack, config: ServerConfig,
         assert load_engine is not None
         return warmed(load_engine(position))
 
-    pool = Scheduler(engines, max_waiting=config.max_queued_requests,
-                     read_ahead_s=config.read_ahead_s,
-                     on_queue_wait=metrics.piece_queue_wait.observe, solo=solo,
-                     rebuild=rebuild if load_engine is not None else None,
-                     on_engine_failed=lambda n: metrics.engine_failures.labels(str(n)).inc(),
-                     on_no_engine_left=_not_serving(health_servicer))
-    started.push_async_callback(pool.close)
+    scheduler = Scheduler(engines, max_waiting=config.max_queued_requests,
+                          read_ahead_s=config.read_ahead_s,
+                          on_queue_wait=metrics.piece_queue_wait.observe, solo=solo,
+                          rebuild=rebuild if load_engine is not None else None,
+                          on_engine_failed=lambda n: metrics.engine_failures.labels(str(n)).inc(),
+                          on_no_engine_left=_not_serving(health_servicer))
+    started.push_async_callback(scheduler.close)
     try:
-        await warm_up(pool.engines, pool.executor)
+        await warm_up(scheduler.engines, scheduler.executor)
     except Exception as err:
         raise StartupError(f"an engine failed its first synthesis: {err}") from err
-    metrics.watch_pool(pool.size, lambda: pool.busy, lambda: pool.waiting,
-                       lambda: pool.unread_audio_s, lambda: pool.in_rotation)
+    metrics.watch_pool(scheduler.size, lambda: scheduler.busy, lambda: scheduler.waiting,
+                       lambda: scheduler.unread_audio_s, lambda: scheduler.in_rotation)
     metrics.runtime.info({"engine": "sherpa-onnx", "engine_version": runtime.engine_version,
                           "onnxruntime": runtime.onnxruntime,
                           "onnxruntime_version": runtime.onnxruntime_version})
     # Word timings are offered only if every engine's warm-up run came back with durations.
-    synthesizer = Synthesizer(pool, normalize, respell, times_words=all(
-        isinstance(engine, TimedEngine) and engine.times_words for engine in pool.engines))
+    synthesizer = Synthesizer(scheduler, normalize, respell, times_words=all(
+        isinstance(engine, TimedEngine) and engine.times_words for engine in scheduler.engines))
     limits = Limits(max_text_chars=config.max_text_chars,
                     idle_timeout_s=config.streaming_idle_timeout_s,
                     max_wait_s=config.streaming_max_wait_s)
@@ -222,7 +222,7 @@ async def _start(started: contextlib.AsyncExitStack, config: ServerConfig,
         started.push_async_callback(wyoming.stop, 0)
     for name in ("", SERVICE_NAME):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    return RunningServer(server=server, port=port, health=health_servicer, pool=pool,
+    return RunningServer(server=server, port=port, health=health_servicer, scheduler=scheduler,
                          metrics=metrics, resources=started, http=http, wyoming=wyoming)
 
 

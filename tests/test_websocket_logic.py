@@ -16,6 +16,7 @@ from websockets.asyncio.client import connect
 
 from harness.servers import free_port
 from harness.websocket_client import speak, url_of
+from tts_service.fronts.http_hosting import HttpFront
 
 from .fakes import SAMPLE_RATE_HZ, TIMEOUT_S, FakeServer, fake_server, wait_until
 
@@ -177,10 +178,11 @@ async def test_drain_lets_a_live_call_finish_and_refuses_new_ones() -> None:
             await socket.send('{"type": "text", "text": "One is here. Two"}')
             while not isinstance(await asyncio.wait_for(socket.recv(), TIMEOUT_S), bytes):
                 pass
+            http = served.running.front(HttpFront)
+            assert http is not None and http.live_calls is not None
+            live_calls = http.live_calls
             stopping = asyncio.ensure_future(served.running.stop(grace_s=10))
-            await wait_until(lambda: served.running.http is not None
-                             and served.running.http.live_calls is not None
-                             and served.running.http.live_calls.closing)
+            await wait_until(lambda: live_calls.closing)
             with pytest.raises(OSError):  # the listener is closed: no new calls
                 await speak(url(served), [CONFIG])
             await socket.send('{"type": "text", "text": " is here."}')

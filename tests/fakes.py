@@ -1,7 +1,7 @@
 """The fast tier's server: the real grpc.aio server on port 0, in-process, with a fake engine.
 
 The fake engine (a tone per sentence, with a gate to hold it busy) makes the timing of
-engine work controllable; everything else — server, pool, servicer, statuses — is real.
+engine work controllable; everything else — server, scheduler, servicer, statuses — is real.
 """
 
 from __future__ import annotations

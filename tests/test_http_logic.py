@@ -64,7 +64,7 @@ async def test_full_pool_raises_rate_limit_error_with_retry_after(fake) -> None:
     async with _client(base_url) as client:
         busy = asyncio.ensure_future(client.audio.speech.create(
             model="tts-1", voice="af_bella", input="Hello.", response_format="pcm"))
-        await wait_until(lambda: running.pool.busy == 1)
+        await wait_until(lambda: running.scheduler.busy == 1)
         with pytest.raises(openai.RateLimitError) as refused:
             await client.audio.speech.create(model="tts-1", voice="af_bella", input="Hello.")
         assert int(refused.value.response.headers["retry-after"]) >= 1
@@ -86,7 +86,7 @@ async def test_hang_up_stops_the_engine_and_frees_it(fake) -> None:  # type: ign
     engine.permits.release(1)  # the next sentence's audio finds the client gone
     await wait_until(lambda: _count(running, "CreateSpeech", "CANCELLED") == 1)
     engine.permits.release(40)  # let it run freely: only a stopped engine makes no more
-    await wait_until(lambda: running.pool.busy == 0)
+    await wait_until(lambda: running.scheduler.busy == 0)
     assert len(engine.calls) <= 3
 
 
@@ -162,7 +162,7 @@ async def test_engine_failure_is_a_500_without_details_and_a_cut_stream_later(fa
                 async for _ in response.iter_bytes():
                     pass
     assert _count(running, "CreateSpeech", "INTERNAL") == 2
-    assert running.pool.busy == 0
+    assert running.scheduler.busy == 0
 
 
 async def test_text_that_is_not_unicode_is_a_400_before_any_engine_work(fake) -> None:  # type: ignore[no-untyped-def]

@@ -35,9 +35,9 @@ async def test_full_pool_and_queue_refuse_at_once_with_a_retry_hint(fake) -> Non
     engine.gate.clear()
     request = tts_pb2.SynthesizeRequest(text="Hello.")
     busy = asyncio.ensure_future(stub.Synthesize(request, timeout=TIMEOUT_S))
-    await wait_until(lambda: running.pool.busy == 1)
+    await wait_until(lambda: running.scheduler.busy == 1)
     queued = asyncio.ensure_future(stub.Synthesize(request, timeout=TIMEOUT_S))
-    await wait_until(lambda: running.pool.waiting == 1)
+    await wait_until(lambda: running.scheduler.waiting == 1)
 
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await stub.Synthesize(request, timeout=TIMEOUT_S)
@@ -64,10 +64,10 @@ async def test_cancelled_stream_stops_the_engine_and_frees_it(fake) -> None:  # 
     call.cancel()
     await wait_until(lambda: _server_saw(running, "SynthesizeStream", "CANCELLED"))
     engine.permits.release(40)  # let it run freely: only a stopped engine makes no more
-    await wait_until(lambda: running.pool.busy == 0)
+    await wait_until(lambda: running.scheduler.busy == 0)
     # Each engine finished at most the sentence it was in when the client left (the first
     # one is done; another may have started the next), not the 40 it was given.
-    assert 1 <= len(engine.calls) <= 1 + running.pool.size
+    assert 1 <= len(engine.calls) <= 1 + running.scheduler.size
     response = await stub.Synthesize(tts_pb2.SynthesizeRequest(text="Next one."),
                                      timeout=TIMEOUT_S)
     assert response.audio_duration_seconds == pytest.approx(0.1, abs=0.01)
@@ -82,7 +82,7 @@ async def test_deadline_stops_the_engine_and_is_recorded_as_such(fake) -> None: 
     assert late.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
     await wait_until(lambda: _server_saw(running, "Synthesize", "DEADLINE_EXCEEDED"))
     engine.gate.set()
-    await wait_until(lambda: running.pool.busy == 0)
+    await wait_until(lambda: running.scheduler.busy == 0)
     assert len(engine.calls) <= 1
 
 
@@ -96,12 +96,12 @@ async def test_engine_failure_is_internal_without_details_and_server_survives(fa
     assert "native failure" not in details and "Traceback" not in details
     assert "server log" in details
     # The engine left the rotation and came back rebuilt: the server keeps serving.
-    await wait_until(lambda: running.pool.in_rotation == 1)
+    await wait_until(lambda: running.scheduler.in_rotation == 1)
     assert running.metrics.registry.get_sample_value(
         "tts_engine_failures_total", {"engine": "0"}) == 1
     ok = await stub.Synthesize(tts_pb2.SynthesizeRequest(text="Fine."), timeout=TIMEOUT_S)
     assert ok.audio_duration_seconds > 0
-    assert running.pool.busy == 0
+    assert running.scheduler.busy == 0
 
 
 async def test_with_no_engine_left_the_server_is_not_serving_and_refuses_calls(

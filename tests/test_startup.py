@@ -15,10 +15,12 @@ from typing import cast
 import pytest
 
 from harness.servers import free_port
-from tts_service import server
 from tts_service.calls.request import Limits
 from tts_service.calls.speech_call import Calls
-from tts_service.fronts.http_routes import HttpApi, HttpStartError, bind, serve_http
+from tts_service.fronts.front import FrontStartError
+from tts_service.fronts.http_hosting import HttpFront
+from tts_service.fronts.http_routes import HttpApi
+from tts_service.fronts.wyoming import WyomingFront
 from tts_service.server import StartupError
 
 from .certs import make_pki
@@ -53,22 +55,33 @@ async def test_an_engine_that_fails_its_warm_up_stops_the_start(
     assert _engine_threads() == []
 
 
-async def test_a_failure_after_the_grpc_front_started_stops_it_and_the_metrics_server(
+async def test_a_front_that_cannot_start_stops_the_fronts_started_before_it(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    async def fails(*args: object, **kwargs: object) -> None:
-        raise HttpStartError("the HTTP front did not start: injected")
-
-    monkeypatch.setattr(server, "serve_http", fails)
+    """Wyoming starts last: its taken port stops the gRPC and HTTP fronts already serving and
+    the metrics server, and the start fails naming the port."""
     port, metrics_port, http_port = free_port(), free_port(), free_port()
-    with pytest.raises(StartupError, match="injected"):
-        async with fake_server(port=port, metrics_port=metrics_port, http_port=http_port):
-            pass
-    assert not _listening(port)
-    assert not _listening(metrics_port)
-    assert not _listening(http_port)
+    serving_before_wyoming: list[bool] = []
+    start_wyoming = WyomingFront.start
+
+    async def start(self: WyomingFront) -> None:
+        serving_before_wyoming.extend(_listening(p) for p in (port, metrics_port, http_port))
+        await start_wyoming(self)
+
+    monkeypatch.setattr(WyomingFront, "start", start)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        wyoming_port = taken.getsockname()[1]
+        with pytest.raises(StartupError, match=f"cannot serve Wyoming on port {wyoming_port}: "
+                           ".*already in use"):
+            async with fake_server(port=port, metrics_port=metrics_port, http_port=http_port,
+                                   wyoming_port=wyoming_port):
+                pass
+    assert serving_before_wyoming == [True, True, True]
+    assert not any(_listening(p) for p in (port, metrics_port, http_port))
     assert _engine_threads() == []
-    async with fake_server(port=port, metrics_port=metrics_port):  # both ports are free
-        assert _listening(port) and _listening(metrics_port)
+    async with fake_server(port=port, metrics_port=metrics_port, http_port=http_port):
+        assert all(_listening(p) for p in (port, metrics_port, http_port))  # free again
 
 
 async def test_a_taken_grpc_port_stops_the_start_and_leaves_no_engine_thread() -> None:
@@ -82,14 +95,11 @@ async def test_a_taken_grpc_port_stops_the_start_and_leaves_no_engine_thread() -
     assert _engine_threads() == []
 
 
-async def test_a_tls_file_uvicorn_cannot_load_is_an_http_start_error(tmp_path: Path) -> None:
+async def test_a_tls_file_uvicorn_cannot_load_fails_the_http_front(tmp_path: Path) -> None:
     """uvicorn's own loading errors come back as one clear error, never a traceback."""
     pki = make_pki(tmp_path)
-    sock = bind("127.0.0.1", 0)
-    try:
-        # No request is served: the calls need only their limits.
-        api = HttpApi(cast(Calls, SimpleNamespace(limits=Limits(max_text_chars=10))), None)
-        with pytest.raises(HttpStartError, match="cannot serve HTTP with TLS files"):
-            await serve_http(api, sock, pki.server_cert, pki.client_key, None)
-    finally:
-        sock.close()
+    # No request is served: the calls need only their limits.
+    api = HttpApi(cast(Calls, SimpleNamespace(limits=Limits(max_text_chars=10))), None)
+    front = HttpFront(api, "127.0.0.1", 0, pki.server_cert, pki.client_key)
+    with pytest.raises(FrontStartError, match="cannot serve HTTP with TLS files"):
+        await front.start()

@@ -156,7 +156,7 @@ async def test_half_close_without_any_text_ends_the_call_without_audio(fake: Fak
     assert await read_rest(call) == []
     assert await call.code() == grpc.StatusCode.OK
     assert engine.calls == []
-    assert running.pool.busy == 0
+    assert running.scheduler.busy == 0
 
 
 async def test_wav_stream_is_one_file_across_runs(fake: Fake) -> None:
@@ -193,7 +193,7 @@ async def test_bad_messages_are_invalid_argument_naming_the_field(
     assert words in await fails_with(call, grpc.StatusCode.INVALID_ARGUMENT, field)
     # Counted once the handler has finished, which may be just after the client hears.
     await wait_until(lambda: count(running, "INVALID_ARGUMENT") == 1)
-    await wait_until(lambda: running.pool.busy == 0)
+    await wait_until(lambda: running.scheduler.busy == 0)
     ok = await stub.Synthesize(tts_pb2.SynthesizeRequest(text="Still here."),
                                timeout=TIMEOUT_S)
     assert ok.audio_duration_seconds > 0
@@ -215,7 +215,7 @@ async def test_idle_caller_is_ended_with_deadline_exceeded(fake: Fake) -> None:
     details = await fails_with(call, grpc.StatusCode.DEADLINE_EXCEEDED)
     assert "no message and no audio for 1 s" in details
     await wait_until(lambda: count(running, "DEADLINE_EXCEEDED") == 1)
-    await wait_until(lambda: running.pool.busy == 0)
+    await wait_until(lambda: running.scheduler.busy == 0)
 
 
 async def test_audio_still_flowing_keeps_a_silent_caller_open(fake: Fake) -> None:
@@ -256,7 +256,7 @@ async def test_cancel_mid_text_stops_the_engine_and_frees_it(fake: Fake) -> None
     call.cancel()
     await wait_until(lambda: count(running, "CANCELLED") == 1)
     engine.permits.release(20)  # let it run freely: only a stopped engine makes no more
-    await wait_until(lambda: running.pool.busy == 0)
+    await wait_until(lambda: running.scheduler.busy == 0)
     # The engine stopped at the sentence it was in (or about to start) when the client
     # left, not after the 8 it had.
     assert len(engine.calls) <= 2
@@ -270,10 +270,10 @@ async def test_full_pool_refuses_a_streaming_call_with_resource_exhausted(fake: 
     engine.gate.clear()
     busy = asyncio.ensure_future(stub.Synthesize(tts_pb2.SynthesizeRequest(text="Hello."),
                                                  timeout=TIMEOUT_S))
-    await wait_until(lambda: running.pool.busy == 1)
+    await wait_until(lambda: running.scheduler.busy == 1)
     queued = asyncio.ensure_future(stub.Synthesize(tts_pb2.SynthesizeRequest(text="Hi."),
                                                    timeout=TIMEOUT_S))
-    await wait_until(lambda: running.pool.waiting == 1)
+    await wait_until(lambda: running.scheduler.waiting == 1)
     call = stub.StreamingSynthesize(timeout=TIMEOUT_S)
     await call.write(config_message())
     # Refused as its config is accepted, before the response headers: a client waiting for
@@ -294,10 +294,10 @@ async def test_a_live_call_that_has_spoken_is_never_refused_later() -> None:
         assert (await read(call)).chunk.text_span.text == "First part."
         assert (await read(call)).flush_done
         engine.gate.clear()  # another caller takes the only engine and holds it
-        await wait_until(lambda: running.pool.busy == 0)
+        await wait_until(lambda: running.scheduler.busy == 0)
         other = asyncio.ensure_future(stub.Synthesize(
             tts_pb2.SynthesizeRequest(text="Other caller."), timeout=TIMEOUT_S))
-        await wait_until(lambda: running.pool.busy == 1)
+        await wait_until(lambda: running.scheduler.busy == 1)
         await call.write(text_message(" Second part.", flush=True))
         await asyncio.sleep(0.1)
         engine.gate.set()

@@ -16,6 +16,7 @@ from websockets.asyncio.client import connect
 
 from harness.servers import free_port
 from harness.websocket_client import speak, url_of
+from tts_service.fronts.http_hosting import HttpFront
 
 from .fakes import SAMPLE_RATE_HZ, TIMEOUT_S, FakeServer, fake_server, wait_until
 
@@ -135,7 +136,7 @@ async def test_a_full_pool_refuses_with_4429_and_a_retry_hint() -> None:
     async with fake_server(http_port=free_port(), max_queued_requests=0) as served:
         served.engine.gate.clear()
         busy = asyncio.ensure_future(speak(url(served), [CONFIG, text("Hello."), END]))
-        await wait_until(lambda: served.running.pool.busy == 1)
+        await wait_until(lambda: served.running.scheduler.busy == 1)
         refused = await speak(url(served), [CONFIG, text("Hello."), END])
         served.engine.gate.set()
         assert len((await busy).audio) == TONE_BYTES
@@ -165,7 +166,7 @@ async def test_a_client_that_hangs_up_frees_its_engine(served: FakeServer) -> No
     served.engine.permits.release(1)
     await wait_until(lambda: served.count("StreamingSynthesize", "CANCELLED", "websocket") == 1)
     served.engine.permits.release(40)
-    await wait_until(lambda: served.running.pool.busy == 0)
+    await wait_until(lambda: served.running.scheduler.busy == 0)
     assert len(served.engine.calls) <= 3
 
 
@@ -177,10 +178,11 @@ async def test_drain_lets_a_live_call_finish_and_refuses_new_ones() -> None:
             await socket.send('{"type": "text", "text": "One is here. Two"}')
             while not isinstance(await asyncio.wait_for(socket.recv(), TIMEOUT_S), bytes):
                 pass
+            http = served.running.front(HttpFront)
+            assert http is not None and http.live_calls is not None
+            live_calls = http.live_calls
             stopping = asyncio.ensure_future(served.running.stop(grace_s=10))
-            await wait_until(lambda: served.running.http is not None
-                             and served.running.http.live_calls is not None
-                             and served.running.http.live_calls.closing)
+            await wait_until(lambda: live_calls.closing)
             with pytest.raises(OSError):  # the listener is closed: no new calls
                 await speak(url(served), [CONFIG])
             await socket.send('{"type": "text", "text": " is here."}')

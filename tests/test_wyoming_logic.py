@@ -28,6 +28,7 @@ from wyoming.tts import (
 from harness.servers import free_port
 from harness.wyoming_client import WyomingReply, read_reply
 from tts_service.config import parse_config
+from tts_service.fronts.wyoming import WyomingFront
 from tts_service.server import StartupError
 
 from .fakes import SAMPLE_RATE_HZ, TIMEOUT_S, FakeServer, fake_server, wait_until
@@ -144,7 +145,7 @@ async def test_a_failed_synthesis_is_an_error_then_audio_stop_and_the_connection
         assert words in failed.errors[0].text
         assert "Traceback" not in failed.errors[0].text and "native" not in failed.errors[0].text
         assert failed.audio == b""
-        await wait_until(lambda: served.running.pool.in_rotation == 1)  # a failed engine's
+        await wait_until(lambda: served.running.scheduler.in_rotation == 1)  # a failed engine's
         ok = await synthesize(client, "Still here.")  # rebuild is done
     assert len(ok.audio) == TONE_BYTES
     assert served.count("SynthesizeStream", code, "wyoming") == 1
@@ -185,7 +186,7 @@ async def test_a_full_pool_refuses_with_resource_exhausted() -> None:
             connect(served) as busy, connect(served) as refused:
         served.engine.gate.clear()
         await busy.write_event(Synthesize(text="Hello.").event())
-        await wait_until(lambda: served.running.pool.busy == 1)
+        await wait_until(lambda: served.running.scheduler.busy == 1)
         await refused.write_event(Synthesize(text="Hello.").event())
         answer = await read_reply(refused, "audio-stop")
         assert answer.types == ["error", "audio-stop"]
@@ -198,8 +199,9 @@ async def test_a_full_pool_refuses_with_resource_exhausted() -> None:
 async def test_a_client_that_hangs_up_frees_its_engine(served: FakeServer) -> None:
     served.engine.permits = threading.Semaphore(1)  # one sentence, then the engine waits
     text = " ".join(f"Sentence number {n} is here." for n in range(40))
-    assert served.running.wyoming is not None
-    connections = served.running.wyoming.front.connections
+    wyoming = served.running.front(WyomingFront)
+    assert wyoming is not None
+    connections = wyoming.connections
     async with connect(served) as client:
         await client.write_event(Synthesize(text=text).event())
         await read_reply(client, "audio-chunk")
@@ -207,7 +209,7 @@ async def test_a_client_that_hangs_up_frees_its_engine(served: FakeServer) -> No
     served.engine.permits.release(1)  # the next sentence's audio finds the client gone
     await wait_until(lambda: served.count("SynthesizeStream", "CANCELLED", "wyoming") == 1)
     served.engine.permits.release(40)
-    await wait_until(lambda: served.running.pool.busy == 0)
+    await wait_until(lambda: served.running.scheduler.busy == 0)
     assert len(served.engine.calls) <= 3
     await asyncio.wait_for(connection, TIMEOUT_S)  # ended quietly: nothing left to log
 
@@ -227,9 +229,10 @@ async def test_drain_finishes_a_session_in_flight_and_refuses_new_requests() -> 
             await client.write_event(SynthesizeStart().event())
             await client.write_event(SynthesizeChunk(text="One is here. Two is here.").event())
             await read_reply(client, "audio-chunk")
+            wyoming = served.running.front(WyomingFront)
+            assert wyoming is not None
             stopping = asyncio.ensure_future(served.running.stop(grace_s=10))
-            await wait_until(lambda: served.running.wyoming is not None
-                             and served.running.wyoming.front.in_flight.closing)
+            await wait_until(lambda: wyoming.in_flight.closing)
             refused = await synthesize(late, "Too late.")
             await client.write_event(SynthesizeStop().event())
             served.engine.permits.release(5)

@@ -12,23 +12,24 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
+from typing import TypeVar
 
 import grpc
 import prometheus_client
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_health.v1 import health, health_pb2
 
-from tts_api.v1 import tts_pb2, tts_pb2_grpc
 from tts_service.calls.metrics import Metrics
 from tts_service.calls.request import Limits
 from tts_service.calls.speech_call import Calls
 from tts_service.config import ServerConfig, parse_config
 from tts_service.fronts import security
-from tts_service.fronts.grpc_outcomes import OutcomeInterceptor, sent_request_id
-from tts_service.fronts.grpc_servicer import RuntimeDescription, TextToSpeechServicer
-from tts_service.fronts.http_routes import HttpApi, HttpServer, HttpStartError, bind, serve_http
+from tts_service.fronts.front import Front, FrontStartError
+from tts_service.fronts.grpc_hosting import SERVICE_NAME, GrpcFront
+from tts_service.fronts.grpc_servicer import RuntimeDescription
+from tts_service.fronts.http_hosting import HttpFront
+from tts_service.fronts.http_routes import HttpApi
 from tts_service.fronts.websocket import LiveSpeech
-from tts_service.fronts.wyoming import WyomingServer, serve_wyoming
+from tts_service.fronts.wyoming import WyomingFront
 from tts_service.language.front_end import FrontEnds, Utterance
 from tts_service.language.languages import BY_CODE
 from tts_service.language.lexicon import LexiconError, Respeller
@@ -44,7 +45,7 @@ from tts_service.synthesis.scheduler import Scheduler
 from tts_service.synthesis.synthesizer import Synthesizer
 
 _LOGGER = logging.getLogger(__name__)
-SERVICE_NAME = tts_pb2.DESCRIPTOR.services_by_name["TextToSpeechService"].full_name
+F = TypeVar("F", bound=Front)
 
 
 class StartupError(Exception):
@@ -53,32 +54,38 @@ class StartupError(Exception):
 
 @dataclass
 class RunningServer:
-    server: grpc.aio.Server
-    port: int
+    fronts: Sequence[Front]  # in the order started: gRPC first, then the others configured
     health: health.aio.HealthServicer
-    pool: Scheduler
+    scheduler: Scheduler
     metrics: Metrics
-    # Stops everything start() started that the fronts' graceful stop does not (the pool, the
-    # metrics server, ...), in reverse order.
+    # Stops everything start() started (the scheduler, the metrics server, the fronts again),
+    # in reverse order.
     resources: contextlib.AsyncExitStack
-    http: HttpServer | None = None
-    wyoming: WyomingServer | None = None
+
+    def front(self, kind: type[F]) -> F | None:
+        """The front of that kind; None when the configuration leaves it off."""
+        return next((front for front in self.fronts if isinstance(front, kind)), None)
+
+    @property
+    def port(self) -> int:
+        """The gRPC port."""
+        return self.fronts[0].port
 
     @property
     def http_port(self) -> int | None:
-        return self.http.port if self.http is not None else None
+        http = self.front(HttpFront)
+        return http.port if http is not None else None
 
     @property
     def wyoming_port(self) -> int | None:
-        return self.wyoming.port if self.wyoming is not None else None
+        wyoming = self.front(WyomingFront)
+        return wyoming.port if wyoming is not None else None
 
     async def stop(self, grace_s: float) -> None:
-        """Health goes NOT_SERVING, new calls are refused, calls in flight get `grace_s`;
-        then the engines finish their current pieces and everything else stops."""
+        """Health goes NOT_SERVING, every front refuses new calls and gives those in flight
+        `grace_s`; then the engines finish their current pieces and everything else stops."""
         await self.health.enter_graceful_shutdown()
-        await asyncio.gather(self.server.stop(grace_s),
-                             self.http.stop(grace_s) if self.http else asyncio.sleep(0),
-                             self.wyoming.stop(grace_s) if self.wyoming else asyncio.sleep(0))
+        await asyncio.gather(*(front.stop(grace_s) for front in self.fronts))
         await self.resources.aclose()
 
 
@@ -145,19 +152,19 @@ async def _start(started: contextlib.AsyncExitStack, config: ServerConfig,
         assert load_engine is not None
         return warmed(load_engine(position))
 
-    pool = Scheduler(engines, max_waiting=config.max_queued_requests,
-                     read_ahead_s=config.read_ahead_s,
-                     on_queue_wait=metrics.piece_queue_wait.observe, solo=solo,
-                     rebuild=rebuild if load_engine is not None else None,
-                     on_engine_failed=lambda n: metrics.engine_failures.labels(str(n)).inc(),
-                     on_no_engine_left=_not_serving(health_servicer))
-    started.push_async_callback(pool.close)
+    scheduler = Scheduler(engines, max_waiting=config.max_queued_requests,
+                          read_ahead_s=config.read_ahead_s,
+                          on_queue_wait=metrics.piece_queue_wait.observe, solo=solo,
+                          rebuild=rebuild if load_engine is not None else None,
+                          on_engine_failed=lambda n: metrics.engine_failures.labels(str(n)).inc(),
+                          on_no_engine_left=_not_serving(health_servicer))
+    started.push_async_callback(scheduler.close)
     try:
-        await warm_up(pool.engines, pool.executor)
+        await warm_up(scheduler.engines, scheduler.executor)
     except Exception as err:
         raise StartupError(f"an engine failed its first synthesis: {err}") from err
-    metrics.watch_pool(pool.size, lambda: pool.busy, lambda: pool.waiting,
-                       lambda: pool.unread_audio_s, lambda: pool.in_rotation)
+    metrics.watch_pool(scheduler.size, lambda: scheduler.busy, lambda: scheduler.waiting,
+                       lambda: scheduler.unread_audio_s, lambda: scheduler.in_rotation)
     metrics.runtime.info({"engine": "sherpa-onnx", "engine_version": runtime.engine_version,
                           "onnxruntime": runtime.onnxruntime,
                           "onnxruntime_version": runtime.onnxruntime_version})
@@ -167,45 +174,15 @@ async def _start(started: contextlib.AsyncExitStack, config: ServerConfig,
     metrics.watch_audio_cache(lambda: cache.bytes, lambda: len(cache))
     # Word timings are offered only if every engine's warm-up run came back with durations.
     synthesizer = Synthesizer(
-        pool, cache, model=f"{config.model_dir} on {runtime.onnxruntime} "
+        scheduler, cache, model=f"{config.model_dir} on {runtime.onnxruntime} "
         f"{runtime.onnxruntime_version}",
-        times_words=all(engine.times_words for engine in pool.engines))
+        times_words=all(engine.times_words for engine in scheduler.engines))
     limits = Limits(max_text_chars=config.max_text_chars,
                     idle_timeout_s=config.streaming_idle_timeout_s,
                     max_wait_s=config.streaming_max_wait_s)
     calls = Calls(synthesizer, catalog, front_ends, limits, metrics, log_text=config.log_text,
                   why_no_word_timings=runtime.why_no_word_timings())
 
-    interceptors: list[grpc.aio.ServerInterceptor] = [
-        OutcomeInterceptor(calls, [SERVICE_NAME])]
-    if token:  # outermost: a call without the token never reaches the servicer
-        interceptors.insert(0, security.BearerTokenInterceptor(
-            token, [SERVICE_NAME], lambda method, metadata, error: calls.refused(
-                method.rsplit("/", 1)[-1], "grpc", sent_request_id(metadata), error)))
-    server = grpc.aio.server(interceptors=interceptors, options=[
-        ("grpc.max_receive_message_length", limits.max_request_bytes),
-        *connection_age_options(config),
-    ])
-    started.push_async_callback(server.stop, None)
-    tts_pb2_grpc.add_TextToSpeechServiceServicer_to_server(
-        TextToSpeechServicer(calls, runtime), server)
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection(
-        (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
-    try:
-        port = (server.add_secure_port(config.address, credentials) if credentials
-                else server.add_insecure_port(config.address))
-    except RuntimeError as err:
-        # grpc logs the system's reason (e.g. "Address already in use") on the line before.
-        raise StartupError(f"cannot listen on {config.address}: {err}") from err
-    http_socket = None
-    if config.http_port:
-        try:
-            http_socket = bind(config.host, config.http_port)
-        except OSError as err:
-            raise StartupError(f"cannot serve HTTP on port {config.http_port}: "
-                               f"{err.strerror}") from err
-        started.callback(http_socket.close)
     if config.metrics_port:
         try:
             metrics_server, _ = prometheus_client.start_http_server(
@@ -213,31 +190,40 @@ async def _start(started: contextlib.AsyncExitStack, config: ServerConfig,
         except OSError as err:
             raise StartupError(f"cannot serve metrics on port {config.metrics_port}: "
                                f"{err.strerror}") from err
+        # Closed after the fronts have drained, so that the drain can be watched.
         started.callback(metrics_server.server_close)
         started.callback(metrics_server.shutdown)
-    await server.start()
-    http = None
-    if http_socket is not None:
+    fronts = _fronts(config, calls, runtime, health_servicer, credentials, token)
+    # Each front started is stopped at once if a later one fails; after a graceful stop, the
+    # second stop when `resources` closes does nothing more.
+    for front in fronts:
         try:
-            live = LiveSpeech(calls, token)  # the live-text WebSocket beside the API
-            http = await serve_http(HttpApi(calls, token, routes=[live.route]), http_socket,
-                                    config.tls_cert, config.tls_key, config.tls_client_ca,
-                                    live_calls=live.in_flight)
-        except HttpStartError as err:
+            await front.start()
+        except FrontStartError as err:
             raise StartupError(str(err)) from err
-        started.push_async_callback(http.stop, 0)
-    wyoming = None
-    if config.wyoming_port:
-        try:
-            wyoming = await serve_wyoming(calls, config.host, config.wyoming_port)
-        except OSError as err:
-            raise StartupError(f"cannot serve Wyoming on port {config.wyoming_port}: "
-                               f"{err.strerror}") from err
-        started.push_async_callback(wyoming.stop, 0)
+        started.push_async_callback(front.stop, 0)
+        _LOGGER.debug("%s front listening on port %d", front.name, front.port)
     for name in ("", SERVICE_NAME):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    return RunningServer(server=server, port=port, health=health_servicer, pool=pool,
-                         metrics=metrics, resources=started, http=http, wyoming=wyoming)
+    return RunningServer(fronts=fronts, health=health_servicer, scheduler=scheduler,
+                         metrics=metrics, resources=started)
+
+
+def _fronts(config: ServerConfig, calls: Calls, runtime: RuntimeDescription,
+            health_servicer: health.aio.HealthServicer,
+            credentials: grpc.ServerCredentials | None, token: str | None) -> list[Front]:
+    """The fronts the configuration asks for, in the order they start: gRPC (always) first."""
+    fronts: list[Front] = [GrpcFront(
+        calls, runtime, health_servicer, config.host, config.address, credentials, token,
+        config.max_connection_age_s, config.max_connection_age_grace_s)]
+    if config.http_port:
+        live = LiveSpeech(calls, token)  # the live-text WebSocket beside the API
+        fronts.append(HttpFront(HttpApi(calls, token, routes=[live.route]), config.host,
+                                config.http_port, config.tls_cert, config.tls_key,
+                                config.tls_client_ca, live_calls=live.in_flight))
+    if config.wyoming_port:
+        fronts.append(WyomingFront(calls, config.host, config.wyoming_port))
+    return fronts
 
 
 def _preload(front_ends: FrontEnds, catalog: VoiceCatalog, voices: Sequence[str]) -> None:
@@ -266,15 +252,6 @@ def _not_serving(health_servicer: health.aio.HealthServicer) -> Callable[[], Non
         task.add_done_callback(updates.discard)
 
     return no_engine_left
-
-
-def connection_age_options(config: ServerConfig) -> list[tuple[str, int]]:
-    """gRPC channel arguments that make clients reconnect (and so rebalance) now and then."""
-    if config.max_connection_age_s == 0:
-        return []
-    return [("grpc.max_connection_age_ms", round(config.max_connection_age_s * 1000)),
-            ("grpc.max_connection_age_grace_ms",
-             round(config.max_connection_age_grace_s * 1000))]
 
 
 async def serve(config: ServerConfig) -> None:
@@ -335,22 +312,19 @@ async def _serve(config: ServerConfig, model: model_prep.PreparedModel,
     running = await start(config, pool, model.catalog, runtime, front_ends,
                           solo[0] if solo else None,
                           load_engine=lambda at: model.load_engine(shape.thread_counts[at]))
-    if running.http is not None:
-        scheme = "https" if config.tls_cert else "http"
-        _LOGGER.info("serving the OpenAI-compatible speech API and the playground on "
-                     "%s://%s:%d/", scheme, config.host, running.http.port)
-    if running.wyoming is not None:
-        _LOGGER.info("serving the Wyoming protocol (Home Assistant) on tcp://%s:%d",
-                     config.host, running.wyoming.port)
-    # Before the line that says "serving": a supervisor may signal as soon as it reads it.
+    # The gRPC front's line comes last and says "ready": supervisors and tests wait for it.
+    grpc_front, *others = running.fronts
+    for front in others:
+        _LOGGER.info("serving %s", front.serving)
+    # Before the line that says "ready": a supervisor may signal as soon as it reads it.
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
     loaded = ", ".join(language.name for language in front_ends.loaded()) or "none"
-    _LOGGER.info("serving tts_api.v1.TextToSpeechService on %s:%d (%s; front ends loaded: %s, "
-                 "the others on first use; ready in %.1f s)", config.host, running.port,
-                 shape.describe(), loaded, time.monotonic() - started)
+    _LOGGER.info("serving %s (%s; front ends loaded: %s, the others on first use; ready in "
+                 "%.1f s)", grpc_front.serving, shape.describe(), loaded,
+                 time.monotonic() - started)
 
     await stopping.wait()
     _LOGGER.info("shutting down: finishing calls in flight (up to %.0f s)",

@@ -1,28 +1,22 @@
-"""The OpenAI-compatible HTTP front: speech, voices, models and the playground page.
+"""The OpenAI-compatible HTTP front's routes: speech, voices, models and the playground page.
 
 It only translates: JSON into the call layer's values (speech_call) and outcomes into HTTP
 statuses and OpenAI's error bodies. Every call is recorded in the same request log and metrics
-as on gRPC, with protocol "http".
+as on gRPC, with protocol "http". uvicorn serves the app on its port (http_hosting).
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import contextlib
 import json
 import logging
 import math
-import socket
-import ssl
-import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, replace
 from importlib import resources
-from pathlib import Path
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
@@ -35,7 +29,6 @@ from tts_service.calls.outcomes import Code, Outcome
 from tts_service.calls.request import AskedSettings, SynthesisSpec
 from tts_service.calls.speech_call import Calls, Chunk, Dialect, SpeechCall, TimedWord, log_value
 from tts_service.errors import CallerGone, InvalidRequest, Unauthenticated
-from tts_service.fronts.in_flight import InFlight
 from tts_service.fronts.security import bearer_token_matches
 
 _LOGGER = logging.getLogger(__name__)
@@ -146,7 +139,7 @@ class HttpApi:
             Route("/v1/models", self.models, methods=["GET"]),
             Route("/v1/audio/voices", self.voices, methods=["GET"]),
             Route("/v1/audio/speech", self.speech, methods=["POST"]),
-            *routes,  # the live-text WebSocket (websocket_api), composed by the server
+            *routes,  # the live-text WebSocket (websocket.py), composed by the server
         ], exception_handlers={HTTPException: _http_exception})
 
     @property
@@ -338,81 +331,3 @@ def _sse_event(event: dict[str, Any]) -> bytes:
 def _sse_delta(data: bytes) -> bytes:
     return _sse_event({"type": "speech.audio.delta",
                        "audio": base64.b64encode(data).decode("ascii")})
-
-
-class _EmbeddedServer(uvicorn.Server):
-    """uvicorn inside the gRPC server's event loop: the gRPC side owns SIGTERM and SIGINT and
-    drains both (uvicorn 0.54 would otherwise replace their handlers while it runs)."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
-@dataclass
-class HttpServer:
-    """The running HTTP front; `stop` lets requests in flight finish for up to the grace."""
-
-    server: uvicorn.Server
-    task: asyncio.Task[None]
-    port: int
-    # The WebSocket calls, which uvicorn would close at once when it stops (code 1012).
-    live_calls: InFlight | None = None
-
-    async def stop(self, grace_s: float) -> None:
-        started = time.monotonic()
-        if self.live_calls is not None:
-            for listener in self.server.servers:
-                listener.close()  # no new connections while the WebSocket calls finish
-            await self.live_calls.drain(grace_s)
-        left_s = max(0.0, grace_s - (time.monotonic() - started))
-        self.server.config.timeout_graceful_shutdown = math.ceil(left_s)
-        self.server.should_exit = True
-        await self.task
-
-
-def bind(host: str, port: int) -> socket.socket:
-    """The listening socket, bound now so that a taken port fails at start-up (OSError)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError:
-        sock.close()
-        raise
-    return sock
-
-
-class HttpStartError(Exception):
-    """The HTTP front cannot start; the message says why."""
-
-
-async def serve_http(api: HttpApi, sock: socket.socket, tls_cert: Path | None,
-                     tls_key: Path | None, tls_client_ca: Path | None,
-                     live_calls: InFlight | None = None) -> HttpServer:
-    """Starts uvicorn on `sock` as a task of the running loop; raises HttpStartError.
-
-    `live_calls` are the WebSocket calls that a stop lets finish first."""
-    config = uvicorn.Config(
-        api.app, log_config=None, access_log=False, lifespan="off",
-        # wsproto, named rather than found: the tests' WebSocket client (websockets) is then
-        # never also the server's implementation.
-        ws="wsproto", ws_max_size=api.max_message_bytes,
-        ssl_certfile=tls_cert, ssl_keyfile=tls_key,
-        ssl_ca_certs=str(tls_client_ca) if tls_client_ca else None,
-        ssl_cert_reqs=ssl.CERT_REQUIRED if tls_client_ca else ssl.CERT_NONE)
-    try:
-        config.load()  # reads the TLS files: a bad one fails here, with its reason
-    except (OSError, ValueError) as err:
-        raise HttpStartError(f"cannot serve HTTP with TLS files {tls_cert}, {tls_key}: "
-                             f"{err}") from err
-    server = _EmbeddedServer(config)
-    task = asyncio.create_task(server.serve(sockets=[sock]), name="http-front")
-    while not server.started and not task.done():
-        await asyncio.sleep(0.01)
-    if not server.started:
-        error = task.exception() if not task.cancelled() else None
-        raise HttpStartError(f"the HTTP front did not start: {error or 'see the log above'}")
-    return HttpServer(server=server, task=task, port=sock.getsockname()[1],
-                      live_calls=live_calls)

@@ -24,7 +24,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
@@ -48,6 +47,7 @@ from tts_service.calls.outcomes import Code, Outcome
 from tts_service.calls.request import AskedSettings
 from tts_service.calls.speech_call import CallFailed, Calls, Chunk, Dialect
 from tts_service.errors import CallerGone, InvalidRequest
+from tts_service.fronts.front import FrontStartError
 from tts_service.fronts.in_flight import InFlight
 from tts_service.model.voices import VoiceCatalog
 
@@ -89,44 +89,51 @@ def _describe(name: str, language: str, gender: str, blend: str) -> str:
     return f"{name} ({details})"
 
 
-@dataclass
-class _Front:
-    """What every connection of the front shares."""
+class WyomingFront:
+    """The Wyoming protocol on one port; what every connection shares."""
 
-    calls: Calls
-    info: Event
-    in_flight: InFlight = field(default_factory=InFlight)
-    connections: set[asyncio.Task[Any]] = field(default_factory=set)
+    name = "Wyoming"
 
+    def __init__(self, calls: Calls, host: str, port: int) -> None:
+        self.calls = calls
+        self.info = service_info(calls.catalog).event()
+        self.in_flight = InFlight()
+        self.connections: set[asyncio.Task[Any]] = set()
+        self._host = host
+        self._port = port
+        self._server: AsyncTcpServer | None = None
 
-@dataclass
-class WyomingServer:
-    """The running Wyoming front; `stop` lets requests in flight finish for up to the grace."""
+    @property
+    def port(self) -> int:
+        return self._port
 
-    server: AsyncTcpServer
-    front: _Front
-    port: int
+    @property
+    def serving(self) -> str:
+        return f"the Wyoming protocol (Home Assistant) on tcp://{self._host}:{self._port}"
+
+    async def start(self) -> None:
+        server = AsyncTcpServer(self._host, self._port)
+        try:
+            await server.start(lambda reader, writer: _Connection(self, reader, writer))
+        except OSError as err:
+            raise FrontStartError(f"cannot serve Wyoming on port {self._port}: "
+                                  f"{err.strerror}") from err
+        self._server = server
 
     async def stop(self, grace_s: float) -> None:
-        await self.front.in_flight.drain(grace_s)
-        await self.server.stop()  # closes the listener and every connection left
-        if self.front.connections:
-            await asyncio.wait(set(self.front.connections))
-
-
-async def serve_wyoming(calls: Calls, host: str, port: int) -> WyomingServer:
-    """Starts listening on `host:port` in the running loop; raises OSError (e.g. a taken
-    port)."""
-    front = _Front(calls, service_info(calls.catalog).event())
-    server = AsyncTcpServer(host, port)
-    await server.start(lambda reader, writer: _Connection(front, reader, writer))
-    return WyomingServer(server=server, front=front, port=port)
+        """Lets requests in flight finish for up to the grace, then closes every connection."""
+        if self._server is None:
+            return
+        await self.in_flight.drain(grace_s)
+        await self._server.stop()  # closes the listener and every connection left
+        if self.connections:
+            await asyncio.wait(set(self.connections))
 
 
 class _Connection(AsyncEventHandler):
     """One client connection: its requests, in order."""
 
-    def __init__(self, front: _Front, reader: asyncio.StreamReader,
+    def __init__(self, front: WyomingFront, reader: asyncio.StreamReader,
                  writer: asyncio.StreamWriter) -> None:
         super().__init__(reader, writer)
         self._calls = front.calls

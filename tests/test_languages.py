@@ -240,3 +240,23 @@ def test_whisper_halves_of_the_wrong_size_are_refused(tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match="expected 145217532"):
         whisper.assemble(tmp_path / "model", halves)
     assert not (tmp_path / "model" / "model.bin").exists()
+
+
+def test_a_voice_listing_and_a_request_read_a_language_code_alike() -> None:
+    """One matcher: every spelling a request may use lists that language's voices."""
+    catalog = VoiceCatalog.from_names(["af_bella", "am_adam", "bf_emma", "ff_siwis"])
+    american = [voice.name for voice in catalog.list("en-US")]
+    assert american == ["af_bella", "am_adam"]
+    for spelled in ("en_US", "EN-us", "a"):
+        assert [voice.name for voice in catalog.list(spelled)] == american
+        assert resolve(spelled).code == "en-US"
+    assert [voice.name for voice in catalog.list("en")] == ["af_bella", "am_adam", "bf_emma"]
+    assert [voice.name for voice in catalog.list("fr")] == ["ff_siwis"]
+    assert catalog.list("de-DE") == [] and len(catalog.list("")) == 4
+
+
+def test_front_ends_load_their_g2p_on_first_use_unless_preloaded() -> None:
+    front_ends = FrontEnds(preload=[BY_CODE["en-US"]])
+    assert front_ends.loaded() == [BY_CODE["en-US"]]
+    assert front_ends.by_code("it-IT").utterance("Ciao.").phonemes == "ʧˈao."
+    assert front_ends.loaded() == [BY_CODE["en-US"], BY_CODE["it-IT"]]

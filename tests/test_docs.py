@@ -72,3 +72,19 @@ def test_the_readme_opens_with_a_short_quick_start() -> None:
     assert sections[1].startswith("Quick start\n")
     lines = [line for line in sections[1].splitlines()[1:] if line.strip()]
     assert 5 <= len(lines) <= 15, len(lines)
+
+
+def _unnamed_modules(architecture: str) -> list[str]:
+    """The service's modules that the architecture page does not name (as `name.py`)."""
+    modules = sorted(path for path in (REPO / "tts_service").rglob("*.py")
+                     if path.name != "__init__.py")
+    return [str(path.relative_to(REPO)) for path in modules
+            if f"`{path.name}`" not in architecture
+            and f"`{path.parent.name}/{path.name}`" not in architecture]
+
+
+def test_the_architecture_page_names_every_module() -> None:
+    page = (REPO / "docs" / "architecture.md").read_text()
+    assert _unnamed_modules(page) == []
+    assert _unnamed_modules(page.replace("`audio_cache.py`", "the cache")) == [
+        "tts_service/synthesis/audio_cache.py"]

@@ -88,3 +88,17 @@ def test_the_architecture_page_names_every_module() -> None:
     assert _unnamed_modules(page) == []
     assert _unnamed_modules(page.replace("`audio_cache.py`", "the cache")) == [
         "tts_service/synthesis/audio_cache.py"]
+
+
+def _missing_paths(text: str) -> list[str]:
+    return [path for path in re.findall(r"`?(tts_service/[\w/]+\.py)", text)
+            if not (REPO / path).exists()]
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda page: page.name)
+def test_every_module_path_in_the_docs_exists(page: Path) -> None:
+    assert _missing_paths(page.read_text()) == []
+
+
+def test_the_path_check_finds_a_moved_module() -> None:
+    assert _missing_paths("see `tts_service/phonemes.py`") == ["tts_service/phonemes.py"]

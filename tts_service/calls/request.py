@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from tts_service.audio import encoding as audio
 from tts_service.errors import InvalidRequest
 from tts_service.language.languages import BY_CODE, ENGLISH, Language, UnknownLanguage, resolve
+from tts_service.language.sentence_rules import rules_for
 from tts_service.language.sentences import (
     STREAMING_SPLIT,
     UNARY_SPLIT,
@@ -112,7 +113,8 @@ def build_spec(text: str, asked: AskedSettings, *, streaming: bool, catalog: Voi
     check_text(text)
     settings = build_settings(asked, streaming=streaming, catalog=catalog,
                               model_rate_hz=model_rate_hz, list_voices=list_voices)
-    pieces = split_pieces(text, limits.stream_split if streaming else limits.unary_split)
+    pieces = split_pieces(text, limits.stream_split if streaming else limits.unary_split,
+                          rules_for(settings.language))
     if not pieces:
         raise InvalidRequest("text", "text has no letters or digits to speak")
     return SynthesisSpec(**vars(settings), text=text, pieces=tuple(pieces))

@@ -298,7 +298,7 @@ class SpeechCall:
         the audio of the text before them.
         """
         self.record.streamed = True
-        text = LiveText(inputs, self._calls.limits)
+        text = LiveText(inputs, self._calls.limits, language=settings.language)
         spoken = self._speak(settings, self._counted(text), announce=True)
         chunks = self._live_chunks(settings, spoken, text)
         try:

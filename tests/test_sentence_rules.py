@@ -144,6 +144,18 @@ def test_hindi_japanese_and_chinese_have_no_phrase_cut_and_no_abbreviations(code
     assert len(texts(text, code, STREAMING_SPLIT, ENGLISH_RULES)) == 2
 
 
+def test_hindi_sentences_end_at_a_danda() -> None:
+    text = "आज मौसम बहुत अच्छा है। मेरी बहन काम करती है॥ क्या आप आएँगे? हाँ।"
+    expected = ["आज मौसम बहुत अच्छा है।", "मेरी बहन काम करती है॥", "क्या आप आएँगे?", "हाँ।"]
+    assert texts(text, "hi-IN") == expected
+    segmenter = Segmenter(rules=rules_for(BY_CODE["hi-IN"]))
+    assert [piece.text for piece in segmenter.feed(text[:24], 0.0)] == expected[:1]
+    # After the max wait, text ending at a danda is cut there.
+    segmenter = Segmenter(max_wait_s=1.0)
+    segmenter.feed("मेरी बहन काम करती है।", 0.0)
+    assert [piece.text for piece in segmenter.expire(1.0)] == ["मेरी बहन काम करती है।"]
+
+
 def test_every_language_has_rules_and_english_keeps_its_own() -> None:
     assert all(isinstance(rules_for(language), SentenceRules) for language in LANGUAGES)
     assert rules_for(BY_CODE["en-US"]) is rules_for(BY_CODE["en-GB"]) is ENGLISH_RULES

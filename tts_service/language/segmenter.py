@@ -27,7 +27,8 @@ from tts_service.language.sentences import (
 
 # Text whose end looks like a sentence or clause end: after a max wait, the best place to cut.
 _ENDS_AT_A_MARK = re.compile(
-    "[.!?\u2026,;:\u3002\uff01\uff1f\u3001\uff0c\uff1b\uff1a]+[\"'\u201d\u2019)\\]\u300d]*\\s*$")
+    "[.!?\u2026\u0964\u0965,;:\u3002\uff01\uff1f\u3001\uff0c\uff1b\uff1a]+"
+    "[\"'\u201d\u2019)\\]\u300d]*\\s*$")
 _SPACE = re.compile(r"\s+")
 _ENDS_IN_CJK = re.compile("[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff]$")
 

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 
 from tts_service.language.sentence_rules import ENGLISH_RULES, SentenceRules
 
-# A sentence ends at . ! ? or … (with closing quotes or brackets) followed by white space,
-# at a line break, or at Chinese and Japanese 。！？ (with closing brackets), which no space
-# follows: those languages write none between words or sentences.
-_SENTENCE_END = re.compile("[.!?\u2026]+[\"'\u201d\u2019)\\]]*(?=\\s)|\n"
+# A sentence ends at . ! ? … or Hindi's danda । ॥ (with closing quotes or brackets) followed
+# by white space, at a line break, or at Chinese and Japanese 。！？ (with closing brackets),
+# which no space follows: those languages write none between words or sentences.
+_SENTENCE_END = re.compile("[.!?\u2026\u0964\u0965]+[\"'\u201d\u2019)\\]]*(?=\\s)|\n"
                            "|[\u3002\uff01\uff1f]+[\u300d\u300f\uff09\u201d\u2019]*")
 # Clause marks: , ; : before a space, a dash between spaces, or CJK 、，；：.
 CLAUSE_END = re.compile(r"[,;:]+(?=\s)|\s[-\u2013\u2014]+\s|[\u3001\uff0c\uff1b\uff1a]+")

@@ -380,7 +380,7 @@ def _units(text: str) -> str:
     return _UNIT_RE.sub(expand, text)
 
 
-# The abbreviations read the same wherever they stand (sentence_rules.py lists them all).
+# The abbreviations with one reading, and its words (sentence_rules.py lists them all).
 _ABBREVIATIONS = {word: words for word, words in ENGLISH_ABBREVIATIONS.items() if words}
 _TITLE_RE = re.compile(r"(?<![\w.])(Mr|Mrs|Ms|Prof)\.?(?= [A-Z])")
 # Prefixes ("Mt. Everest") never end a sentence; suffixes ("etc.") often do.

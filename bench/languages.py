@@ -91,7 +91,7 @@ def _routes(threads: int) -> tuple[dict[str, Any], Any]:
 
         def say(text: str, speaker_id: int) -> tuple[float, float, np.ndarray]:
             def run(on_chunk: Callable[[np.ndarray], bool]) -> None:
-                for piece in split_pieces(text, UNARY_SPLIT):
+                for piece in front_end.pieces(text, UNARY_SPLIT):
                     # The front end's time counts, as in the service (not normalized: as before).
                     new.speak(front_end.utterance(piece.text, normalized=False), speaker_id,
                               1.0, lambda sentence: on_chunk(sentence.samples), timed=False)

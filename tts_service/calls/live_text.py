@@ -18,6 +18,7 @@ from enum import Enum
 from tts_service.calls.request import Limits, check_text, check_text_length
 from tts_service.errors import IdleTimeout
 from tts_service.language.segmenter import Segmenter
+from tts_service.language.sentence_rules import ENGLISH_RULES, SentenceRules
 from tts_service.language.sentences import Piece
 
 # Messages read ahead of the synthesis; past that, gRPC's flow control holds the caller back.
@@ -41,8 +42,10 @@ class LiveText:
     """Reads `inputs` in its own task; `next()` returns what to do next, in text order."""
 
     def __init__(self, inputs: AsyncIterator[TextInput], limits: Limits,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.segmenter = Segmenter(limits.stream_split, limits.max_wait_s)
+                 clock: Callable[[], float] = time.monotonic,
+                 rules: SentenceRules = ENGLISH_RULES) -> None:
+        # The call's language's sentence rules (its front end's).
+        self.segmenter = Segmenter(limits.stream_split, limits.max_wait_s, rules)
         self._limits = limits
         self._clock = clock
         self._inbox: asyncio.Queue[tuple[TextInput | Exception | None, float]] = \

@@ -303,7 +303,7 @@ class SpeechCall:
         the audio of the text before them.
         """
         self.record.streamed = True
-        text = LiveText(inputs, self._calls.limits)
+        text = LiveText(inputs, self._calls.limits, rules=settings.front_end.rules)
         spoken = self._speak(settings, self._counted(text), announce=True)
         chunks = self._live_chunks(settings, spoken, text)
         try:

@@ -8,6 +8,8 @@ from collections.abc import Callable
 import inflect
 from num2words import num2words
 
+from tts_service.language.sentence_rules import ENGLISH_ABBREVIATIONS
+
 # Longer digit runs are read digit by digit: nobody says "one quintillion ..." aloud, and the
 # cap keeps a pathological 10,000-digit input linear instead of seconds of bignum formatting.
 _MAX_CARDINAL_DIGITS = 15
@@ -378,12 +380,8 @@ def _units(text: str) -> str:
     return _UNIT_RE.sub(expand, text)
 
 
-_ABBREVIATIONS: dict[str, str] = {
-    "Mr": "Mister", "Mrs": "Missus", "Ms": "Miz", "Prof": "Professor", "Jr": "Junior",
-    "Sr": "Senior", "Mt": "Mount", "Ave": "Avenue", "vs": "versus", "etc": "et cetera",
-    "approx": "approximately", "Fig": "Figure", "Inc": "Incorporated", "Ltd": "Limited",
-    "Dept": "Department",
-}  # fmt: skip
+# The abbreviations with one reading, and its words (sentence_rules.py lists them all).
+_ABBREVIATIONS = {word: words for word, words in ENGLISH_ABBREVIATIONS.items() if words}
 _TITLE_RE = re.compile(r"(?<![\w.])(Mr|Mrs|Ms|Prof)\.?(?= [A-Z])")
 # Prefixes ("Mt. Everest") never end a sentence; suffixes ("etc.") often do.
 _PREFIX_RE = re.compile(r"(?<![\w.])(Mt|vs|approx|Fig)\.")
@@ -411,7 +409,7 @@ def _abbreviations(text: str) -> str:
             return "Doctor"
         return _keep_period(match, "Drive")
 
-    text = _LATIN_RE.sub(lambda m: "for example" if m.group(1)[0] in "eE" else "that is", text)
+    text = _LATIN_RE.sub(lambda m: _ABBREVIATIONS[m.group(1).lower()], text)
     text = _TITLE_RE.sub(lambda m: _ABBREVIATIONS[m.group(1)], text)
     text = _DOCTOR_RE.sub(doctor_or_drive, text)
     text = _SAINT_STREET_RE.sub(saint_or_street, text)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from tts_service.language.g2p import Phonemizer
 from tts_service.language.languages import BY_CODE, LANGUAGES, Language
 from tts_service.language.normalizers import normalize
+from tts_service.language.sentence_rules import rules_for
 from tts_service.language.sentences import Piece, SplitPolicy, split_pieces
 
 
@@ -35,6 +36,7 @@ class FrontEnd:
     def __init__(self, language: Language, phonemizer: Phonemizer,
                  respell: Callable[[str], str] = str) -> None:
         self.language = language
+        self.rules = rules_for(language)  # where its text may be cut
         self._phonemizer = phonemizer
         # The operator's respellings are English words: other languages keep their text.
         self._respell = respell if language.english else str
@@ -50,7 +52,7 @@ class FrontEnd:
 
     def pieces(self, text: str, policy: SplitPolicy) -> list[Piece]:
         """The pieces `text` is synthesized in, cut by this language's rules."""
-        return split_pieces(text, policy)
+        return split_pieces(text, policy, self.rules)
 
     def spoken(self, text: str, normalized: bool = True) -> str:
         """The text as the model should read it: respelled, then (if asked) normalized."""

@@ -1,6 +1,6 @@
 """Cuts text that arrives in pieces into the pieces to synthesize, as soon as each is certain.
 
-The cuts are the ones `text.split_pieces` makes on the whole text (same sentence, clause and
+The cuts are the ones `sentences.split_pieces` makes on the whole text (same sentence, clause and
 abbreviation rules), so text sent in pieces sounds like the same text sent at once: a span is
 handed out only when no later character can change it. A period followed by more text
 ("3.5", "e.g.", "J. R. R.") is decided by the characters after it, so the segmenter waits for
@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from collections import deque
 
+from tts_service.language.sentence_rules import ENGLISH_RULES, SentenceRules
 from tts_service.language.sentences import (
     CLAUSE_END,
     Piece,
@@ -26,7 +27,8 @@ from tts_service.language.sentences import (
 
 # Text whose end looks like a sentence or clause end: after a max wait, the best place to cut.
 _ENDS_AT_A_MARK = re.compile(
-    "[.!?\u2026,;:\u3002\uff01\uff1f\u3001\uff0c\uff1b\uff1a]+[\"'\u201d\u2019)\\]\u300d]*\\s*$")
+    "[.!?\u2026\u0964\u0965,;:\u3002\uff01\uff1f\u3001\uff0c\uff1b\uff1a]+"
+    "[\"'\u201d\u2019)\\]\u300d]*\\s*$")
 _SPACE = re.compile(r"\s+")
 _ENDS_IN_CJK = re.compile("[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff]$")
 
@@ -37,8 +39,10 @@ class Segmenter:
     Offsets in the pieces count from the start of all the text fed so far.
     """
 
-    def __init__(self, policy: SplitPolicy | None = None, max_wait_s: float = 2.0) -> None:
+    def __init__(self, policy: SplitPolicy | None = None, max_wait_s: float = 2.0,
+                 rules: SentenceRules = ENGLISH_RULES) -> None:
         self.policy = policy or SplitPolicy()
+        self.rules = rules  # the language's abbreviations and phrase openers
         self.max_wait_s = max_wait_s
         self.text = ""
         self._sentence_start = 0  # where the sentence being written starts
@@ -63,15 +67,16 @@ class Segmenter:
         if text:
             self.text += text
             self._arrivals.append((len(self.text), now))
-        bounds = sentence_bounds(self.text, self._sentence_start)
+        bounds = sentence_bounds(self.text, self._sentence_start, self.rules)
         spans: list[tuple[int, int]] = []
         for start, end in bounds[:-1]:
-            spans += cut_sentence(self.text, start, end, self.policy, self._first)
+            spans += cut_sentence(self.text, start, end, self.policy, self._first,
+                                  rules=self.rules)
             self._first = self._first and not says_something(self.text, start, end)
         open_start, open_end = bounds[-1]
         # In the sentence still being written, every span but the last is already final.
         spans += cut_sentence(self.text, open_start, open_end, self.policy, self._first,
-                              complete=False)[:-1]
+                              complete=False, rules=self.rules)[:-1]
         self._sentence_start = open_start
         return self._hand_out([span for span in spans if span[0] >= self._spoken_to])
 
@@ -82,7 +87,8 @@ class Segmenter:
         # a text's last sentence, from its start, so a first clause already handed out is
         # not looked for again in the rest.
         start, end = self._sentence_start, len(self.text)
-        spans = [span for span in cut_sentence(self.text, start, end, self.policy, self._first)
+        spans = [span for span in cut_sentence(self.text, start, end, self.policy, self._first,
+                                               rules=self.rules)
                  if span[0] >= self._spoken_to]
         self._first = self._first and not says_something(self.text, start, end)
         self._sentence_start = end
@@ -120,7 +126,8 @@ class Segmenter:
 
     def _cut_at(self, end: int) -> list[Piece]:
         """Hands out [spoken_to, end) as its own sentence; the next one starts at `end`."""
-        spans = cut_sentence(self.text, self._spoken_to, end, self.policy, self._first)
+        spans = cut_sentence(self.text, self._spoken_to, end, self.policy, self._first,
+                             rules=self.rules)
         self._first = self._first and not says_something(self.text, self._spoken_to, end)
         self._sentence_start = end
         return self._hand_out(spans)

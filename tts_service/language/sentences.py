@@ -5,33 +5,18 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-# A sentence ends at . ! ? or … (with closing quotes or brackets) followed by white space,
-# at a line break, or at Chinese and Japanese 。！？ (with closing brackets), which no space
-# follows: those languages write none between words or sentences.
-_SENTENCE_END = re.compile("[.!?\u2026]+[\"'\u201d\u2019)\\]]*(?=\\s)|\n"
+from tts_service.language.sentence_rules import ENGLISH_RULES, SentenceRules
+
+# A sentence ends at . ! ? … or Hindi's danda । ॥ (with closing quotes or brackets) followed
+# by white space, at a line break, or at Chinese and Japanese 。！？ (with closing brackets),
+# which no space follows: those languages write none between words or sentences.
+_SENTENCE_END = re.compile("[.!?\u2026\u0964\u0965]+[\"'\u201d\u2019)\\]]*(?=\\s)|\n"
                            "|[\u3002\uff01\uff1f]+[\u300d\u300f\uff09\u201d\u2019]*")
-# Words whose trailing period does not end a sentence.
-_ABBREVIATIONS = frozenset(
-    "mr mrs ms dr prof st mt jr sr vs no approx dept est fig inc ltd co ave e.g i.e cf".split()
-)
 # Clause marks: , ; : before a space, a dash between spaces, or CJK 、，；：.
 CLAUSE_END = re.compile(r"[,;:]+(?=\s)|\s[-\u2013\u2014]+\s|[\u3001\uff0c\uff1b\uff1a]+")
 _SPACE = re.compile(r"\s")
 _DOTTED = re.compile(r"(?:[a-z]\.)+[a-z]")
 _WORD = re.compile(r"\S+")
-# Words that open a phrase of their own: subordinating conjunctions, relative pronouns and
-# prepositions of place, time and manner. Not "of", "as", "than", "like", "and", "or", "that":
-# they bind to the words just before them ("a cup of tea", "bread and butter"); not "on",
-# "off", "up", "down", "out", often particles of the verb before ("turned on the light").
-_PHRASE_OPENERS = frozenset("""
-    after although because before if once since though unless until when whenever where
-    wherever whether while which who whom whose
-    about above across against along among around at behind below beneath beside between
-    beyond by during for from in inside into near onto outside over past through throughout
-    toward towards under underneath upon with within without
-""".split())
-# "to" opens a phrase before one of these ("down to the harbour"), not before a verb.
-_DETERMINERS = frozenset("the a an this that these those my your his her its our their".split())
 # A phrase cut leaves at least this many words on each side: never a fragment of one or two.
 _MIN_PHRASE_WORDS = 3
 # The share of the sentence a phrase cut's first part may hold, and the share it aims for. The
@@ -60,7 +45,8 @@ class SplitPolicy:
     first audio. With `first_clause_chars` set, the first sentence is cut at its first clause
     mark that leaves at least that many characters on both sides; failing that, a first
     sentence of at least `first_phrase_chars` (None: never) is cut where a phrase opens
-    (before "near", "because", "while"...), three tenths to half of the way in. Sentences
+    (before "near", "because", "while"..., the language's `SentenceRules.phrase_openers`),
+    three tenths to half of the way in. Sentences
     longer than `clause_split_chars` (None: never) are cut at clause marks into parts of at least
     `min_clause_chars`; anything still longer than `max_piece_chars` is cut at white space,
     which bounds the engine's memory per call.
@@ -88,29 +74,31 @@ STREAMING_SPLIT = SplitPolicy(first_clause_chars=12, clause_split_chars=60, min_
 UNARY_SPLIT = SplitPolicy(clause_split_chars=None)
 
 
-def _is_abbreviation(text: str, period_at: int) -> bool:
+def _is_abbreviation(text: str, period_at: int, rules: SentenceRules) -> bool:
     word_start = period_at
     while word_start > 0 and not text[word_start - 1].isspace():
         word_start -= 1
     word = text[word_start:period_at].lower().lstrip("(\"'")
     # Single letters are initials ("J. R. R. Tolkien").
-    if word in _ABBREVIATIONS or (len(word) == 1 and word.isalpha()):
+    if word in rules.abbreviations or (len(word) == 1 and word.isalpha()):
         return True
-    # Dotted abbreviations ("p.m.", "U.S.") end a sentence only before a capital letter.
-    if _DOTTED.fullmatch(word):
+    # Dotted abbreviations ("p.m.", "U.S.") and final ones ("etc.") end a sentence only before
+    # a capital letter.
+    if _DOTTED.fullmatch(word) or word in rules.final_abbreviations:
         following = text[period_at + 1:].lstrip()
         return not (following[:1].isupper())
     return False
 
 
-def sentence_bounds(text: str, start: int = 0) -> list[tuple[int, int]]:
+def sentence_bounds(text: str, start: int = 0,
+                    rules: SentenceRules = ENGLISH_RULES) -> list[tuple[int, int]]:
     """Sentence spans of text[start:], the last one running to the end of the text.
 
     Every span but the last ends at a certain sentence end: one followed by white space.
     """
     bounds: list[tuple[int, int]] = []
     for match in _SENTENCE_END.finditer(text, start):
-        if match.group().startswith(".") and _is_abbreviation(text, match.start()):
+        if match.group().startswith(".") and _is_abbreviation(text, match.start(), rules):
             continue
         bounds.append((start, match.end()))
         start = match.end()
@@ -165,7 +153,20 @@ def _first_clause(text: str, start: int, end: int, min_chars: int) -> list[tuple
     return [(start, end)]
 
 
-def _first_phrase(text: str, start: int, end: int) -> list[tuple[int, int]]:
+def _among(word: str, words: frozenset[str]) -> bool:
+    """Whether `word` is one of `words`, or begins with one elided there ("lorsqu'il")."""
+    word = word.replace("\u2019", "'")
+    apostrophe = word.find("'")
+    return word in words or (apostrophe > 0 and word[:apostrophe + 1] in words)
+
+
+def _opens_phrase(word: str, following: str, rules: SentenceRules) -> bool:
+    return _among(word, rules.phrase_openers) or (
+        word in rules.determined_openers and _among(following, rules.determiners))
+
+
+def _first_phrase(text: str, start: int, end: int,
+                  rules: SentenceRules) -> list[tuple[int, int]]:
     """Cuts text[start:end] before a word that opens a phrase, nearest two fifths of the way in.
 
     The first part must hold `_PHRASE_SHARE` of the sentence: shorter, the rest, made meanwhile
@@ -182,8 +183,7 @@ def _first_phrase(text: str, start: int, end: int) -> list[tuple[int, int]]:
         head = text[head_start:starts[index]].rstrip()
         share = len(head) / length
         before, after = words[index - 1], words[index + 1: index + 3]
-        opens = words[index] in _PHRASE_OPENERS or (words[index] == "to"
-                                                    and after[0] in _DETERMINERS)
+        opens = _opens_phrase(words[index], after[0], rules)
         in_name = before[:1].isupper() and any(word[:1].isupper() for word in after)
         if (opens and _PHRASE_SHARE[0] <= share <= _PHRASE_SHARE[1] and not in_name
                 and not before.endswith(".")
@@ -204,7 +204,8 @@ def _unbalanced(head: str) -> bool:
 
 
 def cut_sentence(text: str, start: int, end: int, policy: SplitPolicy, first: bool = False,
-                 complete: bool = True) -> list[tuple[int, int]]:
+                 complete: bool = True,
+                 rules: SentenceRules = ENGLISH_RULES) -> list[tuple[int, int]]:
     """The spans text[start:end] (one sentence) is synthesized in: clauses, then hard cuts.
 
     `first` marks the text's first sentence with something to say, which
@@ -221,7 +222,7 @@ def cut_sentence(text: str, start: int, end: int, policy: SplitPolicy, first: bo
     if (first and complete and len(parts) == 1 and policy.first_phrase_chars is not None
             and policy.first_phrase_chars <= len(text[start:end].strip())
             <= policy.max_piece_chars):
-        parts = _first_phrase(text, start, end)
+        parts = _first_phrase(text, start, end, rules)
     return [hard
             for part in parts
             for clause in _cut(text, *part, CLAUSE_END, policy.min_clause_chars,
@@ -241,11 +242,13 @@ def to_pieces(text: str, spans: list[tuple[int, int]]) -> list[Piece]:
     return [piece for span in spans if (piece := _strip(text, *span)) is not None]
 
 
-def split_pieces(text: str, policy: SplitPolicy = SplitPolicy()) -> list[Piece]:
-    """Splits `text` into sentence or clause pieces with offsets into `text`."""
+def split_pieces(text: str, policy: SplitPolicy = SplitPolicy(),
+                 rules: SentenceRules = ENGLISH_RULES) -> list[Piece]:
+    """Splits `text` into sentence or clause pieces with offsets into `text`, by the rules
+    of its language."""
     spans: list[tuple[int, int]] = []
     first = True
-    for start, end in sentence_bounds(text):
-        spans += cut_sentence(text, start, end, policy, first)
+    for start, end in sentence_bounds(text, rules=rules):
+        spans += cut_sentence(text, start, end, policy, first, rules=rules)
         first = first and not says_something(text, start, end)
     return to_pieces(text, spans)

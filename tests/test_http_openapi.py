@@ -19,8 +19,9 @@ from tts_service.fronts.http_routes import HttpApi
 
 from .fakes import TIMEOUT_S, FakeServer, fake_server
 
-SPEECH_FIELDS = {"model", "input", "voice", "response_format", "speed", "language",
-                 "lang_code", "instructions", "stream_format", "stream", "word_timings"}
+COMMON_FIELDS = {"model", "input", "voice", "response_format", "speed", "language",
+                 "lang_code", "instructions"}
+SPEECH_FIELDS = COMMON_FIELDS | {"stream_format", "stream", "word_timings"}
 
 
 @pytest.fixture
@@ -58,6 +59,15 @@ async def test_the_openapi_document_lists_every_route_with_its_fields(
     assert speech["properties"]["response_format"]["enum"] == [
         "mp3", "opus", "aac", "flac", "wav", "pcm"]
     assert speech["properties"]["stream"]["type"] == "boolean"
+    captioned = _schema(document, "/dev/captioned_speech")
+    assert set(captioned["properties"]) == COMMON_FIELDS | {"caption_format"}
+    answers = document["paths"]["/dev/captioned_speech"]["post"]["responses"]["200"]["content"]
+    assert set(answers) == {"application/json", "application/x-subrip", "text/vtt"}
+    timed = document["components"]["schemas"]["CaptionedSpeechResponse"]
+    assert set(timed["properties"]) == {"audio", "audio_format", "sample_rate", "duration",
+                                        "timestamps"}
+    assert set(document["components"]["schemas"]["WordTimestamp"]["properties"]) == {
+        "word", "start_time", "end_time", "text_start", "text_end"}
     error = document["paths"]["/v1/audio/speech"]["post"]["responses"]["default"]
     assert error["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorBody")
 
@@ -91,3 +101,19 @@ async def test_a_voice_object_and_null_fields_are_accepted(served: FakeServer) -
             "response_format": "pcm", "speed": None, "stream": None})
     assert response.status_code == 200, response.text
     assert len(response.content) == 2 * 2400  # the fake engine's 0.1 s tone
+
+
+@pytest.mark.parametrize(("fields", "status", "param", "words"), [
+    ({"caption_format": "ass"}, 400, "caption_format", "use one of json, srt, vtt"),
+    ({}, 400, "word_timings", "word timings need"),  # the fake engine cannot time words
+])
+async def test_captioned_speech_refusals(served: FakeServer, fields: dict[str, Any],
+                                         status: int, param: str, words: str) -> None:
+    async with httpx2.AsyncClient(timeout=TIMEOUT_S) as http:
+        answer = await http.post(
+            f"{served.http_url.removesuffix('/v1')}/dev/captioned_speech",
+            json={"model": "kokoro", "voice": "af_bella", "input": "Hi.", **fields})
+    assert answer.status_code == status
+    error = answer.json()["error"]
+    assert error["param"] == param and words in error["message"]
+    assert served.engine.calls == []

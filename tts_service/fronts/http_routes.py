@@ -26,6 +26,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingR
 from starlette.routing import BaseRoute, Route
 from starlette.types import Send
 
+from tts_service.audio import captions
 from tts_service.audio import encoding as audio
 from tts_service.calls.outcomes import Code, Outcome
 from tts_service.calls.request import AskedSettings, SynthesisSpec
@@ -34,10 +35,13 @@ from tts_service.errors import CallerGone, InvalidRequest, Unauthenticated
 from tts_service.fronts.http_bodies import (
     MODELS,
     RESPONSE_FORMATS,
+    CaptionedSpeechRequest,
+    CaptionedSpeechResponse,
     Operation,
     SpeechFields,
     SpeechRequest,
     VoiceObject,
+    WordTimestamp,
     openapi,
     parse,
 )
@@ -177,6 +181,13 @@ class HttpApi:
              self.voices),
             (Operation("POST", "/v1/audio/speech", "OpenAI's CreateSpeech: the text as audio",
                        body=SpeechRequest, answers=audio_types), self.speech),
+            (Operation("POST", "/dev/captioned_speech",
+                       "The text as one audio file with its words' times (Kokoro-FastAPI's "
+                       "shape), or as SRT or WebVTT captions",
+                       body=CaptionedSpeechRequest,
+                       answers={"application/json": CaptionedSpeechResponse,
+                                **{media: None for media in captions.MEDIA_TYPES.values()}}),
+             self.captioned_speech),
         ]
         self.openapi_document = openapi([operation for operation, _ in operations])
         self.app = Starlette(routes=[
@@ -252,6 +263,32 @@ class HttpApi:
         return _ClosingStream(self._body(call, speech, chunks, first),
                               media_type=speech.media_type,
                               headers={"x-request-id": call.request_id})
+
+    async def captioned_speech(self, request: Request) -> Response:
+        call = self._open(request, "CreateCaptionedSpeech")
+        try:
+            self._authorize(request)
+            asked = parse(CaptionedSpeechRequest, await self._json(request))
+            spec = _accept(call, asked, word_timings=True, streaming=False)
+            whole = await call.whole(spec)
+        except Exception as error:  # every failure gets an OpenAI-shaped error
+            return error_response(call.end(error), call.request_id)
+        call.end()
+        headers = {"x-request-id": call.request_id}
+        if asked.caption_format in captions.WRITERS:
+            cues = captions.cues(spec.text, [captions.Word(word.start, word.end, word.start_s,
+                                                           word.end_s) for word in whole.words])
+            return Response(captions.WRITERS[asked.caption_format](cues),
+                            media_type=captions.MEDIA_TYPES[asked.caption_format],
+                            headers=headers)
+        return JSONResponse(CaptionedSpeechResponse(
+            audio=base64.b64encode(whole.audio).decode("ascii"),
+            audio_format=asked.response_format, sample_rate=whole.sample_rate_hz,
+            duration=round(whole.duration_s, 3),
+            timestamps=[WordTimestamp(word=word.text, start_time=round(word.start_s, 3),
+                                      end_time=round(word.end_s, 3), text_start=word.start,
+                                      text_end=word.end) for word in whole.words],
+        ).model_dump(), headers=headers)
 
     def _authorize(self, request: Request) -> None:
         if self._token is not None and not bearer_token_matches(

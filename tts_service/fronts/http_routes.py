@@ -146,6 +146,13 @@ class _ClosingStream(StreamingResponse):
 def _accept(call: SpeechCall, asked: SpeechFields, *, word_timings: bool, streaming: bool
             ) -> SynthesisSpec:
     """The call layer's checks of a declared body: its values, named as the body names them."""
+    if asked.instructions.strip():
+        # Kokoro-82M has no way to take a free-form direction; saying so beats speaking in a
+        # manner the caller did not ask for while seeming to have followed it.
+        raise InvalidRequest("instructions", "instructions cannot be followed: Kokoro-82M "
+                             "speaks as its voice does; leave instructions out and choose a "
+                             "voice (GET /v1/audio/voices), a speed (0.5 to 2.0) or a "
+                             "language instead")
     voice = asked.voice.id if isinstance(asked.voice, VoiceObject) else asked.voice
     # An extension: the language to read in (BCP-47, default the voice's), as `language` or
     # as Kokoro-FastAPI's `lang_code` (which also takes Kokoro's letters, e.g. "f").

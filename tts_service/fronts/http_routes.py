@@ -123,8 +123,8 @@ async def _http_exception(request: Request, error: Exception) -> Response:
     """Unknown paths and methods, in OpenAI's error shape too (clients parse every error)."""
     assert isinstance(error, HTTPException)
     message = f"{request.method} {request.url.path}: {error.detail}; the API is " \
-        "POST /v1/audio/speech, GET /v1/audio/voices and GET /v1/models (GET /openapi.json " \
-        "describes it)"
+        "POST /v1/audio/speech, POST /dev/captioned_speech, GET /v1/audio/voices and " \
+        "GET /v1/models (GET /openapi.json describes it)"
     return JSONResponse({"error": {"message": message, "type": "invalid_request_error",
                                    "param": None, "code": None}},
                         status_code=error.status_code, headers=error.headers)

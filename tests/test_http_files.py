@@ -97,3 +97,20 @@ async def test_word_timings_on_engines_that_cannot_time_words_are_refused(
                 extra_body={"word_timings": True})
     assert "word timings need" in refused.value.message
     assert served.count("CreateSpeech", "FAILED_PRECONDITION", "http") == 1
+
+
+async def test_instructions_are_refused_naming_what_can_be_set_instead(
+        served: FakeServer) -> None:
+    async with _client(served) as client:
+        with pytest.raises(openai.BadRequestError) as refused:
+            await client.audio.speech.create(model="gpt-4o-mini-tts", voice="af_bella",
+                                             input=TEXT, instructions="Speak cheerfully.")
+        assert refused.value.param == "instructions"  # type: ignore[attr-defined]
+        assert all(name in refused.value.message for name in ("voice", "speed", "language"))
+        assert served.engine.calls == []
+        # Empty instructions ask for nothing: the audio comes.
+        spoken = await client.audio.speech.create(model="gpt-4o-mini-tts", voice="af_bella",
+                                                  input=TEXT, instructions="",
+                                                  response_format="pcm")
+    assert len(spoken.content) == 2 * SAMPLES
+    assert served.count("CreateSpeech", "INVALID_ARGUMENT", "http") == 1

@@ -241,14 +241,18 @@ def test_cli_writes_captions_next_to_the_audio(timed_server: ServerProcess, tmp_
     import webvtt
 
     out = tmp_path / "hello.wav"
-    text = "Hello there, how are you?"
+    text = ("Hello there, how are you? The weather is lovely today, and we walked along the "
+            "river after lunch.")
     result = run_client("--server", timed_server.address, "--output", str(out),
                         "--captions", caption_format, text)
     assert result.returncode == 0, result.stderr
     captions_file = tmp_path / f"hello.{caption_format}"
     read = webvtt.read if caption_format == "vtt" else webvtt.from_srt
     cues = read(str(captions_file)).captions
-    assert [cue.text for cue in cues] == ["Hello", "there", "how", "are", "you"]
+    # Readable cues (tts_service/audio/captions.py), each the text of its words, in order.
+    assert cues[0].text == "Hello there, how are you?" and len(cues) >= 2
+    assert " ".join(cue.text.replace("\n", " ") for cue in cues) == text
+    assert all(len(line) <= 42 for cue in cues for line in cue.text.split("\n"))
     assert all(a.end_in_seconds <= b.start_in_seconds for a, b in itertools.pairwise(cues))
     assert not list(tmp_path.glob("*.part"))
 

@@ -1,4 +1,5 @@
-"""Caption files (WebVTT or SRT) from a synthesis's word timings: one cue per timed span."""
+"""Caption files (WebVTT or SRT) from a synthesis's word timings, cut into the same readable
+cues the server's /dev/captioned_speech serves (tts_service/audio/captions.py)."""
 
 from __future__ import annotations
 
@@ -6,18 +7,10 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-import webvtt
-
 from tts_api.v1 import tts_pb2
+from tts_service.audio.captions import FORMATS, WRITERS, Word, cues
 
-FORMATS = ("vtt", "srt")
-
-
-def _timestamp(seconds: float) -> str:
-    millis = round(max(seconds, 0.0) * 1000)
-    hours, millis = divmod(millis, 3_600_000)
-    minutes, millis = divmod(millis, 60_000)
-    return f"{hours:02d}:{minutes:02d}:{millis // 1000:02d}.{millis % 1000:03d}"
+__all__ = ["FORMATS", "caption_path", "write_captions"]
 
 
 def caption_path(audio_path: Path, caption_format: str) -> Path:
@@ -25,14 +18,12 @@ def caption_path(audio_path: Path, caption_format: str) -> Path:
     return audio_path.with_suffix(f".{caption_format}")
 
 
-def write_captions(words: Sequence[tts_pb2.WordTiming], path: Path, caption_format: str) -> None:
-    """Writes the cues to `path` (through a .part file, so a failure leaves no half file)."""
-    captions = webvtt.WebVTT()
-    for word in words:
-        captions.captions.append(webvtt.Caption(start=_timestamp(word.start_seconds),
-                                                end=_timestamp(word.end_seconds),
-                                                text=word.text_span.text))
+def write_captions(text: str, words: Sequence[tts_pb2.WordTiming], path: Path,
+                   caption_format: str) -> None:
+    """Writes the cues of `text` to `path` (through a .part file, so a failure leaves no half
+    file)."""
+    timed = [Word(word.text_span.start_offset, word.text_span.end_offset, word.start_seconds,
+                  word.end_seconds) for word in words]
     part = path.with_name(path.name + ".part")
-    with part.open("w", encoding="utf-8") as file:
-        captions.write(file, format=caption_format)
+    part.write_text(WRITERS[caption_format](cues(text, timed)), encoding="utf-8")
     os.replace(part, path)

@@ -92,7 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "discard, e.g. to check the server)")
     parser.add_argument("--captions", choices=captions.FORMATS,
                         help="with --output: also write the word timings as a WebVTT or SRT "
-                        "caption file next to it (hello.wav -> hello.vtt)")
+                        "caption file next to it (hello.wav -> hello.vtt), in cues of at most "
+                        "2 lines of 42 characters and 7 s")
     parser.add_argument("--sample-rate", type=int, default=0, metavar="HZ",
                         help="sample rate in Hz, 8000 to 48000 (default: the model's own, "
                         "which the server says with the audio)")
@@ -249,7 +250,10 @@ async def speak(args: argparse.Namespace, text: str | None) -> None:
         if sink is not None:
             sink.commit()
         if args.captions:
-            _write_captions(words, caption_path(args.output, args.captions), args.captions)
+            said = text if live_input is None else live_input.received
+            assert said is not None
+            _write_captions(said, words, caption_path(args.output, args.captions),
+                            args.captions)
         if player is not None:
             await asyncio.to_thread(_finish, player)
     except BaseException:
@@ -267,9 +271,10 @@ async def speak(args: argparse.Namespace, text: str | None) -> None:
         _print_timings(first_chunk_at, last_chunk_at, player)
 
 
-def _write_captions(words: list[tts_pb2.WordTiming], path: Path, caption_format: str) -> None:
+def _write_captions(text: str, words: list[tts_pb2.WordTiming], path: Path,
+                    caption_format: str) -> None:
     try:
-        write_captions(words, path, caption_format)
+        write_captions(text, words, path, caption_format)
     except OSError as err:
         raise CliError(f"cannot write {path}: {err.strerror}") from err
 

@@ -8,8 +8,7 @@ option table in docs/configuration.md all come from the fields.
 click does the parsing: it is already installed (uvicorn is built on it, and reads its own
 settings the same way), takes a flag or else its variable through the same converter, names
 the variable in its usage errors and shows both in `--help`. pydantic-settings would do the
-same for a dataclass-like model, but would add pydantic to the server's install for nothing
-click lacks here.
+same for a dataclass-like model, but would add a package for nothing click lacks here.
 """
 
 from __future__ import annotations

@@ -1,4 +1,8 @@
-"""Turns model samples into the requested rate, volume and encoding, whole or streamed."""
+"""Turns model samples into the requested rate, volume and encoding, whole or streamed.
+
+`check_format` and `check_gain` say what can be produced; the call layer applies them once,
+where a request enters (calls/request.py), and everything that renders trusts its settings.
+"""
 
 from __future__ import annotations
 
@@ -136,7 +140,6 @@ def apply_gain(samples: npt.ArrayLike, gain_db: float) -> Samples:
     off only the peaks a positive gain pushes past full scale instead of clipping them flat.
     0 dB returns the samples untouched, as the model made them.
     """
-    check_gain(gain_db)
     array = _mono(samples)
     if gain_db == 0:
         return array
@@ -164,7 +167,6 @@ class StreamResampler:
     """
 
     def __init__(self, input_rate_hz: int, output_rate_hz: int) -> None:
-        _check_rate(output_rate_hz)
         self.input_rate_hz = input_rate_hz
         self.output_rate_hz = output_rate_hz
         self._stream: soxr.ResampleStream | None = None
@@ -402,7 +404,6 @@ class StreamEncoder:
     """
 
     def __init__(self, encoding: AudioEncoding, sample_rate_hz: int) -> None:
-        check_format(encoding, sample_rate_hz)
         self.encoding = encoding
         self.sample_rate_hz = sample_rate_hz
         self._codec: _Codec | None = _new_codec(encoding, sample_rate_hz)
@@ -427,7 +428,6 @@ _FILE_FORMATS: Final = {AudioEncoding.WAV: "WAV", AudioEncoding.FLAC: "FLAC"}
 
 def encode_whole(samples: npt.ArrayLike, sample_rate_hz: int, encoding: AudioEncoding) -> bytes:
     """Encodes a complete signal as one file (WAV and FLAC with their true length)."""
-    check_format(encoding, sample_rate_hz)
     file_format = _FILE_FORMATS.get(encoding)
     if file_format is None:
         encoder = StreamEncoder(encoding, sample_rate_hz)
@@ -445,7 +445,6 @@ class StreamRenderer:
 
     def __init__(self, input_rate_hz: int, output_rate_hz: int, gain_db: float,
                  encoding: AudioEncoding) -> None:
-        check_gain(gain_db)
         self._resampler = StreamResampler(input_rate_hz, output_rate_hz)
         self._encoder = StreamEncoder(encoding, output_rate_hz)
         self._gain_db = gain_db
@@ -461,7 +460,5 @@ class StreamRenderer:
 def render_whole(samples: npt.ArrayLike, input_rate_hz: int, output_rate_hz: int,
                  gain_db: float, encoding: AudioEncoding) -> bytes:
     """Resamples, applies gain and encodes a complete signal as one file."""
-    check_format(encoding, output_rate_hz)
-    check_gain(gain_db)
     resampled = resample_whole(samples, input_rate_hz, output_rate_hz)
     return encode_whole(apply_gain(resampled, gain_db), output_rate_hz, encoding)

@@ -1,8 +1,9 @@
 """The OpenAI-compatible HTTP front's routes: speech, voices, models and the playground page.
 
-It only translates: JSON into the call layer's values (speech_call) and outcomes into HTTP
-statuses and OpenAI's error bodies. Every call is recorded in the same request log and metrics
-as on gRPC, with protocol "http". uvicorn serves the app on its port (http_hosting).
+It only translates: declared JSON bodies (http_bodies) into the call layer's values
+(speech_call) and outcomes into HTTP statuses and OpenAI's error bodies. Every call is
+recorded in the same request log and metrics as on gRPC, with protocol "http". uvicorn serves
+the app on its port (http_hosting).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dataclasses import dataclass, replace
 from importlib import resources
 from typing import Any
 
+from pydantic import BaseModel
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
@@ -24,17 +26,29 @@ from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingR
 from starlette.routing import BaseRoute, Route
 from starlette.types import Send
 
+from tts_service.audio import captions
 from tts_service.audio import encoding as audio
 from tts_service.calls.outcomes import Code, Outcome
 from tts_service.calls.request import AskedSettings, SynthesisSpec
 from tts_service.calls.speech_call import Calls, Chunk, Dialect, SpeechCall, TimedWord, log_value
 from tts_service.errors import CallerGone, InvalidRequest, Unauthenticated
+from tts_service.fronts.http_bodies import (
+    MODELS,
+    RESPONSE_FORMATS,
+    CaptionedSpeechRequest,
+    CaptionedSpeechResponse,
+    Operation,
+    SpeechFields,
+    SpeechRequest,
+    VoiceObject,
+    WordTimestamp,
+    openapi,
+    parse,
+)
 from tts_service.fronts.security import bearer_token_matches
 
 _LOGGER = logging.getLogger(__name__)
 
-# Names OpenAI clients send; all of them are served by the one Kokoro model.
-MODELS = ("kokoro", "tts-1", "tts-1-hd", "gpt-4o-mini-tts")
 # OpenAI's voice names, each read by the Kokoro voice closest in accent and gender.
 OPENAI_VOICES = {
     "alloy": "af_alloy", "ash": "am_adam", "ballad": "bm_george", "coral": "af_heart",
@@ -51,6 +65,7 @@ FORMATS = {
     "wav": (audio.AudioEncoding.WAV, "audio/wav"),
     "pcm": (audio.AudioEncoding.PCM16, "audio/pcm"),  # 16-bit little-endian, 24 kHz, mono
 }
+assert tuple(FORMATS) == RESPONSE_FORMATS, "http_bodies.ResponseFormat lists the same names"
 # Outcome -> (HTTP status, OpenAI's error type). A caller that went away gets no answer; 499
 # (nginx's "client closed request") is what an access log would show for it.
 _HTTP_STATUS = {
@@ -108,7 +123,8 @@ async def _http_exception(request: Request, error: Exception) -> Response:
     """Unknown paths and methods, in OpenAI's error shape too (clients parse every error)."""
     assert isinstance(error, HTTPException)
     message = f"{request.method} {request.url.path}: {error.detail}; the API is " \
-        "POST /v1/audio/speech, GET /v1/audio/voices and GET /v1/models"
+        "POST /v1/audio/speech, POST /dev/captioned_speech, GET /v1/audio/voices and " \
+        "GET /v1/models (GET /openapi.json describes it)"
     return JSONResponse({"error": {"message": message, "type": "invalid_request_error",
                                    "param": None, "code": None}},
                         status_code=error.status_code, headers=error.headers)
@@ -127,6 +143,28 @@ class _ClosingStream(StreamingResponse):
             await self.body_iterator.aclose()
 
 
+def _accept(call: SpeechCall, asked: SpeechFields, *, word_timings: bool, streaming: bool
+            ) -> SynthesisSpec:
+    """The call layer's checks of a declared body: its values, named as the body names them."""
+    if asked.instructions.strip():
+        # Kokoro-82M has no way to take a free-form direction; saying so beats speaking in a
+        # manner the caller did not ask for while seeming to have followed it.
+        raise InvalidRequest("instructions", "instructions cannot be followed: Kokoro-82M "
+                             "speaks as its voice does; leave instructions out and choose a "
+                             "voice (GET /v1/audio/voices), a speed (0.5 to 2.0) or a "
+                             "language instead")
+    voice = asked.voice.id if isinstance(asked.voice, VoiceObject) else asked.voice
+    # An extension: the language to read in (BCP-47, default the voice's), as `language` or
+    # as Kokoro-FastAPI's `lang_code` (which also takes Kokoro's letters, e.g. "f").
+    language_field = "lang_code" if asked.lang_code else "language"
+    settings = AskedSettings(voice=OPENAI_VOICES.get(voice, voice), speed=asked.speed,
+                             encoding=FORMATS[asked.response_format][0],
+                             word_timings=word_timings,
+                             language=getattr(asked, language_field))
+    dialect = replace(DIALECT, fields={**DIALECT.fields, "language_code": language_field})
+    return call.accept(asked.input, settings, streaming=streaming, dialect=dialect)
+
+
 class HttpApi:
     """The routes, bound to the server's calls and token."""
 
@@ -134,11 +172,33 @@ class HttpApi:
                  ) -> None:
         self._calls = calls
         self._token = token.encode() if token else None
+        audio_types: dict[str, type[BaseModel] | None] = dict.fromkeys(
+            [*(media for _, media in FORMATS.values()), "text/event-stream"])
+        # Each route once: served by Starlette and listed in the OpenAPI document.
+        operations = [
+            (Operation("GET", "/", "The playground page", answers={"text/html": None}),
+             self.playground),
+            (Operation("GET", "/openapi.json", "This API's OpenAPI document",
+                       answers={"application/json": None}), self.openapi),
+            (Operation("GET", "/v1/models", "The accepted model names",
+                       answers={"application/json": None}), self.models),
+            (Operation("GET", "/v1/audio/voices", "The voices, the default and OpenAI's names",
+                       answers={"application/json": None},
+                       query={"language": "only the voices that speak this BCP-47 code"}),
+             self.voices),
+            (Operation("POST", "/v1/audio/speech", "OpenAI's CreateSpeech: the text as audio",
+                       body=SpeechRequest, answers=audio_types), self.speech),
+            (Operation("POST", "/dev/captioned_speech",
+                       "The text as one audio file with its words' times (Kokoro-FastAPI's "
+                       "shape), or as SRT or WebVTT captions",
+                       body=CaptionedSpeechRequest,
+                       answers={"application/json": CaptionedSpeechResponse,
+                                **{media: None for media in captions.MEDIA_TYPES.values()}}),
+             self.captioned_speech),
+        ]
+        self.openapi_document = openapi([operation for operation, _ in operations])
         self.app = Starlette(routes=[
-            Route("/", self.playground, methods=["GET"]),
-            Route("/v1/models", self.models, methods=["GET"]),
-            Route("/v1/audio/voices", self.voices, methods=["GET"]),
-            Route("/v1/audio/speech", self.speech, methods=["POST"]),
+            *(Route(op.path, handler, methods=[op.method]) for op, handler in operations),
             *routes,  # the live-text WebSocket (websocket.py), composed by the server
         ], exception_handlers={HTTPException: _http_exception})
 
@@ -150,6 +210,9 @@ class HttpApi:
     async def playground(self, request: Request) -> HTMLResponse:
         page = resources.files("tts_service.fronts").joinpath("static/playground.html")
         return HTMLResponse(page.read_text(encoding="utf-8"))
+
+    async def openapi(self, request: Request) -> JSONResponse:
+        return JSONResponse(self.openapi_document)
 
     async def models(self, request: Request) -> Response:
         return await self._answer(request, "ListModels", lambda: {
@@ -208,12 +271,38 @@ class HttpApi:
                               media_type=speech.media_type,
                               headers={"x-request-id": call.request_id})
 
+    async def captioned_speech(self, request: Request) -> Response:
+        call = self._open(request, "CreateCaptionedSpeech")
+        try:
+            self._authorize(request)
+            asked = parse(CaptionedSpeechRequest, await self._json(request))
+            spec = _accept(call, asked, word_timings=True, streaming=False)
+            whole = await call.whole(spec)
+        except Exception as error:  # every failure gets an OpenAI-shaped error
+            return error_response(call.end(error), call.request_id)
+        call.end()
+        headers = {"x-request-id": call.request_id}
+        if asked.caption_format in captions.WRITERS:
+            cues = captions.cues(spec.text, [captions.Word(word.start, word.end, word.start_s,
+                                                           word.end_s) for word in whole.words])
+            return Response(captions.WRITERS[asked.caption_format](cues),
+                            media_type=captions.MEDIA_TYPES[asked.caption_format],
+                            headers=headers)
+        return JSONResponse(CaptionedSpeechResponse(
+            audio=base64.b64encode(whole.audio).decode("ascii"),
+            audio_format=asked.response_format, sample_rate=whole.sample_rate_hz,
+            duration=round(whole.duration_s, 3),
+            timestamps=[WordTimestamp(word=word.text, start_time=round(word.start_s, 3),
+                                      end_time=round(word.end_s, 3), text_start=word.start,
+                                      text_end=word.end) for word in whole.words],
+        ).model_dump(), headers=headers)
+
     def _authorize(self, request: Request) -> None:
         if self._token is not None and not bearer_token_matches(
                 request.headers.get("authorization"), self._token):
             raise Unauthenticated(_UNAUTHORIZED)
 
-    async def _json(self, request: Request) -> dict[str, Any]:
+    async def _json(self, request: Request) -> object:
         limits = self._calls.limits
         body = bytearray()
         try:
@@ -227,60 +316,27 @@ class HttpApi:
         except ClientDisconnect:
             raise CallerGone("the client disconnected while sending its request") from None
         try:
-            parsed = json.loads(body)
+            # The standard parser, not pydantic's: a JSON string may hold a lone surrogate,
+            # which the call layer refuses naming the field (pydantic's refuses the body).
+            return json.loads(body)
         except ValueError as err:
             raise InvalidRequest("body", f"the body is not JSON ({err}): send a JSON object "
                                  "with model, input and voice") from None
-        if not isinstance(parsed, dict):
-            raise InvalidRequest("body",
-                                 "the body must be a JSON object with model, input and voice")
-        return parsed
 
-    def _parse(self, body: dict[str, Any], call: SpeechCall) -> _Speech:
+    def _parse(self, body: object, call: SpeechCall) -> _Speech:
         """OpenAI's CreateSpeech fields to a validated spec; raises InvalidRequest."""
-        model = body.get("model")
-        if model not in MODELS:
-            raise InvalidRequest("model", f"unknown model {model!r}: use one of "
-                                 f"{', '.join(MODELS)} (all are Kokoro-82M here)")
-        text = json_field(body, "input", str, "")
-        voice = body.get("voice", "")
-        if isinstance(voice, dict):  # OpenAI's custom voice object: {"id": "..."}
-            voice = voice.get("id", "")
-        if not isinstance(voice, str):
-            raise InvalidRequest("voice", "voice must be a voice name, e.g. 'af_bella'")
-        response_format = json_field(body, "response_format", str, "mp3")
-        if response_format not in FORMATS:
-            raise InvalidRequest("response_format",
-                                 f"response_format {response_format!r} is not available: "
-                                 f"use one of {', '.join(FORMATS)}")
-        stream_format = json_field(body, "stream_format", str, "audio")
-        if stream_format not in ("audio", "sse"):
-            raise InvalidRequest("stream_format",
-                                 f"stream_format {stream_format!r}: use 'audio' or 'sse'")
-        sse = stream_format == "sse"
-        # Streamed unless asked otherwise: the OpenAI SDK sends no such field, whether it
-        # buffers the body or streams it, and its streaming users need the audio as it is
-        # made (docs/websocket.md, "Whole files").
-        stream = json_field(body, "stream", bool, True)
-        if sse and not stream:
+        asked = parse(SpeechRequest, body)
+        sse = asked.stream_format == "sse"
+        if sse and not asked.stream:
             raise InvalidRequest("stream", "stream_format 'sse' is a stream: leave stream out "
                                  "(or true), or ask for stream_format 'audio'")
-        word_timings = json_field(body, "word_timings", bool, False)
-        if word_timings and not sse:
+        if asked.word_timings and not sse:
             raise InvalidRequest("word_timings", "word timings come as events of the SSE "
                                  "stream: ask for stream_format 'sse' (or use the WebSocket "
                                  "/v1/tts/ws)")
-        speed = json_field(body, "speed", (int, float), 1.0)
-        # An extension: the language to read in (BCP-47, default the voice's), as `language`
-        # or as Kokoro-FastAPI's `lang_code` (which also takes Kokoro's letters, e.g. "f").
-        language_field = "lang_code" if "lang_code" in body else "language"
-        language = json_field(body, language_field, str, "")
-        encoding, media_type = FORMATS[response_format]
-        asked = AskedSettings(voice=OPENAI_VOICES.get(voice, voice), speed=float(speed),
-                              encoding=encoding, word_timings=word_timings, language=language)
-        dialect = replace(DIALECT, fields={**DIALECT.fields, "language_code": language_field})
-        spec = call.accept(text, asked, streaming=stream, dialect=dialect)
-        return _Speech(spec, "text/event-stream" if sse else media_type, sse, stream)
+        spec = _accept(call, asked, word_timings=asked.word_timings, streaming=asked.stream)
+        media_type = "text/event-stream" if sse else FORMATS[asked.response_format][1]
+        return _Speech(spec, media_type, sse, asked.stream)
 
     async def _body(self, call: SpeechCall, speech: _Speech,
                     chunks: AsyncGenerator[Chunk, None], first: Chunk) -> AsyncIterator[bytes]:

@@ -2,7 +2,8 @@
 
 "before" is sherpa-onnx 1.13.8's own front end as the service used it: every text phonemized
 by espeak-ng as American English. "now" is the service's engine: the language's own front end
-(tts_service/language/front_end.py, its time counted) and the same model. Per language, a native voice
+(tts_service/language/front_end.py, its time counted) and the same model. Per language, a
+native voice
 says short sentences; Whisper base hears them (word error rate; kana or pinyin error rate for
 Japanese and Chinese), and the time to the first audio and the real-time factor are measured
 on both routes, alternating. English also gets the suite's own recognizer (pocketsphinx) over
@@ -236,7 +237,8 @@ def section(results: dict[str, Any] | None) -> list[str]:
         f"Measured in one process on an engine of {results['threads']} threads, {results['reps']}"
         " repetitions alternating the routes. *before*: sherpa-onnx's own front end as the "
         "service used it (every text read as American English by espeak-ng); *now*: the "
-        "language's front end (`tts_service/language/front_end.py`, its time included) on the same model. "
+        "language's front end (`tts_service/language/front_end.py`, its time included) on the "
+        "same model. "
         "Error rate: Whisper base's word error rate on two sentences said by a native voice "
         "(Japanese: kana error rate; Chinese: toneless pinyin error rate; Hindi is not judged by"
         " Whisper, which writes it in Urdu script: tests check its phonemes instead). First "

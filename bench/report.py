@@ -101,8 +101,8 @@ def _lone_client_note(load: dict[str, Any], chosen: str, default: str) -> list[s
     lines = []
     if chosen != default:
         lines += [f"**The server's default is {default}, not the shape this run chose**: "
-                  "if later runs agree, change the rule in tts_service/synthesis/pool_shape.py (for 2 "
-                  f"CPUs it should give {_settings(service[chosen])}).", ""]
+                  "if later runs agree, change the rule in tts_service/synthesis/pool_shape.py "
+                  f"(for 2 CPUs it should give {_settings(service[chosen])}).", ""]
     alone = {shape: row["cells"]["1"] for shape, row in service.items() if "1" in row["cells"]}
     if chosen not in alone:
         return lines

@@ -23,6 +23,7 @@ from wyoming.tts import Synthesize
 from harness.servers import free_port
 from harness.websocket_client import url_of
 from harness.wyoming_client import read_reply
+from tts_service.fronts.http_hosting import HttpFront
 from tts_service.fronts.wyoming import WyomingFront
 
 from .fakes import SAMPLE_RATE_HZ, TIMEOUT_S, FakeServer, fake_server, wait_until
@@ -209,3 +210,28 @@ async def test_http_refuses_connections_beyond_the_limit_websockets_included() -
         assert refused(served, "http") == 1
         await wait_until(lambda: open_now(served, "http") == 0)
         await http_works(served)
+
+
+async def test_an_http_client_that_reads_nothing_holds_no_engine_and_is_cut_off() -> None:
+    text = " ".join(f"Sentence number {n} is here." for n in range(150))
+    body = json.dumps({"model": "tts-1", "voice": "af_bella", "input": text,
+                       "response_format": "pcm"}).encode()
+    async with fake_server(http_port=free_port(), read_ahead_s=1.0,
+                           connection_idle_timeout_s=2.0) as served:
+        front = served.running.front(HttpFront)
+        assert front is not None and front.server is not None
+        with socket.create_connection(("127.0.0.1", served.running.http_port or 0)) as stalled:
+            await wait_until(lambda: open_now(served, "http") == 1)
+            (connection,) = front.server.server_state.connections
+            # A slow link: little room in the server's send buffer, as on a congested network.
+            connection.transport.get_extra_info("socket").setsockopt(  # type: ignore[attr-defined]
+                socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+            stalled.sendall(b"POST /v1/audio/speech HTTP/1.1\r\nhost: x\r\n"
+                            b"content-type: application/json\r\ncontent-length: %d\r\n\r\n%s"
+                            % (len(body), body))
+            await wait_until(lambda: len(served.engine.calls) > 0)
+            await http_works(served)  # served while the other reads nothing
+            await wait_until(lambda: closed(served, "http", "stalled_reader") == 1)
+        await wait_until(lambda: served.count("CreateSpeech", "CANCELLED", "http") == 1)
+        await wait_until(lambda: served.running.scheduler.busy == 0)
+    assert len(served.engine.calls) < 100

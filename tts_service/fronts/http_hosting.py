@@ -184,6 +184,11 @@ class HttpFront:
         return self._port
 
     @property
+    def server(self) -> uvicorn.Server | None:
+        """The running uvicorn server (None before start)."""
+        return self._server
+
+    @property
     def serving(self) -> str:
         scheme = "https" if self._tls[0] else "http"
         return (f"the OpenAI-compatible speech API and the playground on "

@@ -149,15 +149,29 @@ async def _start(started: contextlib.AsyncExitStack, config: ServerConfig,
     metrics = Metrics()
     health_servicer = health.aio.HealthServicer()
 
+    failed: set[int] = set()  # engine positions out of rotation, as the scheduler reports them
+
+    def engine_failed(position: int) -> None:
+        failed.add(position)
+        metrics.engine_failures.labels(str(position)).inc()
+
     def rebuild(position: int) -> Engine:  # in an engine thread
         assert load_engine is not None
-        return warmed(load_engine(position))
+        pool = scheduler.engines
+        twin = model_prep.twin_in_rotation(
+            pool[position], [engine for at, engine in enumerate(pool) if at not in failed])
+        if twin is not None:
+            _LOGGER.info("engine %d: rebuilt as a twin of a working engine, on its model",
+                         position)
+        engine = warmed(twin if twin is not None else load_engine(position))
+        failed.discard(position)
+        return engine
 
     scheduler = Scheduler(engines, max_waiting=config.max_queued_requests,
                           read_ahead_s=config.read_ahead_s,
                           on_queue_wait=metrics.piece_queue_wait.observe, solo=solo,
                           rebuild=rebuild if load_engine is not None else None,
-                          on_engine_failed=lambda n: metrics.engine_failures.labels(str(n)).inc(),
+                          on_engine_failed=engine_failed,
                           on_no_engine_left=_not_serving(health_servicer))
     started.push_async_callback(scheduler.close)
     try:

@@ -15,7 +15,8 @@ from collections.abc import AsyncIterator
 import pytest
 from wyoming.audio import AudioStart
 from wyoming.client import AsyncTcpClient
-from wyoming.event import Event
+from wyoming.error import Error
+from wyoming.event import Event, async_read_event
 from wyoming.info import Describe, Info
 from wyoming.tts import (
     Synthesize,
@@ -28,7 +29,7 @@ from wyoming.tts import (
 from harness.servers import free_port
 from harness.wyoming_client import WyomingReply, read_reply
 from tts_service.config import parse_config
-from tts_service.fronts.wyoming import WyomingFront
+from tts_service.fronts.wyoming import MAX_HEADER_BYTES, WyomingFront
 from tts_service.server import StartupError
 
 from .fakes import SAMPLE_RATE_HZ, TIMEOUT_S, FakeServer, fake_server, wait_until
@@ -279,3 +280,72 @@ def test_the_wyoming_port_is_off_unless_set_by_flag_or_variable(
         parse_config([])
     assert "Invalid value for TTS_WYOMING_PORT: must be 0 to 65535, got 70000" in \
         capsys.readouterr().err
+
+
+def closed_count(server: FakeServer, reason: str, protocol: str = "wyoming") -> float:
+    value = server.running.metrics.registry.get_sample_value(
+        "tts_connections_closed_total", {"protocol": protocol, "reason": reason})
+    return value or 0.0
+
+
+async def read_until_closed(reader: asyncio.StreamReader) -> list[Event]:
+    """Every event the server sends until it closes the connection."""
+    events = []
+    async with asyncio.timeout(TIMEOUT_S):
+        while (event := await async_read_event(reader)) is not None:
+            events.append(event)
+    return events
+
+
+# Hand-made frames the wyoming library's reader would trust: it reads whatever a header
+# announces, or a header line up to its reader's limit.
+@pytest.mark.parametrize(("frame", "method", "words"), [
+    (b'{"type": "synthesize", "data": {"text": "' + b"a" * MAX_HEADER_BYTES,
+     "Event", f"header line is over {MAX_HEADER_BYTES} bytes"),
+    (b'{"type": "synthesize", "data_length": 4000000000}\n',
+     "SynthesizeStream", "announces 4000000000 bytes of data"),
+    (b'{"type": "synthesize-chunk", "data_length": 300000}\n',
+     "StreamingSynthesize", "announces 300000 bytes of data"),
+    (b'{"type": "audio-chunk", "payload_length": 100000000}\n',
+     "Event", "announces 100000000 bytes of payload"),
+])
+async def test_an_oversize_frame_is_refused_before_its_body_and_the_connection_closed(
+        served: FakeServer, frame: bytes, method: str, words: str) -> None:
+    port = served.running.wyoming_port
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(frame)
+        # The body announced never comes: the answer must not wait for it.
+        events = await read_until_closed(reader)
+    finally:
+        writer.close()
+    assert [event.type for event in events] == ["error"]
+    error = Error.from_event(events[0])
+    assert error.code == "INVALID_ARGUMENT" and words in error.text
+    assert closed_count(served, "oversize_event") == 1
+    assert served.count(method, "INVALID_ARGUMENT", "wyoming") == 1
+    async with connect(served) as client:  # the server goes on serving
+        ok = await synthesize(client, "Still here.")
+    assert len(ok.audio) == TONE_BYTES
+
+
+async def test_the_data_cap_follows_the_longest_accepted_text() -> None:
+    """Data room for --max-text-chars characters of 4 UTF-8 bytes each: beyond 64 KiB here."""
+    async with fake_server(wyoming_port=free_port(), max_text_chars=20000) as served, \
+            connect(served) as client:
+        padding = "🙂" * 20000  # 80000 bytes; describe reads and ignores its data
+        await client.write_event(Event(type="describe", data={"padding": padding}))
+        event = await client.read_event()
+    assert event is not None and Info.is_type(event.type)
+    assert closed_count(served, "oversize_event") == 0
+
+
+async def test_a_header_that_is_not_json_is_an_error_and_a_close(served: FakeServer) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", served.running.wyoming_port)
+    try:
+        writer.write(b"GET / HTTP/1.1\r\n")
+        events = await read_until_closed(reader)
+    finally:
+        writer.close()
+    assert "not a JSON object with a type" in Error.from_event(events[0]).text
+    assert closed_count(served, "malformed_event") == 1

@@ -18,6 +18,7 @@ import grpc
 import prometheus_client
 from grpc_health.v1 import health, health_pb2
 
+from tts_service.calls.connections import ConnectionGuard, ConnectionLimits
 from tts_service.calls.metrics import Metrics
 from tts_service.calls.request import Limits
 from tts_service.calls.speech_call import Calls
@@ -148,15 +149,29 @@ async def _start(started: contextlib.AsyncExitStack, config: ServerConfig,
     metrics = Metrics()
     health_servicer = health.aio.HealthServicer()
 
+    failed: set[int] = set()  # engine positions out of rotation, as the scheduler reports them
+
+    def engine_failed(position: int) -> None:
+        failed.add(position)
+        metrics.engine_failures.labels(str(position)).inc()
+
     def rebuild(position: int) -> Engine:  # in an engine thread
         assert load_engine is not None
-        return warmed(load_engine(position))
+        pool = scheduler.engines
+        twin = model_prep.twin_in_rotation(
+            pool[position], [engine for at, engine in enumerate(pool) if at not in failed])
+        if twin is not None:
+            _LOGGER.info("engine %d: rebuilt as a twin of a working engine, on its model",
+                         position)
+        engine = warmed(twin if twin is not None else load_engine(position))
+        failed.discard(position)
+        return engine
 
     scheduler = Scheduler(engines, max_waiting=config.max_queued_requests,
                           read_ahead_s=config.read_ahead_s,
                           on_queue_wait=metrics.piece_queue_wait.observe, solo=solo,
                           rebuild=rebuild if load_engine is not None else None,
-                          on_engine_failed=lambda n: metrics.engine_failures.labels(str(n)).inc(),
+                          on_engine_failed=engine_failed,
                           on_no_engine_left=_not_serving(health_servicer))
     started.push_async_callback(scheduler.close)
     try:
@@ -193,7 +208,7 @@ async def _start(started: contextlib.AsyncExitStack, config: ServerConfig,
         # Closed after the fronts have drained, so that the drain can be watched.
         started.callback(metrics_server.server_close)
         started.callback(metrics_server.shutdown)
-    fronts = _fronts(config, calls, runtime, health_servicer, credentials, token)
+    fronts = _fronts(config, calls, runtime, health_servicer, credentials, token, metrics)
     # Each front started is stopped at once if a later one fails; after a graceful stop, the
     # second stop when `resources` closes does nothing more.
     for front in fronts:
@@ -211,18 +226,23 @@ async def _start(started: contextlib.AsyncExitStack, config: ServerConfig,
 
 def _fronts(config: ServerConfig, calls: Calls, runtime: RuntimeDescription,
             health_servicer: health.aio.HealthServicer,
-            credentials: grpc.ServerCredentials | None, token: str | None) -> list[Front]:
+            credentials: grpc.ServerCredentials | None, token: str | None,
+            metrics: Metrics) -> list[Front]:
     """The fronts the configuration asks for, in the order they start: gRPC (always) first."""
     fronts: list[Front] = [GrpcFront(
         calls, runtime, health_servicer, config.host, config.address, credentials, token,
         config.max_connection_age_s, config.max_connection_age_grace_s)]
+    limits = ConnectionLimits(max_connections=config.max_connections,
+                              idle_timeout_s=config.connection_idle_timeout_s)
     if config.http_port:
         live = LiveSpeech(calls, token)  # the live-text WebSocket beside the API
         fronts.append(HttpFront(HttpApi(calls, token, routes=[live.route]), config.host,
                                 config.http_port, config.tls_cert, config.tls_key,
-                                config.tls_client_ca, live_calls=live.in_flight))
+                                config.tls_client_ca, live_calls=live.in_flight,
+                                guard=ConnectionGuard("http", limits, metrics)))
     if config.wyoming_port:
-        fronts.append(WyomingFront(calls, config.host, config.wyoming_port))
+        fronts.append(WyomingFront(calls, config.host, config.wyoming_port,
+                                   ConnectionGuard("wyoming", limits, metrics)))
     return fronts
 
 

@@ -65,6 +65,19 @@ class Metrics:
             registry=self.registry)
         self.audio_cache_entries = Gauge(
             "tts_audio_cache_entries", "Pieces held by the audio cache", registry=self.registry)
+        self.connections_open = Gauge(
+            "tts_connections_open", "Open client connections by protocol (http, WebSockets "
+            "included; wyoming), bounded by --max-connections", ["protocol"],
+            registry=self.registry)
+        self.connections_refused = Counter(
+            "tts_connections_refused", "Connections refused because --max-connections were "
+            "open", ["protocol"], registry=self.registry)
+        self.connections_closed = Counter(
+            "tts_connections_closed", "Connections the server closed by protocol and reason: "
+            "idle (no request within --connection-idle-timeout), slow_request (a request took "
+            "longer to arrive), stalled_reader (the client took no audio for that long), "
+            "oversize_event, malformed_event (Wyoming)", ["protocol", "reason"],
+            registry=self.registry)
         self.runtime = Info(
             "tts_engine_runtime", "The engine and the onnxruntime it runs on",
             registry=self.registry)

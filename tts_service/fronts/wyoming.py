@@ -16,13 +16,21 @@ name), then its usual last event (`audio-stop`, or `synthesize-stopped` for a se
 that waits for that event, as Home Assistant does, is never left waiting, and the connection
 stays open for the next request. Wyoming has no authentication, so the front listens on
 loopback unless told otherwise (server.py warns then).
+
+The front reads frames itself rather than through the wyoming library, which trusts a header's
+`data_length` and `payload_length` and would read gigabytes if told to: a header line, its
+data and its payload each have a cap, and a frame over one is refused before its body is read.
+Connections are bounded in number and closed when idle, trickling or not reading
+(calls/connections.py); each such close sends an `error` event first.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -30,7 +38,7 @@ from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.error import Error
 from wyoming.event import Event, Eventable
 from wyoming.info import Attribution, Describe, Info, TtsProgram, TtsVoice
-from wyoming.server import AsyncEventHandler, AsyncTcpServer
+from wyoming.server import AsyncEventHandler
 from wyoming.tts import (
     Synthesize,
     SynthesizeChunk,
@@ -42,6 +50,7 @@ from wyoming.tts import (
 
 from tts_service import __version__
 from tts_service.audio.encoding import AudioEncoding
+from tts_service.calls.connections import ConnectionGuard
 from tts_service.calls.live_text import TextInput
 from tts_service.calls.outcomes import Code, Outcome
 from tts_service.calls.request import AskedSettings
@@ -65,6 +74,15 @@ _WIDTH_BYTES, _CHANNELS = 2, 1
 # Text events read ahead of a streaming session's synthesis; past that the connection is not
 # read, so TCP holds the sender back (as gRPC's flow control does).
 _QUEUED_TEXTS = 64
+# Frame caps. An honest header line is a type, a version and two lengths (under 200 bytes);
+# data is a request's JSON, capped like any front's request by --max-text-chars
+# (Limits.max_request_bytes); the server takes no audio, so a payload is never needed and a
+# small one is only tolerated.
+MAX_HEADER_BYTES = 8 * 1024
+MAX_PAYLOAD_BYTES = 16 * 1024
+# How long a closing connection keeps reading (and dropping) what its client still sends, so
+# that closing does not reset the connection before the client has read the error event.
+_LINGER_S = 2.0
 _ATTRIBUTION = Attribution(name="hexgrad (Kokoro-82M)",
                            url="https://huggingface.co/hexgrad/Kokoro-82M")
 E = TypeVar("E", bound=Eventable)
@@ -94,14 +112,16 @@ class WyomingFront:
 
     name = "Wyoming"
 
-    def __init__(self, calls: Calls, host: str, port: int) -> None:
+    def __init__(self, calls: Calls, host: str, port: int, guard: ConnectionGuard) -> None:
         self.calls = calls
         self.info = service_info(calls.catalog).event()
         self.in_flight = InFlight()
-        self.connections: set[asyncio.Task[Any]] = set()
+        self.guard = guard
+        self.connections: dict[asyncio.Task[Any], _Connection] = {}
+        guard.watch(lambda: len(self.connections))
         self._host = host
         self._port = port
-        self._server: AsyncTcpServer | None = None
+        self._server: asyncio.Server | None = None
 
     @property
     def port(self) -> int:
@@ -112,22 +132,49 @@ class WyomingFront:
         return f"the Wyoming protocol (Home Assistant) on tcp://{self._host}:{self._port}"
 
     async def start(self) -> None:
-        server = AsyncTcpServer(self._host, self._port)
         try:
-            await server.start(lambda reader, writer: _Connection(self, reader, writer))
+            # The reader's limit is the header line's cap: readuntil refuses a longer line.
+            self._server = await asyncio.start_server(self._accept, self._host, self._port,
+                                                      limit=MAX_HEADER_BYTES)
         except OSError as err:
             raise FrontStartError(f"cannot serve Wyoming on port {self._port}: "
                                   f"{err.strerror}") from err
-        self._server = server
+        self._port = self._server.sockets[0].getsockname()[1]
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connection = _Connection(self, reader, writer)
+        peer = writer.get_extra_info("peername")
+        refusal = self.guard.refusal(len(self.connections), peer)
+        if refusal is not None:
+            await connection.close_with(Error(text=refusal, code=Code.RESOURCE_EXHAUSTED.name))
+            return
+        task = asyncio.current_task()
+        assert task is not None
+        self.connections[task] = connection
+        try:
+            await connection.run()
+        finally:
+            del self.connections[task]
 
     async def stop(self, grace_s: float) -> None:
         """Lets requests in flight finish for up to the grace, then closes every connection."""
         if self._server is None:
             return
+        started = time.monotonic()
+        self._server.close()  # no new connections
         await self.in_flight.drain(grace_s)
-        await self._server.stop()  # closes the listener and every connection left
-        if self.connections:
-            await asyncio.wait(set(self.connections))
+        for connection in self.connections.values():
+            await connection.stop()
+        if not self.connections:
+            return
+        # Each connection sends the last events of the request it was on (audio-stop), then
+        # closes; one that cannot within what is left of the grace is cut off.
+        left_s = max(_LINGER_S, grace_s - (time.monotonic() - started))
+        _, late = await asyncio.wait(set(self.connections), timeout=left_s)
+        for task in late:
+            self.connections[task].writer.transport.abort()
+        if late:
+            await asyncio.wait(late)
 
 
 class _Connection(AsyncEventHandler):
@@ -139,18 +186,122 @@ class _Connection(AsyncEventHandler):
         self._calls = front.calls
         self._front = front
         self._in_flight = front.in_flight
+        self._guard = front.guard
+        self._peer = writer.get_extra_info("peername")
         self._session: _Session | None = None
 
     async def run(self) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._front.connections.add(task)
+        """Reads and serves events until the client closes, or the server closes the
+        connection (shutdown, or a frame or client it will not serve)."""
+        self._is_running = True
         try:
-            await super().run()
+            while self._is_running:
+                event = await self._read_event()
+                if event is None or not await self.handle_event(event):
+                    break
+        except _Closing as closing:
+            self._guard.closed(closing.reason, self._peer, closing.outcome.message)
+            await self.close_with(_error(closing.outcome))
         except ConnectionError:
             pass  # the client went away; a call it had is already logged as CANCELLED
         finally:
-            self._front.connections.discard(task)
+            await self.disconnect()
+            self.writer.close()
+
+    async def _read_event(self) -> Event | None:
+        """The next frame as an event; None once the client has closed its side. Raises
+        _Closing for a frame the server will not read or a client that idles or trickles."""
+        reader, idle_s = self.reader, self._guard.idle_timeout_s
+        while True:
+            try:
+                first = await asyncio.wait_for(reader.readexactly(1), idle_s)
+                break
+            except TimeoutError:
+                # A session waiting for text has its own idle timeout, which ends its call.
+                if self._session is None or self._session.task.done():
+                    raise _Closing("idle", Outcome(Code.DEADLINE_EXCEEDED, (
+                        f"no event for {idle_s:g} s: the connection is closed; open a new "
+                        "one for the next request"))) from None
+            except asyncio.IncompleteReadError:
+                return None
+        try:
+            async with asyncio.timeout(idle_s):
+                return await self._read_rest(first)
+        except TimeoutError:
+            raise _Closing("slow_request", Outcome(Code.DEADLINE_EXCEEDED, (
+                f"an event took over {idle_s:g} s to arrive: the connection is closed; write "
+                "each event at once"))) from None
+        except asyncio.IncompleteReadError:
+            return None
+
+    async def _read_rest(self, first: bytes) -> Event:
+        """The frame that starts with `first`: its header line, data and payload, each
+        checked against its cap before it is read."""
+        try:
+            line = first + await self.reader.readuntil(b"\n")
+        except asyncio.LimitOverrunError:
+            raise self._refused("", "oversize_event", (
+                f"an event's header line is over {MAX_HEADER_BYTES} bytes: put the event's "
+                "data after the header (data_length), as the wyoming library does")) from None
+        header = _json_object(line)
+        event_type = header.get("type") if header is not None else None
+        if header is None or not isinstance(event_type, str):
+            raise self._refused("", "malformed_event", (
+                "a header line is not a JSON object with a type: this server speaks the "
+                "Wyoming protocol (one JSON header line per event)"))
+        max_data = self._calls.limits.max_request_bytes
+        data_length = self._length(header, "data_length", max_data, event_type, (
+            f"text up to {self._calls.limits.max_text_chars} characters needs less: send "
+            "shorter text"))
+        payload_length = self._length(header, "payload_length", MAX_PAYLOAD_BYTES, event_type,
+                                      "this server takes no audio")
+        data = header.get("data")
+        data = data if isinstance(data, dict) else {}
+        if data_length:
+            more = _json_object(await self.reader.readexactly(data_length))
+            if more is None:
+                raise self._refused(event_type, "malformed_event",
+                                    f"the data of a {event_type} event is not a JSON object")
+            data.update(more)
+        payload = await self.reader.readexactly(payload_length) if payload_length else None
+        return Event(type=event_type, data=data, payload=payload)
+
+    def _length(self, header: dict[str, Any], field: str, cap: int, event_type: str,
+                hint: str) -> int:
+        """A header's announced length: a whole number of bytes up to `cap`."""
+        length = header.get(field) or 0
+        if not isinstance(length, int) or isinstance(length, bool) or length < 0:
+            raise self._refused(event_type, "malformed_event", (
+                f"{field} of a {event_type} event must be a whole number of bytes"))
+        if length > cap:
+            raise self._refused(event_type, "oversize_event", (
+                f"a {event_type} event announces {length} bytes of {field.split('_')[0]}, "
+                f"more than this server reads ({cap}); {hint}"))
+        return length
+
+    def _refused(self, event_type: str, reason: str, message: str) -> _Closing:
+        """A frame the server will not read: logged and counted like any refused request,
+        under the method its event would have had."""
+        error = InvalidRequest(event_type or "event", message)
+        return _Closing(reason, self._calls.refused(_method(event_type), PROTOCOL, None, error))
+
+    async def stop(self) -> None:
+        """Ends the connection once the event being served has been answered: nothing more
+        is read."""
+        self._is_running = False
+        self.reader.feed_eof()
+
+    async def close_with(self, last: Error) -> None:
+        """Sends `last`, then closes: the client's side is read and dropped for a moment, so
+        that the close does not reset the connection before the client reads the event."""
+        with contextlib.suppress(ConnectionError, TimeoutError, asyncio.IncompleteReadError):
+            async with asyncio.timeout(_LINGER_S):
+                await self.write_event(last.event())
+                if self.writer.can_write_eof():
+                    self.writer.write_eof()
+                while await self.reader.read(64 * 1024):
+                    pass
+        self.writer.close()
 
     async def handle_event(self, event: Event) -> bool:
         session = self._session
@@ -199,10 +350,20 @@ class _Connection(AsyncEventHandler):
             self._session = None
 
     async def _send(self, message: Eventable | Event) -> None:
+        """Sends one event; a client that takes none of it for the idle timeout is cut off
+        (its audio would otherwise hold the call and the connection for as long as it likes)."""
+        idle_s = self._guard.idle_timeout_s
         try:
-            await self.write_event(message if isinstance(message, Event) else message.event())
+            await asyncio.wait_for(
+                self.write_event(message if isinstance(message, Event) else message.event()),
+                idle_s)
         except ConnectionError as err:
             raise CallerGone(f"the client closed the connection: {err}") from None
+        except TimeoutError:
+            self._guard.closed("stalled_reader", self._peer,
+                               f"the client read nothing for {idle_s:g} s")
+            self.writer.transport.abort()
+            raise CallerGone(f"the client read nothing for {idle_s:g} s") from None
 
     async def _describe(self) -> bool:
         try:
@@ -339,6 +500,31 @@ class _AudioOut:
 
     async def stop(self) -> None:
         await self._send(AudioStop(timestamp=self._end_ms))
+
+
+class _Closing(Exception):
+    """The server closes the connection: why (the metric's reason), and what the client is
+    told."""
+
+    def __init__(self, reason: str, outcome: Outcome) -> None:
+        super().__init__(outcome.message)
+        self.reason = reason
+        self.outcome = outcome
+
+
+def _method(event_type: str) -> str:
+    """The request log's method for a request that begins with `event_type`."""
+    if event_type.startswith("synthesize-"):
+        return _SESSION
+    return _ONE_SHOT if event_type == "synthesize" else "Event"
+
+
+def _json_object(text: bytes) -> dict[str, Any] | None:
+    try:
+        value = json.loads(text)
+    except ValueError:  # not JSON, or not UTF-8
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def _error(outcome: Outcome) -> Error:

@@ -4,7 +4,7 @@ the engines loaded, and the voice catalogue they serve."""
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +18,7 @@ from tts_service.model.blends import (
 )
 from tts_service.model.voices import Voice, VoiceCatalog, describe
 from tts_service.synthesis import onnx_runtime
-from tts_service.synthesis.engine import Engine, ModelFiles
+from tts_service.synthesis.engine import Engine, ModelFiles, Twinnable
 
 
 @dataclass(frozen=True)
@@ -98,6 +98,21 @@ def _load_twins(load_engine: Callable[[int], Engine], thread_counts: Sequence[in
             engines.append(loaded[threads])
     onnx_runtime.release_packed_weights()
     return engines
+
+
+def twin_in_rotation(failed: Engine, working: Iterable[Engine]) -> Engine | None:
+    """A twin of a working engine with the failed engine's threads, else None (load one).
+
+    An engine fails on a piece (a native error), not for good: a model another engine is
+    still running well serves a twin as well as a fresh load, which would hold the model a
+    second time (about 170 MB) for the server's life.
+    """
+    if not isinstance(failed, Twinnable):
+        return None
+    for engine in working:
+        if isinstance(engine, Twinnable) and engine.threads == failed.threads:
+            return engine.twin()
+    return None
 
 
 def engine_loader(files: ModelFiles, scratch: Path, options: ModelOptions,

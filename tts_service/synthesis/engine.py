@@ -7,7 +7,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -52,6 +52,16 @@ class Engine(Protocol):
               on_sentence: OnSentence, timed: bool) -> None:
         """Says `utterance.phonemes`, calling `on_sentence` per sentence (with its words when
         `timed`); blocks until done or stopped."""
+        ...
+
+
+@runtime_checkable
+class Twinnable(Engine, Protocol):
+    """An engine that can make another on its loaded model (KokoroEngine.twin)."""
+
+    threads: int
+
+    def twin(self) -> Engine:
         ...
 
 
@@ -187,6 +197,7 @@ class KokoroEngine:
         self._tts = load_offline_tts(files, num_threads, voices_path, str(lexicon), model_path,
                                      silence_scale=1.0, tokens=tokens)
         self._codebook = codebook
+        self.threads = num_threads
         self.sample_rate_hz = int(self._tts.sample_rate)
         self.num_speakers = int(self._tts.num_speakers)
         self._separators = separator_ids(files.tokens)

@@ -24,10 +24,8 @@ Options a server may not know yet (`--audio-cache-mb`, `--preload-voices`) are l
 from __future__ import annotations
 
 import contextlib
-import functools
 import importlib.metadata
 import logging
-import os
 import random
 import re
 import shutil
@@ -40,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import wyoming_client
-from harness.servers import REPO, ServerProcess, free_port, start_server
+from harness.servers import ServerProcess, free_port, start_server
 from tts_api.v1 import tts_pb2, tts_pb2_grpc
 
 from . import service, texts
@@ -54,7 +52,7 @@ POOL_OPTIONS: dict[str, tuple[str, ...]] = {
     DEFAULT_POOL: (),
     ONE_BY_TWO: ("--engines", "1", "--engine-threads", "2", "--solo-engine-threads", "0"),
 }
-CACHE_OPTION = "--audio-cache-mb"
+CACHE_OPTION = service.CACHE_OPTION
 PRELOAD_OPTION = "--preload-voices"
 # The cache size of the "on" servers: far more than the phrases here take (a few MB).
 CACHE_MB = 64
@@ -155,15 +153,6 @@ def scale(quick: bool, reps: int) -> Scale:
                  first_language_reps=max(reps, 3))
 
 
-@functools.cache
-def server_accepts(option: str) -> bool:
-    """Whether this checkout's server has `option` (from its --help)."""
-    done = subprocess.run([sys.executable, "-m", "tts_service.server", "--help"],
-                          capture_output=True, text=True, cwd=REPO, check=False, timeout=120,
-                          env={**os.environ, "COLUMNS": "200"})
-    return re.search(rf"{re.escape(option)}\b", done.stdout) is not None
-
-
 @contextlib.contextmanager
 def _server(*args: str) -> Iterator[ServerProcess]:
     server = start_server(*args)
@@ -178,7 +167,7 @@ def _server(*args: str) -> Iterator[ServerProcess]:
 def pool_of(server: ServerProcess) -> str:
     """The pool the server logged, e.g. "2 engines of 1 thread, a solo engine of 2 threads"."""
     line = next(line for line in server.log if "serving tts_api" in line)
-    return line[line.index("(") + 1:line.rindex(";")]
+    return line[line.index("(") + 1:line.index(";")]
 
 
 @contextlib.asynccontextmanager
@@ -290,7 +279,8 @@ async def measure_wyoming_bench(quick: bool, reps: int, onnxruntime: str) -> dic
         ports = {}
         for name, options in POOL_OPTIONS.items():
             server = stack.enter_context(_server(
-                "--onnxruntime", onnxruntime, "--wyoming-port", str(free_port()), *options))
+                "--onnxruntime", onnxruntime, "--wyoming-port", str(free_port()),
+                *service.no_cache(), *options))
             assert server.wyoming_port is not None
             ports[name] = server.wyoming_port
             result["pools"][name] = pool_of(server)
@@ -298,7 +288,7 @@ async def measure_wyoming_bench(quick: bool, reps: int, onnxruntime: str) -> dic
                                                        "its default texts")
         result["sets"]["own texts"] = _tool_rounds(ports, OWN_TEXTS, plan.tool_rounds, True,
                                                    "our texts")
-    result["cache"] = {"supported": server_accepts(CACHE_OPTION), "mb": CACHE_MB}
+    result["cache"] = {"supported": service.server_accepts(CACHE_OPTION), "mb": CACHE_MB}
     if not result["cache"]["supported"]:
         _LOGGER.info("%s: the server has no %s: the cache runs are not measured", TOOL,
                      CACHE_OPTION)
@@ -336,7 +326,8 @@ async def measure_lone(quick: bool, reps: int, onnxruntime: str) -> dict[str, An
     with contextlib.ExitStack() as stack:
         servers = {}
         for name, options in POOL_OPTIONS.items():
-            servers[name] = stack.enter_context(_server("--onnxruntime", onnxruntime, *options))
+            servers[name] = stack.enter_context(_server("--onnxruntime", onnxruntime,
+                                                        *service.no_cache(), *options))
             result["pools"][name] = pool_of(servers[name])
         async with _stub(servers[DEFAULT_POOL].address) as default, \
                 _stub(servers[ONE_BY_TWO].address) as one_by_two:
@@ -381,7 +372,7 @@ def zipf_order(count: int, seed: int = ZIPF_SEED) -> list[str]:
 async def measure_repeats(quick: bool, reps: int, onnxruntime: str) -> dict[str, Any]:
     plan = scale(quick, reps)
     order = zipf_order(plan.zipf_calls)
-    supported = server_accepts(CACHE_OPTION)
+    supported = service.server_accepts(CACHE_OPTION)
     # Without the option the server has no cache: it is measured as "off" alone.
     configs = CACHE_OPTIONS if supported else {"off": ()}
     result: dict[str, Any] = {
@@ -440,11 +431,11 @@ _LOADED = re.compile(rf"{LAZY_LANGUAGE} front end loaded in ([\d.]+) s")
 
 async def measure_first_language(quick: bool, reps: int, onnxruntime: str) -> dict[str, Any]:
     plan = scale(quick, reps)
-    cache = server_accepts(CACHE_OPTION)
+    cache = service.server_accepts(CACHE_OPTION)
     # The repeat is the same request: with a cache it would come from memory.
-    options = CACHE_OPTIONS["off"] if cache else ()
+    options = service.no_cache()
     result: dict[str, Any] = {
-        "preload_option": server_accepts(PRELOAD_OPTION), "cache_off": cache,
+        "preload_option": service.server_accepts(PRELOAD_OPTION), "cache_off": cache,
         "voice": LAZY_VOICE, "language": LAZY_LANGUAGE, "text": LAZY_TEXT,
         "english_first_s": [], "first_s": [], "again_s": [], "loaded_at_start": [],
         "load_s": [], "rss_idle_mb": [], "rss_after_mb": []}

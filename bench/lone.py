@@ -381,6 +381,8 @@ async def measure_repeats(quick: bool, reps: int, onnxruntime: str) -> dict[str,
                   for name in configs},
         "zipf": {name: {"first_s": [], "cpu_s": 0.0, "calls": 0} for name in configs},
         "zipf_calls": len(order), "zipf_distinct": len(set(order)), "phrases": len(PHRASES),
+        # whether each call's phrase was asked before (first_s of each server is in this order)
+        "zipf_asked_before": [phrase in order[:index] for index, phrase in enumerate(order)],
         "seed": ZIPF_SEED, "block": ZIPF_BLOCK}
     with contextlib.ExitStack() as stack:
         servers = {name: stack.enter_context(_server(

@@ -1060,10 +1060,17 @@ def _lone_section(results: dict[str, Any]) -> list[str]:
             lines += _tool_table({f"cache on ({cache['mb']} MB)": cache["runs"]["on"],
                                   "cache off": cache["runs"]["off"]},
                                  "default texts, `--no-unique`")
+            pairs = []
+            for mode, key, figure in _TOOL_FIGURES:
+                pair = _ratio(_round_means(cache["runs"]["on"], mode, key),
+                              _round_means(cache["runs"]["off"], mode, key))
+                pairs.append(f"{figure} mean {_rr(pair)}")
+            ratios = ", ".join(pairs)
             lines += ["", "`--no-unique`: the same texts in every run (the tool's warm-up "
                       "asks the first one before it measures), on two more fresh servers of "
                       f"the default pool, with `--audio-cache-mb {cache['mb']}` and "
-                      "`--audio-cache-mb 0`."]
+                      "`--audio-cache-mb 0`, taking turns. Cache on / off (min-based / "
+                      f"median-based): {ratios}."]
         else:
             lines += ["", "`--no-unique` with the audio cache on and off: not measured (the "
                       "server has no --audio-cache-mb)."]
@@ -1104,12 +1111,25 @@ def _lone_section(results: dict[str, Any]) -> list[str]:
             f"{repeats['seed']}, {repeats['zipf_distinct']} distinct: the rest repeat an "
             f"earlier one), in blocks of {repeats['block']} the servers take turns with. CPU: "
             "utime + stime of the server process (/proc/PID/stat) over the calls.", "",
-            "| server | first audio, mean | min / median | server CPU s per call |",
-            "|---|---|---|---|"]
+            "| server | first audio, mean | min / median | mean, phrases asked before "
+            "| mean, the others | server CPU s per call |",
+            "|---|---|---|---|---|---|"]
+        before = repeats["zipf_asked_before"]
         for config in configs:
             zipf = repeats["zipf"][config]
+            again = [s for s, seen in zip(zipf["first_s"], before, strict=True) if seen]
+            new = [s for s, seen in zip(zipf["first_s"], before, strict=True) if not seen]
             lines.append(f"| {names[config]} | {statistics.fmean(zipf['first_s']):.3f} "
-                         f"| {_mm(zipf['first_s'], 3)} | {zipf['cpu_s'] / zipf['calls']:.3f} |")
+                         f"| {_mm(zipf['first_s'], 3)} "
+                         f"| {statistics.fmean(again) if again else float('nan'):.3f} "
+                         f"| {statistics.fmean(new):.3f} "
+                         f"| {zipf['cpu_s'] / zipf['calls']:.3f} |")
+        if set(configs) == {"on", "off"}:
+            on, off = repeats["zipf"]["on"], repeats["zipf"]["off"]
+            lines += ["", "Cache on / off: mean first audio "
+                      f"{statistics.fmean(on['first_s']) / statistics.fmean(off['first_s']):.2f}"
+                      ", server CPU per call "
+                      f"{(on['cpu_s'] / on['calls']) / (off['cpu_s'] / off['calls']):.2f}."]
         lines += ["", "A sentence asked twice in a row (a new one each time), first audio in "
                   "seconds (min / median):", "",
                   "| server | front | the first time | the second time |",

@@ -132,6 +132,7 @@ class Scale:
     """How much each section does; quick shrinks it to check the code path."""
 
     tool_rounds: int  # wyoming-bench runs per server and text set
+    cache_rounds: int  # wyoming-bench --no-unique runs per server, cache on and off
     lone_texts: int
     lone_reps: int
     load_reps: int
@@ -143,10 +144,13 @@ class Scale:
 
 def scale(quick: bool, reps: int) -> Scale:
     if quick:
-        return Scale(tool_rounds=1, lone_texts=2, lone_reps=1, load_reps=1,
+        return Scale(tool_rounds=1, cache_rounds=1, lone_texts=2, lone_reps=1, load_reps=1,
                      load_requests_per_client=2, repeat_reps=1, zipf_calls=20,
                      first_language_reps=1)
-    return Scale(tool_rounds=max(reps, 3), lone_texts=6, lone_reps=max(reps, 5),
+    # About 9.5 minutes for wyoming_bench on a quiet machine (a run of its default texts, the
+    # warm-up included, speaks some 85 s of audio), 8 for lone, 5 for repeats, 1 for
+    # first_language.
+    return Scale(tool_rounds=max(reps, 3), cache_rounds=2, lone_texts=6, lone_reps=max(reps, 5),
                  load_reps=max(reps, 3), load_requests_per_client=service.LOAD_REQUESTS_PER_CLIENT,
                  # each repetition asks two new sentences of REPEATED
                  repeat_reps=min(max(reps, 5), len(REPEATED) // 2), zipf_calls=200,
@@ -300,7 +304,7 @@ async def measure_wyoming_bench(quick: bool, reps: int, onnxruntime: str) -> dic
                 "--onnxruntime", onnxruntime, "--wyoming-port", str(free_port()), *options))
             assert server.wyoming_port is not None
             ports[name] = server.wyoming_port
-        result["cache"]["runs"] = _tool_rounds(ports, None, plan.tool_rounds, False,
+        result["cache"]["runs"] = _tool_rounds(ports, None, plan.cache_rounds, False,
                                                "--no-unique")
     return result
 

@@ -1066,8 +1066,9 @@ def _lone_section(results: dict[str, Any]) -> list[str]:
                               _round_means(cache["runs"]["off"], mode, key))
                 pairs.append(f"{figure} mean {_rr(pair)}")
             ratios = ", ".join(pairs)
-            lines += ["", "`--no-unique`: the same texts in every run (the tool's warm-up "
-                      "asks the first one before it measures), on two more fresh servers of "
+            lines += ["", f"`--no-unique`: the same texts in each of "
+                      f"{len(cache['runs']['on'])} runs (the tool's warm-up asks the first "
+                      "one before it measures), on two more fresh servers of "
                       f"the default pool, with `--audio-cache-mb {cache['mb']}` and "
                       "`--audio-cache-mb 0`, taking turns. Cache on / off (min-based / "
                       f"median-based): {ratios}."]

@@ -61,7 +61,7 @@ def _pinned(cpus: set[int]) -> Iterator[None]:
 @contextmanager
 def _server(*args: str, cpus: set[int] | None = None) -> Iterator[ServerProcess]:
     with _pinned(cpus or os.sched_getaffinity(0)):
-        server = start_server(*args)
+        server = start_server(*service.no_cache(), *args)
     try:
         yield server
     finally:

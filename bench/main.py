@@ -25,7 +25,7 @@ from tts_service.language.english_normalizer import normalize
 from tts_service.language.sentences import STREAMING_SPLIT, UNARY_SPLIT, SplitPolicy, split_pieces
 from tts_service.synthesis import onnx_runtime
 
-from . import languages, live, machine, replicas, report, scheduling, service, texts
+from . import languages, live, lone, machine, replicas, report, scheduling, service, texts
 from . import threads as thread_shapes
 from .protocols import measure_fronts, measure_protocols
 from .raw import RawEngine, raw_throughput
@@ -69,6 +69,7 @@ class Plan:
     protocol_reps: int  # gRPC first audio beside gRPC or HTTP streams
     protocol_probes: int  # probes per repetition and background
     front_reps: int  # first audio of one text through each front
+    quick: bool = False  # the sections of bench/lone.py shrink themselves
 
 
 def _plan(args: argparse.Namespace) -> Plan:
@@ -78,7 +79,7 @@ def _plan(args: argparse.Namespace) -> Plan:
                     load_requests_per_client=2,
                     latency_texts=("1 sentence", "3 sentences"), clause_texts=("storm",),
                     onnxruntime=args.onnxruntime, protocol_reps=1, protocol_probes=1,
-                    front_reps=1)
+                    front_reps=1, quick=True)
     # Budgeted for about 25 minutes on 2 shared cores. 1 engine x 1 thread is left out: it was
     # the slowest shape in the measurements of shared/KOKORO_ASSETS.md.
     reps = args.reps or 3
@@ -303,9 +304,12 @@ def _save(results: dict[str, Any], path: Path) -> None:
     path.write_text(json.dumps(results, indent=1), encoding="utf-8")
 
 
+# A lone caller, repeated phrases, a language on first use (bench/lone.py).
+LONE_SECTIONS = ("wyoming_bench", "lone", "repeats", "first_language")
+MACHINE_SECTIONS = ("memory", "one_cpu", "phrase", *LONE_SECTIONS)
 # The sections of one run, in the order they run; --sections picks some of them.
 SECTIONS = ("runtimes", "startup", "threads", "latency", "live", "scheduling", "word_timings",
-            "load", "protocols", "replicas", "memory", "one_cpu", "phrase")
+            "load", "protocols", "replicas", "memory", "one_cpu", "phrase", *LONE_SECTIONS)
 
 
 async def run_sections(plan: Plan, sections: Sequence[str], results_path: Path
@@ -332,6 +336,14 @@ async def _machine_section(plan: Plan, section: str) -> dict[str, Any]:
         return await machine.measure_one_cpu(plan.reps)
     if section == "phrase":
         return await machine.measure_phrase(max(plan.reps, 5), plan.onnxruntime)
+    if section == "wyoming_bench":
+        return await lone.measure_wyoming_bench(plan.quick, plan.reps, plan.onnxruntime)
+    if section == "lone":
+        return await lone.measure_lone(plan.quick, plan.reps, plan.onnxruntime)
+    if section == "repeats":
+        return await lone.measure_repeats(plan.quick, plan.reps, plan.onnxruntime)
+    if section == "first_language":
+        return await lone.measure_first_language(plan.quick, plan.reps, plan.onnxruntime)
     if section == "scheduling":
         info = onnx_runtime.activate(plan.onnxruntime, SHIM)
         _log("raw engine on onnxruntime %s (%s)", info.version, info.name)
@@ -344,7 +356,7 @@ async def _machine_section(plan: Plan, section: str) -> dict[str, Any]:
                                           RawEngine(MODEL_DIR, 2))
         return {**result, "raw_best_throughput": rate}
     raise ValueError(f"section {section!r} runs only in a whole run (--sections takes "
-                     "memory, one_cpu, phrase, scheduling)")
+                     f"{', '.join((*MACHINE_SECTIONS, 'scheduling'))})")
 
 
 async def run(plan: Plan, quick: bool, results_path: Path) -> dict[str, Any]:
@@ -391,9 +403,11 @@ async def run(plan: Plan, quick: bool, results_path: Path) -> dict[str, Any]:
     _log("replicas behind nginx: 1 against %d", max(replicas.REPLICA_COUNTS))
     results["replicas"] = await replicas.measure(plan.reps, plan.onnxruntime)
     _save(results, results_path)
-    for section in ("memory", "one_cpu", "phrase"):
+    for section in MACHINE_SECTIONS:
         _log("section %s", section)
+        started_section = time.monotonic()
         results[section] = await _machine_section(plan, section)
+        results.setdefault("durations_s", {})[section] = time.monotonic() - started_section
         _save(results, results_path)
     results["duration_s"] = time.monotonic() - started
     _save(results, results_path)
@@ -417,8 +431,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--report-only", action="store_true",
                         help="rewrite the report from --results without measuring")
     parser.add_argument("--sections", nargs="+", choices=SECTIONS, metavar="SECTION",
-                        help="measure only these (memory, one_cpu, phrase, scheduling) into "
-                        "--results, and print their report; BENCHMARKS.md is left alone")
+                        help="measure only these (memory, one_cpu, phrase, scheduling, "
+                        "wyoming_bench, lone, repeats, first_language) into --results, and "
+                        "print their report; BENCHMARKS.md is left alone")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s",
                         stream=sys.stderr)

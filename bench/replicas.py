@@ -38,7 +38,7 @@ async def measure(reps: int, onnxruntime: str) -> dict[str, Any]:
                 groups[count] = [
                     start_server("--engines", "1", "--engine-threads", "1",
                                  "--solo-engine-threads", "0", "--onnxruntime", onnxruntime,
-                                 "--max-queued-requests", str(REQUESTS))
+                                 "--max-queued-requests", str(REQUESTS), *service.no_cache())
                     for _ in range(count)]
                 proxies[count] = start_nginx([server.port for server in groups[count]],
                                              Path(scratch) / f"nginx-{count}")

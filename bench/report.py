@@ -157,7 +157,7 @@ def _targets(results: dict[str, Any]) -> list[str]:
             f"| service throughput, 4 clients ({shape}) / best raw engine ({best_shape}) "
             f"| {ratio:.2f} | >= {THROUGHPUT_TARGET} "
             f"| {'met' if ratio >= THROUGHPUT_TARGET else '**missed**'} |")
-    return lines
+    return lines + _lone_targets(results) + _memory_targets(results)
 
 
 def _live_pairs(live: dict[str, Any]) -> dict[str, tuple[float, float]]:
@@ -435,7 +435,7 @@ def _machine_section(results: dict[str, Any]) -> list[str]:
 def sections(results: dict[str, Any], names: Sequence[str]) -> list[str]:
     """The report of the sections measured alone (python -m bench --sections ...)."""
     lines = _scheduling_section(results) if "scheduling" in names else []
-    return lines + _machine_section(results)
+    return lines + _machine_section(results) + _lone_section(results)
 
 
 def _threads_section(results: dict[str, Any]) -> list[str]:
@@ -805,6 +805,7 @@ def write(results: dict[str, Any], out: Path, chart_path: Path) -> None:
         "",
         *_scheduling_section(results),
         *_machine_section(results),
+        *_lone_section(results),
         *_threads_section(results),
         "## Engine runtime: CPU seconds per second of audio",
         "",
@@ -890,3 +891,282 @@ def write(results: dict[str, Any], out: Path, chart_path: Path) -> None:
         *_lone_client_note(results["load"], chosen, default),
     ]
     out.write_text("\n".join(lines), encoding="utf-8")
+
+
+# Targets of the lone-caller and audio-cache issue (bench/lone.py).
+LONE_POOL_TARGET = 1.05  # default pool / one 2-thread engine, for a lone caller
+LONE_VS_UNARY_TARGET = 0.6  # a lone stream's first audio / the first sentence by unary
+FOUR_CLIENTS_VS_ONE_BY_TWO_TARGET = 1.05
+REPEAT_FIRST_TARGET_S = 0.05  # first audio of a sentence asked a second time
+_NOT_MEASURED = "not measured"
+# wyoming-bench's figures compared between the pools: (mode, measurement, name).
+_TOOL_MODES = ("non_streaming", "streaming")
+_TOOL_FIGURES = (("non_streaming", "ttft_s", "non-streaming synthesize: first audio"),
+                 ("streaming", "ttft_s", "streaming session: first audio"),
+                 ("non_streaming", "total_s", "non-streaming synthesize: total"),
+                 ("streaming", "total_s", "streaming session: total"))
+
+
+def _row(name: str, measured: str, limit: str, ok: bool | None) -> str:
+    verdict = _NOT_MEASURED if ok is None else "met" if ok else "**missed**"
+    return f"| {name} | {measured} | {limit} | {verdict} |"
+
+
+def _round_means(runs: Sequence[dict[str, Any]], mode: str, key: str) -> list[float]:
+    """One mean per wyoming-bench run (the mean its report prints)."""
+    return [statistics.fmean(run[mode][key]) for run in runs]
+
+
+def _pooled(runs: Sequence[dict[str, Any]], mode: str, key: str) -> tuple[float, float]:
+    """Mean and p95 (linear interpolation, as wyoming-bench computes it) over every run."""
+    values = [value for run in runs for value in run[mode][key]]
+    return statistics.fmean(values), float(np.percentile(values, 95))
+
+
+def _lone_targets(results: dict[str, Any]) -> list[str]:
+    """The rows of the lone-caller targets (bench/lone.py); none for sections not run."""
+    rows = []
+    tool = results.get("wyoming_bench")
+    if tool is not None and not tool.get("installed"):
+        rows.append(_row("wyoming-bench, default pool / 1x2 pool", "wyoming-bench not "
+                         "installed", f"<= {LONE_POOL_TARGET}", None))
+    elif tool is not None:
+        for name, rounds in tool["sets"].items():
+            for mode, key, figure in _TOOL_FIGURES:
+                pair = _ratio(_round_means(rounds["default"], mode, key),
+                              _round_means(rounds["1x2"], mode, key))
+                rows.append(_row(
+                    f"wyoming-bench {tool['version']}, {name}, {figure} mean: default pool / "
+                    "1x2 pool", f"{_rr(pair)} ({_pooled(rounds['default'], mode, key)[0]:.2f} "
+                    f"vs {_pooled(rounds['1x2'], mode, key)[0]:.2f} s)",
+                    f"<= {LONE_POOL_TARGET}", pair[1] <= LONE_POOL_TARGET))
+    lone = results.get("lone")
+    if lone:
+        chars = f"{min(lone['first_sentence_chars'])}-{max(lone['first_sentence_chars'])}"
+        default, one = lone["first_s"]["default"], lone["first_s"]["1x2"]
+        pair = _ratio(default, one)
+        rows.append(_row(f"lone gRPC stream, first sentence of {chars} characters without a "
+                         "comma: first audio, default pool / 1x2 pool",
+                         f"{_rr(pair)} ({_mm(default)} vs {_mm(one)} s)",
+                         f"<= {LONE_POOL_TARGET}", pair[1] <= LONE_POOL_TARGET))
+        pair = _ratio(default, lone["unary_s"])
+        rows.append(_row("... its first audio on the default pool / that first sentence whole "
+                         "by unary Synthesize there", f"{_rr(pair)} ({_mm(default)} vs "
+                         f"{_mm(lone['unary_s'])} s)", f"<= {LONE_VS_UNARY_TARGET}",
+                         pair[1] <= LONE_VS_UNARY_TARGET))
+        four = lone["four_clients"]
+        pair = _ratio(four["default"], four["1x2"])
+        rows.append(_row(f"{lone['clients']} clients, short sentences, audio s per wall s: "
+                         "default pool / 1x2 pool, taking turns",
+                         f"{_rr(pair)} ({_mm(four['default'])} vs {_mm(four['1x2'])})",
+                         f">= {FOUR_CLIENTS_VS_ONE_BY_TWO_TARGET}",
+                         pair[1] >= FOUR_CLIENTS_VS_ONE_BY_TWO_TARGET))
+    load = results.get("load", {}).get("service", {})
+    default_shape = results.get("scheduling", {}).get("shape")
+    if default_shape in load and "1x2" in load and default_shape != "1x2":
+        cells = load[default_shape]["cells"], load["1x2"]["cells"]
+        if all(TARGET_CLIENTS in c for c in cells):
+            rate = (cells[0][TARGET_CLIENTS]["throughput"]
+                    / cells[1][TARGET_CLIENTS]["throughput"])
+            rows.append(_row(f"throughput table: 4 clients on {default_shape} (the default) / "
+                             "on 1x2, one shape after the other", f"{rate:.2f}",
+                             f">= {FOUR_CLIENTS_VS_ONE_BY_TWO_TARGET}",
+                             rate >= FOUR_CLIENTS_VS_ONE_BY_TWO_TARGET))
+    repeats = results.get("repeats")
+    if repeats:
+        for front, name in (("grpc", "gRPC SynthesizeStream"), ("wyoming", "Wyoming synthesize")):
+            label = f"a sentence asked twice through {name}: the second one's first audio"
+            if not repeats["supported"]:
+                rows.append(_row(label, "not measured: the server has no --audio-cache-mb",
+                                 f"<= {REPEAT_FIRST_TARGET_S} s", None))
+                continue
+            cell = repeats["twice"]["on"][front]
+            off = repeats["twice"]["off"][front]["second_s"]
+            second = statistics.median(cell["second_s"])
+            rows.append(_row(label, f"{_mm(cell['second_s'], 3)} s (the first "
+                             f"{_mm(cell['first_s'])} s; cache off, the second {_mm(off)} s)",
+                             f"<= {REPEAT_FIRST_TARGET_S} s", second <= REPEAT_FIRST_TARGET_S))
+    return rows
+
+
+
+def _memory_targets(results: dict[str, Any]) -> list[str]:
+    memory = results.get("memory")
+    if not memory:
+        return []
+    idle = statistics.median(memory["idle_mb"])
+    extra = statistics.median(memory["idle_one_more_mb"]) - idle
+    return [_row(f"idle RSS of the default server ({memory['pool']})",
+                 f"{_mm(memory['idle_mb'], 0)} MB", f"<= {IDLE_RSS_TARGET_MB} MB",
+                 idle <= IDLE_RSS_TARGET_MB),
+            _row("one more engine: idle RSS with one engine more, minus the default's",
+                 f"{extra:+.0f} MB", f"<= {EXTRA_ENGINE_TARGET_MB} MB",
+                 extra <= EXTRA_ENGINE_TARGET_MB)]
+
+
+def _minutes(results: dict[str, Any], section: str) -> str:
+    """How long a section took, when it was measured alone or its duration was kept."""
+    run = results.get("partial", {}).get(section)
+    if run:
+        return f" ({run['duration_s'] / 60:.1f} min, measured alone on {run['date']})"
+    seconds = results.get("durations_s", {}).get(section)
+    return f" ({seconds / 60:.1f} min)" if seconds else ""
+
+
+def _tool_table(runs_by_name: dict[str, Sequence[dict[str, Any]]], label: str) -> list[str]:
+    lines = []
+    for name, runs in runs_by_name.items():
+        cells = []
+        for mode in _TOOL_MODES:
+            first_mean, first_p95 = _pooled(runs, mode, "ttft_s")
+            total_mean, _ = _pooled(runs, mode, "total_s")
+            cells.append(f"{first_mean:.2f} / {first_p95:.2f} | {total_mean:.2f}")
+        lines.append(f"| {label} | {name} | {' | '.join(cells)} |")
+    return lines
+
+
+
+def _lone_section(results: dict[str, Any]) -> list[str]:
+    """A lone caller and repeated phrases: every section of bench/lone.py that was run."""
+    if not any(name in results for name in ("wyoming_bench", "lone", "repeats",
+                                             "first_language")):
+        return []
+    lines = ["## A lone caller, repeated phrases, languages on first use", "",
+             "| target | measured (min-based / median-based) | limit | verdict |",
+             "|---|---|---|---|", *_lone_targets(results), ""]
+    tool = results.get("wyoming_bench")
+    if tool and tool.get("installed"):
+        rounds = tool["rounds"]
+        pools = tool["pools"]
+        lines += [
+            f"### wyoming-bench {tool['version']}{_minutes(results, 'wyoming_bench')}", "",
+            "The ecosystem's Wyoming benchmark, run as the tool itself (`wyoming-bench tts "
+            "127.0.0.1:PORT --rounds 1 -v`, its warm-up and nonces as by default) against "
+            f"`--wyoming-port` of two fresh servers: the default pool ({pools['default']}) and "
+            f"one engine of 2 threads ({pools['1x2']}), {rounds} runs each, taking turns. Its "
+            "four default texts (1-4 sentences), then ours: "
+            + "; ".join(f'"{t[:40]}..."' if len(t) > 40 else f'"{t}"'
+                        for t in tool["own_texts"])
+            + ". Seconds over every run (ratios above: of the means of each run, min-based / "
+            "median-based):", "",
+            "| texts | server | non-streaming first audio mean / p95 | non-streaming total "
+            "mean | streaming first audio mean / p95 | streaming total mean |",
+            "|---|---|---|---|---|---|",
+        ]
+        for name, runs in tool["sets"].items():
+            lines += _tool_table(runs, name)
+        cache = tool.get("cache", {})
+        if cache.get("runs"):
+            lines += _tool_table({f"cache on ({cache['mb']} MB)": cache["runs"]["on"],
+                                  "cache off": cache["runs"]["off"]},
+                                 "default texts, `--no-unique`")
+            pairs = []
+            for mode, key, figure in _TOOL_FIGURES:
+                pair = _ratio(_round_means(cache["runs"]["on"], mode, key),
+                              _round_means(cache["runs"]["off"], mode, key))
+                pairs.append(f"{figure} mean {_rr(pair)}")
+            ratios = ", ".join(pairs)
+            lines += ["", f"`--no-unique`: the same texts in each of "
+                      f"{len(cache['runs']['on'])} runs (the tool's warm-up asks the first "
+                      "one before it measures), on two more fresh servers of "
+                      f"the default pool, with `--audio-cache-mb {cache['mb']}` and "
+                      "`--audio-cache-mb 0`, taking turns. Cache on / off (min-based / "
+                      f"median-based): {ratios}."]
+        else:
+            lines += ["", "`--no-unique` with the audio cache on and off: not measured (the "
+                      "server has no --audio-cache-mb)."]
+        lines.append("")
+    lone = results.get("lone")
+    if lone:
+        lines += [
+            f"### A lone gRPC stream, 4 clients{_minutes(results, 'lone')}", "",
+            f"Two fresh servers: the default pool ({lone['pools']['default']}) and one engine "
+            f"of 2 threads ({lone['pools']['1x2']}). {len(lone['texts'])} texts whose first "
+            f"sentence has {min(lone['first_sentence_chars'])}-"
+            f"{max(lone['first_sentence_chars'])} characters and no comma, each streamed by "
+            "SynthesizeStream to its end on both servers, and its first sentence alone by "
+            "unary Synthesize on the default pool, the three in turn; "
+            f"{len(lone['unary_s']) // len(lone['texts'])} times each. Then 4 clients with "
+            f"{lone['requests_per_client']} streamed calls each of \"{lone['load_text']}\", "
+            f"the servers taking turns {len(lone['four_clients']['default'])} times.", "",
+            "| | default pool | 1x2 pool | unary, default pool |", "|---|---|---|---|",
+            f"| first audio, s (min / median) | {_mm(lone['first_s']['default'])} "
+            f"| {_mm(lone['first_s']['1x2'])} | {_mm(lone['unary_s'])} (whole) |",
+            f"| 4 clients, audio s per wall s (min / median) "
+            f"| {_mm(lone['four_clients']['default'])} | {_mm(lone['four_clients']['1x2'])} "
+            "| |", ""]
+    repeats = results.get("repeats")
+    if repeats:
+        configs = repeats["configs"]
+        names = {"on": f"cache on ({repeats['mb']} MB)",
+                 "off": "cache off" if repeats["supported"] else "no cache (the server has no "
+                 "--audio-cache-mb)"}
+        lines += [
+            f"### Repeated phrases{_minutes(results, 'repeats')}", "",
+            f"Fresh servers of the default pool ({repeats['pool']}) with "
+            + (f"`--audio-cache-mb {repeats['mb']}` and `--audio-cache-mb 0`"
+               if repeats["supported"] else "their defaults (no cache to turn on)")
+            + f". {repeats['zipf_calls']} streamed calls, one at a time, of {repeats['phrases']} "
+            "assistant phrases (\"Turned on the kitchen lights.\", \"Sorry, I didn't "
+            "understand.\"...) drawn with weights 1/rank (seed "
+            f"{repeats['seed']}, {repeats['zipf_distinct']} distinct: the rest repeat an "
+            f"earlier one), in blocks of {repeats['block']} the servers take turns with. CPU: "
+            "utime + stime of the server process (/proc/PID/stat) over the calls.", "",
+            "| server | first audio, mean | min / median | mean, phrases asked before "
+            "| mean, the others | server CPU s per call |",
+            "|---|---|---|---|---|---|"]
+        before = repeats["zipf_asked_before"]
+        for config in configs:
+            zipf = repeats["zipf"][config]
+            again = [s for s, seen in zip(zipf["first_s"], before, strict=True) if seen]
+            new = [s for s, seen in zip(zipf["first_s"], before, strict=True) if not seen]
+            lines.append(f"| {names[config]} | {statistics.fmean(zipf['first_s']):.3f} "
+                         f"| {_mm(zipf['first_s'], 3)} "
+                         f"| {statistics.fmean(again) if again else float('nan'):.3f} "
+                         f"| {statistics.fmean(new):.3f} "
+                         f"| {zipf['cpu_s'] / zipf['calls']:.3f} |")
+        if set(configs) == {"on", "off"}:
+            on, off = repeats["zipf"]["on"], repeats["zipf"]["off"]
+            lines += ["", "Cache on / off: mean first audio "
+                      f"{statistics.fmean(on['first_s']) / statistics.fmean(off['first_s']):.2f}"
+                      ", server CPU per call "
+                      f"{(on['cpu_s'] / on['calls']) / (off['cpu_s'] / off['calls']):.2f}."]
+        lines += ["", "A sentence asked twice in a row (a new one each time), first audio in "
+                  "seconds (min / median):", "",
+                  "| server | front | the first time | the second time |",
+                  "|---|---|---|---|"]
+        for config in configs:
+            for front in ("grpc", "wyoming"):
+                cell = repeats["twice"][config][front]
+                lines.append(f"| {names[config]} | {front} | {_mm(cell['first_s'], 3)} "
+                             f"| {_mm(cell['second_s'], 3)} |")
+        lines.append("")
+    first = results.get("first_language")
+    if first:
+        loaded = first["loaded_at_start"]
+        when = ("at start-up on every server" if all(loaded) else
+                "on its first request on every server" if not any(loaded) else
+                "at start-up on some servers only")
+        load_s = [s for s in first["load_s"] if s is not None]
+        lines += [
+            f"### A language on first use{_minutes(results, 'first_language')}", "",
+            f"{len(first['first_s'])} fresh servers of the default pool ({first['pool']}) "
+            + ("with `--audio-cache-mb 0` (the repeat is the same request) "
+               if first["cache_off"] else "")
+            + "and the default preload"
+            + ("" if first["preload_option"] else " (this server has no --preload-voices: "
+               "it loads every front end but Chinese at start-up)")
+            + f". On each: an English sentence (engines warm), then a {first['language']} one "
+            f"with voice {first['voice']} (\"{first['text']}\"), then the same again; "
+            "SynthesizeStream, first audio in seconds (min / median). No target.", "",
+            "| request | first audio |", "|---|---|",
+            f"| English, the server's first request | {_mm(first['english_first_s'])} |",
+            f"| {first['language']}, its first request | {_mm(first['first_s'])} |",
+            f"| {first['language']}, the same again | {_mm(first['again_s'])} |",
+            "",
+            f"The {first['language']} front end loaded {when}"
+            + (f" ({_mm(load_s, 1)} s by the server's log)" if load_s else "")
+            + f"; server RSS {_mm(first['rss_idle_mb'], 0)} MB idle, "
+            f"{_mm(first['rss_after_mb'], 0)} MB after the three requests.", ""]
+    return lines
+

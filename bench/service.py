@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
+import re
 import statistics
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -14,7 +18,7 @@ from dataclasses import dataclass, field
 import grpc
 import numpy as np
 
-from harness.servers import ServerProcess, start_server
+from harness.servers import REPO, ServerProcess, start_server
 from tts_api.v1 import tts_pb2, tts_pb2_grpc
 from tts_client.client import CHANNEL_OPTIONS
 from tts_service.synthesis.cpus import usable_cpus
@@ -93,13 +97,32 @@ _DERIVED = pool_shape(usable_cpus())
 DEFAULT_SHAPE = (_DERIVED.engines, _DERIVED.engine_threads, _DERIVED.solo_engine_threads)
 
 
+CACHE_OPTION = "--audio-cache-mb"
+
+
+@functools.cache
+def server_accepts(option: str) -> bool:
+    """Whether this checkout's server has `option` (from its --help)."""
+    done = subprocess.run([sys.executable, "-m", "tts_service.server", "--help"],
+                          capture_output=True, text=True, cwd=REPO, check=False, timeout=120,
+                          env={**os.environ, "COLUMNS": "200"})
+    return re.search(rf"{re.escape(option)}(?![\w-])", done.stdout) is not None
+
+
+def no_cache() -> tuple[str, ...]:
+    """The options that turn the server's audio cache off, if it has one. The bench asks the
+    same texts again and again to time their synthesis: from the cache they would take no
+    time. Options given after these win (bench/lone.py turns the cache on that way)."""
+    return (CACHE_OPTION, "0") if server_accepts(CACHE_OPTION) else ()
+
+
 @contextmanager
 def running_server(engines: int, threads: int, onnxruntime: str, *options: str,
                    solo: int = 0) -> Iterator[ServerProcess]:
     """A server of `engines` x `threads`, with a solo engine of `solo` threads if not 0."""
     server = start_server("--engines", str(engines), "--engine-threads", str(threads),
                           "--solo-engine-threads", str(solo), "--onnxruntime", onnxruntime,
-                          *options)
+                          *no_cache(), *options)
     try:
         yield server
     finally:

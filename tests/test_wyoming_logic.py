@@ -276,3 +276,18 @@ def test_the_wyoming_port_is_off_unless_set_by_flag_or_variable(
         parse_config([])
     assert "Invalid value for TTS_WYOMING_PORT: must be 0 to 65535, got 70000" in \
         capsys.readouterr().err
+
+
+async def test_synthesize_sends_a_sentences_audio_while_the_next_is_being_made(
+        served: FakeServer) -> None:
+    served.engine.permits = threading.Semaphore(1)  # one sentence, then the engine waits
+    async with connect(served) as client:
+        await client.write_event(Synthesize(text="One is here. Two is here.").event())
+        first = await read_reply(client, "audio-chunk")
+        # The second sentence cannot be done yet: the first's audio did not wait for it.
+        await wait_until(lambda: served.running.pool.busy == 1)
+        assert served.engine.calls == ["One is here."]
+        assert len(first.audio) == TONE_BYTES
+        served.engine.permits.release()
+        rest = await read_reply(client, "audio-stop")
+    assert len(rest.audio) == TONE_BYTES

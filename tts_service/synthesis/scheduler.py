@@ -9,20 +9,19 @@ never starves a long text, and gives a newcomer the next engine anyway because i
 running yet. Without a solo engine a lone request gets every engine, its pieces made in
 parallel.
 
-An optional solo engine, with a thread per core, serves a lone request: while no other
-request has a piece running or ready to run, the lone request's pieces run on it one at a
-time, in text order, and nothing else runs beside it. Each piece is then made as fast as the
-machine allows and handed back as soon as it is done, while the next one starts: the first
-audio comes as early as from one engine with every core, and later pieces never hold it back
-(made side by side on single-thread engines, two pieces each take a lone core's time, so
-the first audio came about when both were done). With two or
-more requests at work the single-thread engines take every piece, as above: they share the
-cores without oversubscribing them (two busy multi-thread engines take cores from each
-other), and the solo engine starts nothing. A newcomer waits at most for the piece on the
-solo engine, the fastest piece-time there is; then both requests go to the single-thread
-engines. When one is left alone again, its next piece goes back to the solo engine once its
-pieces still running on the single-thread engines are done (a piece never runs beside the
-solo engine's threads).
+An optional solo engine, with a thread per core, serves a lone request: while no other request
+has a piece running or ready to run, the lone request's pieces run on it one at a time, in text
+order, and nothing else runs beside it. Each piece is then made as fast as the machine allows
+and handed back as soon as it is done, while the next one starts: the first audio comes as
+early as from one engine with every core, and later pieces never hold it back (made side by
+side on single-thread engines, two pieces each take a lone core's time, so the first audio came
+about when both were done). With two or more requests at work the single-thread engines take
+every piece, as above: they share the cores without oversubscribing them (two busy multi-thread
+engines take cores from each other), and the solo engine starts nothing. A newcomer waits at
+most for the piece on the solo engine, the fastest piece-time there is; then both requests go
+to the single-thread engines. When one is left alone again, its next piece goes back to the
+solo engine once its pieces still running on the single-thread engines are done (a piece never
+runs beside the solo engine's threads).
 
 Admission (the one rule, for every front): a call is admitted when the scheduler is open and
 either an engine would start its first piece right now (while the solo engine runs, none is

@@ -53,8 +53,9 @@ class Log:
 class FakeEngine:
     """Makes `audio_s` of silence for a piece whose text is `name:audio_s`.
 
-    While `gate` is clear it holds every piece it starts, so a test can keep it busy.
-    Pieces named boom* fail as a broken engine does.
+    While `gate` is clear it holds every piece it starts, so a test can keep it busy; with
+    `permits` set it finishes one piece per permit. Pieces named boom* fail as a broken engine
+    does.
     """
 
     sample_rate_hz = RATE_HZ
@@ -65,6 +66,7 @@ class FakeEngine:
         self.log = log
         self.gate = threading.Event()
         self.gate.set()
+        self.permits: threading.Semaphore | None = None
 
     def generate(self, text: str, speaker_id: int, speed: float, on_chunk: OnChunk) -> None:
         name, audio_s = text.split(":")
@@ -74,6 +76,8 @@ class FakeEngine:
             self.log.most_running = max(self.log.most_running, self.log.running)
         try:
             self.gate.wait(TIMEOUT_S)
+            if self.permits is not None:
+                self.permits.acquire(timeout=TIMEOUT_S)
             if name.startswith("boom"):
                 raise EngineFailure("native failure")
             if not on_chunk(np.zeros(int(float(audio_s) * RATE_HZ), np.float32)):
@@ -464,15 +468,100 @@ async def test_a_lone_piece_runs_on_the_solo_engine_alone() -> None:
     assert scheduler.busy == 0
 
 
-async def test_several_pieces_go_to_the_pool_in_parallel_not_to_the_solo_engine() -> None:
+def step(fake: FakeEngine) -> None:
+    """Lets `fake` finish the piece it holds (or the next one it starts)."""
+    assert fake.permits is not None
+    fake.permits.release()
+
+
+def stepped(*fakes: FakeEngine) -> None:
+    for fake in fakes:
+        fake.permits = threading.Semaphore(0)
+
+
+async def test_a_lone_requests_pieces_run_on_the_solo_engine_one_at_a_time_in_order() -> None:
     scheduler, fakes, log, _ = make(engines=2, solo=True)
-    hold(*fakes)
-    said = asyncio.ensure_future(collect(scheduler, pieces("a", "b", "c", "d")))
-    await wait_until(lambda: log.running == 2)
-    release(*fakes)
-    assert await said == ["a", "b", "c", "d"]
-    # The last piece is the only one waiting, but an engine is still busy then.
-    assert SOLO not in {run.engine for run in log.runs}
+    solo = fakes[-1]
+    stepped(solo)
+    stream = scheduler.stream(pieces("a", "b", "c"), work)
+    async with asyncio.timeout(TIMEOUT_S):
+        reading = asyncio.ensure_future(anext(stream))
+        await wait_until(lambda: log.order == ["a"])
+        assert scheduler.busy == 1  # b waits: beside a it would take a's cores
+        for name, after in (("a", ["a", "b"]), ("b", ["a", "b", "c"])):
+            step(solo)
+            spoken = await reading
+            assert isinstance(spoken, tuple) and spoken[0].text == f"{name}:1"
+            # Its audio came while the next piece is being made, which started at once.
+            await wait_until(lambda after=after: log.order == after)  # type: ignore[misc]
+            assert scheduler.busy == 1
+            reading = asyncio.ensure_future(anext(stream))
+        step(solo)
+        assert (await reading)[0].text == "c:1"  # type: ignore[index]
+        assert [item async for item in stream] == []
+    assert log.engines_of("") == [SOLO] * 3
+    assert log.most_running == 1
+
+
+async def test_a_lone_whole_request_is_made_side_by_side_on_the_pool() -> None:
+    """A unary call waits for all its audio: its pieces share the pool's cores, which ends it
+    sooner than one at a time on the solo engine (a single piece still takes that one)."""
+    scheduler, _, log, _ = make(engines=2, solo=True)
+    async with asyncio.timeout(TIMEOUT_S):
+        said = [item[0].text.split(":")[0] async for item in
+                scheduler.stream(pieces("a", "b", "c"), work, whole=True)
+                if isinstance(item, tuple)]
+    assert said == ["a", "b", "c"]
+    assert sorted(log.engines_of("")[:2]) == [0, 1]  # a and b side by side on the pool
+    assert SOLO not in log.engines_of("")
+    async with asyncio.timeout(TIMEOUT_S):
+        assert [item[0].text async for item in scheduler.stream(pieces("d"), work, whole=True)
+                if isinstance(item, tuple)] == ["d:1"]
+    assert log.engines_of("d") == [SOLO]
+
+
+async def test_a_newcomer_sends_both_to_the_pool_and_the_one_left_returns_to_solo() -> None:
+    scheduler, fakes, log, _ = make(engines=2, solo=True)
+    stepped(*fakes)
+    solo = fakes[-1]
+    lone = asyncio.ensure_future(collect(scheduler, pieces("l0", "l1", "l2", "l3", "l4")))
+    await wait_until(lambda: log.order == ["l0"])
+    other = asyncio.ensure_future(collect(scheduler, pieces("o0", "o1")))
+    await wait_until(lambda: scheduler.waiting == 1)  # it waits for the solo engine's piece
+    assert scheduler.busy == 1
+    step(solo)  # l0 done: now both go to the single-thread engines, the newcomer first
+    await wait_until(lambda: len(log.runs) == 3)
+    assert (log.engines_of("o0"), log.engines_of("l1")) == ([0], [1])
+    step(fakes[1])  # l1 done: the lone one's turn again
+    await wait_until(lambda: len(log.runs) == 4)
+    assert log.engines_of("l2") == [1]
+    step(fakes[0])  # o0 done
+    await wait_until(lambda: len(log.runs) == 5)
+    assert log.engines_of("o1") == [0]
+    step(fakes[0])
+    assert await asyncio.wait_for(other, TIMEOUT_S) == ["o0", "o1"]
+    # Alone again, with l2 still on a single-thread engine: l3 waits for it, not beside it.
+    assert len(log.runs) == 5 and scheduler.busy == 1
+    step(fakes[1])  # l2 done: back to the solo engine, one piece at a time
+    await wait_until(lambda: len(log.runs) == 6)
+    assert scheduler.busy == 1
+    step(solo)
+    step(solo)
+    assert await asyncio.wait_for(lone, TIMEOUT_S) == ["l0", "l1", "l2", "l3", "l4"]
+    assert {run.text: run.engine for run in log.runs} == {
+        "l0": SOLO, "o0": 0, "l1": 1, "l2": 1, "o1": 0, "l3": SOLO, "l4": SOLO}
+    assert log.most_running <= 2
+
+
+async def test_read_ahead_bounds_a_lone_slow_reader_on_the_solo_engine() -> None:
+    scheduler, _, log, _ = make(engines=2, solo=True, read_ahead_s=3.0)
+    stream = scheduler.stream(pieces(*(f"p{n}" for n in range(20))), work)
+    async with asyncio.timeout(TIMEOUT_S):
+        await anext(stream)
+        await wait_until(lambda: scheduler.busy == 0)  # the consumer is not reading
+        assert 3 <= len(log.runs) <= 3 + 1 + 1  # one piece at a time: at most one past it
+        assert [item async for item in stream] != []
+    assert log.engines_of("") == [SOLO] * 20
 
 
 async def test_newcomers_wait_for_the_solo_piece_then_share_the_pool() -> None:
@@ -492,17 +581,23 @@ async def test_newcomers_wait_for_the_solo_piece_then_share_the_pool() -> None:
     assert [run.engine for run in log.runs] == [SOLO, 0, 1]
 
 
-async def test_with_a_pool_engine_busy_a_lone_piece_takes_another_one() -> None:
+async def test_with_a_pool_engine_busy_a_newcomer_takes_another_one() -> None:
     scheduler, fakes, log, _ = make(engines=2, solo=True)
+    hold(fakes[-1])
+    first = asyncio.ensure_future(collect(scheduler, pieces("w0", "w1")))
+    await wait_until(lambda: scheduler.busy == 1)  # w0 on the solo engine
+    second = asyncio.ensure_future(collect(scheduler, pieces("x", "y")))
+    await wait_until(lambda: scheduler.waiting == 1)
     hold(fakes[0])
-    first = asyncio.ensure_future(collect(scheduler, pieces("x", "y")))
-    await wait_until(lambda: len(log.runs) == 2 and scheduler.busy == 1)  # y is made
+    release(fakes[-1])  # w0 done: two requests at work, x and w1 go to the pool
+    assert await asyncio.wait_for(first, TIMEOUT_S) == ["w0", "w1"]
+    assert (log.engines_of("x"), log.engines_of("w1")) == ([0], [1])
+    # x's request is alone now, but y waits for x rather than run beside it.
     assert await collect(scheduler, pieces("z")) == ["z"]
-    assert log.runs[-1].engine == 1
+    assert log.engines_of("z") == [1]  # not the solo engine: x still runs beside it
     release(fakes[0])
-    assert await asyncio.wait_for(first, TIMEOUT_S) == ["x", "y"]
-    assert SOLO not in {run.engine for run in log.runs}
-
+    assert await asyncio.wait_for(second, TIMEOUT_S) == ["x", "y"]
+    assert log.engines_of("y") == [SOLO]  # alone once x was done
 
 async def test_an_idle_solo_engine_does_not_lift_the_waiting_line_limit() -> None:
     scheduler, fakes, _, _ = make(engines=1, max_waiting=1, solo=True)
@@ -542,9 +637,17 @@ async def test_while_the_solo_engine_runs_callers_past_the_waiting_line_are_refu
 
 
 async def test_with_only_the_solo_engine_left_it_takes_every_piece() -> None:
-    scheduler, _, log, _ = make(engines=1, solo=True)
+    scheduler, fakes, log, _ = make(engines=1, solo=True)
+    hold(fakes[-1])
+    lone = asyncio.ensure_future(collect(scheduler, pieces("a", "b")))
+    await wait_until(lambda: scheduler.busy == 1)  # a on the solo engine
+    failing = asyncio.ensure_future(collect(scheduler, pieces("boom")))
+    await wait_until(lambda: scheduler.waiting == 1)
+    release(fakes[-1])  # two requests at work: boom goes to the pool engine, which fails
     with pytest.raises(EngineFailure):
-        await collect(scheduler, pieces("boom", "more"))  # several pieces: the pool engine
+        await asyncio.wait_for(failing, TIMEOUT_S)
+    assert log.engines_of("boom") == [0]
+    assert await asyncio.wait_for(lone, TIMEOUT_S) == ["a", "b"]
     assert scheduler.in_rotation == 1
     assert await collect(scheduler, pieces("x", "y", "z")) == ["x", "y", "z"]
     assert log.engines_of("x") + log.engines_of("y") + log.engines_of("z") == [SOLO] * 3

@@ -1,4 +1,5 @@
-"""Piece scheduling with the real model: a lone stream on both engines, the audio unchanged."""
+"""Piece scheduling with the real model: a lone stream on both engines of a pool without a solo
+engine, the audio unchanged."""
 
 from __future__ import annotations
 
@@ -35,9 +36,10 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def metered() -> Iterator[tuple[ServerProcess, int]]:
-    """A default pool (2 engines x 1 thread) that serves its metrics."""
+    """2 engines x 1 thread and no solo engine (which would take a lone stream's every
+    piece), serving its metrics."""
     metrics_port = _free_port()
-    running = start_server("--engines", "2", "--engine-threads", "1",
+    running = start_server("--engines", "2", "--engine-threads", "1", "--solo-engine-threads", "0",
                            "--metrics-port", str(metrics_port))
     yield running, metrics_port
     assert running.stop() == 0, "".join(running.log)

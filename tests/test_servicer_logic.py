@@ -149,3 +149,20 @@ async def test_request_id_is_echoed(fake) -> None:  # type: ignore[no-untyped-de
                            metadata=(("x-request-id", "abc-123"),))
     await call
     assert ("x-request-id", "abc-123") in tuple(await call.initial_metadata())
+
+
+async def test_a_stream_sends_a_sentences_audio_while_the_next_is_being_made(fake) -> None:  # type: ignore[no-untyped-def]
+    engine, running, stub = fake
+    engine.permits = threading.Semaphore(1)  # one sentence, then the engine waits
+    call = stub.SynthesizeStream(tts_pb2.SynthesizeStreamRequest(text="One is here. Two is "
+                                                                      "here."), timeout=TIMEOUT_S)
+    first = await asyncio.wait_for(call.read(), TIMEOUT_S)
+    assert first.chunk.text_span.text == "One is here."
+    # The second sentence cannot be done yet: the first's audio did not wait for it.
+    await wait_until(lambda: running.scheduler.busy == 1)
+    assert engine.calls == ["One is here."]
+    engine.permits.release()
+    second = await asyncio.wait_for(call.read(), TIMEOUT_S)
+    assert second.chunk.text_span.text == "Two is here."
+    while await asyncio.wait_for(call.read(), TIMEOUT_S) is not grpc.aio.EOF:
+        pass

@@ -349,3 +349,18 @@ async def test_a_header_that_is_not_json_is_an_error_and_a_close(served: FakeSer
         writer.close()
     assert "not a JSON object with a type" in Error.from_event(events[0]).text
     assert closed_count(served, "malformed_event") == 1
+
+
+async def test_synthesize_sends_a_sentences_audio_while_the_next_is_being_made(
+        served: FakeServer) -> None:
+    served.engine.permits = threading.Semaphore(1)  # one sentence, then the engine waits
+    async with connect(served) as client:
+        await client.write_event(Synthesize(text="One is here. Two is here.").event())
+        first = await read_reply(client, "audio-chunk")
+        # The second sentence cannot be done yet: the first's audio did not wait for it.
+        await wait_until(lambda: served.running.scheduler.busy == 1)
+        assert served.engine.calls == ["One is here."]
+        assert len(first.audio) == TONE_BYTES
+        served.engine.permits.release()
+        rest = await read_reply(client, "audio-stop")
+    assert len(rest.audio) == TONE_BYTES

@@ -180,9 +180,9 @@ class ServerConfig:
         None, "--engine-threads", WholeNumber(1), "CPU threads per engine; unset: 1")
     solo_engine_threads: int | None = setting(
         None, "--solo-engine-threads", WholeNumber(0),
-        "CPU threads of an extra engine that takes a piece only when every engine is idle and "
-        "that piece is the only one waiting (a lone sentence runs on several cores); 0: no "
-        "such engine; unset: one thread per usable CPU, at most 4, none on 1 CPU")
+        "CPU threads of an extra engine that makes a lone request's pieces, one at a time, "
+        "whenever no other request is at work (a lone caller's audio is made on every core); "
+        "0: no such engine; unset: one thread per usable CPU, at most 4, none on 1 CPU")
     # Worker threads of multi-threaded engines sleep between operators instead of
     # busy-waiting, so engines sharing cores do not take them from each other (bench.threads).
     intra_op_spinning: bool = setting(

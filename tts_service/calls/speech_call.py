@@ -272,7 +272,7 @@ class SpeechCall:
         parts: list[np.ndarray] = []
         words: list[TimedWord] = []
         offset_s = 0.0
-        async with contextlib.aclosing(self._speak(spec, spec.pieces)) as spoken:
+        async with contextlib.aclosing(self._speak(spec, spec.pieces, whole=True)) as spoken:
             async for piece in spoken:
                 assert isinstance(piece, SpokenPiece)
                 parts.append(piece.samples)
@@ -336,11 +336,11 @@ class SpeechCall:
             yield item
 
     def _speak(self, settings: SynthesisSettings,
-               pieces: tuple[Piece, ...] | AsyncIterator[Piece | Mark], announce: bool = False
-               ) -> AsyncGenerator[SpokenPiece | Mark | Admitted, None]:
+               pieces: tuple[Piece, ...] | AsyncIterator[Piece | Mark], announce: bool = False,
+               whole: bool = False) -> AsyncGenerator[SpokenPiece | Mark | Admitted, None]:
         voicing = Voicing(settings.voice.speaker_id, settings.speed, settings.front_end,
                           settings.normalize, timed=settings.word_timings)
-        return self._calls.synthesizer.stream(pieces, voicing, announce=announce)
+        return self._calls.synthesizer.stream(pieces, voicing, announce=announce, whole=whole)
 
     # Ending ------------------------------------------------------------------------------
 

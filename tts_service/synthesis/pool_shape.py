@@ -1,16 +1,17 @@
 """The engine pool's shape: how many engines, their threads, and the solo engine's threads.
 
-The rule, for the CPUs the process may use (tts_service/cpus.py), from the measurements in
+The rule, for the CPUs the process may use (cpus.py), from the measurements in
 docs/pool.md:
 
 - one engine per CPU, one thread each: single-thread engines side by side make the most audio
   per second once several pieces wait (2x1 5.6 audio s/s against 2x2 5.3 and 1x2 5.2 on 2
   CPUs), and on 1 CPU a second engine would only share the same core;
-- a solo engine with a thread per CPU, at most 4, and none on 1 CPU: it takes a lone piece
-  when every engine is idle, so a lone sentence is made on several cores (0.9 s against 1.4 s
-  on 2 CPUs); on 1 CPU its threads would fight the engine for the one core. Past 4 threads a
-  lone sentence gains little (Amdahl's law with the 1.6x measured from 1 to 2 threads: 2.3x
-  at 4 threads, 2.9x at 8) while every operator waits for more threads.
+- a solo engine with a thread per CPU, at most 4, and none on 1 CPU: it makes a lone
+  request's pieces one at a time (scheduler.py), so a lone caller's audio is made on several
+  cores (a sentence in 0.9 s against 1.4 s on 2 CPUs); on 1 CPU its threads would fight the
+  engine for the one core. Past 4 threads a lone sentence gains little (Amdahl's law with
+  the 1.6x measured from 1 to 2 threads: 2.3x at 4 threads, 2.9x at 8) while every operator
+  waits for more threads.
 
 Every setting given explicitly wins; the others follow the rule around it.
 """

@@ -2,18 +2,28 @@
 
 Each engine synthesizes one piece at a time in its own thread. Every time an engine is free it
 takes the next piece of the request with the fewest pieces running, the one served least
-recently first (round robin per piece). So a lone request gets every engine, its pieces made
-in parallel, and a new request's first piece starts as soon as any engine finishes its current
-piece: within one piece-time, whatever else is running. Round robin rather than
-shortest-first or earliest-deadline: it needs no estimate of piece cost, never starves a long
-text, and gives a newcomer the next engine anyway because it has nothing running yet.
+recently first (round robin per piece). So a new request's first piece starts as soon as any
+engine finishes its current piece: within one piece-time, whatever else is running. Round
+robin rather than shortest-first or earliest-deadline: it needs no estimate of piece cost,
+never starves a long text, and gives a newcomer the next engine anyway because it has nothing
+running yet. Without a solo engine a lone request gets every engine, its pieces made in
+parallel.
 
-An optional solo engine, with a thread per core, takes a piece only when every engine is idle
-and that piece is the only one waiting, and nothing else starts while it runs: a lone
-sentence is made as fast as the machine allows, while several pieces, or several requests,
-go to the single-thread engines, which share the cores without oversubscribing them (two
-busy multi-thread engines take cores from each other). A newcomer waits at most for one
-piece on the solo engine, which is the fastest piece-time there is.
+An optional solo engine, with a thread per core, serves a lone request: while no other request
+has a piece running or ready to run, the lone request's pieces run on it one at a time, in text
+order, and nothing else runs beside it. Each piece is then made as fast as the machine allows
+and handed back as soon as it is done, while the next one starts: the first audio comes as
+early as from one engine with every core, and later pieces never hold it back (made side by
+side on single-thread engines, two pieces each take a lone core's time, so the first audio came
+about when both were done). With two or more requests at work the single-thread engines take
+every piece, as above: they share the cores without oversubscribing them (two busy multi-thread
+engines take cores from each other), and the solo engine starts nothing. A newcomer waits at
+most for the piece on the solo engine, the fastest piece-time there is; then both requests go
+to the single-thread engines. When one is left alone again, its next piece goes back to the
+solo engine once its pieces still running on the single-thread engines are done (a piece never
+runs beside the solo engine's threads). A request whose consumer waits for all its audio (a
+unary call) has no first audio to hurry: alone, its pieces are made side by side on the
+single-thread engines, which ends it sooner, and only a piece left alone takes the solo engine.
 
 Admission (the one rule, for every front): a call is admitted when the scheduler is open and
 either an engine would start its first piece right now (while the solo engine runs, none is
@@ -97,6 +107,7 @@ class _Request:
     work: PieceWork
     arrived: float
     premade: Premade = _none_premade
+    whole: bool = False  # its consumer waits for all its audio
     pending: deque[Piece] = field(default_factory=deque)  # not started yet, in text order
     slots: deque[_Slot] = field(default_factory=deque)  # started, not yet read to the end
     marks: deque[tuple[int, object]] = field(default_factory=deque)  # (pieces before, mark)
@@ -197,7 +208,7 @@ class Scheduler:
             raise NotReady("the server is shutting down; retry on another instance")
         if self.working == 0:
             raise NotReady(_NO_ENGINE)
-        if self._engine_for(1) is None and self.waiting >= self.max_waiting:
+        if self._engine_for(newcomer=True) is None and self.waiting >= self.max_waiting:
             raise Overloaded(
                 f"every engine is busy and {self.waiting} requests are already "
                 "waiting; retry in a few seconds",
@@ -205,12 +216,16 @@ class Scheduler:
             )
 
     async def stream(self, pieces: Sequence[Piece] | AsyncIterable[Piece | M], work: PieceWork,
-                     announce: bool = False, premade: Premade = _none_premade
+                     announce: bool = False, premade: Premade = _none_premade,
+                     whole: bool = False
                      ) -> AsyncGenerator[tuple[Piece, np.ndarray] | M | Admitted, None]:
         """Yields (piece, samples) in text order as the engines make them, and each mark fed
         between pieces once the audio before it has been read. With `announce`, ADMITTED
         comes first, as soon as the request is admitted (before any piece is needed). A piece
-        whose audio `premade` has takes no engine: it is handed back in its turn.
+        whose audio `premade` has takes no engine: it is handed back in its turn. A `whole`
+        request is one whose consumer waits for all its audio (a unary call): alone, its
+        pieces are made side by side on the single-thread engines, the last one on the solo
+        engine, which ends it sooner than one at a time.
 
         Closing the iterator early (client gone, deadline passed) drops the pieces not yet
         started and makes running ones stop after their current sentence; each engine goes
@@ -218,7 +233,7 @@ class Scheduler:
         after the audio of the pieces it gave.
         """
         self._admit()
-        request = _Request(work=work, arrived=time.monotonic(), premade=premade)
+        request = _Request(work=work, arrived=time.monotonic(), premade=premade, whole=whole)
         self._requests.append(request)
         feeder = None
         if isinstance(pieces, Sequence):
@@ -312,7 +327,7 @@ class Scheduler:
             else:
                 request.ready_since = None
         while candidates:
-            engine = self._engine_for(sum(len(r.pending) for r in candidates))
+            engine = self._engine_for()
             if engine is None:
                 break
             request = min(candidates, key=lambda r: (r.running, r.last_served))
@@ -332,17 +347,31 @@ class Scheduler:
             request.unread_s += sum(len(chunk) for chunk in chunks) / self.sample_rate_hz
             request.changed.set()
 
-    def _engine_for(self, waiting_pieces: int) -> int | None:
-        """The engine the next piece should take, or None if it must wait."""
+    def _engine_for(self, newcomer: bool = False) -> int | None:
+        """The engine the next piece should take, or None if it must wait; `newcomer`: for
+        the first piece of a request not yet admitted."""
         solo = self._solo
         if solo is not None and solo not in self._out:
             if solo not in self._idle:
                 return None  # it has every core to itself
-            alone = all(i == solo or i in self._out for i in range(self.size))
-            if alone or (self.busy == 0 and waiting_pieces == 1):
-                return solo
+            if all(i == solo or i in self._out for i in range(self.size)):
+                return solo  # the only engine left
+            at_work = self._at_work()
+            if len(at_work) + newcomer == 1 and not (
+                    at_work and at_work[0].whole
+                    and len(at_work[0].pending) + at_work[0].running > 1):
+                # A lone request: its pieces one at a time on the solo engine, so nothing may
+                # run beside it. A piece of its own still running on a pool engine (it was not
+                # alone when that started) is waited for rather than joined. A lone whole
+                # request with several pieces left is no first audio to hurry: its pieces go
+                # side by side to the single-thread engines, which end it sooner.
+                return solo if self.busy == 0 else None
         idle = [engine for engine in self._idle if engine != solo]
         return min(idle) if idle else None
+
+    def _at_work(self) -> list[_Request]:
+        """Requests that have a piece running, or one that could start now."""
+        return [r for r in self._requests if r.running or r.schedulable(self.read_ahead_s)]
 
     def _start(self, request: _Request, engine: int, now: float) -> None:
         slot = _Slot(request.pending.popleft())

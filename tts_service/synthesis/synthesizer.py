@@ -74,7 +74,7 @@ class Synthesizer:
         return self._scheduler.sample_rate_hz
 
     async def stream(self, pieces: Sequence[Piece] | AsyncIterable[Piece | M], voicing: Voicing,
-                     announce: bool = False
+                     announce: bool = False, whole: bool = False
                      ) -> AsyncGenerator[SpokenPiece | M | Admitted, None]:
         """Yields each piece's audio in text order, as soon as it is made.
 
@@ -84,7 +84,8 @@ class Synthesizer:
         its current sentence, so an abandoned request never holds an engine for the rest of
         its text. With `announce`, ADMITTED comes first, once the scheduler has admitted the
         request. Text given whole whose every piece is remembered skips the scheduler: it
-        needs no engine, so it neither queues nor is refused.
+        needs no engine, so it neither queues nor is refused. `whole`: the caller waits for
+        all the audio (Scheduler.stream).
         """
         # The words of each started piece's chunks, in the order the chunks were made. The
         # scheduler hands a piece's chunks back in that same order, so each chunk takes the
@@ -130,7 +131,7 @@ class Synthesizer:
             if made and made[-1].last:  # said to the end, not stopped early
                 self.cache.put(piece.key, made, timed=self.times_words)
 
-        scheduled = self._scheduler.stream(source, say, announce, premade)
+        scheduled = self._scheduler.stream(source, say, announce, premade, whole)
         async with contextlib.aclosing(scheduled) as spoken:
             async for item in spoken:
                 if not isinstance(item, tuple):

@@ -197,6 +197,31 @@ def _language(code: str, voice: Voice) -> Language:
         raise InvalidRequest("language_code", str(err)) from err
 
 
+def pronunciations_from_json(value: object) -> tuple[AskedPronunciation, ...]:
+    """`pronunciations` as a JSON message carries it (the WebSocket's config message,
+    Wyoming's event data): a list of {"word": ..., "respelling": ...} or {"word": ...,
+    "phonemes": ...} objects, null or absent for none. Raises InvalidRequest naming the entry
+    whose shape is wrong; what the values mean is checked by `check_pronunciations`."""
+    if value is None:
+        return ()
+    shape = ('a list of {"word": ..., "respelling": ...} or {"word": ..., "phonemes": ...} '
+             'objects')
+    if not isinstance(value, list):
+        raise InvalidRequest("pronunciations", f"pronunciations must be {shape}")
+    entries = []
+    for at, entry in enumerate(value):
+        if not isinstance(entry, dict):
+            raise InvalidRequest(f"pronunciations[{at}]",
+                                 f"pronunciations[{at}] is not an object: send {shape}")
+        for name in ("word", "respelling", "phonemes"):
+            if not isinstance(entry.get(name, ""), str | None):
+                raise InvalidRequest(f"pronunciations[{at}].{name}",
+                                     f"pronunciations[{at}].{name} must be a string")
+        entries.append(AskedPronunciation(entry.get("word") or "", entry.get("respelling") or "",
+                                          entry.get("phonemes") or ""))
+    return tuple(entries)
+
+
 def _front_end(asked: AskedSettings, voice: Voice, front_ends: FrontEnds) -> FrontEnd:
     """The front end of the call's language, with the call's pronunciations if it has any."""
     front_end = front_ends[_language(asked.language, voice)]
@@ -220,7 +245,8 @@ def check_pronunciations(asked: tuple[AskedPronunciation, ...], front_end: Front
         field = f"pronunciations[{at}]"
 
         def refuse(part: str, problem: str, field: str = field) -> InvalidRequest:
-            return InvalidRequest(f"{field}{part}", f"{field}: {problem}")
+            # The message names the entry too: Wyoming's error event has no field of its own.
+            return InvalidRequest(f"{field}{part}", f"{field}{part}: {problem}")
 
         if len(entry.word) > MAX_WORD_CHARS:
             raise refuse(".word", f"the word has {len(entry.word)} characters; at most "

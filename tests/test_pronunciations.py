@@ -1,7 +1,8 @@
 """A request's own pronunciations: checked once where the call enters (calls/request.py), applied
 by that call's front end only, and refused with the front's INVALID_ARGUMENT naming the entry
 on every front (gRPC, HTTP, WebSocket, Wyoming), each through its real client with a fake
-engine; the server keeps serving after each refusal."""
+engine; the server keeps serving after each refusal. Last, the real model heard by a
+recognizer: a request's pronunciation changes what is said, for that request only."""
 
 from __future__ import annotations
 
@@ -19,9 +20,10 @@ from wyoming.client import AsyncTcpClient
 from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop
 
 from harness.servers import free_port
+from harness.speech import pcm16_to_float, transcribe
 from harness.websocket_client import speak, url_of
 from harness.wyoming_client import read_reply
-from tts_api.v1 import tts_pb2
+from tts_api.v1 import tts_pb2, tts_pb2_grpc
 from tts_client.cli import build_parser
 from tts_service.calls.request import (
     MAX_PRONUNCIATIONS,
@@ -316,3 +318,30 @@ def test_the_cli_says_respellings_and_phonemes_between_slashes() -> None:
                         tts_pb2.Pronunciation(word="gif", phonemes="ʤˈɪf")]
     with pytest.raises(SystemExit):
         build_parser().parse_args(["Hi", "--say", "GIF"])
+
+
+# The real model, heard ----------------------------------------------------------------------
+
+SOFA = "The cat is sleeping on the sofa."
+
+
+async def _heard(stub: tts_pb2_grpc.TextToSpeechServiceStub, *entries: dict[str, str]
+                 ) -> list[str]:
+    response = await stub.Synthesize(tts_pb2.SynthesizeRequest(
+        text=SOFA, config=tts_pb2.SynthesisConfig(
+            encoding=tts_pb2.AUDIO_ENCODING_PCM_S16LE,
+            pronunciations=[tts_pb2.Pronunciation(**entry) for entry in entries])),
+        timeout=120)
+    return transcribe(pcm16_to_float(response.audio), 24000).split()
+
+
+@pytest.mark.model
+async def test_a_pronunciation_is_heard_in_its_request_only(
+        stub: tts_pb2_grpc.TextToSpeechServiceStub) -> None:
+    respelled = await _heard(stub, {"word": "sofa", "respelling": "banana"})
+    assert "banana" in respelled and "sofa" not in respelled, respelled
+    # The next request, the same text without it, is read as before (not from the cache).
+    plain = await _heard(stub)
+    assert "sofa" in plain and "banana" not in plain, plain
+    spoken = await _heard(stub, {"word": "cat", "phonemes": "d ˈ ɔ ɡ"})
+    assert "dog" in spoken and "cat" not in spoken, spoken

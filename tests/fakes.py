@@ -19,13 +19,16 @@ import numpy as np
 from tts_api.v1 import tts_pb2_grpc
 from tts_service.config import ServerConfig
 from tts_service.fronts.grpc_servicer import RuntimeDescription
-from tts_service.language.front_end import Utterance
+from tts_service.language.front_end import FrontEnds, Utterance
 from tts_service.model.voices import VoiceCatalog
 from tts_service.server import RunningServer, start
 from tts_service.synthesis.engine import EngineFailure, OnSentence, Sentence
 
 SAMPLE_RATE_HZ = 24000
 TIMEOUT_S = 30
+# The model's phoneme symbols as the fake server knows them (the real ones come from
+# tokens.txt): enough for a request's phonemes such as "ʤˈɪf"; "ʘ" is not among them.
+SYMBOLS = frozenset(" .,ˈˌːəɪɛæʌʊɑɔɜɹʤʧŋθðʃʒAIOWYabdefhijklmnoprstuvwzɡ")
 
 
 class FakeEngine:
@@ -105,7 +108,7 @@ async def fake_server(voices: tuple[str, ...] = ("af_bella", "am_adam"),
                                         "audio_cache_mb": 0, **settings})
     runtime = RuntimeDescription("fake", "bundled", "0", 1, 1, 1)
     running = await start(config, [engine], VoiceCatalog.from_names(list(voices)), runtime,
-                          load_engine=rebuild)
+                          FrontEnds(symbols=SYMBOLS), load_engine=rebuild)
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
             yield FakeServer(engine, running, channel,

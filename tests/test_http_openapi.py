@@ -20,7 +20,7 @@ from tts_service.fronts.http_routes import HttpApi
 from .fakes import TIMEOUT_S, FakeServer, fake_server
 
 COMMON_FIELDS = {"model", "input", "voice", "response_format", "speed", "language",
-                 "lang_code", "instructions"}
+                 "lang_code", "instructions", "pronunciations"}
 SPEECH_FIELDS = COMMON_FIELDS | {"stream_format", "stream", "word_timings"}
 
 

@@ -73,6 +73,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--language", default="", metavar="CODE",
                         help="language to read the text in, e.g. fr-FR, en-GB, ja-JP (default: "
                         "the voice's own); see --list-voices")
+    parser.add_argument("--say", type=pronunciation, action="append", default=[],
+                        metavar="WORD=READING",
+                        help="read WORD as READING in this call, over the server's lexicon: "
+                        "plain words (--say GIF=jif, any language) or the model's phonemes "
+                        "between slashes (--say 'GIF=/ʤˈɪf/', English only); repeatable, up "
+                        "to 100")
     parser.add_argument("--speed", type=float, default=1.0, metavar="X",
                         help="speaking rate, 0.5 to 2.0 (default 1.0)")
     parser.add_argument("--server", default=os.environ.get("TTS_SERVER", "localhost:50051"),
@@ -119,6 +125,18 @@ def build_parser() -> argparse.ArgumentParser:
     secure.add_argument("--token-file", type=Path, metavar="FILE",
                         help="file holding the bearer token (default: env TTS_TOKEN)")
     return parser
+
+
+def pronunciation(value: str) -> tts_pb2.Pronunciation:
+    """--say WORD=RESPELLING, or WORD=/PHONEMES/ (slashes, as phonemes are written)."""
+    word, equals, reading = value.partition("=")
+    if not equals or not word.strip() or not reading.strip():
+        raise argparse.ArgumentTypeError(
+            f"{value!r}: write WORD=RESPELLING (GIF=jif) or WORD=/PHONEMES/ (GIF=/ʤˈɪf/)")
+    reading = reading.strip()
+    if len(reading) > 2 and reading.startswith("/") and reading.endswith("/"):
+        return tts_pb2.Pronunciation(word=word.strip(), phonemes=reading[1:-1].strip())
+    return tts_pb2.Pronunciation(word=word.strip(), respelling=reading)
 
 
 def connect(args: argparse.Namespace) -> TtsClient:
@@ -204,7 +222,8 @@ async def speak(args: argparse.Namespace, text: str | None) -> None:
     config = tts_pb2.SynthesisConfig(voice=args.voice, speed=args.speed, encoding=encoding,
                                      language_code=args.language,
                                      sample_rate_hertz=args.sample_rate,
-                                     enable_word_timings=bool(args.captions))
+                                     enable_word_timings=bool(args.captions),
+                                     pronunciations=args.say)
     live_input = LiveInput(sys.stdin) if text is None else None
 
     def audio(client: TtsClient) -> AsyncGenerator[tts_pb2.AudioChunk, None]:

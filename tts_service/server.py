@@ -33,7 +33,7 @@ from tts_service.fronts.websocket import LiveSpeech
 from tts_service.fronts.wyoming import WyomingFront
 from tts_service.language.front_end import FrontEnds, Utterance
 from tts_service.language.languages import BY_CODE
-from tts_service.language.lexicon import LexiconError, Respeller
+from tts_service.language.lexicon import LexiconError
 from tts_service.model import preparation as model_prep
 from tts_service.model.blends import BlendError
 from tts_service.model.voices import VoiceCatalog
@@ -326,9 +326,7 @@ async def _serve(config: ServerConfig, model: model_prep.PreparedModel,
         solo_engine_threads=shape.solo_engine_threads, usable_cpus=shape.cpus.count,
         pool_from_cpus=shape.from_cpus)
     pool, solo = model.engines[:shape.engines], model.engines[shape.engines:]
-    front_ends = FrontEnds({word: "".join(symbols)
-                            for word, symbols in model.overrides.phonemes.items()},
-                           Respeller(model.overrides.respellings))
+    front_ends = FrontEnds(model.overrides, model.symbols)
     running = await start(config, pool, model.catalog, runtime, front_ends,
                           solo[0] if solo else None,
                           load_engine=lambda at: model.load_engine(shape.thread_counts[at]))

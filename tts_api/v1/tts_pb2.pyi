@@ -222,6 +222,7 @@ class SynthesisConfig(_message.Message):
     NORMALIZE_TEXT_FIELD_NUMBER: _builtins.int
     ENABLE_WORD_TIMINGS_FIELD_NUMBER: _builtins.int
     LANGUAGE_CODE_FIELD_NUMBER: _builtins.int
+    PRONUNCIATIONS_FIELD_NUMBER: _builtins.int
     voice: _builtins.str
     """The voice name from ListVoices, e.g. "af_bella". Empty means the server
     default (ListVoicesResponse.default_voice). An unknown name returns
@@ -269,6 +270,16 @@ class SynthesisConfig(_message.Message):
     INVALID_ARGUMENT naming config.language_code. Numbers, money and dates are
     read in this language when normalize_text is on.
     """
+    @_builtins.property
+    def pronunciations(self) -> _containers.RepeatedCompositeFieldContainer[Global___Pronunciation]:
+        """How to read some words of this request's text, over the server's
+        --lexicon-overrides file (an entry here wins for its word). At most 100
+        entries; more returns INVALID_ARGUMENT naming config.pronunciations. A bad
+        entry returns INVALID_ARGUMENT naming it, e.g.
+        config.pronunciations[2].phonemes. Applies to this request only; the
+        audio cache keeps its audio apart from the same text read without it.
+        """
+
     def __init__(
         self,
         *,
@@ -280,16 +291,65 @@ class SynthesisConfig(_message.Message):
         normalize_text: _builtins.bool | None = ...,
         enable_word_timings: _builtins.bool = ...,
         language_code: _builtins.str = ...,
+        pronunciations: _abc.Iterable[Global___Pronunciation] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_normalize_text", b"_normalize_text", "normalize_text", b"normalize_text"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_normalize_text", b"_normalize_text", "enable_word_timings", b"enable_word_timings", "encoding", b"encoding", "language_code", b"language_code", "normalize_text", b"normalize_text", "sample_rate_hertz", b"sample_rate_hertz", "speed", b"speed", "voice", b"voice", "volume_gain_db", b"volume_gain_db"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_normalize_text", b"_normalize_text", "enable_word_timings", b"enable_word_timings", "encoding", b"encoding", "language_code", b"language_code", "normalize_text", b"normalize_text", "pronunciations", b"pronunciations", "sample_rate_hertz", b"sample_rate_hertz", "speed", b"speed", "voice", b"voice", "volume_gain_db", b"volume_gain_db"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__normalize_text: _TypeAlias = _typing.Literal["normalize_text"]  # noqa: Y015
     _WhichOneofArgType__normalize_text: _TypeAlias = _typing.Literal["_normalize_text", b"_normalize_text"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType__normalize_text) -> _WhichOneofReturnType__normalize_text | None: ...
 
 Global___SynthesisConfig: _TypeAlias = SynthesisConfig  # noqa: Y015
+
+@_typing.final
+class Pronunciation(_message.Message):
+    """How one word of the text is read. The word matches whole words of the text,
+    in any case ("gif" matches "GIF" but not "gifs").
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORD_FIELD_NUMBER: _builtins.int
+    RESPELLING_FIELD_NUMBER: _builtins.int
+    PHONEMES_FIELD_NUMBER: _builtins.int
+    word: _builtins.str
+    """One word (no spaces) with at least one letter, at most 64 characters.
+    Empty, several words or none of its characters a letter returns
+    INVALID_ARGUMENT naming config.pronunciations[i].word.
+    """
+    respelling: _builtins.str
+    """Plain words the word is read as, e.g. "jif" for "GIF" or "engine x"
+    for "nginx": letters of any script with spaces, hyphens and
+    apostrophes, at most 200 characters; in every language (in Japanese
+    and Chinese the word must stand apart from the letters around it).
+    Digits, signs or IPA return INVALID_ARGUMENT naming
+    config.pronunciations[i].respelling.
+    """
+    phonemes: _builtins.str
+    """The model's phoneme symbols (Kokoro's, as in the model's tokens.txt),
+    one string ("ʤˈɪf") or separated by spaces ("ʤ ˈ ɪ f"), at most 200
+    characters. English only (en-US, en-GB): in another language, or with
+    a symbol the model does not know (the error lists the allowed ones), it
+    returns INVALID_ARGUMENT naming config.pronunciations[i].phonemes.
+    """
+    def __init__(
+        self,
+        *,
+        word: _builtins.str = ...,
+        respelling: _builtins.str = ...,
+        phonemes: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["phonemes", b"phonemes", "reading", b"reading", "respelling", b"respelling"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["phonemes", b"phonemes", "reading", b"reading", "respelling", b"respelling", "word", b"word"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_reading: _TypeAlias = _typing.Literal["respelling", "phonemes"]  # noqa: Y015
+    _WhichOneofArgType_reading: _TypeAlias = _typing.Literal["reading", b"reading"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_reading) -> _WhichOneofReturnType_reading | None: ...
+
+Global___Pronunciation: _TypeAlias = Pronunciation  # noqa: Y015
 
 @_typing.final
 class SynthesizeRequest(_message.Message):

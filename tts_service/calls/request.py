@@ -8,7 +8,21 @@ from dataclasses import dataclass
 from tts_service.audio import encoding as audio
 from tts_service.errors import InvalidRequest
 from tts_service.language.front_end import FrontEnd, FrontEnds
-from tts_service.language.languages import BY_CODE, ENGLISH, Language, UnknownLanguage, resolve
+from tts_service.language.languages import (
+    BY_CODE,
+    ENGLISH,
+    LANGUAGES,
+    Language,
+    UnknownLanguage,
+    resolve,
+)
+from tts_service.language.lexicon import (
+    Overrides,
+    allowed_symbols,
+    check_phonemes,
+    check_respelling,
+    check_word,
+)
 from tts_service.language.sentences import (
     STREAMING_SPLIT,
     UNARY_SPLIT,
@@ -18,6 +32,11 @@ from tts_service.language.sentences import (
 from tts_service.model.voices import Voice, VoiceCatalog
 
 MIN_SPEED, MAX_SPEED = 0.5, 2.0
+# A call's own pronunciations: enough for a document's names and jargon, few enough that the
+# respelling pattern and the checks stay cheap for every request.
+MAX_PRONUNCIATIONS = 100
+MAX_WORD_CHARS = 64
+MAX_RESPELLING_CHARS = 200  # also the most characters of a word's phonemes
 # The request's names for the audio module's fields.
 _AUDIO_FIELDS = {"gain_db": "volume_gain_db"}
 
@@ -41,6 +60,16 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class AskedPronunciation:
+    """How a caller asked one word of its text to be read, not yet checked: either a
+    respelling (plain words) or phonemes (the model's symbols), whichever is not empty."""
+
+    word: str
+    respelling: str = ""
+    phonemes: str = ""
+
+
+@dataclass(frozen=True)
 class AskedSettings:
     """How a caller asked to speak and encode, not yet checked; every front fills one in.
 
@@ -55,6 +84,7 @@ class AskedSettings:
     normalize: bool = True
     word_timings: bool = False
     language: str = ""  # a BCP-47 code; empty: the voice's own language
+    pronunciations: tuple[AskedPronunciation, ...] = ()  # this call's, over the server's
 
 
 @dataclass(frozen=True)
@@ -153,7 +183,7 @@ def build_settings(asked: AskedSettings, *, streaming: bool, catalog: VoiceCatal
         volume_gain_db=asked.volume_gain_db,
         normalize=asked.normalize,
         word_timings=asked.word_timings,
-        front_end=front_ends[_language(asked.language, found)],
+        front_end=_front_end(asked, found, front_ends),
     )
 
 
@@ -165,3 +195,88 @@ def _language(code: str, voice: Voice) -> Language:
         return resolve(code)
     except UnknownLanguage as err:
         raise InvalidRequest("language_code", str(err)) from err
+
+
+def pronunciations_from_json(value: object) -> tuple[AskedPronunciation, ...]:
+    """`pronunciations` as a JSON message carries it (the WebSocket's config message,
+    Wyoming's event data): a list of {"word": ..., "respelling": ...} or {"word": ...,
+    "phonemes": ...} objects, null or absent for none. Raises InvalidRequest naming the entry
+    whose shape is wrong; what the values mean is checked by `check_pronunciations`."""
+    if value is None:
+        return ()
+    shape = ('a list of {"word": ..., "respelling": ...} or {"word": ..., "phonemes": ...} '
+             'objects')
+    if not isinstance(value, list):
+        raise InvalidRequest("pronunciations", f"pronunciations must be {shape}")
+    entries = []
+    for at, entry in enumerate(value):
+        if not isinstance(entry, dict):
+            raise InvalidRequest(f"pronunciations[{at}]",
+                                 f"pronunciations[{at}] is not an object: send {shape}")
+        for name in ("word", "respelling", "phonemes"):
+            if not isinstance(entry.get(name, ""), str | None):
+                raise InvalidRequest(f"pronunciations[{at}].{name}",
+                                     f"pronunciations[{at}].{name} must be a string")
+        entries.append(AskedPronunciation(entry.get("word") or "", entry.get("respelling") or "",
+                                          entry.get("phonemes") or ""))
+    return tuple(entries)
+
+
+def _front_end(asked: AskedSettings, voice: Voice, front_ends: FrontEnds) -> FrontEnd:
+    """The front end of the call's language, with the call's pronunciations if it has any."""
+    front_end = front_ends[_language(asked.language, voice)]
+    if not asked.pronunciations:
+        return front_end
+    return front_end.with_pronunciations(
+        check_pronunciations(asked.pronunciations, front_end, front_ends.symbols))
+
+
+def check_pronunciations(asked: tuple[AskedPronunciation, ...], front_end: FrontEnd,
+                         symbols: frozenset[str]) -> Overrides:
+    """A call's pronunciations, checked by the lexicon file's rules plus the limits of a
+    request; raises InvalidRequest naming the entry (pronunciations[i]) and what to fix. A word
+    given twice keeps its last entry, as in the file."""
+    if len(asked) > MAX_PRONUNCIATIONS:
+        raise InvalidRequest(
+            "pronunciations", f"pronunciations has {len(asked)} entries; this server accepts "
+            f"at most {MAX_PRONUNCIATIONS} per call")
+    checked = Overrides()
+    for at, entry in enumerate(asked):
+        field = f"pronunciations[{at}]"
+
+        def refuse(part: str, problem: str, field: str = field) -> InvalidRequest:
+            # The message names the entry too: Wyoming's error event has no field of its own.
+            return InvalidRequest(f"{field}{part}", f"{field}{part}: {problem}")
+
+        if len(entry.word) > MAX_WORD_CHARS:
+            raise refuse(".word", f"the word has {len(entry.word)} characters; at most "
+                         f"{MAX_WORD_CHARS}")
+        if (problem := check_word(entry.word)) is not None:
+            raise refuse(".word", problem)
+        word = entry.word.lower()
+        if bool(entry.respelling) == bool(entry.phonemes):
+            raise refuse("", f"give {entry.word!r} either a respelling or phonemes (one of "
+                         "the two, not empty)")
+        given = entry.respelling or entry.phonemes
+        part = ".respelling" if entry.respelling else ".phonemes"
+        if len(given) > MAX_RESPELLING_CHARS:
+            raise refuse(part, f"{part[1:]} of {entry.word!r} has {len(given)} characters; at "
+                         f"most {MAX_RESPELLING_CHARS}")
+        if entry.respelling:
+            if (problem := check_respelling(entry.word, entry.respelling)) is not None:
+                raise refuse(part, problem)
+            checked.respellings[word] = entry.respelling
+            checked.phonemes.pop(word, None)
+            continue
+        if not front_end.takes_phonemes:
+            english = ", ".join(lang.code for lang in LANGUAGES if lang.english)
+            raise refuse(part, f"phonemes for a word work in English only ({english}), not "
+                         f"in {front_end.language.name} ({front_end.language.code}): give "
+                         f"{entry.word!r} a respelling instead")
+        phonemes, problem = check_phonemes(entry.word, entry.phonemes.split(), symbols)
+        if problem is not None:
+            raise refuse(part, f"{problem}; {allowed_symbols(symbols)}" if phonemes
+                         else problem)
+        checked.phonemes[word] = phonemes
+        checked.respellings.pop(word, None)
+    return checked

@@ -70,7 +70,9 @@ class Dialect:
     list_voices: str
 
     def rename(self, error: InvalidRequest | Unsupported) -> InvalidRequest | Unsupported:
-        named = self.fields.get(error.field, error.field)
+        # A field inside a list keeps its entry: pronunciations[2].word renames its head.
+        head, mark, rest = error.field.partition("[")
+        named = self.fields.get(head, head) + mark + rest
         if named == error.field:
             return error
         return type(error)(named, str(error))

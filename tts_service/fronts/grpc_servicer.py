@@ -14,7 +14,7 @@ from tts_api.v1 import tts_pb2, tts_pb2_grpc
 from tts_service import __version__
 from tts_service.audio import encoding as audio
 from tts_service.calls.live_text import TextInput
-from tts_service.calls.request import AskedSettings
+from tts_service.calls.request import AskedPronunciation, AskedSettings
 from tts_service.calls.speech_call import FLUSHED, Calls, Chunk, Dialect, SpeechCall, TimedWord
 from tts_service.errors import IdleTimeout, InvalidRequest
 from tts_service.fronts.grpc_outcomes import sent_request_id
@@ -41,7 +41,8 @@ DIALECT = Dialect(
             "sample_rate_hz": "config.sample_rate_hertz",
             "volume_gain_db": "config.volume_gain_db",
             "word_timings": "config.enable_word_timings",
-            "language_code": "config.language_code"},
+            "language_code": "config.language_code",
+            "pronunciations": "config.pronunciations"},
     list_voices="ListVoices (or `tts-grpc-client --list-voices`)")
 # The server's copy of a deadline runs from when the request arrived, so it ends a little
 # after the client's; the client's cancel at its own deadline can arrive first.
@@ -211,6 +212,8 @@ def _asked(config: tts_pb2.SynthesisConfig) -> AskedSettings:
         normalize=config.normalize_text if config.HasField("normalize_text") else True,
         word_timings=config.enable_word_timings,
         language=config.language_code,
+        pronunciations=tuple(AskedPronunciation(entry.word, entry.respelling, entry.phonemes)
+                             for entry in config.pronunciations),
     )
 
 

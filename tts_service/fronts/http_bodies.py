@@ -7,6 +7,7 @@ within the limit) is checked once for every front by the call layer (calls/reque
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar, get_args
@@ -15,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from pydantic.json_schema import models_json_schema
 
 from tts_service import __version__
+from tts_service.calls.request import MAX_PRONUNCIATIONS, AskedPronunciation
 from tts_service.errors import InvalidRequest
 
 # Names OpenAI clients send; all of them are served by the one Kokoro model.
@@ -46,6 +48,24 @@ class VoiceObject(_Body):
     id: str = Field(description="A voice name, as a plain `voice` string would give it")
 
 
+class Pronunciation(_Body):
+    """How one word of the input is read, for this request only (over the server's lexicon
+    overrides file): a respelling, or the model's phonemes (English only)."""
+
+    word: str = Field(description="One word, matched whole and in any case ('gif' matches "
+                      "'GIF', not 'gifs'); at most 64 characters")
+    respelling: str = Field("", description="Plain words it is read as, e.g. 'jif' (letters, "
+                            "spaces, hyphens, apostrophes; any language; at most 200)")
+    phonemes: str = Field("", description="Or the model's phoneme symbols, e.g. 'ʤˈɪf' "
+                          "(English only; at most 200 characters)")
+
+
+def asked_pronunciations(entries: Sequence[Pronunciation]) -> tuple[AskedPronunciation, ...]:
+    """The entries as the call layer checks them (calls/request.py)."""
+    return tuple(AskedPronunciation(entry.word, entry.respelling, entry.phonemes)
+                 for entry in entries)
+
+
 class SpeechFields(_Body):
     """What every speech request says: the text, the voice and how to read and encode it."""
 
@@ -64,6 +84,10 @@ class SpeechFields(_Body):
     instructions: str = Field(
         "", description="OpenAI's free-form voice direction, which Kokoro cannot follow: "
         "leave it empty (a 400 otherwise); voice, speed and language are what can be set")
+    pronunciations: list[Pronunciation] = Field(
+        default_factory=list, description=f"How to read some words of the input, for this "
+        f"request only: at most {MAX_PRONUNCIATIONS} entries, each a word with a respelling "
+        "or phonemes")
 
 
 class SpeechRequest(SpeechFields):
@@ -150,17 +174,26 @@ def parse(kind: type[_B], parsed_json: object) -> _B:
 def invalid_request(error: ValidationError) -> InvalidRequest:
     """pydantic's first complaint as the front's 400: the field, and what to send instead."""
     first = error.errors(include_url=False)[0]
-    if not first["loc"]:
+    loc = first["loc"]
+    if not loc:
         return InvalidRequest("body", "the body must be a JSON object with model, input and "
                               "voice")
-    name, value, kind = str(first["loc"][0]), first["input"], first["type"]
-    if kind == "missing" and len(first["loc"]) == 1:
-        choices = _CHOICES.get(name)
-        return InvalidRequest(name, choices(None) if choices else f"{name} is missing")
-    if kind == "literal_error" and name in _CHOICES:
-        return InvalidRequest(name, _CHOICES[name](value))
-    return InvalidRequest(name, _TYPE_HINTS.get(
-        name, f"{name} has the wrong type ({type(value).__name__})"))
+    name, value, kind = str(loc[0]), first["input"], first["type"]
+    # A field inside a list is named with its entry: pronunciations[2].word. Other parts are
+    # pydantic's names of a union's branches (voice.str), not the caller's.
+    path = name
+    for before, part in itertools.pairwise(loc):
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif isinstance(before, int):
+            path += f".{part}"
+    if kind == "missing":
+        choices = _CHOICES.get(path)
+        return InvalidRequest(path, choices(None) if choices else f"{path} is missing")
+    if kind == "literal_error" and path in _CHOICES:
+        return InvalidRequest(path, _CHOICES[path](value))
+    return InvalidRequest(path, _TYPE_HINTS.get(
+        path, f"{path} has the wrong type ({type(value).__name__})"))
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,7 @@ from tts_service.fronts.http_bodies import (
     SpeechRequest,
     VoiceObject,
     WordTimestamp,
+    asked_pronunciations,
     openapi,
     parse,
 )
@@ -160,7 +161,8 @@ def _accept(call: SpeechCall, asked: SpeechFields, *, word_timings: bool, stream
     settings = AskedSettings(voice=OPENAI_VOICES.get(voice, voice), speed=asked.speed,
                              encoding=FORMATS[asked.response_format][0],
                              word_timings=word_timings,
-                             language=getattr(asked, language_field))
+                             language=getattr(asked, language_field),
+                             pronunciations=asked_pronunciations(asked.pronunciations))
     dialect = replace(DIALECT, fields={**DIALECT.fields, "language_code": language_field})
     return call.accept(asked.input, settings, streaming=streaming, dialect=dialect)
 

@@ -28,7 +28,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketDiscon
 
 from tts_service.calls.live_text import TextInput
 from tts_service.calls.outcomes import Code, Outcome
-from tts_service.calls.request import AskedSettings
+from tts_service.calls.request import AskedSettings, pronunciations_from_json
 from tts_service.calls.speech_call import FLUSHED, CallFailed, Calls, Chunk, Dialect
 from tts_service.errors import CallerGone, IdleTimeout, InvalidRequest, Unauthenticated
 from tts_service.fronts.http_routes import (
@@ -212,7 +212,8 @@ def _asked(config: dict[str, Any]) -> AskedSettings:
         sample_rate_hz=json_field(config, "sample_rate", int, 0),
         normalize=json_field(config, "normalize", bool, True),
         word_timings=json_field(config, "word_timings", bool, False),
-        language=json_field(config, "language", str, ""))
+        language=json_field(config, "language", str, ""),
+        pronunciations=pronunciations_from_json(config.get("pronunciations")))
 
 
 def _audio(chunk: Chunk) -> dict[str, Any]:

@@ -53,7 +53,7 @@ from tts_service.audio.encoding import AudioEncoding
 from tts_service.calls.connections import ConnectionGuard
 from tts_service.calls.live_text import TextInput
 from tts_service.calls.outcomes import Code, Outcome
-from tts_service.calls.request import AskedSettings
+from tts_service.calls.request import AskedSettings, pronunciations_from_json
 from tts_service.calls.speech_call import CallFailed, Calls, Chunk, Dialect
 from tts_service.errors import CallerGone, InvalidRequest
 from tts_service.fronts.front import FrontStartError
@@ -387,7 +387,7 @@ class _Connection(AsyncEventHandler):
             async with self._calls.open(_ONE_SHOT, PROTOCOL) as call:
                 with self._in_flight.call():
                     request = _parsed(Synthesize, event)
-                    spec = call.accept(_text(request.text), self._asked(request.voice),
+                    spec = call.accept(_text(request.text), self._asked(request.voice, event),
                                        streaming=True, dialect=DIALECT)
                     async with contextlib.aclosing(call.chunks(spec)) as chunks:
                         async for chunk in chunks:
@@ -405,7 +405,8 @@ class _Connection(AsyncEventHandler):
             async with self._calls.open(_SESSION, PROTOCOL) as call:
                 with self._in_flight.call():
                     request = _parsed(SynthesizeStart, start)
-                    settings = call.accept_settings(self._asked(request.voice), dialect=DIALECT)
+                    settings = call.accept_settings(self._asked(request.voice, start),
+                                                    dialect=DIALECT)
                     async with call.live(settings, inputs) as spoken:
                         async for item in spoken:
                             if isinstance(item, Chunk):  # Wyoming has no flushes to answer
@@ -428,10 +429,12 @@ class _Connection(AsyncEventHandler):
             return False
         return True
 
-    def _asked(self, voice: SynthesizeVoice | None) -> AskedSettings:
+    def _asked(self, voice: SynthesizeVoice | None, event: Event) -> AskedSettings:
         """The voice by name, else the default voice of the language asked for, else the
         server's default; the text is read in the language asked for, else the voice's own.
-        Wyoming's audio is 16-bit PCM at the model's rate."""
+        Wyoming's audio is 16-bit PCM at the model's rate. The event's `pronunciations` is
+        this server's extension (the wyoming library's classes drop keys they do not know;
+        the event read here keeps them)."""
         name = language = ""
         if voice is not None and voice.language:
             language = _text(voice.language, "voice.language")
@@ -439,7 +442,9 @@ class _Connection(AsyncEventHandler):
             name = _text(voice.name, "voice.name")
         elif language:
             name = self._voice_for(language)
-        return AskedSettings(voice=name, encoding=AudioEncoding.PCM16, language=language)
+        return AskedSettings(voice=name, encoding=AudioEncoding.PCM16, language=language,
+                             pronunciations=pronunciations_from_json(
+                                 event.data.get("pronunciations")))
 
     def _voice_for(self, language: str) -> str:
         catalog = self._calls.catalog

@@ -24,8 +24,9 @@ from tts_service.language.languages import LANGUAGES, Language
 
 _LOGGER = logging.getLogger(__name__)
 
-# One language's grapheme-to-phoneme step: text in, Kokoro's symbols out.
-G2P = Callable[[str], str]
+# One language's grapheme-to-phoneme step: text in, Kokoro's symbols out. The mapping
+# (lowercase word -> symbols) overrides words; only the English G2P can take it.
+G2P = Callable[[str, Mapping[str, str]], str]
 
 # espeak-ng's voice for each language that misaki leaves to espeak-ng (Kokoro's LANG_CODES).
 _ESPEAK_VOICES = {"es-ES": "es", "fr-FR": "fr-fr", "hi-IN": "hi", "it-IT": "it", "pt-BR": "pt-br"}
@@ -47,7 +48,7 @@ def _spacy_english() -> Any:
         exclude=["parser", "senter", "attribute_ruler", "lemmatizer", "ner"])
 
 
-def _english(british: bool, overrides: Mapping[str, str]) -> G2P:
+def _english(british: bool) -> G2P:
     from misaki import en, espeak
 
     class EnglishG2P(en.G2P):  # type: ignore[misc]
@@ -61,10 +62,11 @@ def _english(british: bool, overrides: Mapping[str, str]) -> G2P:
 
     g2p = EnglishG2P()
 
-    def phonemize(text: str) -> str:
+    def phonemize(text: str, overrides: Mapping[str, str]) -> str:
         _, tokens = g2p(text)
-        # Joined as Kokoro's pipeline joins them (KPipeline.tokens_to_ps), with the operator's
-        # phoneme overrides in place of the lexicon's.
+        # Joined as Kokoro's pipeline joins them (KPipeline.tokens_to_ps), with the phoneme
+        # overrides (the operator's and the call's) in place of the lexicon's: one G2P serves
+        # every call, whatever each overrides.
         return "".join(overrides.get(token.text.lower(), token.phonemes or "")
                        + (" " if token.whitespace else "") for token in tokens).strip()
 
@@ -75,7 +77,7 @@ def _espeak(voice: str) -> G2P:
     from misaki import espeak
 
     g2p = espeak.EspeakG2P(language=voice)
-    return lambda text: str(g2p(text)[0])
+    return lambda text, _: str(g2p(text)[0])
 
 
 def _japanese() -> G2P:
@@ -84,7 +86,7 @@ def _japanese() -> G2P:
     from misaki.cutlet import Cutlet
 
     cutlet = Cutlet()
-    return lambda text: str(cutlet(text)[0])
+    return lambda text, _: str(cutlet(text)[0])
 
 
 def _chinese() -> G2P:
@@ -94,12 +96,12 @@ def _chinese() -> G2P:
     jieba.setLogLevel(logging.WARNING)  # it logs its dictionary loading at INFO to stderr
     jieba.initialize()
     g2p = zh.ZHG2P()  # version None: the front end of Kokoro-82M v1.0 (1.1 is another model)
-    return lambda text: str(g2p(text)[0])
+    return lambda text, _: str(g2p(text)[0])
 
 
-def _load(language: Language, overrides: Mapping[str, str]) -> G2P:
+def _load(language: Language) -> G2P:
     if language.english:
-        return _english(language.code == "en-GB", overrides)
+        return _english(language.code == "en-GB")
     if language.code == "ja-JP":
         return _japanese()
     if language.code == "zh-CN":
@@ -108,11 +110,11 @@ def _load(language: Language, overrides: Mapping[str, str]) -> G2P:
 
 
 # Loaded G2Ps, shared by every Phonemizer of the process (the server has one; the tests build
-# many servers), keyed by language and phoneme overrides. misaki's G2Ps and espeak-ng keep
+# many servers), by language. misaki's G2Ps and espeak-ng keep
 # state between calls, so each runs one text at a time: they take milliseconds a sentence,
 # against the seconds its synthesis takes. The two English ones share spaCy's pipeline, so
 # they share a lock too.
-_LOADED: dict[tuple[str, tuple[tuple[str, str], ...]], G2P] = {}
+_LOADED: dict[str, G2P] = {}
 _ENGLISH_LOCK = threading.Lock()
 _LOCKS = {language.code: _ENGLISH_LOCK if language.english else threading.Lock()
           for language in LANGUAGES}
@@ -126,7 +128,6 @@ class Phonemizer:
                  preload: Iterable[Language] = ()) -> None:
         # English phoneme overrides (lowercase word -> Kokoro symbols).
         self._overrides = dict(overrides or {})
-        self._key = tuple(sorted(self._overrides.items()))
         self._loaded: set[str] = set()
         for language in preload:
             self.load(language)
@@ -141,22 +142,24 @@ class Phonemizer:
             return self._g2p(language)
 
     def _g2p(self, language: Language) -> G2P:
-        key = (language.code, self._key if language.english else ())
-        found = _LOADED.get(key)
+        found = _LOADED.get(language.code)
         if found is None:
             started = time.monotonic()
             with warnings.catch_warnings():
                 # misaki 0.9.4 reads its data with importlib.resources.open_text (deprecated).
                 warnings.simplefilter("ignore", DeprecationWarning)
-                found = _load(language, self._overrides)
-            _LOADED[key] = found
+                found = _load(language)
+            _LOADED[language.code] = found
             _LOGGER.info("%s front end loaded in %.1f s", language.name,
                          time.monotonic() - started)
         self._loaded.add(language.code)
         return found
 
-    def __call__(self, text: str, language: Language) -> str:
+    def __call__(self, text: str, language: Language,
+                 overrides: Mapping[str, str] | None = None) -> str:
         """Kokoro's phonemes for `text` read as `language`: words separated by spaces,
-        punctuation kept (it shapes the prosody)."""
+        punctuation kept (it shapes the prosody). `overrides` (English only) are this call's
+        words and symbols, over the phonemizer's own."""
+        merged = {**self._overrides, **overrides} if overrides else self._overrides
         with _LOCKS[language.code]:
-            return self._g2p(language)(text)
+            return self._g2p(language)(text, merged)

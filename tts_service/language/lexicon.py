@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,12 +24,22 @@ from pathlib import Path
 #
 # Both apply to English text (American and British). Respellings are applied to the text
 # before synthesis; a phoneme entry replaces the English front end's reading of the word
-# (tts_service/phonemes.py), whatever its lexicon says.
+# (language/g2p.py), whatever its lexicon says. A request may bring entries of its own
+# (calls/request.py), checked by the same rules: `check_word`, `check_respelling`,
+# `check_phonemes`.
 
 _MAX_REPORTED_LINES = 10  # enough to fix a file in one go without flooding the log
 
 
-_RESPELLING = re.compile(r"[A-Za-z][A-Za-z' -]*")
+# A respelling is letters of any script (a request's may be for any language) with their
+# combining marks (Hindi's vowel signs), apostrophes, hyphens and spaces: nothing the normalizer
+# would read as a number or a sign. Not IPA (U+0250-U+02FF): phonemes are given as phonemes.
+_IPA = range(0x250, 0x300)
+_JOINERS = frozenset("' -")
+
+
+def _respelling_letter(char: str) -> bool:
+    return unicodedata.category(char)[0] in "LM" and ord(char) not in _IPA
 
 
 class LexiconError(ValueError):
@@ -77,6 +88,46 @@ def _split_phonemes(items: Iterable[str], symbols: frozenset[str]) -> list[str]:
     return phonemes
 
 
+def check_word(word: str) -> str | None:
+    """What is wrong with a word to override (None if nothing): one word with a letter in it,
+    as the respeller matches whole words and the G2P reads words."""
+    if not word:
+        return "the word is empty"
+    if any(c.isspace() for c in word):
+        return f"{word!r} is more than one word: give one word per entry"
+    if not any(c.isalpha() for c in word):
+        return f"{word!r} has no letters: only words can be overridden"
+    return None
+
+
+def check_respelling(word: str, respelling: str) -> str | None:
+    """What is wrong with a respelling (None if nothing)."""
+    if not (respelling[:1].isalpha() and _respelling_letter(respelling[0])
+            and all(c in _JOINERS or _respelling_letter(c) for c in respelling)):
+        return f"respell {word!r} with plain letters, e.g. 'gif = jif'"
+    return None
+
+
+def check_phonemes(word: str, items: Iterable[str], symbols: frozenset[str]
+                   ) -> tuple[tuple[str, ...], str | None]:
+    """A word's phonemes (spaced symbols or one string of them) and what is wrong with them
+    (None if nothing): every symbol must be in tokens.txt."""
+    phonemes = tuple(_split_phonemes(items, symbols))
+    if not phonemes:
+        return phonemes, (f"{word!r} has no phonemes; write 'word phonemes', e.g. "
+                          "'tomato t ə m ˈ A ɾ O'")
+    unknown = sorted({p for p in phonemes if p not in symbols})
+    if unknown:
+        listed = ", ".join(repr(s) for s in unknown)
+        return phonemes, f"{word!r} uses unknown phoneme symbols {listed}"
+    return phonemes, None
+
+
+def allowed_symbols(symbols: frozenset[str]) -> str:
+    """The symbols a phoneme entry may use, for an error message."""
+    return "allowed symbols (tokens.txt): " + _allowed(symbols)
+
+
 def _allowed(symbols: frozenset[str]) -> str:
     return " ".join(sorted(s for s in symbols if not s.isspace()))
 
@@ -99,32 +150,27 @@ def parse_overrides(path: Path, symbols: frozenset[str]) -> Overrides:
         if not stripped or stripped.startswith("#"):
             continue
         word, *items = stripped.split()
+        if (problem := check_word(word)) is not None:
+            problems.append(f"line {number}: {problem}")
+            continue
         if items[:1] == ["="]:
             respelling = " ".join(items[1:])
-            if not _RESPELLING.fullmatch(respelling):
-                problems.append(f"line {number}: respell {word!r} with plain letters, e.g. "
-                                "'gif = jif'")
+            if (problem := check_respelling(word, respelling)) is not None:
+                problems.append(f"line {number}: {problem}")
                 continue
             overrides.respellings[word.lower()] = respelling
             continue
-        if not items:
-            problems.append(f"line {number}: {word!r} has no phonemes; write 'word phonemes', "
-                            f"e.g. 'tomato t ə m ˈ A ɾ O'")
+        phonemes, problem = check_phonemes(word, items, symbols)
+        if problem is not None:
+            unknown_anywhere = unknown_anywhere or bool(phonemes)
+            problems.append(f"line {number}: {problem}")
             continue
-        phonemes = _split_phonemes(items, symbols)
-        unknown = sorted({p for p in phonemes if p not in symbols})
-        if unknown:
-            unknown_anywhere = True
-            listed = ", ".join(repr(s) for s in unknown)
-            problems.append(f"line {number}: {word!r} uses unknown phoneme symbols {listed}")
-            continue
-        overrides.phonemes[word.lower()] = tuple(phonemes)
+        overrides.phonemes[word.lower()] = phonemes
     if problems:
         shown = problems[:_MAX_REPORTED_LINES]
         if len(problems) > len(shown):
             shown.append(f"... and {len(problems) - len(shown)} more bad lines")
-        hint = (f"; allowed symbols (tokens.txt): {_allowed(symbols)}" if unknown_anywhere
-                else "")
+        hint = f"; {allowed_symbols(symbols)}" if unknown_anywhere else ""
         raise LexiconError(f"lexicon overrides file {path}: " + "; ".join(shown) + hint)
     return overrides
 

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from tts_service.language.lexicon import Overrides, load_overrides
+from tts_service.language.lexicon import Overrides, parse_overrides, read_symbols
 from tts_service.model.blends import (
     Blend,
     blend_voices,
@@ -28,11 +28,13 @@ class ModelOptions:
     builtin: list[Voice]
     blends: list[Blend]
     overrides: Overrides
+    symbols: frozenset[str]  # the model's phoneme symbols (tokens.txt)
 
 
 @dataclass(frozen=True)
 class PreparedModel:
-    """Loaded engines and what they can say: voices (built-in and blends) and respellings.
+    """Loaded engines and what they can say: voices (built-in and blends), overrides and the
+    phoneme symbols a request's pronunciations may use.
 
     `load_engine(threads)` loads one more engine like them (to replace one that failed); the
     files it needs live until `close()`.
@@ -41,6 +43,7 @@ class PreparedModel:
     engines: list[Engine]
     catalog: VoiceCatalog
     overrides: Overrides
+    symbols: frozenset[str]
     load_engine: Callable[[int], Engine]
     close: Callable[[], None]
 
@@ -59,9 +62,10 @@ def check_options(files: ModelFiles, blend_specs: Sequence[str] = (),
     """
     builtin = builtin_voices(files)
     blends = parse_blends(blend_specs, [voice.name for voice in builtin])
-    overrides = (load_overrides(lexicon_overrides, files.tokens)
+    symbols = read_symbols(files.tokens)
+    overrides = (parse_overrides(lexicon_overrides, symbols)
                  if lexicon_overrides is not None else Overrides())
-    return ModelOptions(builtin, blends, overrides)
+    return ModelOptions(builtin, blends, overrides, symbols)
 
 
 def prepare(files: ModelFiles, thread_counts: Sequence[int],
@@ -79,7 +83,8 @@ def prepare(files: ModelFiles, thread_counts: Sequence[int],
         scratch.cleanup()
         raise
     catalog = VoiceCatalog([*options.builtin, *blend_voices(options.blends, options.builtin)])
-    return PreparedModel(engines, catalog, options.overrides, load_engine, scratch.cleanup)
+    return PreparedModel(engines, catalog, options.overrides, options.symbols, load_engine,
+                         scratch.cleanup)
 
 
 def _load_twins(load_engine: Callable[[int], Engine], thread_counts: Sequence[int]

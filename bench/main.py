@@ -25,7 +25,7 @@ from tts_service.language.english_normalizer import normalize
 from tts_service.language.sentences import STREAMING_SPLIT, UNARY_SPLIT, SplitPolicy, split_pieces
 from tts_service.synthesis import onnx_runtime
 
-from . import languages, live, machine, replicas, report, scheduling, service, texts
+from . import languages, live, machine, replicas, report, scheduling, service, soak, texts
 from . import threads as thread_shapes
 from .protocols import measure_fronts, measure_protocols
 from .raw import RawEngine, raw_throughput
@@ -69,6 +69,7 @@ class Plan:
     protocol_reps: int  # gRPC first audio beside gRPC or HTTP streams
     protocol_probes: int  # probes per repetition and background
     front_reps: int  # first audio of one text through each front
+    soak_minutes: float  # the soak, run only when asked (--sections soak)
 
 
 def _plan(args: argparse.Namespace) -> Plan:
@@ -78,7 +79,7 @@ def _plan(args: argparse.Namespace) -> Plan:
                     load_requests_per_client=2,
                     latency_texts=("1 sentence", "3 sentences"), clause_texts=("storm",),
                     onnxruntime=args.onnxruntime, protocol_reps=1, protocol_probes=1,
-                    front_reps=1)
+                    front_reps=1, soak_minutes=args.soak_minutes)
     # Budgeted for about 25 minutes on 2 shared cores. 1 engine x 1 thread is left out: it was
     # the slowest shape in the measurements of shared/KOKORO_ASSETS.md.
     reps = args.reps or 3
@@ -87,7 +88,8 @@ def _plan(args: argparse.Namespace) -> Plan:
                 clients=(1, 2, 4, 8), load_requests_per_client=service.LOAD_REQUESTS_PER_CLIENT,
                 latency_texts=tuple(texts.LATENCY_TEXTS),
                 clause_texts=tuple(texts.LONG_FIRST_SENTENCES), onnxruntime=args.onnxruntime,
-                protocol_reps=min(reps, 3), protocol_probes=2, front_reps=2 * reps)
+                protocol_reps=min(reps, 3), protocol_probes=2, front_reps=2 * reps,
+                soak_minutes=args.soak_minutes)
 
 
 def _first_piece(text: str, policy: SplitPolicy = POLICIES[DEFAULT_POLICY]) -> str:
@@ -305,7 +307,7 @@ def _save(results: dict[str, Any], path: Path) -> None:
 
 # The sections of one run, in the order they run; --sections picks some of them.
 SECTIONS = ("runtimes", "startup", "threads", "latency", "live", "scheduling", "word_timings",
-            "load", "protocols", "replicas", "memory", "one_cpu", "phrase")
+            "load", "protocols", "replicas", "memory", "one_cpu", "phrase", "soak")
 
 
 async def run_sections(plan: Plan, sections: Sequence[str], results_path: Path
@@ -332,6 +334,8 @@ async def _machine_section(plan: Plan, section: str) -> dict[str, Any]:
         return await machine.measure_one_cpu(plan.reps)
     if section == "phrase":
         return await machine.measure_phrase(max(plan.reps, 5), plan.onnxruntime)
+    if section == "soak":  # never part of the whole run: it takes --soak-minutes alone
+        return await soak.measure(plan.soak_minutes, plan.onnxruntime)
     if section == "scheduling":
         info = onnx_runtime.activate(plan.onnxruntime, SHIM)
         _log("raw engine on onnxruntime %s (%s)", info.version, info.name)
@@ -344,7 +348,7 @@ async def _machine_section(plan: Plan, section: str) -> dict[str, Any]:
                                           RawEngine(MODEL_DIR, 2))
         return {**result, "raw_best_throughput": rate}
     raise ValueError(f"section {section!r} runs only in a whole run (--sections takes "
-                     "memory, one_cpu, phrase, scheduling)")
+                     "memory, one_cpu, phrase, scheduling, soak)")
 
 
 async def run(plan: Plan, quick: bool, results_path: Path) -> dict[str, Any]:
@@ -417,8 +421,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--report-only", action="store_true",
                         help="rewrite the report from --results without measuring")
     parser.add_argument("--sections", nargs="+", choices=SECTIONS, metavar="SECTION",
-                        help="measure only these (memory, one_cpu, phrase, scheduling) into "
-                        "--results, and print their report; BENCHMARKS.md is left alone")
+                        help="measure only these (memory, one_cpu, phrase, scheduling, soak) "
+                        "into --results, and print their report; BENCHMARKS.md is left alone "
+                        "(--report-only writes it with them)")
+    parser.add_argument("--soak-minutes", type=float, default=30.0,
+                        help="how long the soak runs (--sections soak; default 30)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s",
                         stream=sys.stderr)

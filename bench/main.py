@@ -25,7 +25,7 @@ from tts_service.language.english_normalizer import normalize
 from tts_service.language.sentences import STREAMING_SPLIT, UNARY_SPLIT, SplitPolicy, split_pieces
 from tts_service.synthesis import onnx_runtime
 
-from . import languages, live, lone, machine, replicas, report, scheduling, service, texts
+from . import languages, live, lone, machine, replicas, report, scheduling, service, soak, texts
 from . import threads as thread_shapes
 from .protocols import measure_fronts, measure_protocols
 from .raw import RawEngine, raw_throughput
@@ -69,6 +69,7 @@ class Plan:
     protocol_reps: int  # gRPC first audio beside gRPC or HTTP streams
     protocol_probes: int  # probes per repetition and background
     front_reps: int  # first audio of one text through each front
+    soak_minutes: float  # the soak, run only when asked (--sections soak)
     quick: bool = False  # the sections of bench/lone.py shrink themselves
 
 
@@ -79,7 +80,7 @@ def _plan(args: argparse.Namespace) -> Plan:
                     load_requests_per_client=2,
                     latency_texts=("1 sentence", "3 sentences"), clause_texts=("storm",),
                     onnxruntime=args.onnxruntime, protocol_reps=1, protocol_probes=1,
-                    front_reps=1, quick=True)
+                    front_reps=1, quick=True, soak_minutes=args.soak_minutes)
     # Budgeted for about 25 minutes on 2 shared cores. 1 engine x 1 thread is left out: it was
     # the slowest shape in the measurements of shared/KOKORO_ASSETS.md.
     reps = args.reps or 3
@@ -88,7 +89,8 @@ def _plan(args: argparse.Namespace) -> Plan:
                 clients=(1, 2, 4, 8), load_requests_per_client=service.LOAD_REQUESTS_PER_CLIENT,
                 latency_texts=tuple(texts.LATENCY_TEXTS),
                 clause_texts=tuple(texts.LONG_FIRST_SENTENCES), onnxruntime=args.onnxruntime,
-                protocol_reps=min(reps, 3), protocol_probes=2, front_reps=2 * reps)
+                protocol_reps=min(reps, 3), protocol_probes=2, front_reps=2 * reps,
+                soak_minutes=args.soak_minutes)
 
 
 def _first_piece(text: str, policy: SplitPolicy = POLICIES[DEFAULT_POLICY]) -> str:
@@ -309,7 +311,8 @@ LONE_SECTIONS = ("wyoming_bench", "lone", "repeats", "first_language")
 MACHINE_SECTIONS = ("memory", "one_cpu", "phrase", *LONE_SECTIONS)
 # The sections of one run, in the order they run; --sections picks some of them.
 SECTIONS = ("runtimes", "startup", "threads", "latency", "live", "scheduling", "word_timings",
-            "load", "protocols", "replicas", "memory", "one_cpu", "phrase", *LONE_SECTIONS)
+            "load", "protocols", "replicas", "memory", "one_cpu", "phrase", *LONE_SECTIONS,
+            "soak")
 
 
 async def run_sections(plan: Plan, sections: Sequence[str], results_path: Path
@@ -344,6 +347,8 @@ async def _machine_section(plan: Plan, section: str) -> dict[str, Any]:
         return await lone.measure_repeats(plan.quick, plan.reps, plan.onnxruntime)
     if section == "first_language":
         return await lone.measure_first_language(plan.quick, plan.reps, plan.onnxruntime)
+    if section == "soak":  # never part of the whole run: it takes --soak-minutes alone
+        return await soak.measure(plan.soak_minutes, plan.onnxruntime)
     if section == "scheduling":
         info = onnx_runtime.activate(plan.onnxruntime, SHIM)
         _log("raw engine on onnxruntime %s (%s)", info.version, info.name)
@@ -356,7 +361,7 @@ async def _machine_section(plan: Plan, section: str) -> dict[str, Any]:
                                           RawEngine(MODEL_DIR, 2))
         return {**result, "raw_best_throughput": rate}
     raise ValueError(f"section {section!r} runs only in a whole run (--sections takes "
-                     f"{', '.join((*MACHINE_SECTIONS, 'scheduling'))})")
+                     f"{', '.join((*MACHINE_SECTIONS, 'scheduling', 'soak'))})")
 
 
 async def run(plan: Plan, quick: bool, results_path: Path) -> dict[str, Any]:
@@ -432,8 +437,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="rewrite the report from --results without measuring")
     parser.add_argument("--sections", nargs="+", choices=SECTIONS, metavar="SECTION",
                         help="measure only these (memory, one_cpu, phrase, scheduling, "
-                        "wyoming_bench, lone, repeats, first_language) into --results, and "
-                        "print their report; BENCHMARKS.md is left alone")
+                        "wyoming_bench, lone, repeats, first_language, soak) into --results, "
+                        "and print their report; BENCHMARKS.md is left alone (--report-only "
+                        "writes it with them)")
+    parser.add_argument("--soak-minutes", type=float, default=30.0,
+                        help="how long the soak runs (--sections soak; default 30)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s",
                         stream=sys.stderr)

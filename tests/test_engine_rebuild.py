@@ -11,10 +11,12 @@ import pytest
 from tts_api.v1 import tts_pb2, tts_pb2_grpc
 from tts_service.config import ServerConfig
 from tts_service.fronts.grpc_servicer import RuntimeDescription
+from tts_service.language.front_end import Utterance
 from tts_service.model.preparation import twin_in_rotation
 from tts_service.model.voices import VoiceCatalog
 from tts_service.server import start
-from tts_service.synthesis.engine import Engine
+from tts_service.synthesis import engine as engine_module
+from tts_service.synthesis.engine import Engine, EngineFailure, KokoroEngine, Sentence
 
 from .fakes import TIMEOUT_S, FakeEngine, wait_until
 
@@ -74,3 +76,28 @@ def test_only_an_engine_of_the_same_threads_gives_a_twin() -> None:
     assert twin_in_rotation(failed, [other_threads]) is None
     assert twin_in_rotation(FakeEngine(), [other_threads]) is None  # cannot say its threads
     assert twin_in_rotation(failed, [FakeEngine(), TwinnableFake(2, twins)]) is not None
+
+
+@pytest.mark.parametrize("marker", ["soakfault", ""])
+def test_the_fault_hook_fails_a_real_engine_only_on_its_marker(
+        marker: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The hook is checked before the model runs: an engine with none loaded shows it, and
+    # empty phonemes make no run when the text passes.
+    monkeypatch.setattr(engine_module, "_FAULT_MARKER", marker)
+    kokoro = object.__new__(KokoroEngine)
+    sentences: list[Sentence] = []
+
+    def heard(sentence: Sentence) -> bool:
+        sentences.append(sentence)
+        return True
+
+    def speak(text: str) -> None:
+        kokoro.speak(Utterance(text, ""), 0, 1.0, heard, False)
+
+    speak("a plain sentence")
+    if marker:
+        with pytest.raises(EngineFailure, match=engine_module.FAULT_HOOK_VARIABLE):
+            speak(f"please {marker} now")
+    else:
+        speak("please soakfault now")  # unset: no text fails
+    assert sentences == []

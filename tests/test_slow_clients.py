@@ -1,7 +1,8 @@
 """Idle, trickling and stalled clients and too many connections, on the HTTP front (its
-WebSocket included) and the Wyoming front: real sockets on loopback, a fake engine, short
-timeouts. Each refusal is an answer the client can read, a metric and a log line, and the
-server goes on serving."""
+WebSocket included), the Wyoming front and the gRPC front: real sockets on loopback, a fake
+engine, short timeouts. Each HTTP or Wyoming refusal is an answer the client can read, a
+metric and a log line (gRPC's core closes its connections itself); the server goes on
+serving."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
+import grpc
 import pytest
 from websockets.asyncio.client import connect as websocket_connect
 from wyoming.client import AsyncTcpClient
@@ -23,6 +25,7 @@ from wyoming.tts import Synthesize
 from harness.servers import free_port
 from harness.websocket_client import url_of
 from harness.wyoming_client import read_reply
+from tts_api.v1 import tts_pb2, tts_pb2_grpc
 from tts_service.fronts.http_hosting import HttpFront
 from tts_service.fronts.wyoming import WyomingFront
 
@@ -235,3 +238,63 @@ async def test_an_http_client_that_reads_nothing_holds_no_engine_and_is_cut_off(
         await wait_until(lambda: served.count("CreateSpeech", "CANCELLED", "http") == 1)
         await wait_until(lambda: served.running.scheduler.busy == 0)
     assert len(served.engine.calls) < 100
+
+
+# gRPC ----------------------------------------------------------------------------------------
+
+# A client's HTTP/2 connection preface and an empty SETTINGS frame: a connection ready for
+# calls that makes none.
+HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+GOAWAY = 7
+
+
+def http2_frame_types(data: bytes) -> list[int]:
+    types = []
+    while len(data) >= 9:
+        length = int.from_bytes(data[:3], "big")
+        types.append(data[3])
+        data = data[9 + length:]
+    return types
+
+
+async def grpc_works(address: str) -> None:
+    async with grpc.aio.insecure_channel(address) as channel:
+        response = await tts_pb2_grpc.TextToSpeechServiceStub(channel).Synthesize(
+            tts_pb2.SynthesizeRequest(text="Still here."), timeout=TIMEOUT_S,
+            wait_for_ready=True)  # through the client's reconnection backoff
+    assert response.audio_duration_seconds > 0
+
+
+async def test_grpc_closes_a_connection_without_a_call_with_a_goaway() -> None:
+    async with fake_server(connection_idle_timeout_s=IDLE_S) as served:
+        async with raw(served.running.port) as (reader, writer):
+            writer.write(HTTP2_PREFACE)
+            opened = asyncio.get_running_loop().time()
+            async with asyncio.timeout(TIMEOUT_S):
+                answer = await reader.read()  # up to the close
+            waited = asyncio.get_running_loop().time() - opened
+        assert GOAWAY in http2_frame_types(answer)
+        assert IDLE_S * 0.8 <= waited < TIMEOUT_S
+        await grpc_works(f"127.0.0.1:{served.running.port}")
+
+
+async def test_grpc_refuses_connections_beyond_the_limit() -> None:
+    async with fake_server(max_connections=1) as served:
+        address = f"127.0.0.1:{served.running.port}"
+        await served.stub.Synthesize(tts_pb2.SynthesizeRequest(text="Hello."),
+                                     timeout=TIMEOUT_S)  # the one connection allowed
+        async with raw(served.running.port) as (reader, writer):
+            writer.write(HTTP2_PREFACE)
+            async with asyncio.timeout(TIMEOUT_S):
+                assert await reader.read() == b""  # closed, unanswered
+        # A connection of its own: channels to one address otherwise share theirs.
+        async with grpc.aio.insecure_channel(
+                address, options=[("grpc.use_local_subchannel_pool", 1)]) as other:
+            with pytest.raises(grpc.aio.AioRpcError) as refusal:
+                await tts_pb2_grpc.TextToSpeechServiceStub(other).Synthesize(
+                    tts_pb2.SynthesizeRequest(text="Hello."), timeout=TIMEOUT_S)
+        assert refusal.value.code() == grpc.StatusCode.UNAVAILABLE
+        await served.stub.Synthesize(tts_pb2.SynthesizeRequest(text="Again."),
+                                     timeout=TIMEOUT_S)  # the first connection unharmed
+        await served.channel.close()
+        await grpc_works(address)  # its place is free again

@@ -223,18 +223,21 @@ class ServerConfig:
     max_connection_age_grace_s: float = setting(
         300.0, "--max-connection-age-grace", Seconds(),
         "seconds that calls in flight on such a connection get to finish before it is closed")
-    # Per front (HTTP with its WebSocket, Wyoming): every open connection holds a socket, its
-    # buffers and a task, so a client that opens many and sends nothing must meet a bound.
+    # Per front (gRPC, HTTP with its WebSocket, Wyoming): every open connection holds a
+    # socket, its buffers and a task, so a client that opens many and sends nothing must meet
+    # a bound.
     max_connections: int = setting(
         256, "--max-connections", WholeNumber(1),
-        "HTTP (WebSockets included) and Wyoming: open client connections per front; more are "
-        "refused at once (HTTP 503, a Wyoming error event)")
+        "gRPC, HTTP (WebSockets included) and Wyoming: open client connections per front; "
+        "more are refused at once (gRPC closes them unanswered, HTTP 503, a Wyoming error "
+        "event)")
     # Longer than an honest client ever needs to send a request or to take a chunk of audio,
     # short enough that idle or trickling clients free their connections.
     connection_idle_timeout_s: float = setting(
         60.0, "--connection-idle-timeout", Seconds(above=True),
         "HTTP and Wyoming: seconds a connection may wait for its next request, take to send "
-        "one, or go without reading the audio sent to it before it is closed")
+        "one, or go without reading the audio sent to it before it is closed; gRPC: seconds "
+        "a connection may go without a call")
     onnxruntime: str = setting(
         "auto", "--onnxruntime", OneOf(*ONNXRUNTIME_CHOICES),
         "engine runtime: auto (the newer PyPI onnxruntime when it loads and passes a "

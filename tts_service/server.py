@@ -229,11 +229,11 @@ def _fronts(config: ServerConfig, calls: Calls, runtime: RuntimeDescription,
             credentials: grpc.ServerCredentials | None, token: str | None,
             metrics: Metrics) -> list[Front]:
     """The fronts the configuration asks for, in the order they start: gRPC (always) first."""
-    fronts: list[Front] = [GrpcFront(
-        calls, runtime, health_servicer, config.host, config.address, credentials, token,
-        config.max_connection_age_s, config.max_connection_age_grace_s)]
     limits = ConnectionLimits(max_connections=config.max_connections,
                               idle_timeout_s=config.connection_idle_timeout_s)
+    fronts: list[Front] = [GrpcFront(
+        calls, runtime, health_servicer, config.host, config.address, credentials, token,
+        config.max_connection_age_s, config.max_connection_age_grace_s, limits)]
     if config.http_port:
         live = LiveSpeech(calls, token)  # the live-text WebSocket beside the API
         fronts.append(HttpFront(HttpApi(calls, token, routes=[live.route]), config.host,

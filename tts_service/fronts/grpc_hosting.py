@@ -7,6 +7,7 @@ from grpc_health.v1 import health, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from tts_api.v1 import tts_pb2, tts_pb2_grpc
+from tts_service.calls.connections import ConnectionLimits
 from tts_service.calls.speech_call import Calls
 from tts_service.fronts import security
 from tts_service.fronts.front import FrontStartError
@@ -25,6 +26,18 @@ def connection_age_options(age_s: float, grace_s: float) -> list[tuple[str, int]
             ("grpc.max_connection_age_grace_ms", round(grace_s * 1000))]
 
 
+def connection_limit_options(limits: ConnectionLimits) -> list[tuple[str, int]]:
+    """gRPC channel arguments for --max-connections and --connection-idle-timeout.
+
+    gRPC's core applies both below Python: a connection beyond the limit is closed as soon as
+    it is accepted (the client sees UNAVAILABLE and retries with backoff), and one with no
+    call for the idle time gets a GOAWAY and is closed (its client reconnects for its next
+    call). A call in progress keeps its connection open however long it runs.
+    """
+    return [("grpc.max_allowed_incoming_connections", limits.max_connections),
+            ("grpc.max_connection_idle_ms", round(limits.idle_timeout_s * 1000))]
+
+
 class GrpcFront:
     """TextToSpeechService, the standard health service and reflection on one port."""
 
@@ -33,8 +46,8 @@ class GrpcFront:
     def __init__(self, calls: Calls, runtime: RuntimeDescription,
                  health_servicer: health.aio.HealthServicer, host: str, address: str,
                  credentials: grpc.ServerCredentials | None, token: str | None,
-                 max_connection_age_s: float = 0, max_connection_age_grace_s: float = 0
-                 ) -> None:
+                 max_connection_age_s: float = 0, max_connection_age_grace_s: float = 0,
+                 limits: ConnectionLimits | None = None) -> None:
         """`address` is host:port as gRPC binds it; `host` as the log line shows it."""
         self._calls = calls
         self._runtime = runtime
@@ -43,8 +56,9 @@ class GrpcFront:
         self._address = address
         self._credentials = credentials
         self._token = token
-        self._options = connection_age_options(max_connection_age_s,
-                                               max_connection_age_grace_s)
+        self._options = [*connection_age_options(max_connection_age_s,
+                                                 max_connection_age_grace_s),
+                         *connection_limit_options(limits or ConnectionLimits())]
         self._server: grpc.aio.Server | None = None
         self._port = 0
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,14 @@ OnSentence = Callable[[Sentence], bool]
 class EngineFailure(Exception):
     """The engine itself failed while synthesizing (not its caller's callback): it may be
     broken, so the scheduler takes it out of rotation and rebuilds it."""
+
+
+# A test hook, unset in production: with it set, a piece whose text contains its value fails
+# as a native failure of sherpa-onnx would, so that a load test (bench/soak.py) can watch a
+# real server take an engine out and rebuild it. No input reaches such a failure otherwise:
+# every request is checked before the engine sees its tokens.
+FAULT_HOOK_VARIABLE = "TTS_TEST_HOOK_ENGINE_FAULT"
+_FAULT_MARKER = os.environ.get(FAULT_HOOK_VARIABLE, "")
 
 
 class Engine(Protocol):
@@ -228,6 +237,8 @@ class KokoroEngine:
               on_sentence: OnSentence, timed: bool) -> None:
         """Synthesizes the utterance's tokens run by run; with `timed`, each run's words are
         timed."""
+        if _FAULT_MARKER and _FAULT_MARKER in utterance.text:
+            raise EngineFailure(f"injected by {FAULT_HOOK_VARIABLE} (a test hook)")
         runs = [encoded for run in split_runs(utterance.phonemes)
                 if (encoded := self._codebook.encode(run))]
         for number, encoded in enumerate(runs, start=1):

@@ -79,6 +79,15 @@ def seconds(pattern: str, text: str) -> float:
 
 
 @pytest.fixture(scope="module")
+def server() -> Iterator[ServerProcess]:
+    """The default server with its audio cache off: these tests hear the client play a stream
+    while it arrives, and the reference below would otherwise have it answered at once."""
+    running = start_server("--audio-cache-mb", "0")
+    yield running
+    assert running.stop() == 0, "".join(running.log)
+
+
+@pytest.fixture(scope="module")
 async def reference(stub: tts_pb2_grpc.TextToSpeechServiceStub) -> tts_pb2.SynthesizeResponse:
     """The server's own whole-text synthesis of TEXT, to compare the client's audio with."""
     request = tts_pb2.SynthesizeRequest(text=TEXT,

@@ -48,8 +48,25 @@ def _spacy_english() -> Any:
         exclude=["parser", "senter", "attribute_ruler", "lemmatizer", "ner"])
 
 
+class _LazyFallback:
+    """misaki's espeak-ng reading of words in no lexicon, loaded when the first such word
+    comes (about 19 MB that a server asked only for lexicon words need not hold). Called under
+    its G2P's lock, so it loads once."""
+
+    def __init__(self, british: bool) -> None:
+        self._british = british
+        self._fallback: Any = None
+
+    def __call__(self, token: Any) -> Any:
+        if self._fallback is None:
+            from misaki import espeak
+
+            self._fallback = espeak.EspeakFallback(self._british)
+        return self._fallback(token)
+
+
 def _english(british: bool) -> G2P:
-    from misaki import en, espeak
+    from misaki import en
 
     class EnglishG2P(en.G2P):  # type: ignore[misc]
         def __init__(self) -> None:  # en.G2P.__init__ (misaki 0.9.4) with spaCy loaded as above
@@ -57,7 +74,7 @@ def _english(british: bool) -> G2P:
             self.british = british
             self.nlp = _spacy_english()
             self.lexicon = en.Lexicon(british)
-            self.fallback = espeak.EspeakFallback(british)  # words in no lexicon
+            self.fallback = _LazyFallback(british)  # words in no lexicon
             self.unk = ""  # what Kokoro's pipeline says for a word nothing can read
 
     g2p = EnglishG2P()

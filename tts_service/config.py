@@ -254,7 +254,8 @@ class ServerConfig:
         None, "--lexicon-overrides", FilePath(),
         "pronunciation overrides: 'word = respelling' and 'word phonemes' lines "
         "(docs/voices.md)")
-    # About 90 s of speech: an assistant's repeated phrases many times over, at little memory.
+    # About three minutes of speech (float32 at 24 kHz): an assistant's repeated phrases many
+    # times over, at little memory.
     audio_cache_mb: int = setting(
         16, "--audio-cache-mb", WholeNumber(0),
         "audio of recently spoken pieces kept in memory, in MB: a piece said again (same tokens, "

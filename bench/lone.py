@@ -32,13 +32,13 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from harness import wyoming_client
-from harness.servers import ServerProcess, free_port, start_server
+from harness.servers import ServerProcess, free_port
 from tts_api.v1 import tts_pb2, tts_pb2_grpc
 
 from . import service, texts
@@ -157,17 +157,6 @@ def scale(quick: bool, reps: int) -> Scale:
                  first_language_reps=max(reps, 3))
 
 
-@contextlib.contextmanager
-def _server(*args: str) -> Iterator[ServerProcess]:
-    server = start_server(*args)
-    try:
-        yield server
-    finally:
-        code = server.stop()
-        if code != 0:
-            raise RuntimeError(f"server exited with {code}:\n" + "".join(server.log))
-
-
 def pool_of(server: ServerProcess) -> str:
     """The pool the server logged, e.g. "2 engines of 1 thread, a solo engine of 2 threads"."""
     line = next(line for line in server.log if "serving tts_api" in line)
@@ -282,7 +271,7 @@ async def measure_wyoming_bench(quick: bool, reps: int, onnxruntime: str) -> dic
     with contextlib.ExitStack() as stack:
         ports = {}
         for name, options in POOL_OPTIONS.items():
-            server = stack.enter_context(_server(
+            server = stack.enter_context(service.serving(
                 "--onnxruntime", onnxruntime, "--wyoming-port", str(free_port()),
                 *service.no_cache(), *options))
             assert server.wyoming_port is not None
@@ -300,7 +289,7 @@ async def measure_wyoming_bench(quick: bool, reps: int, onnxruntime: str) -> dic
     with contextlib.ExitStack() as stack:
         ports = {}
         for name, options in CACHE_OPTIONS.items():
-            server = stack.enter_context(_server(
+            server = stack.enter_context(service.serving(
                 "--onnxruntime", onnxruntime, "--wyoming-port", str(free_port()), *options))
             assert server.wyoming_port is not None
             ports[name] = server.wyoming_port
@@ -330,7 +319,7 @@ async def measure_lone(quick: bool, reps: int, onnxruntime: str) -> dict[str, An
     with contextlib.ExitStack() as stack:
         servers = {}
         for name, options in POOL_OPTIONS.items():
-            servers[name] = stack.enter_context(_server("--onnxruntime", onnxruntime,
+            servers[name] = stack.enter_context(service.serving("--onnxruntime", onnxruntime,
                                                         *service.no_cache(), *options))
             result["pools"][name] = pool_of(servers[name])
         async with _stub(servers[DEFAULT_POOL].address) as default, \
@@ -389,7 +378,7 @@ async def measure_repeats(quick: bool, reps: int, onnxruntime: str) -> dict[str,
         "zipf_asked_before": [phrase in order[:index] for index, phrase in enumerate(order)],
         "seed": ZIPF_SEED, "block": ZIPF_BLOCK}
     with contextlib.ExitStack() as stack:
-        servers = {name: stack.enter_context(_server(
+        servers = {name: stack.enter_context(service.serving(
             "--onnxruntime", onnxruntime, "--wyoming-port", str(free_port()), *options))
             for name, options in configs.items()}
         result["pool"] = pool_of(next(iter(servers.values())))
@@ -448,7 +437,7 @@ async def measure_first_language(quick: bool, reps: int, onnxruntime: str) -> di
     for rep in range(plan.first_language_reps):
         _LOGGER.info("first %s request on a fresh server, rep %d/%d", LAZY_LANGUAGE, rep + 1,
                      plan.first_language_reps)
-        with _server("--onnxruntime", onnxruntime, *options) as server:
+        with service.serving("--onnxruntime", onnxruntime, *options) as server:
             result["pool"] = pool_of(server)
             at_start = len(server.log)
             memory = service.Memory(server.process.pid)

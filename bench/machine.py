@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import json
 import logging
@@ -27,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.servers import MODEL_DIR, REPO, ServerProcess, start_server
+from harness.servers import MODEL_DIR, REPO, ServerProcess
 from harness.speech import transcribe, word_error_rate
 from tts_api.v1 import tts_pb2_grpc
 from tts_service.language.front_end import FrontEnds
@@ -60,14 +61,11 @@ def _pinned(cpus: set[int]) -> Iterator[None]:
 
 @contextmanager
 def _server(*args: str, cpus: set[int] | None = None) -> Iterator[ServerProcess]:
-    with _pinned(cpus or os.sched_getaffinity(0)):
-        server = start_server(*service.no_cache(), *args)
-    try:
+    with contextlib.ExitStack() as stack:
+        # Started pinned (the server's affinity is inherited), stopped after the caller's use.
+        with _pinned(cpus or os.sched_getaffinity(0)):
+            server = stack.enter_context(service.serving(*service.no_cache(), *args))
         yield server
-    finally:
-        code = server.stop()
-        if code != 0:
-            raise RuntimeError(f"server exited with {code}:\n" + "".join(server.log))
 
 
 def _pool_line(server: ServerProcess) -> str:

@@ -120,9 +120,16 @@ def no_cache() -> tuple[str, ...]:
 def running_server(engines: int, threads: int, onnxruntime: str, *options: str,
                    solo: int = 0) -> Iterator[ServerProcess]:
     """A server of `engines` x `threads`, with a solo engine of `solo` threads if not 0."""
-    server = start_server("--engines", str(engines), "--engine-threads", str(threads),
-                          "--solo-engine-threads", str(solo), "--onnxruntime", onnxruntime,
-                          *no_cache(), *options)
+    with serving("--engines", str(engines), "--engine-threads", str(threads),
+                 "--solo-engine-threads", str(solo), "--onnxruntime", onnxruntime,
+                 *no_cache(), *options) as server:
+        yield server
+
+
+@contextmanager
+def serving(*args: str) -> Iterator[ServerProcess]:
+    """A server started with `args`, stopped at the end; an unclean exit fails the bench."""
+    server = start_server(*args)
     try:
         yield server
     finally:

@@ -6,7 +6,6 @@ recognizer: a request's pronunciation changes what is said, for that request onl
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -16,7 +15,6 @@ import openai
 import pytest
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
-from wyoming.client import AsyncTcpClient
 from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop
 
 from harness.servers import free_port
@@ -37,6 +35,7 @@ from tts_service.language.languages import BY_CODE, ENGLISH
 from tts_service.language.lexicon import Overrides
 
 from .fakes import SYMBOLS, TIMEOUT_S, FakeServer, fake_server
+from .test_wyoming_logic import connect
 
 TEXT = "Read the docs about GIF."
 JIF = {"word": "GIF", "respelling": "jif"}
@@ -261,15 +260,6 @@ async def test_websocket_refuses_a_bad_list_with_4400_naming_the_entry(
 
 # Wyoming ------------------------------------------------------------------------------------
 
-@contextlib.asynccontextmanager
-async def _wyoming(served: FakeServer) -> AsyncIterator[AsyncTcpClient]:
-    port = served.running.wyoming_port
-    assert port is not None
-    async with AsyncTcpClient("127.0.0.1", port, connect_timeout=TIMEOUT_S,
-                              read_timeout=TIMEOUT_S) as client:
-        yield client
-
-
 def _synthesize(entries: list[dict[str, str]], language: str = "") -> Any:
     event = Synthesize(text=TEXT).event()
     # This server's extension key: the event's data beside Wyoming's own fields.
@@ -281,7 +271,7 @@ def _synthesize(entries: list[dict[str, str]], language: str = "") -> Any:
 
 async def test_wyoming_takes_them_as_an_extension_of_the_event(served: FakeServer) -> None:
     before = len(served.engine.calls)
-    async with _wyoming(served) as client:
+    async with connect(served) as client:
         await client.write_event(_synthesize([JIF]))
         assert (await read_reply(client, "audio-stop")).errors == []
         await client.write_event(Synthesize(text=TEXT).event())
@@ -301,7 +291,7 @@ async def test_wyoming_takes_them_as_an_extension_of_the_event(served: FakeServe
 async def test_wyoming_refuses_a_bad_list_with_an_error_event_naming_the_entry(
         served: FakeServer, entries: list[dict[str, str]], language: str, field: str,
         words: str) -> None:
-    async with _wyoming(served) as client:
+    async with connect(served) as client:
         await client.write_event(_synthesize(entries, language))
         failed = await read_reply(client, "audio-stop")
         assert [error.code for error in failed.errors] == ["INVALID_ARGUMENT"]

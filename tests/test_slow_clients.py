@@ -18,7 +18,7 @@ import pytest
 from websockets.asyncio.client import connect as websocket_connect
 from wyoming.client import AsyncTcpClient
 from wyoming.error import Error
-from wyoming.event import Event, async_read_event
+from wyoming.event import Event
 from wyoming.info import Describe, Info
 from wyoming.tts import Synthesize
 
@@ -30,15 +30,10 @@ from tts_service.fronts.http_hosting import HttpFront
 from tts_service.fronts.wyoming import WyomingFront
 
 from .fakes import SAMPLE_RATE_HZ, TIMEOUT_S, FakeServer, fake_server, wait_until
+from .test_wyoming_logic import closed_count, read_until_closed
 
 IDLE_S = 0.5
 TONE_BYTES = 2 * SAMPLE_RATE_HZ // 10  # the fake engine's 0.1 s per sentence, 16-bit
-
-
-def closed(server: FakeServer, protocol: str, reason: str) -> float:
-    value = server.running.metrics.registry.get_sample_value(
-        "tts_connections_closed_total", {"protocol": protocol, "reason": reason})
-    return value or 0.0
 
 
 def refused(server: FakeServer, protocol: str) -> float:
@@ -62,14 +57,6 @@ async def raw(port: int | None) -> AsyncIterator[tuple[asyncio.StreamReader,
         yield reader, writer
     finally:
         writer.close()
-
-
-async def wyoming_events_until_closed(reader: asyncio.StreamReader) -> list[Event]:
-    events = []
-    async with asyncio.timeout(TIMEOUT_S):
-        while (event := await async_read_event(reader)) is not None:
-            events.append(event)
-    return events
 
 
 async def http_answer_until_closed(reader: asyncio.StreamReader) -> tuple[int, dict[str, Any]]:
@@ -103,17 +90,17 @@ async def wyoming() -> AsyncIterator[FakeServer]:
 
 async def test_wyoming_closes_a_connection_that_sends_nothing(wyoming: FakeServer) -> None:
     async with raw(wyoming.running.wyoming_port) as (reader, _):
-        events = await wyoming_events_until_closed(reader)
+        events = await read_until_closed(reader)
     error = Error.from_event(events[0])
     assert (error.code, len(events)) == ("DEADLINE_EXCEEDED", 1)
     assert f"no event for {IDLE_S:g} s" in error.text
-    assert closed(wyoming, "wyoming", "idle") == 1
+    assert closed_count(wyoming, "idle", "wyoming") == 1
     await wyoming_works(wyoming)
 
 
 async def test_wyoming_closes_a_connection_whose_event_trickles_in(wyoming: FakeServer) -> None:
     async with raw(wyoming.running.wyoming_port) as (reader, writer):
-        reading = asyncio.ensure_future(wyoming_events_until_closed(reader))
+        reading = asyncio.ensure_future(read_until_closed(reader))
         for byte in b'{"type": "describe"':  # a byte at a time, never the end of the line
             if reading.done():
                 break
@@ -121,7 +108,7 @@ async def test_wyoming_closes_a_connection_whose_event_trickles_in(wyoming: Fake
             await asyncio.sleep(IDLE_S / 5)
         events = await reading
     assert "an event took over" in Error.from_event(events[0]).text
-    assert closed(wyoming, "wyoming", "slow_request") == 1
+    assert closed_count(wyoming, "slow_request", "wyoming") == 1
     await wyoming_works(wyoming)
 
 
@@ -132,7 +119,7 @@ async def test_wyoming_refuses_connections_beyond_the_limit() -> None:
             await first.write_event(Describe().event())
             assert Info.is_type((await first.read_event() or Event("none")).type)
             async with raw(port) as (reader, _):
-                events = await wyoming_events_until_closed(reader)
+                events = await read_until_closed(reader)
             error = Error.from_event(events[0])
             assert error.code == "RESOURCE_EXHAUSTED" and "retry in a few seconds" in error.text
             assert refused(served, "wyoming") == 1
@@ -159,7 +146,7 @@ async def test_a_wyoming_client_that_reads_nothing_holds_no_engine_and_is_cut_of
                 data := json.dumps({"text": text}).encode()) + data)
             await wait_until(lambda: len(served.engine.calls) > 0)
             await wyoming_works(served)  # served while the other reads nothing
-            await wait_until(lambda: closed(served, "wyoming", "stalled_reader") == 1)
+            await wait_until(lambda: closed_count(served, "stalled_reader", "wyoming") == 1)
         await wait_until(lambda: served.count("SynthesizeStream", "CANCELLED", "wyoming") == 1)
         await wait_until(lambda: served.running.scheduler.busy == 0)
     # Made until its unread audio reached --read-ahead (and the buffers filled), not to the end.
@@ -178,7 +165,7 @@ async def test_http_closes_a_connection_that_sends_nothing_with_408(http: FakeSe
     async with raw(http.running.http_port) as (reader, _):
         status, body = await http_answer_until_closed(reader)
     assert status == 408 and f"no request within {IDLE_S:g} s" in body["error"]["message"]
-    assert closed(http, "http", "idle") == 1
+    assert closed_count(http, "idle", "http") == 1
     await http_works(http)
 
 
@@ -199,7 +186,7 @@ async def test_http_closes_a_request_that_trickles_in_with_408(
             await asyncio.sleep(IDLE_S / 5)
         status, body = await reading
     assert status == 408 and "took over" in body["error"]["message"]
-    assert closed(http, "http", "slow_request") == 1
+    assert closed_count(http, "slow_request", "http") == 1
     await http_works(http)
 
 
@@ -234,7 +221,7 @@ async def test_an_http_client_that_reads_nothing_holds_no_engine_and_is_cut_off(
                             % (len(body), body))
             await wait_until(lambda: len(served.engine.calls) > 0)
             await http_works(served)  # served while the other reads nothing
-            await wait_until(lambda: closed(served, "http", "stalled_reader") == 1)
+            await wait_until(lambda: closed_count(served, "stalled_reader", "http") == 1)
         await wait_until(lambda: served.count("CreateSpeech", "CANCELLED", "http") == 1)
         await wait_until(lambda: served.running.scheduler.busy == 0)
     assert len(served.engine.calls) < 100

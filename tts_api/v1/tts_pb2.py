@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14tts_api/v1/tts.proto\x12\ntts_api.v1\"*\n\x11ListVoicesRequest\x12\x15\n\rlanguage_code\x18\x01 \x01(\t\"N\n\x12ListVoicesResponse\x12!\n\x06voices\x18\x01 \x03(\x0b\x32\x11.tts_api.v1.Voice\x12\x15\n\rdefault_voice\x18\x02 \x01(\t\"\x87\x01\n\x05Voice\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x15\n\rlanguage_code\x18\x02 \x01(\t\x12\'\n\x06gender\x18\x03 \x01(\x0e\x32\x17.tts_api.v1.VoiceGender\x12!\n\x19natural_sample_rate_hertz\x18\x04 \x01(\x05\x12\r\n\x05\x62lend\x18\x05 \x01(\t\"\xa6\x02\n\x0fSynthesisConfig\x12\r\n\x05voice\x18\x01 \x01(\t\x12\r\n\x05speed\x18\x02 \x01(\x02\x12+\n\x08\x65ncoding\x18\x03 \x01(\x0e\x32\x19.tts_api.v1.AudioEncoding\x12\x19\n\x11sample_rate_hertz\x18\x04 \x01(\x05\x12\x16\n\x0evolume_gain_db\x18\x05 \x01(\x02\x12\x1b\n\x0enormalize_text\x18\x06 \x01(\x08H\x00\x88\x01\x01\x12\x1b\n\x13\x65nable_word_timings\x18\x07 \x01(\x08\x12\x15\n\rlanguage_code\x18\x08 \x01(\t\x12\x31\n\x0epronunciations\x18\t \x03(\x0b\x32\x19.tts_api.v1.PronunciationB\x11\n\x0f_normalize_text\"R\n\rPronunciation\x12\x0c\n\x04word\x18\x01 \x01(\t\x12\x14\n\nrespelling\x18\x02 \x01(\tH\x00\x12\x12\n\x08phonemes\x18\x03 \x01(\tH\x00\x42\t\n\x07reading\"N\n\x11SynthesizeRequest\x12\x0c\n\x04text\x18\x01 \x01(\t\x12+\n\x06\x63onfig\x18\x02 \x01(\x0b\x32\x1b.tts_api.v1.SynthesisConfig\"\xc1\x01\n\x12SynthesizeResponse\x12\r\n\x05\x61udio\x18\x01 \x01(\x0c\x12+\n\x08\x65ncoding\x18\x02 \x01(\x0e\x32\x19.tts_api.v1.AudioEncoding\x12\x19\n\x11sample_rate_hertz\x18\x03 \x01(\x05\x12\x1e\n\x16\x61udio_duration_seconds\x18\x04 \x01(\x01\x12\r\n\x05voice\x18\x05 \x01(\t\x12%\n\x05words\x18\x06 \x03(\x0b\x32\x16.tts_api.v1.WordTiming\"T\n\x17SynthesizeStreamRequest\x12\x0c\n\x04text\x18\x01 \x01(\t\x12+\n\x06\x63onfig\x18\x02 \x01(\x0b\x32\x1b.tts_api.v1.SynthesisConfig\"B\n\x08TextSpan\x12\x14\n\x0cstart_offset\x18\x01 \x01(\r\x12\x12\n\nend_offset\x18\x02 \x01(\r\x12\x0c\n\x04text\x18\x03 \x01(\t\"a\n\nWordTiming\x12\'\n\ttext_span\x18\x01 \x01(\x0b\x32\x14.tts_api.v1.TextSpan\x12\x15\n\rstart_seconds\x18\x02 \x01(\x01\x12\x13\n\x0b\x65nd_seconds\x18\x03 \x01(\x01\"\x8a\x02\n\nAudioChunk\x12\r\n\x05\x61udio\x18\x01 \x01(\x0c\x12+\n\x08\x65ncoding\x18\x02 \x01(\x0e\x32\x19.tts_api.v1.AudioEncoding\x12\x19\n\x11sample_rate_hertz\x18\x03 \x01(\x05\x12\'\n\ttext_span\x18\x04 \x01(\x0b\x32\x14.tts_api.v1.TextSpan\x12\x1c\n\x14\x61udio_offset_seconds\x18\x05 \x01(\x01\x12\x1e\n\x16\x61udio_duration_seconds\x18\x06 \x01(\x01\x12\x17\n\x0fsequence_number\x18\x07 \x01(\r\x12%\n\x05words\x18\x08 \x03(\x0b\x32\x16.tts_api.v1.WordTiming\"A\n\x18SynthesizeStreamResponse\x12%\n\x05\x63hunk\x18\x01 \x01(\x0b\x32\x16.tts_api.v1.AudioChunk\"s\n\x1aStreamingSynthesizeRequest\x12-\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x1b.tts_api.v1.SynthesisConfigH\x00\x12\x0e\n\x04text\x18\x02 \x01(\tH\x00\x12\r\n\x05\x66lush\x18\x03 \x01(\x08\x42\x07\n\x05input\"X\n\x1bStreamingSynthesizeResponse\x12%\n\x05\x63hunk\x18\x01 \x01(\x0b\x32\x16.tts_api.v1.AudioChunk\x12\x12\n\nflush_done\x18\x02 \x01(\x08\"\x16\n\x14GetServerInfoRequest\"\xa1\x03\n\x15GetServerInfoResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12\x1f\n\x17model_sample_rate_hertz\x18\x02 \x01(\x05\x12\x16\n\x0e\x65ngine_version\x18\x03 \x01(\t\x12\x13\n\x0bonnxruntime\x18\x04 \x01(\t\x12\x1b\n\x13onnxruntime_version\x18\x05 \x01(\t\x12\x0f\n\x07\x65ngines\x18\x06 \x01(\x05\x12\x1a\n\x12threads_per_engine\x18\x07 \x01(\x05\x12\x16\n\x0emax_text_chars\x18\x08 \x01(\x05\x12\x1b\n\x13max_queued_requests\x18\t \x01(\x05\x12\x16\n\x0eserver_version\x18\n \x01(\t\x12&\n\x1estreaming_idle_timeout_seconds\x18\x0b \x01(\x01\x12\"\n\x1astreaming_max_wait_seconds\x18\x0c \x01(\x01\x12\x1b\n\x13solo_engine_threads\x18\r \x01(\x05\x12\x13\n\x0busable_cpus\x18\x0e \x01(\x05\x12\x16\n\x0epool_from_cpus\x18\x0f \x01(\x08*\xe6\x01\n\rAudioEncoding\x12\x1e\n\x1a\x41UDIO_ENCODING_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x41UDIO_ENCODING_PCM_S16LE\x10\x01\x12\x16\n\x12\x41UDIO_ENCODING_WAV\x10\x02\x12\x17\n\x13\x41UDIO_ENCODING_FLAC\x10\x03\x12\x1b\n\x17\x41UDIO_ENCODING_OGG_OPUS\x10\x04\x12\x16\n\x12\x41UDIO_ENCODING_MP3\x10\x05\x12\x18\n\x14\x41UDIO_ENCODING_MULAW\x10\x06\x12\x17\n\x13\x41UDIO_ENCODING_ALAW\x10\x07*u\n\x0bVoiceGender\x12\x1c\n\x18VOICE_GENDER_UNSPECIFIED\x10\x00\x12\x17\n\x13VOICE_GENDER_FEMALE\x10\x01\x12\x15\n\x11VOICE_GENDER_MALE\x10\x02\x12\x18\n\x14VOICE_GENDER_NEUTRAL\x10\x03\x32\xd2\x03\n\x13TextToSpeechService\x12K\n\nListVoices\x12\x1d.tts_api.v1.ListVoicesRequest\x1a\x1e.tts_api.v1.ListVoicesResponse\x12K\n\nSynthesize\x12\x1d.tts_api.v1.SynthesizeRequest\x1a\x1e.tts_api.v1.SynthesizeResponse\x12_\n\x10SynthesizeStream\x12#.tts_api.v1.SynthesizeStreamRequest\x1a$.tts_api.v1.SynthesizeStreamResponse0\x01\x12j\n\x13StreamingSynthesize\x12&.tts_api.v1.StreamingSynthesizeRequest\x1a\'.tts_api.v1.StreamingSynthesizeResponse(\x01\x30\x01\x12T\n\rGetServerInfo\x12 .tts_api.v1.GetServerInfoRequest\x1a!.tts_api.v1.GetServerInfoResponseB<\n\ntts_api.v1B\x08TtsProtoP\x01Z\"kokoro-tts/gen/go/tts_api/v1;ttsv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14tts_api/v1/tts.proto\x12\ntts_api.v1\"*\n\x11ListVoicesRequest\x12\x15\n\rlanguage_code\x18\x01 \x01(\t\"N\n\x12ListVoicesResponse\x12!\n\x06voices\x18\x01 \x03(\x0b\x32\x11.tts_api.v1.Voice\x12\x15\n\rdefault_voice\x18\x02 \x01(\t\"\x87\x01\n\x05Voice\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x15\n\rlanguage_code\x18\x02 \x01(\t\x12\'\n\x06gender\x18\x03 \x01(\x0e\x32\x17.tts_api.v1.VoiceGender\x12!\n\x19natural_sample_rate_hertz\x18\x04 \x01(\x05\x12\r\n\x05\x62lend\x18\x05 \x01(\t\"\xa6\x02\n\x0fSynthesisConfig\x12\r\n\x05voice\x18\x01 \x01(\t\x12\r\n\x05speed\x18\x02 \x01(\x02\x12+\n\x08\x65ncoding\x18\x03 \x01(\x0e\x32\x19.tts_api.v1.AudioEncoding\x12\x19\n\x11sample_rate_hertz\x18\x04 \x01(\x05\x12\x16\n\x0evolume_gain_db\x18\x05 \x01(\x02\x12\x1b\n\x0enormalize_text\x18\x06 \x01(\x08H\x00\x88\x01\x01\x12\x1b\n\x13\x65nable_word_timings\x18\x07 \x01(\x08\x12\x15\n\rlanguage_code\x18\x08 \x01(\t\x12\x31\n\x0epronunciations\x18\t \x03(\x0b\x32\x19.tts_api.v1.PronunciationB\x11\n\x0f_normalize_text\"R\n\rPronunciation\x12\x0c\n\x04word\x18\x01 \x01(\t\x12\x14\n\nrespelling\x18\x02 \x01(\tH\x00\x12\x12\n\x08phonemes\x18\x03 \x01(\tH\x00\x42\t\n\x07reading\"\\\n\x11SynthesizeRequest\x12\x0c\n\x04text\x18\x01 \x01(\t\x12+\n\x06\x63onfig\x18\x02 \x01(\x0b\x32\x1b.tts_api.v1.SynthesisConfig\x12\x0c\n\x04ssml\x18\x03 \x01(\t\"\xe8\x01\n\x12SynthesizeResponse\x12\r\n\x05\x61udio\x18\x01 \x01(\x0c\x12+\n\x08\x65ncoding\x18\x02 \x01(\x0e\x32\x19.tts_api.v1.AudioEncoding\x12\x19\n\x11sample_rate_hertz\x18\x03 \x01(\x05\x12\x1e\n\x16\x61udio_duration_seconds\x18\x04 \x01(\x01\x12\r\n\x05voice\x18\x05 \x01(\t\x12%\n\x05words\x18\x06 \x03(\x0b\x32\x16.tts_api.v1.WordTiming\x12%\n\x05marks\x18\x07 \x03(\x0b\x32\x16.tts_api.v1.MarkTiming\"b\n\x17SynthesizeStreamRequest\x12\x0c\n\x04text\x18\x01 \x01(\t\x12+\n\x06\x63onfig\x18\x02 \x01(\x0b\x32\x1b.tts_api.v1.SynthesisConfig\x12\x0c\n\x04ssml\x18\x03 \x01(\t\"B\n\x08TextSpan\x12\x14\n\x0cstart_offset\x18\x01 \x01(\r\x12\x12\n\nend_offset\x18\x02 \x01(\r\x12\x0c\n\x04text\x18\x03 \x01(\t\"a\n\nWordTiming\x12\'\n\ttext_span\x18\x01 \x01(\x0b\x32\x14.tts_api.v1.TextSpan\x12\x15\n\rstart_seconds\x18\x02 \x01(\x01\x12\x13\n\x0b\x65nd_seconds\x18\x03 \x01(\x01\"\xb1\x02\n\nAudioChunk\x12\r\n\x05\x61udio\x18\x01 \x01(\x0c\x12+\n\x08\x65ncoding\x18\x02 \x01(\x0e\x32\x19.tts_api.v1.AudioEncoding\x12\x19\n\x11sample_rate_hertz\x18\x03 \x01(\x05\x12\'\n\ttext_span\x18\x04 \x01(\x0b\x32\x14.tts_api.v1.TextSpan\x12\x1c\n\x14\x61udio_offset_seconds\x18\x05 \x01(\x01\x12\x1e\n\x16\x61udio_duration_seconds\x18\x06 \x01(\x01\x12\x17\n\x0fsequence_number\x18\x07 \x01(\r\x12%\n\x05words\x18\x08 \x03(\x0b\x32\x16.tts_api.v1.WordTiming\x12%\n\x05marks\x18\t \x03(\x0b\x32\x16.tts_api.v1.MarkTiming\";\n\nMarkTiming\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06offset\x18\x02 \x01(\r\x12\x0f\n\x07seconds\x18\x03 \x01(\x01\"A\n\x18SynthesizeStreamResponse\x12%\n\x05\x63hunk\x18\x01 \x01(\x0b\x32\x16.tts_api.v1.AudioChunk\"s\n\x1aStreamingSynthesizeRequest\x12-\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x1b.tts_api.v1.SynthesisConfigH\x00\x12\x0e\n\x04text\x18\x02 \x01(\tH\x00\x12\r\n\x05\x66lush\x18\x03 \x01(\x08\x42\x07\n\x05input\"X\n\x1bStreamingSynthesizeResponse\x12%\n\x05\x63hunk\x18\x01 \x01(\x0b\x32\x16.tts_api.v1.AudioChunk\x12\x12\n\nflush_done\x18\x02 \x01(\x08\"\x16\n\x14GetServerInfoRequest\"\xb7\x03\n\x15GetServerInfoResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12\x1f\n\x17model_sample_rate_hertz\x18\x02 \x01(\x05\x12\x16\n\x0e\x65ngine_version\x18\x03 \x01(\t\x12\x13\n\x0bonnxruntime\x18\x04 \x01(\t\x12\x1b\n\x13onnxruntime_version\x18\x05 \x01(\t\x12\x0f\n\x07\x65ngines\x18\x06 \x01(\x05\x12\x1a\n\x12threads_per_engine\x18\x07 \x01(\x05\x12\x16\n\x0emax_text_chars\x18\x08 \x01(\x05\x12\x1b\n\x13max_queued_requests\x18\t \x01(\x05\x12\x16\n\x0eserver_version\x18\n \x01(\t\x12&\n\x1estreaming_idle_timeout_seconds\x18\x0b \x01(\x01\x12\"\n\x1astreaming_max_wait_seconds\x18\x0c \x01(\x01\x12\x1b\n\x13solo_engine_threads\x18\r \x01(\x05\x12\x13\n\x0busable_cpus\x18\x0e \x01(\x05\x12\x16\n\x0epool_from_cpus\x18\x0f \x01(\x08\x12\x14\n\x0ctext_formats\x18\x10 \x03(\t*\xe6\x01\n\rAudioEncoding\x12\x1e\n\x1a\x41UDIO_ENCODING_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x41UDIO_ENCODING_PCM_S16LE\x10\x01\x12\x16\n\x12\x41UDIO_ENCODING_WAV\x10\x02\x12\x17\n\x13\x41UDIO_ENCODING_FLAC\x10\x03\x12\x1b\n\x17\x41UDIO_ENCODING_OGG_OPUS\x10\x04\x12\x16\n\x12\x41UDIO_ENCODING_MP3\x10\x05\x12\x18\n\x14\x41UDIO_ENCODING_MULAW\x10\x06\x12\x17\n\x13\x41UDIO_ENCODING_ALAW\x10\x07*u\n\x0bVoiceGender\x12\x1c\n\x18VOICE_GENDER_UNSPECIFIED\x10\x00\x12\x17\n\x13VOICE_GENDER_FEMALE\x10\x01\x12\x15\n\x11VOICE_GENDER_MALE\x10\x02\x12\x18\n\x14VOICE_GENDER_NEUTRAL\x10\x03\x32\xd2\x03\n\x13TextToSpeechService\x12K\n\nListVoices\x12\x1d.tts_api.v1.ListVoicesRequest\x1a\x1e.tts_api.v1.ListVoicesResponse\x12K\n\nSynthesize\x12\x1d.tts_api.v1.SynthesizeRequest\x1a\x1e.tts_api.v1.SynthesizeResponse\x12_\n\x10SynthesizeStream\x12#.tts_api.v1.SynthesizeStreamRequest\x1a$.tts_api.v1.SynthesizeStreamResponse0\x01\x12j\n\x13StreamingSynthesize\x12&.tts_api.v1.StreamingSynthesizeRequest\x1a\'.tts_api.v1.StreamingSynthesizeResponse(\x01\x30\x01\x12T\n\rGetServerInfo\x12 .tts_api.v1.GetServerInfoRequest\x1a!.tts_api.v1.GetServerInfoResponseB<\n\ntts_api.v1B\x08TtsProtoP\x01Z\"kokoro-tts/gen/go/tts_api/v1;ttsv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,10 +32,10 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'tts_api.v1.tts_pb2', _globa
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\ntts_api.v1B\010TtsProtoP\001Z\"kokoro-tts/gen/go/tts_api/v1;ttsv1'
-  _globals['_AUDIOENCODING']._serialized_start=2196
-  _globals['_AUDIOENCODING']._serialized_end=2426
-  _globals['_VOICEGENDER']._serialized_start=2428
-  _globals['_VOICEGENDER']._serialized_end=2545
+  _globals['_AUDIOENCODING']._serialized_start=2385
+  _globals['_AUDIOENCODING']._serialized_end=2615
+  _globals['_VOICEGENDER']._serialized_start=2617
+  _globals['_VOICEGENDER']._serialized_end=2734
   _globals['_LISTVOICESREQUEST']._serialized_start=36
   _globals['_LISTVOICESREQUEST']._serialized_end=78
   _globals['_LISTVOICESRESPONSE']._serialized_start=80
@@ -47,27 +47,29 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PRONUNCIATION']._serialized_start=595
   _globals['_PRONUNCIATION']._serialized_end=677
   _globals['_SYNTHESIZEREQUEST']._serialized_start=679
-  _globals['_SYNTHESIZEREQUEST']._serialized_end=757
-  _globals['_SYNTHESIZERESPONSE']._serialized_start=760
-  _globals['_SYNTHESIZERESPONSE']._serialized_end=953
-  _globals['_SYNTHESIZESTREAMREQUEST']._serialized_start=955
-  _globals['_SYNTHESIZESTREAMREQUEST']._serialized_end=1039
-  _globals['_TEXTSPAN']._serialized_start=1041
-  _globals['_TEXTSPAN']._serialized_end=1107
-  _globals['_WORDTIMING']._serialized_start=1109
-  _globals['_WORDTIMING']._serialized_end=1206
-  _globals['_AUDIOCHUNK']._serialized_start=1209
-  _globals['_AUDIOCHUNK']._serialized_end=1475
-  _globals['_SYNTHESIZESTREAMRESPONSE']._serialized_start=1477
-  _globals['_SYNTHESIZESTREAMRESPONSE']._serialized_end=1542
-  _globals['_STREAMINGSYNTHESIZEREQUEST']._serialized_start=1544
-  _globals['_STREAMINGSYNTHESIZEREQUEST']._serialized_end=1659
-  _globals['_STREAMINGSYNTHESIZERESPONSE']._serialized_start=1661
-  _globals['_STREAMINGSYNTHESIZERESPONSE']._serialized_end=1749
-  _globals['_GETSERVERINFOREQUEST']._serialized_start=1751
-  _globals['_GETSERVERINFOREQUEST']._serialized_end=1773
-  _globals['_GETSERVERINFORESPONSE']._serialized_start=1776
-  _globals['_GETSERVERINFORESPONSE']._serialized_end=2193
-  _globals['_TEXTTOSPEECHSERVICE']._serialized_start=2548
-  _globals['_TEXTTOSPEECHSERVICE']._serialized_end=3014
+  _globals['_SYNTHESIZEREQUEST']._serialized_end=771
+  _globals['_SYNTHESIZERESPONSE']._serialized_start=774
+  _globals['_SYNTHESIZERESPONSE']._serialized_end=1006
+  _globals['_SYNTHESIZESTREAMREQUEST']._serialized_start=1008
+  _globals['_SYNTHESIZESTREAMREQUEST']._serialized_end=1106
+  _globals['_TEXTSPAN']._serialized_start=1108
+  _globals['_TEXTSPAN']._serialized_end=1174
+  _globals['_WORDTIMING']._serialized_start=1176
+  _globals['_WORDTIMING']._serialized_end=1273
+  _globals['_AUDIOCHUNK']._serialized_start=1276
+  _globals['_AUDIOCHUNK']._serialized_end=1581
+  _globals['_MARKTIMING']._serialized_start=1583
+  _globals['_MARKTIMING']._serialized_end=1642
+  _globals['_SYNTHESIZESTREAMRESPONSE']._serialized_start=1644
+  _globals['_SYNTHESIZESTREAMRESPONSE']._serialized_end=1709
+  _globals['_STREAMINGSYNTHESIZEREQUEST']._serialized_start=1711
+  _globals['_STREAMINGSYNTHESIZEREQUEST']._serialized_end=1826
+  _globals['_STREAMINGSYNTHESIZERESPONSE']._serialized_start=1828
+  _globals['_STREAMINGSYNTHESIZERESPONSE']._serialized_end=1916
+  _globals['_GETSERVERINFOREQUEST']._serialized_start=1918
+  _globals['_GETSERVERINFOREQUEST']._serialized_end=1940
+  _globals['_GETSERVERINFORESPONSE']._serialized_start=1943
+  _globals['_GETSERVERINFORESPONSE']._serialized_end=2382
+  _globals['_TEXTTOSPEECHSERVICE']._serialized_start=2737
+  _globals['_TEXTTOSPEECHSERVICE']._serialized_end=3203
 # @@protoc_insertion_point(module_scope)

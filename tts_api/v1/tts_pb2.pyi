@@ -359,10 +359,22 @@ class SynthesizeRequest(_message.Message):
 
     TEXT_FIELD_NUMBER: _builtins.int
     CONFIG_FIELD_NUMBER: _builtins.int
+    SSML_FIELD_NUMBER: _builtins.int
     text: _builtins.str
     """The text to speak. Required: empty or whitespace-only text returns
     INVALID_ARGUMENT. At most the server's max_text_chars code points
     (GetServerInfo; default 5000), otherwise INVALID_ARGUMENT.
+    """
+    ssml: _builtins.str
+    """SSML to speak instead of `text`: a <speak> document with the elements
+    Google documents for its voices (docs/ssml.md lists each element,
+    attribute, value and limit). Give exactly one of `text` and `ssml`, else
+    INVALID_ARGUMENT. The limit of max_text_chars counts the text it speaks,
+    not its markup; the markup itself may be up to 8 times max_text_chars (at
+    least 65536 code points). Malformed XML, an unknown element or attribute,
+    a bad value, a DTD or an entity declaration return INVALID_ARGUMENT naming
+    `ssml` with the line and column or the element. Offsets in the answer
+    (TextSpan, WordTiming, MarkTiming) are code points of this document.
     """
     @_builtins.property
     def config(self) -> Global___SynthesisConfig:
@@ -373,10 +385,11 @@ class SynthesizeRequest(_message.Message):
         *,
         text: _builtins.str = ...,
         config: Global___SynthesisConfig | None = ...,
+        ssml: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["config", b"config"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["config", b"config", "text", b"text"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["config", b"config", "ssml", b"ssml", "text", b"text"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -394,6 +407,7 @@ class SynthesizeResponse(_message.Message):
     AUDIO_DURATION_SECONDS_FIELD_NUMBER: _builtins.int
     VOICE_FIELD_NUMBER: _builtins.int
     WORDS_FIELD_NUMBER: _builtins.int
+    MARKS_FIELD_NUMBER: _builtins.int
     audio: _builtins.bytes
     """The audio in `encoding`: a complete file for WAV, FLAC, OGG_OPUS and MP3;
     raw samples for PCM_S16LE, MULAW and ALAW.
@@ -414,6 +428,12 @@ class SynthesizeResponse(_message.Message):
         SynthesisConfig.enable_word_timings.
         """
 
+    @_builtins.property
+    def marks(self) -> _containers.RepeatedCompositeFieldContainer[Global___MarkTiming]:
+        """When the audio reaches each SSML <mark>, in document order; empty for
+        plain text.
+        """
+
     def __init__(
         self,
         *,
@@ -423,10 +443,11 @@ class SynthesizeResponse(_message.Message):
         audio_duration_seconds: _builtins.float = ...,
         voice: _builtins.str = ...,
         words: _abc.Iterable[Global___WordTiming] | None = ...,
+        marks: _abc.Iterable[Global___MarkTiming] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["audio", b"audio", "audio_duration_seconds", b"audio_duration_seconds", "encoding", b"encoding", "sample_rate_hertz", b"sample_rate_hertz", "voice", b"voice", "words", b"words"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["audio", b"audio", "audio_duration_seconds", b"audio_duration_seconds", "encoding", b"encoding", "marks", b"marks", "sample_rate_hertz", b"sample_rate_hertz", "voice", b"voice", "words", b"words"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -440,8 +461,13 @@ class SynthesizeStreamRequest(_message.Message):
 
     TEXT_FIELD_NUMBER: _builtins.int
     CONFIG_FIELD_NUMBER: _builtins.int
+    SSML_FIELD_NUMBER: _builtins.int
     text: _builtins.str
     """The text to speak, with the same rules as SynthesizeRequest.text."""
+    ssml: _builtins.str
+    """SSML to speak instead of `text`, with the same rules as
+    SynthesizeRequest.ssml. A <break> or <mark> ends a chunk.
+    """
     @_builtins.property
     def config(self) -> Global___SynthesisConfig:
         """How to speak and encode it. Unset means every default."""
@@ -451,10 +477,11 @@ class SynthesizeStreamRequest(_message.Message):
         *,
         text: _builtins.str = ...,
         config: Global___SynthesisConfig | None = ...,
+        ssml: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["config", b"config"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["config", b"config", "text", b"text"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["config", b"config", "ssml", b"ssml", "text", b"text"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -544,6 +571,7 @@ class AudioChunk(_message.Message):
     AUDIO_DURATION_SECONDS_FIELD_NUMBER: _builtins.int
     SEQUENCE_NUMBER_FIELD_NUMBER: _builtins.int
     WORDS_FIELD_NUMBER: _builtins.int
+    MARKS_FIELD_NUMBER: _builtins.int
     audio: _builtins.bytes
     """This piece's audio in `encoding`. The first chunk of a stream carries
     the container header for WAV, FLAC and OGG_OPUS.
@@ -570,6 +598,13 @@ class AudioChunk(_message.Message):
         SynthesisConfig.enable_word_timings.
         """
 
+    @_builtins.property
+    def marks(self) -> _containers.RepeatedCompositeFieldContainer[Global___MarkTiming]:
+        """The SSML <mark>s this chunk's audio reaches, in document order (a mark
+        comes with the chunk that starts, or the last chunk that ends, where it
+        stands); empty for plain text.
+        """
+
     def __init__(
         self,
         *,
@@ -581,14 +616,45 @@ class AudioChunk(_message.Message):
         audio_duration_seconds: _builtins.float = ...,
         sequence_number: _builtins.int = ...,
         words: _abc.Iterable[Global___WordTiming] | None = ...,
+        marks: _abc.Iterable[Global___MarkTiming] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["text_span", b"text_span"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["audio", b"audio", "audio_duration_seconds", b"audio_duration_seconds", "audio_offset_seconds", b"audio_offset_seconds", "encoding", b"encoding", "sample_rate_hertz", b"sample_rate_hertz", "sequence_number", b"sequence_number", "text_span", b"text_span", "words", b"words"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["audio", b"audio", "audio_duration_seconds", b"audio_duration_seconds", "audio_offset_seconds", b"audio_offset_seconds", "encoding", b"encoding", "marks", b"marks", "sample_rate_hertz", b"sample_rate_hertz", "sequence_number", b"sequence_number", "text_span", b"text_span", "words", b"words"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___AudioChunk: _TypeAlias = AudioChunk  # noqa: Y015
+
+@_typing.final
+class MarkTiming(_message.Message):
+    """When the audio reaches an SSML <mark name="...">."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    OFFSET_FIELD_NUMBER: _builtins.int
+    SECONDS_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """The mark's name, as written."""
+    offset: _builtins.int
+    """The mark's place in the SSML document, in code points."""
+    seconds: _builtins.float
+    """When the audio reaches it, in seconds from the start of the whole audio."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        offset: _builtins.int = ...,
+        seconds: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "offset", b"offset", "seconds", b"seconds"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MarkTiming: _TypeAlias = MarkTiming  # noqa: Y015
 
 @_typing.final
 class SynthesizeStreamResponse(_message.Message):
@@ -729,6 +795,7 @@ class GetServerInfoResponse(_message.Message):
     SOLO_ENGINE_THREADS_FIELD_NUMBER: _builtins.int
     USABLE_CPUS_FIELD_NUMBER: _builtins.int
     POOL_FROM_CPUS_FIELD_NUMBER: _builtins.int
+    TEXT_FORMATS_FIELD_NUMBER: _builtins.int
     model: _builtins.str
     """The speech model, e.g. "kokoro-82m-v1.0-int8"."""
     model_sample_rate_hertz: _builtins.int
@@ -778,6 +845,12 @@ class GetServerInfoResponse(_message.Message):
     solo engine of one thread per CPU, at most 4, none on 1 CPU); false when
     any of them was set explicitly.
     """
+    @_builtins.property
+    def text_formats(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The text formats every synthesis request takes: "text" and "ssml" (see
+        SynthesizeRequest.ssml). StreamingSynthesize takes plain text only.
+        """
+
     def __init__(
         self,
         *,
@@ -796,10 +869,11 @@ class GetServerInfoResponse(_message.Message):
         solo_engine_threads: _builtins.int = ...,
         usable_cpus: _builtins.int = ...,
         pool_from_cpus: _builtins.bool = ...,
+        text_formats: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["engine_version", b"engine_version", "engines", b"engines", "max_queued_requests", b"max_queued_requests", "max_text_chars", b"max_text_chars", "model", b"model", "model_sample_rate_hertz", b"model_sample_rate_hertz", "onnxruntime", b"onnxruntime", "onnxruntime_version", b"onnxruntime_version", "pool_from_cpus", b"pool_from_cpus", "server_version", b"server_version", "solo_engine_threads", b"solo_engine_threads", "streaming_idle_timeout_seconds", b"streaming_idle_timeout_seconds", "streaming_max_wait_seconds", b"streaming_max_wait_seconds", "threads_per_engine", b"threads_per_engine", "usable_cpus", b"usable_cpus"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["engine_version", b"engine_version", "engines", b"engines", "max_queued_requests", b"max_queued_requests", "max_text_chars", b"max_text_chars", "model", b"model", "model_sample_rate_hertz", b"model_sample_rate_hertz", "onnxruntime", b"onnxruntime", "onnxruntime_version", b"onnxruntime_version", "pool_from_cpus", b"pool_from_cpus", "server_version", b"server_version", "solo_engine_threads", b"solo_engine_threads", "streaming_idle_timeout_seconds", b"streaming_idle_timeout_seconds", "streaming_max_wait_seconds", b"streaming_max_wait_seconds", "text_formats", b"text_formats", "threads_per_engine", b"threads_per_engine", "usable_cpus", b"usable_cpus"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -35,6 +35,7 @@ from tts_service.calls.request import (
     build_settings,
     build_spec,
 )
+from tts_service.calls.ssml_request import build_ssml_spec
 from tts_service.errors import InvalidRequest, Unsupported
 from tts_service.language.front_end import FrontEnds
 from tts_service.language.sentences import Piece
@@ -91,6 +92,16 @@ class TimedWord:
 
 
 @dataclass(frozen=True)
+class TimedMark:
+    """An SSML `<mark>`: its name, its place in the call's text (code points) and when the
+    audio reaches it, in seconds of the call's audio."""
+
+    name: str
+    at: int
+    time_s: float
+
+
+@dataclass(frozen=True)
 class Chunk:
     """Encoded audio for one piece of text (or the encoder's tail, with no piece)."""
 
@@ -102,6 +113,7 @@ class Chunk:
     duration_s: float
     sequence: int
     words: tuple[TimedWord, ...] = ()
+    marks: tuple[TimedMark, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -113,6 +125,7 @@ class WholeAudio:
     sample_rate_hz: int
     duration_s: float
     words: tuple[TimedWord, ...]
+    marks: tuple[TimedMark, ...] = ()
 
 
 @dataclass
@@ -219,18 +232,18 @@ class SpeechCall:
 
     # Checking what was asked -------------------------------------------------------------
 
-    def accept(self, text: str, asked: AskedSettings, *, streaming: bool, dialect: Dialect
-               ) -> SynthesisSpec:
-        """The validated request: raises InvalidRequest or Unsupported, named as `dialect`
-        names the fields, before any engine work."""
+    def accept(self, text: str, asked: AskedSettings, *, streaming: bool, dialect: Dialect,
+               ssml: bool = False) -> SynthesisSpec:
+        """The validated request (`text` is an SSML document if `ssml`): raises InvalidRequest
+        or Unsupported, named as `dialect` names the fields, before any engine work."""
         self.record.text_chars = len(text)
         self.record.voice = asked.voice
         calls = self._calls
+        build = build_ssml_spec if ssml else build_spec
         with _named(dialect):
-            spec = build_spec(text, asked, streaming=streaming, catalog=calls.catalog,
-                              front_ends=calls.front_ends, limits=calls.limits,
-                              model_rate_hz=calls.sample_rate_hz,
-                              list_voices=dialect.list_voices)
+            spec = build(text, asked, streaming=streaming, catalog=calls.catalog,
+                         front_ends=calls.front_ends, limits=calls.limits,
+                         model_rate_hz=calls.sample_rate_hz, list_voices=dialect.list_voices)
             self._check_word_timings(spec)
         self.record.voice = spec.voice.name
         self.record.pieces_total = len(spec.pieces)
@@ -273,12 +286,14 @@ class SpeechCall:
         rate = self._calls.sample_rate_hz
         parts: list[np.ndarray] = []
         words: list[TimedWord] = []
+        marks: list[TimedMark] = []
         offset_s = 0.0
         async with contextlib.aclosing(self._speak(spec, spec.pieces, whole=True)) as spoken:
             async for piece in spoken:
                 assert isinstance(piece, SpokenPiece)
                 parts.append(piece.samples)
                 words += _timed_words(piece, offset_s, rate)
+                marks += _timed_marks(piece, offset_s, rate)
                 duration_s = len(piece.samples) / rate
                 offset_s += duration_s
                 self.record.chunk_sent(duration_s)
@@ -291,7 +306,7 @@ class SpeechCall:
 
         return WholeAudio(audio=await asyncio.to_thread(render), encoding=spec.encoding,
                           sample_rate_hz=spec.sample_rate_hz, duration_s=offset_s,
-                          words=tuple(words))
+                          words=tuple(words), marks=tuple(marks))
 
     @contextlib.asynccontextmanager
     async def live(self, settings: SynthesisSettings, inputs: AsyncIterator[TextInput]
@@ -396,7 +411,8 @@ class _ChunkWriter:
         data = await asyncio.to_thread(self._renderer.render, spoken.samples)
         duration_s = len(spoken.samples) / self._model_rate_hz
         chunk = self._chunk(data, spoken.piece, duration_s,
-                            _timed_words(spoken, self._offset_s, self._model_rate_hz))
+                            _timed_words(spoken, self._offset_s, self._model_rate_hz),
+                            _timed_marks(spoken, self._offset_s, self._model_rate_hz))
         self._record.chunk_sent(duration_s)
         self._offset_s += duration_s
         self._sequence += 1
@@ -405,24 +421,29 @@ class _ChunkWriter:
     async def finish(self) -> Chunk | None:
         """The encoder's trailing bytes, if it has any."""
         tail = await asyncio.to_thread(self._renderer.finish)
-        return self._chunk(tail, None, 0.0, ()) if tail else None
+        return self._chunk(tail, None, 0.0, (), ()) if tail else None
 
     def _chunk(self, data: bytes, piece: Piece | None, duration_s: float,
-               words: tuple[TimedWord, ...]) -> Chunk:
+               words: tuple[TimedWord, ...], marks: tuple[TimedMark, ...]) -> Chunk:
         return Chunk(audio=data, encoding=self._settings.encoding,
                      sample_rate_hz=self._settings.sample_rate_hz, piece=piece,
                      offset_s=self._offset_s, duration_s=duration_s, sequence=self._sequence,
-                     words=words)
+                     words=words, marks=marks)
 
 
 def _timed_words(spoken: SpokenPiece, offset_s: float, model_rate_hz: int
                  ) -> tuple[TimedWord, ...]:
     """The words spoken in one chunk that starts `offset_s` into the call's audio."""
-    piece = spoken.piece
     return tuple(TimedWord(
-        start=span.start, end=span.end,
-        text=piece.text[span.start - piece.start:span.end - piece.start],
+        start=span.start, end=span.end, text=span.text,
         start_s=offset_s + span.start_sample / model_rate_hz,
         end_s=offset_s + span.end_sample / model_rate_hz,
     ) for span in spoken.words)
+
+
+def _timed_marks(spoken: SpokenPiece, offset_s: float, model_rate_hz: int
+                 ) -> tuple[TimedMark, ...]:
+    """The caller's marks one chunk that starts `offset_s` into the call's audio reaches."""
+    return tuple(TimedMark(mark.name, mark.at, offset_s + mark.sample / model_rate_hz)
+                 for mark in spoken.marks)
 

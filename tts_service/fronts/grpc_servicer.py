@@ -15,7 +15,16 @@ from tts_service import __version__
 from tts_service.audio import encoding as audio
 from tts_service.calls.live_text import TextInput
 from tts_service.calls.request import AskedPronunciation, AskedSettings
-from tts_service.calls.speech_call import FLUSHED, Calls, Chunk, Dialect, SpeechCall, TimedWord
+from tts_service.calls.speech_call import (
+    FLUSHED,
+    Calls,
+    Chunk,
+    Dialect,
+    SpeechCall,
+    TimedMark,
+    TimedWord,
+)
+from tts_service.calls.ssml_request import TEXT_FORMATS
 from tts_service.errors import IdleTimeout, InvalidRequest
 from tts_service.fronts.grpc_outcomes import sent_request_id
 from tts_service.model.voices import Gender
@@ -113,8 +122,9 @@ class TextToSpeechServicer(tts_pb2_grpc.TextToSpeechServiceServicer):
     async def Synthesize(self, request: tts_pb2.SynthesizeRequest,
                          context: grpc.aio.ServicerContext) -> tts_pb2.SynthesizeResponse:
         async with self._call("Synthesize", context) as call:
-            spec = call.accept(request.text, _asked(request.config), streaming=False,
-                               dialect=DIALECT)
+            text, ssml = _text_of(request)
+            spec = call.accept(text, _asked(request.config), streaming=False,
+                               dialect=DIALECT, ssml=ssml)
             whole = await call.whole(spec)
             return tts_pb2.SynthesizeResponse(
                 audio=whole.audio,
@@ -123,14 +133,16 @@ class TextToSpeechServicer(tts_pb2_grpc.TextToSpeechServiceServicer):
                 audio_duration_seconds=whole.duration_s,
                 voice=spec.voice.name,
                 words=[_word(word) for word in whole.words],
+                marks=[_mark(mark) for mark in whole.marks],
             )
 
     async def SynthesizeStream(self, request: tts_pb2.SynthesizeStreamRequest,
                                context: grpc.aio.ServicerContext
                                ) -> AsyncIterator[tts_pb2.SynthesizeStreamResponse]:
         async with self._call("SynthesizeStream", context) as call:
-            spec = call.accept(request.text, _asked(request.config), streaming=True,
-                               dialect=DIALECT)
+            text, ssml = _text_of(request)
+            spec = call.accept(text, _asked(request.config), streaming=True,
+                               dialect=DIALECT, ssml=ssml)
             async with contextlib.aclosing(call.chunks(spec)) as chunks:
                 async for chunk in chunks:
                     yield tts_pb2.SynthesizeStreamResponse(chunk=_chunk(chunk))
@@ -192,6 +204,7 @@ class TextToSpeechServicer(tts_pb2_grpc.TextToSpeechServiceServicer):
                 solo_engine_threads=runtime.solo_engine_threads,
                 usable_cpus=runtime.usable_cpus,
                 pool_from_cpus=runtime.pool_from_cpus,
+                text_formats=list(TEXT_FORMATS),
             )
 
 
@@ -226,6 +239,7 @@ def _chunk(chunk: Chunk) -> tts_pb2.AudioChunk:
         audio_duration_seconds=chunk.duration_s,
         sequence_number=chunk.sequence,
         words=[_word(word) for word in chunk.words],
+        marks=[_mark(mark) for mark in chunk.marks],
     )
     if chunk.piece is not None:
         piece = chunk.piece
@@ -239,6 +253,18 @@ def _word(word: TimedWord) -> tts_pb2.WordTiming:
         text_span=tts_pb2.TextSpan(start_offset=word.start, end_offset=word.end,
                                    text=word.text),
         start_seconds=word.start_s, end_seconds=word.end_s)
+
+
+def _mark(mark: TimedMark) -> tts_pb2.MarkTiming:
+    return tts_pb2.MarkTiming(name=mark.name, offset=mark.at, seconds=mark.time_s)
+
+
+def _text_of(request: tts_pb2.SynthesizeRequest | tts_pb2.SynthesizeStreamRequest
+             ) -> tuple[str, bool]:
+    """The request's text or SSML (exactly one of them), and whether it is SSML."""
+    if request.text and request.ssml:
+        raise InvalidRequest("ssml", "give either text or ssml, not both")
+    return (request.ssml, True) if request.ssml else (request.text, False)
 
 
 async def _text_inputs(requests: AsyncIterator[tts_pb2.StreamingSynthesizeRequest],

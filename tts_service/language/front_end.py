@@ -19,6 +19,7 @@ from tts_service.language.lexicon import Overrides, Respeller
 from tts_service.language.normalizers import normalize
 from tts_service.language.sentence_rules import rules_for
 from tts_service.language.sentences import Piece, SplitPolicy, split_pieces
+from tts_service.language.ssml import Run
 
 NO_OVERRIDES = Overrides()  # never changed: a default shared by every front end
 
@@ -94,6 +95,23 @@ class FrontEnd:
         """Every step at once: what the model gets for the piece `text`."""
         spoken = self.spoken(text, normalized)
         return Utterance(spoken, self.phonemes(spoken))
+
+    def utterance_of(self, runs: Iterable[Run], normalized: bool = True) -> Utterance:
+        """What the model gets for a piece of SSML: each run through every step, except what
+        a run says already (a say-as reading is not normalized again; given phonemes replace
+        the G2P), joined in order."""
+        spoken: list[str] = []
+        phonemes: list[str] = []
+        for run in runs:
+            if run.phonemes:
+                said, symbols = run.text, run.phonemes
+            else:
+                said = self.spoken(run.text, normalized and run.normalize)
+                symbols = self.phonemes(said) if said.strip() else ""
+            spoken.append(said)
+            if symbols.strip():
+                phonemes.append(symbols.strip())
+        return Utterance("".join(spoken), " ".join(phonemes))
 
 
 class FrontEnds:

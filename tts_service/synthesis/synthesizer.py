@@ -1,5 +1,10 @@
 """Turns validated text into speech, piece by piece: each piece through its language's front end,
-then from the audio cache or on the scheduler's engines."""
+then from the audio cache or on the scheduler's engines.
+
+A call's pieces are spoken with the call's `Voicing`, except the pieces SSML directs: a
+`StyledPiece` brings its own (voice, speed, language, loudness, given phonemes) and a
+`PausePiece` is silence; both may carry the caller's marks, timed where the audio reaches them.
+"""
 
 from __future__ import annotations
 
@@ -12,9 +17,10 @@ from typing import TypeVar
 
 import numpy as np
 
-from tts_service.audio.word_timing import PieceTimer, TimedSpan
+from tts_service.audio.word_timing import PieceTimer
 from tts_service.language.front_end import FrontEnd, Utterance
 from tts_service.language.sentences import Piece
+from tts_service.language.ssml import Run
 from tts_service.synthesis.audio_cache import AudioCache, AudioKey
 from tts_service.synthesis.engine import Engine, Sentence
 from tts_service.synthesis.scheduler import ADMITTED, Admitted, OnChunk, Scheduler
@@ -23,16 +29,79 @@ M = TypeVar("M")
 
 
 @dataclass(frozen=True)
+class WordSpan:
+    """A word of the request: as written in the piece, where it stands in the caller's text
+    (code points, `[start, end)`), and its samples in one chunk."""
+
+    text: str
+    start: int
+    end: int
+    start_sample: int
+    end_sample: int
+
+
+@dataclass(frozen=True)
+class MarkAt:
+    """A caller's mark (SSML `<mark>`): its name, its offset in the caller's text, and the
+    sample of one chunk where the audio reaches it."""
+
+    name: str
+    at: int
+    sample: int
+
+
+@dataclass(frozen=True)
 class SpokenPiece:
     """Audio for (part of) one piece: float32 mono samples at the engine's rate.
 
-    `words` (timed requests only) are the spans of the request text spoken in `samples`, in
-    offsets of the whole request text and samples of this chunk.
+    `words` (timed requests only) are the words of the request spoken in `samples`; `marks`
+    the caller's marks this chunk reaches.
     """
 
     piece: Piece
     samples: np.ndarray
-    words: tuple[TimedSpan, ...] = ()
+    words: tuple[WordSpan, ...] = ()
+    marks: tuple[MarkAt, ...] = ()
+
+
+@dataclass(frozen=True)
+class Voicing:
+    """How a call's pieces are spoken (a StyledPiece's own, for SSML)."""
+
+    speaker_id: int
+    speed: float
+    front_end: FrontEnd
+    normalize: bool  # read numbers, amounts and dates as words first
+    timed: bool  # each chunk carries the words it speaks
+
+
+@dataclass(frozen=True, eq=False, kw_only=True)
+class DirectedPiece(Piece):
+    """A piece of an SSML call: the marks (name, offset in the caller's text) reached just
+    before and just after its audio."""
+
+    marks_before: tuple[tuple[str, int], ...] = ()
+    marks_after: tuple[tuple[str, int], ...] = ()
+
+
+@dataclass(frozen=True, eq=False, kw_only=True)
+class StyledPiece(DirectedPiece):
+    """Text SSML directs: `text` is what is read, `start`/`end` the part of the caller's text
+    it stands for, `runs` the SSML runs it is made of (clipped to it: their texts joined are
+    `text`) and `starts`/`ends` each of its characters' place in the caller's text."""
+
+    voicing: Voicing
+    gain_db: float
+    runs: tuple[Run, ...]
+    starts: tuple[int, ...]
+    ends: tuple[int, ...]
+
+
+@dataclass(frozen=True, eq=False, kw_only=True)
+class PausePiece(DirectedPiece):
+    """An SSML `<break>`: this many samples of silence (at the engine's rate)."""
+
+    samples: int
 
 
 @dataclass(frozen=True, eq=False)
@@ -40,20 +109,10 @@ class _Prepared(Piece):
     """A piece through its front end: what the model gets, and its audio if remembered."""
 
     original: Piece  # as the caller's call cut it: what SpokenPiece names
+    voicing: Voicing  # the call's, or the piece's own
     utterance: Utterance
     key: AudioKey
     made: tuple[Sentence, ...] | None
-
-
-@dataclass(frozen=True)
-class Voicing:
-    """How one call's pieces are spoken: the same for all of them."""
-
-    speaker_id: int
-    speed: float
-    front_end: FrontEnd
-    normalize: bool  # read numbers, amounts and dates as words first
-    timed: bool  # each chunk carries the words it speaks
 
 
 class Synthesizer:
@@ -90,7 +149,7 @@ class Synthesizer:
         # The words of each started piece's chunks, in the order the chunks were made. The
         # scheduler hands a piece's chunks back in that same order, so each chunk takes the
         # first entry of its piece; keyed by identity, as the scheduler keeps the very objects.
-        words: dict[int, deque[tuple[TimedSpan, ...]]] = {}
+        words: dict[int, deque[_Timed]] = {}
         source: AsyncIterable[Piece | M]
         if isinstance(pieces, Sequence):
             ready: list[_Prepared] = []
@@ -103,8 +162,7 @@ class Synthesizer:
                     yield ADMITTED
                 for piece in ready:
                     for samples in self._replay(piece, voicing, words):
-                        yield SpokenPiece(piece.original, samples,
-                                          words[id(piece)].popleft())
+                        yield _spoken(piece, samples, words[id(piece)].popleft())
                 return
             source = self._prepared(ready, pieces[len(ready):], voicing)
         else:
@@ -119,6 +177,7 @@ class Synthesizer:
             assert isinstance(piece, _Prepared)
             passed = _passing(piece, voicing.timed, words.setdefault(id(piece), deque()),
                               on_chunk)
+            spoken = piece.voicing
             made: list[Sentence] = []
 
             def on_sentence(sentence: Sentence) -> bool:
@@ -126,7 +185,7 @@ class Synthesizer:
                 return passed(sentence)
 
             # Timed whenever the engines can, so that a remembered piece serves timed calls.
-            engine.speak(piece.utterance, voicing.speaker_id, voicing.speed, on_sentence,
+            engine.speak(piece.utterance, spoken.speaker_id, spoken.speed, on_sentence,
                          timed=self.times_words)
             if made and made[-1].last:  # said to the end, not stopped early
                 self.cache.put(piece.key, made, timed=self.times_words)
@@ -138,16 +197,24 @@ class Synthesizer:
                     yield item
                     continue
                 piece, samples = item
-                queued = words.get(id(piece))
-                original = piece.original if isinstance(piece, _Prepared) else piece
-                yield SpokenPiece(original, samples, queued.popleft() if queued else ())
+                assert isinstance(piece, _Prepared)
+                yield _spoken(piece, samples, words[id(piece)].popleft())
 
     async def _prepare(self, piece: Piece, voicing: Voicing) -> _Prepared:
-        # Off the event loop: G2P takes milliseconds, and seconds when it loads on first use.
-        utterance = await asyncio.to_thread(voicing.front_end.utterance, piece.text,
-                                            voicing.normalize)
+        if isinstance(piece, PausePiece):  # silence: made already, never cached
+            silence = Sentence(np.zeros(piece.samples, np.float32), (), last=True)
+            return _Prepared(piece.start, piece.end, piece.text, piece, voicing,
+                             Utterance("", ""), AudioKey("", -1, 0.0, ""), (silence,))
+        if isinstance(piece, StyledPiece):
+            voicing = piece.voicing
+            # Off the event loop: G2P takes milliseconds, and seconds when it loads on first use.
+            utterance = await asyncio.to_thread(voicing.front_end.utterance_of, piece.runs,
+                                                voicing.normalize)
+        else:
+            utterance = await asyncio.to_thread(voicing.front_end.utterance, piece.text,
+                                                voicing.normalize)
         key = AudioKey(utterance.phonemes, voicing.speaker_id, voicing.speed, self._model)
-        return _Prepared(piece.start, piece.end, piece.text, piece, utterance, key,
+        return _Prepared(piece.start, piece.end, piece.text, piece, voicing, utterance, key,
                          self.cache.get(key, timed=voicing.timed))
 
     async def _prepared(self, ready: list[_Prepared], rest: Sequence[Piece] | AsyncIterable[
@@ -163,7 +230,7 @@ class Synthesizer:
             yield await self._prepare(item, voicing) if isinstance(item, Piece) else item
 
     def _replay(self, piece: _Prepared, voicing: Voicing,
-                words: dict[int, deque[tuple[TimedSpan, ...]]]) -> list[np.ndarray]:
+                words: dict[int, deque[_Timed]]) -> list[np.ndarray]:
         """A remembered piece's chunks, its words queued as if an engine had just made them."""
         assert piece.made is not None
         chunks: list[np.ndarray] = []
@@ -178,17 +245,48 @@ class Synthesizer:
         return chunks
 
 
-def _passing(piece: _Prepared, timed: bool, words: deque[tuple[TimedSpan, ...]],
+# What each chunk of a piece carries besides its samples: its words and the marks it reaches.
+_Timed = tuple[tuple[WordSpan, ...], tuple[MarkAt, ...]]
+
+
+def _spoken(piece: _Prepared, samples: np.ndarray, timed: _Timed) -> SpokenPiece:
+    """One chunk of a piece as the caller gets it, louder or softer if SSML asked."""
+    original = piece.original
+    if isinstance(original, StyledPiece) and original.gain_db:
+        samples = samples * np.float32(10 ** (original.gain_db / 20))
+    return SpokenPiece(original, samples, *timed)
+
+
+def _source_span(piece: Piece, start: int, end: int) -> tuple[int, int]:
+    """Where `piece.text[start:end]` stands in the caller's text."""
+    if isinstance(piece, StyledPiece):
+        return piece.starts[start], piece.ends[end - 1]
+    return piece.start + start, piece.start + end
+
+
+def _passing(piece: _Prepared, timed: bool, queue: deque[_Timed],
              on_chunk: OnChunk) -> Callable[[Sentence], bool]:
-    """Passes each sentence's samples on, its words (spans of the request text) queued first
-    (empty when the call is not timed)."""
+    """Passes each sentence's samples on, its words (timed calls only) and marks queued first."""
+    original = piece.original
     timer = PieceTimer(piece.text, piece.utterance.text)
+    first = True
 
     def on_sentence(sentence: Sentence) -> bool:
-        words.append(tuple(
-            TimedSpan(piece.start + span.start, piece.start + span.end, span.start_sample,
-                      span.end_sample)
-            for span in timer.take(sentence.words, sentence.last)) if timed else ())
+        nonlocal first
+        words = tuple(
+            WordSpan(piece.text[span.start:span.end], *_source_span(original, span.start,
+                                                                     span.end),
+                     span.start_sample, span.end_sample)
+            for span in timer.take(sentence.words, sentence.last)) if timed else ()
+        marks: list[MarkAt] = []
+        if isinstance(original, DirectedPiece):
+            if first:
+                marks += (MarkAt(name, at, 0) for name, at in original.marks_before)
+            if sentence.last:
+                marks += (MarkAt(name, at, len(sentence.samples))
+                          for name, at in original.marks_after)
+        first = False
+        queue.append((words, tuple(marks)))
         return on_chunk(sentence.samples)
 
     return on_sentence

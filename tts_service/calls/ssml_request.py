@@ -1,0 +1,152 @@
+"""Checks an SSML request and turns it into directed pieces, before any work.
+
+The document is read by language/ssml.py; here each of its stretches gets the voicing it asks
+for (a voice, a speed, a language's front end, a loudness), is cut into pieces by that
+language's rules like plain text, and keeps, character by character, its place in the
+caller's SSML: word timings and marks point into the source the caller wrote.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from tts_service.calls.request import (
+    MAX_SPEED,
+    MIN_SPEED,
+    AskedSettings,
+    Limits,
+    SynthesisSettings,
+    SynthesisSpec,
+    build_settings,
+    check_text,
+    check_text_length,
+)
+from tts_service.errors import InvalidRequest
+from tts_service.language.front_end import FrontEnds
+from tts_service.language.sentences import Piece, SplitPolicy
+from tts_service.language.ssml import Document, MarkPoint, Pause, Run, Speech, SsmlError, parse
+from tts_service.model.voices import VoiceCatalog
+from tts_service.synthesis.synthesizer import DirectedPiece, PausePiece, StyledPiece, Voicing
+
+TEXT_FORMATS = ("text", "ssml")  # what a synthesis request's text may be written in
+FIELD = "ssml"  # the domain's name for the request's SSML; each front names it its own way
+# Markup may wrap the text several times over (a say-as around each number, a mark before
+# each word) but is bounded before it is parsed, like the text.
+MARKUP_PER_TEXT_CHAR = 8
+MIN_MARKUP_CHARS = 64 * 1024
+
+
+def max_ssml_chars(limits: Limits) -> int:
+    """The longest SSML source read: markup is bounded, the spoken text is counted apart."""
+    return max(MIN_MARKUP_CHARS, MARKUP_PER_TEXT_CHAR * limits.max_text_chars)
+
+
+def build_ssml_spec(source: str, asked: AskedSettings, *, streaming: bool,
+                    catalog: VoiceCatalog, front_ends: FrontEnds, limits: Limits,
+                    model_rate_hz: int, list_voices: str) -> SynthesisSpec:
+    """Validates the settings and the document (limits count the text it speaks, not its
+    markup); raises InvalidRequest naming `ssml` with the line and column or the element."""
+    if not source.strip():
+        raise InvalidRequest(FIELD, "ssml is empty: give a <speak> document")
+    check_text(source)
+    settings = build_settings(asked, streaming=streaming, catalog=catalog, front_ends=front_ends,
+                              model_rate_hz=model_rate_hz, list_voices=list_voices)
+
+    def check_voice(name: str) -> str | None:
+        if catalog.get(name) is None:
+            return f"unknown voice {name!r}: {list_voices} shows the {len(catalog)} voices"
+        return None
+
+    try:
+        document = parse(source, settings.front_end.language, symbols=front_ends.symbols,
+                         check_voice=check_voice, max_source_chars=max_ssml_chars(limits))
+    except SsmlError as err:
+        raise InvalidRequest(FIELD, f"ssml: {err}") from None
+    check_text_length(document.spoken_chars, limits)
+    pieces = _pieces(document, settings, catalog, front_ends, model_rate_hz,
+                     limits.stream_split if streaming else limits.unary_split)
+    if not any(isinstance(piece, StyledPiece) for piece in pieces):
+        raise InvalidRequest(FIELD, "ssml has no letters or digits to speak")
+    return SynthesisSpec(**vars(settings), text=source, pieces=tuple(pieces))
+
+
+def _pieces(document: Document, settings: SynthesisSettings, catalog: VoiceCatalog,
+            front_ends: FrontEnds, model_rate_hz: int, policy: SplitPolicy) -> list[DirectedPiece]:
+    """The document's pieces in order; each mark goes on the piece after it (or, at the end,
+    on the last piece), so it is reached where that piece's audio starts (or ends)."""
+    pieces: list[DirectedPiece] = []
+    marks: list[tuple[str, int]] = []
+    for item in document.items:
+        if isinstance(item, MarkPoint):
+            marks.append((item.name, item.at))
+            continue
+        if isinstance(item, Pause):
+            made: list[DirectedPiece] = [PausePiece(
+                item.at, item.at, "", samples=round(item.seconds * model_rate_hz))]
+        else:
+            made = list(_styled(item, settings, catalog, front_ends, policy))
+        if made and marks:
+            made[0] = _with_marks(made[0], before=tuple(marks))
+            marks = []
+        pieces += made
+    if marks and pieces:
+        pieces[-1] = _with_marks(pieces[-1], after=tuple(marks))
+    return pieces
+
+
+def _with_marks(piece: DirectedPiece, before: tuple[tuple[str, int], ...] = (),
+                after: tuple[tuple[str, int], ...] = ()) -> DirectedPiece:
+    fields = dict(vars(piece))
+    fields["marks_before"] = piece.marks_before + before
+    fields["marks_after"] = piece.marks_after + after
+    return type(piece)(**fields)
+
+
+def _styled(speech: Speech, settings: SynthesisSettings, catalog: VoiceCatalog,
+            front_ends: FrontEnds, policy: SplitPolicy) -> Iterator[StyledPiece]:
+    """One stretch of one style, cut into pieces by its language's rules."""
+    style = speech.style
+    at = speech.runs[0].start
+    voice = catalog.get(style.voice) if style.voice else settings.voice
+    assert voice is not None  # the parser checked the name
+    speed = settings.speed * style.rate
+    if not MIN_SPEED <= speed <= MAX_SPEED:
+        raise InvalidRequest(FIELD, f"ssml: at offset {at}, a rate of {style.rate:g} times the "
+                             f"call's speed {settings.speed:g} is {speed:g}, outside "
+                             f"[{MIN_SPEED}, {MAX_SPEED}]")
+    # The call's front end carries its own pronunciations, in the call's language.
+    front_end = (settings.front_end if style.language == settings.front_end.language
+                 else front_ends[style.language])
+    voicing = Voicing(voice.speaker_id, speed, front_end, settings.normalize,
+                      timed=settings.word_timings)
+    text = "".join(run.text for run in speech.runs)
+    starts: list[int] = []
+    ends: list[int] = []
+    for run in speech.runs:
+        if run.exact:
+            starts += range(run.start, run.end)
+            ends += range(run.start + 1, run.end + 1)
+        else:
+            starts += [run.start] * len(run.text)
+            ends += [run.end] * len(run.text)
+    for piece in front_end.pieces(text, policy):
+        yield StyledPiece(
+            starts[piece.start], ends[piece.end - 1], piece.text, voicing=voicing,
+            gain_db=style.volume_db, runs=tuple(_clip(speech.runs, piece)),
+            starts=tuple(starts[piece.start:piece.end]), ends=tuple(ends[piece.start:piece.end]))
+
+
+def _clip(runs: tuple[Run, ...], piece: Piece) -> Iterator[Run]:
+    """The runs' parts inside the piece, in order: their texts joined are the piece's."""
+    offset = 0
+    for run in runs:
+        start, end = max(piece.start, offset), min(piece.end, offset + len(run.text))
+        if start < end:
+            part = run.text[start - offset:end - offset]
+            if run.exact:
+                yield Run(part, run.start + start - offset, run.start + end - offset,
+                          phonemes=run.phonemes, normalize=run.normalize)
+            else:
+                yield Run(part, run.start, run.end, exact=False, phonemes=run.phonemes,
+                          normalize=run.normalize)
+        offset += len(run.text)

@@ -57,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
         "  echo 'Read from stdin.' | tts-grpc-client -\n"
         "  some-llm-command | tts-grpc-client --live\n"
         "  tts-grpc-client --output hello.wav \"Saved, not played.\"\n"
+        "  tts-grpc-client --ssml '<speak>Wait<break time=\"1s\"/>now.</speak>'\n"
+        "  tts-grpc-client --file talk.ssml\n"
         "  tts-grpc-client --list-voices\n\n"
         "exit status: 0 on success, 1 on any failure (the message says why; --debug adds\n"
         "the traceback of an unforeseen one), 2 for bad arguments, 130 when interrupted\n"
@@ -65,6 +67,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("text", nargs="?", metavar="TEXT",
                         help="text to speak; '-' or no argument with piped input reads stdin")
+    parser.add_argument("--file", type=Path, metavar="FILE",
+                        help="speak the text of FILE (UTF-8); a .ssml file is read as SSML")
+    parser.add_argument("--ssml", action="store_true",
+                        help="the text is an SSML <speak> document: pauses, say-as, phonemes, "
+                        "voices and languages (the server's docs/ssml.md)")
     parser.add_argument("--live", action="store_true",
                         help="speak standard input while it is still being written (e.g. an "
                         "LLM's answer piped in): each sentence plays as soon as it is complete")
@@ -164,7 +171,14 @@ def connect(args: argparse.Namespace) -> TtsClient:
 
 
 def read_text(args: argparse.Namespace, stdin: IO[str]) -> str:
-    if args.text == "-" or (args.text is None and not stdin.isatty()):
+    if args.file is not None:
+        if args.text is not None:
+            raise CliError("give the text either as TEXT or with --file, not both")
+        try:
+            text = args.file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as err:
+            raise CliError(f"cannot read {args.file}: {err}") from err
+    elif args.text == "-" or (args.text is None and not stdin.isatty()):
         text = stdin.read()
     elif args.text is None:
         raise CliError("no text given: pass it as an argument, or pipe it in (or use '-')")
@@ -229,8 +243,9 @@ async def speak(args: argparse.Namespace, text: str | None) -> None:
     def audio(client: TtsClient) -> AsyncGenerator[tts_pb2.AudioChunk, None]:
         if live_input is None:
             assert text is not None
-            return client.synthesize_stream(
-                tts_pb2.SynthesizeStreamRequest(text=text, config=config))
+            request = (tts_pb2.SynthesizeStreamRequest(ssml=text, config=config) if is_ssml(args)
+                       else tts_pb2.SynthesizeStreamRequest(text=text, config=config))
+            return client.synthesize_stream(request)
         return _chunks(client.streaming_synthesize(config, live_input.requests()))
     words: list[tts_pb2.WordTiming] = []
 
@@ -381,14 +396,23 @@ def _finish(player: StreamPlayer) -> None:
         raise CliError(f"playback failed: {err}") from err
 
 
+def is_ssml(args: argparse.Namespace) -> bool:
+    """Whether the text is SSML: --ssml, or a .ssml --file."""
+    return bool(args.ssml or (args.file is not None and args.file.suffix.lower() == ".ssml"))
+
+
 async def run(args: argparse.Namespace) -> None:
     if args.list_voices:
         async with connect(args) as client:
             _print_voices(await client.list_voices())
         return
     if args.live:
-        if args.text not in (None, "-"):
-            raise CliError("--live speaks standard input: leave out TEXT (or give '-')")
+        if args.text not in (None, "-") or args.file is not None:
+            raise CliError("--live speaks standard input: leave out TEXT and --file (or give "
+                           "'-')")
+        if args.ssml:
+            raise CliError("--live speaks plain text as it is written; SSML is read whole: "
+                           "leave out --live")
         await speak(args, None)
         return
     text = read_text(args, sys.stdin)

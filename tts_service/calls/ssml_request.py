@@ -8,8 +8,10 @@ caller's SSML: word timings and marks point into the source the caller wrote.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+from collections.abc import AsyncIterator, Iterator
 
+from tts_service.calls.live_text import TextInput
 from tts_service.calls.request import (
     MAX_SPEED,
     MIN_SPEED,
@@ -21,7 +23,7 @@ from tts_service.calls.request import (
     check_text,
     check_text_length,
 )
-from tts_service.errors import InvalidRequest
+from tts_service.errors import IdleTimeout, InvalidRequest
 from tts_service.language.front_end import FrontEnds
 from tts_service.language.sentences import Piece, SplitPolicy
 from tts_service.language.ssml import Document, MarkPoint, Pause, Run, Speech, SsmlError, parse
@@ -39,6 +41,31 @@ MIN_MARKUP_CHARS = 64 * 1024
 def max_ssml_chars(limits: Limits) -> int:
     """The longest SSML source read: markup is bounded, the spoken text is counted apart."""
     return max(MIN_MARKUP_CHARS, MARKUP_PER_TEXT_CHAR * limits.max_text_chars)
+
+
+async def next_document(inputs: AsyncIterator[TextInput], limits: Limits) -> tuple[str, bool]:
+    """SSML sent over time (a WebSocket's text messages, Wyoming's chunks), joined up to the
+    next flush or the end: the document, and whether the input has ended. A document is read
+    only once it is whole; waiting for it is bounded like live text (idle timeout, size)."""
+    limit = max_ssml_chars(limits)
+    parts: list[str] = []
+    size = 0
+    while True:
+        try:
+            async with asyncio.timeout(limits.idle_timeout_s):
+                text = await anext(inputs, None)
+        except TimeoutError:
+            raise IdleTimeout(f"no text for {limits.idle_timeout_s:g} s: send the rest of the "
+                              "SSML document and end it") from None
+        if text is None:
+            return "".join(parts), True
+        parts.append(text.text)
+        size += len(text.text)
+        if size > limit:
+            raise InvalidRequest(FIELD, f"the SSML document is over {limit} characters: end "
+                                 "each document sooner")
+        if text.flush:
+            return "".join(parts), False
 
 
 def build_ssml_spec(source: str, asked: AskedSettings, *, streaming: bool,

@@ -70,7 +70,12 @@ class SpeechFields(_Body):
     """What every speech request says: the text, the voice and how to read and encode it."""
 
     model: Model = Field(description="Any of these names: all are Kokoro-82M here")
-    input: str = Field(description="The text to speak (at most the server's --max-text-chars)")
+    input: str = Field(description="The text to speak (at most the server's --max-text-chars)"
+                       ", or an SSML <speak> document with input_format 'ssml'")
+    input_format: Literal["text", "ssml"] = Field(
+        "text", description="An extension: 'ssml' reads `input` as SSML (docs/ssml.md): "
+        "pauses, say-as, phonemes, voices, languages and marks; offsets in the answer are code "
+        "points of the document")
     voice: str | VoiceObject = Field(
         "", description="A voice from GET /v1/audio/voices or one of OpenAI's names (alloy, "
         "ash, ...); empty: the server's default voice")
@@ -124,6 +129,14 @@ class WordTimestamp(BaseModel):
                           "text_end] == word")
 
 
+class MarkTimestamp(BaseModel):
+    """An SSML <mark>: when the audio reaches it, and where it is in the input."""
+
+    name: str = Field(description="The mark's name, as written")
+    time: float = Field(description="Seconds into the audio")
+    text_offset: int = Field(description="Its place in `input`, in code points")
+
+
 class CaptionedSpeechResponse(BaseModel):
     """Kokoro-FastAPI's captioned speech answer, with the audio's rate and duration."""
 
@@ -132,6 +145,8 @@ class CaptionedSpeechResponse(BaseModel):
     sample_rate: int = Field(description="Samples per second of the audio")
     duration: float = Field(description="Seconds of audio")
     timestamps: list[WordTimestamp] = Field(description="The words, in the order spoken")
+    marks: list[MarkTimestamp] = Field(description="The SSML marks reached, in order (none "
+                                       "for plain text)")
 
 
 class ErrorDetail(BaseModel):

@@ -30,13 +30,22 @@ from tts_service.audio import captions
 from tts_service.audio import encoding as audio
 from tts_service.calls.outcomes import Code, Outcome
 from tts_service.calls.request import AskedSettings, SynthesisSpec
-from tts_service.calls.speech_call import Calls, Chunk, Dialect, SpeechCall, TimedWord, log_value
+from tts_service.calls.speech_call import (
+    Calls,
+    Chunk,
+    Dialect,
+    SpeechCall,
+    TimedMark,
+    TimedWord,
+    log_value,
+)
 from tts_service.errors import CallerGone, InvalidRequest, Unauthenticated
 from tts_service.fronts.http_bodies import (
     MODELS,
     RESPONSE_FORMATS,
     CaptionedSpeechRequest,
     CaptionedSpeechResponse,
+    MarkTimestamp,
     Operation,
     SpeechFields,
     SpeechRequest,
@@ -81,7 +90,7 @@ _HTTP_STATUS = {
     Code.INTERNAL: (500, "server_error"),
 }
 # OpenAI's names for the request's fields.
-DIALECT = Dialect(fields={"text": "input", "encoding": "response_format"},
+DIALECT = Dialect(fields={"text": "input", "ssml": "input", "encoding": "response_format"},
                   list_voices="GET /v1/audio/voices")
 _UNAUTHORIZED = ("missing or wrong bearer token: send the header 'Authorization: Bearer "
                  "<token>' (the OpenAI SDKs send their api_key that way)")
@@ -105,6 +114,12 @@ def word_json(word: TimedWord) -> dict[str, Any]:
     points) and its start and end in the call's audio (seconds)."""
     return {"word": word.text, "start": word.start, "end": word.end,
             "start_s": round(word.start_s, 3), "end_s": round(word.end_s, 3)}
+
+
+def mark_json(mark: TimedMark) -> dict[str, Any]:
+    """An SSML mark as the SSE stream and the WebSocket send it: its name, its place in the
+    input (code points) and when the audio reaches it (seconds)."""
+    return {"name": mark.name, "offset": mark.at, "time_s": round(mark.time_s, 3)}
 
 
 def error_response(outcome: Outcome, request_id: str) -> JSONResponse:
@@ -164,7 +179,8 @@ def _accept(call: SpeechCall, asked: SpeechFields, *, word_timings: bool, stream
                              language=getattr(asked, language_field),
                              pronunciations=asked_pronunciations(asked.pronunciations))
     dialect = replace(DIALECT, fields={**DIALECT.fields, "language_code": language_field})
-    return call.accept(asked.input, settings, streaming=streaming, dialect=dialect)
+    return call.accept(asked.input, settings, streaming=streaming, dialect=dialect,
+                       ssml=asked.input_format == "ssml")
 
 
 class HttpApi:
@@ -297,6 +313,8 @@ class HttpApi:
             timestamps=[WordTimestamp(word=word.text, start_time=round(word.start_s, 3),
                                       end_time=round(word.end_s, 3), text_start=word.start,
                                       text_end=word.end) for word in whole.words],
+            marks=[MarkTimestamp(name=mark.name, time=round(mark.time_s, 3),
+                                 text_offset=mark.at) for mark in whole.marks],
         ).model_dump(), headers=headers)
 
     def _authorize(self, request: Request) -> None:
@@ -351,6 +369,9 @@ class HttpApi:
                     if chunk.words and speech.sse:
                         yield _sse_event({"type": "speech.audio.words",
                                           "words": [word_json(word) for word in chunk.words]})
+                    if chunk.marks and speech.sse:
+                        yield _sse_event({"type": "speech.audio.marks",
+                                          "marks": [mark_json(mark) for mark in chunk.marks]})
                     if chunk.audio:
                         yield frame(chunk.audio)
                     chunk = await anext(chunks, None)

@@ -29,13 +29,15 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketDiscon
 from tts_service.calls.live_text import TextInput
 from tts_service.calls.outcomes import Code, Outcome
 from tts_service.calls.request import AskedSettings, pronunciations_from_json
-from tts_service.calls.speech_call import FLUSHED, CallFailed, Calls, Chunk, Dialect
+from tts_service.calls.speech_call import FLUSHED, CallFailed, Calls, Chunk, Dialect, SpeechCall
+from tts_service.calls.ssml_request import TEXT_FORMATS, next_document
 from tts_service.errors import CallerGone, IdleTimeout, InvalidRequest, Unauthenticated
 from tts_service.fronts.http_routes import (
     FORMATS,
     OPENAI_VOICES,
     http_status,
     json_field,
+    mark_json,
     word_json,
 )
 from tts_service.fronts.in_flight import InFlight
@@ -45,7 +47,7 @@ PATH = "/v1/tts/ws"
 PROTOCOL = "websocket"
 # Named after the gRPC method of the same kind (text streamed in), for the log and metrics.
 METHOD = "StreamingSynthesize"
-DIALECT = Dialect(fields={"text": "text", "encoding": "response_format",
+DIALECT = Dialect(fields={"text": "text", "ssml": "text", "encoding": "response_format",
                           "sample_rate_hz": "sample_rate", "language_code": "language"},
                   list_voices="GET /v1/audio/voices")
 _CLOSE_OK = 1000
@@ -72,28 +74,57 @@ class LiveSpeech:
                 with self.in_flight.call():
                     config = await self._config(socket)
                     self._authorize(websocket, config)
-                    settings = call.accept_settings(_asked(config), dialect=DIALECT)
-                    async with call.live(settings, socket.texts()) as spoken:
-                        await socket.send({
-                            "type": "ready", "request_id": call.request_id,
-                            "voice": settings.voice.name,
-                            "response_format": config.get("response_format", "pcm"),
-                            "sample_rate": settings.sample_rate_hz})
-                        async for item in spoken:
-                            if item is FLUSHED:
-                                await socket.send({"type": "flushed"})
-                            else:
-                                assert isinstance(item, Chunk)
-                                await socket.send(_audio(item))
-                                await socket.send_bytes(item.audio)
-                    record = call.record
-                    await socket.send({"type": "done", "audio_s": round(record.audio_s, 3),
-                                       "chunks": record.pieces_sent,
-                                       "text_chars": record.text_chars})
+                    asked = _asked(config)
+                    if _text_format(config) == "ssml":
+                        await self._documents(call, socket, asked, config)
+                    else:
+                        await self._live(call, socket, asked, config)
+                    await _done(socket, call)
         except CallFailed as failed:
             await socket.fail(failed.outcome)
             return
         await socket.close(_CLOSE_OK)
+
+    @staticmethod
+    async def _live(call: SpeechCall, socket: _Socket, asked: AskedSettings,
+                    config: dict[str, Any]) -> None:
+        """Plain text: spoken as it arrives, one live call."""
+        settings = call.accept_settings(asked, dialect=DIALECT)
+        async with call.live(settings, socket.texts()) as spoken:
+            await socket.send({
+                "type": "ready", "request_id": call.request_id,
+                "voice": settings.voice.name,
+                "response_format": config.get("response_format", "pcm"),
+                "sample_rate": settings.sample_rate_hz})
+            async for item in spoken:
+                if item is FLUSHED:
+                    await socket.send({"type": "flushed"})
+                else:
+                    assert isinstance(item, Chunk)
+                    await socket.send(_audio(item))
+                    await socket.send_bytes(item.audio)
+
+    async def _documents(self, call: SpeechCall, socket: _Socket, asked: AskedSettings,
+                         config: dict[str, Any]) -> None:
+        """The SSML way: the text up to each flush (or the end) is one <speak> document,
+        spoken whole once it is complete (a document cannot be read before its end)."""
+        settings = call.accept_settings(asked, dialect=DIALECT)
+        await socket.send({"type": "ready", "request_id": call.request_id,
+                           "voice": settings.voice.name,
+                           "response_format": config.get("response_format", "pcm"),
+                           "sample_rate": settings.sample_rate_hz, "text_format": "ssml"})
+        texts = socket.texts()
+        while True:
+            document, ended = await next_document(texts, self._calls.limits)
+            if document.strip():
+                spec = call.accept(document, asked, streaming=True, dialect=DIALECT, ssml=True)
+                async with contextlib.aclosing(call.chunks(spec)) as chunks:
+                    async for chunk in chunks:
+                        await socket.send(_audio(chunk))
+                        await socket.send_bytes(chunk.audio)
+            if ended:
+                return
+            await socket.send({"type": "flushed"})
 
     async def _config(self, socket: _Socket) -> dict[str, Any]:
         idle_timeout_s = self._calls.limits.idle_timeout_s
@@ -216,6 +247,20 @@ def _asked(config: dict[str, Any]) -> AskedSettings:
         pronunciations=pronunciations_from_json(config.get("pronunciations")))
 
 
+async def _done(socket: _Socket, call: SpeechCall) -> None:
+    record = call.record
+    await socket.send({"type": "done", "audio_s": round(record.audio_s, 3),
+                       "chunks": record.pieces_sent, "text_chars": record.text_chars})
+
+
+def _text_format(config: dict[str, Any]) -> str:
+    text_format = json_field(config, "text_format", str, "text")
+    if text_format not in TEXT_FORMATS:
+        raise InvalidRequest("text_format", f"text_format {text_format!r} is not known: use "
+                             f"one of {', '.join(TEXT_FORMATS)}")
+    return str(text_format)
+
+
 def _audio(chunk: Chunk) -> dict[str, Any]:
     """The message before a chunk's binary frame: what it says and where it sits."""
     piece = chunk.piece
@@ -223,4 +268,5 @@ def _audio(chunk: Chunk) -> dict[str, Any]:
             "offset_s": round(chunk.offset_s, 3), "duration_s": round(chunk.duration_s, 3),
             "text": None if piece is None else {"start": piece.start, "end": piece.end,
                                                 "text": piece.text},
-            "words": [word_json(word) for word in chunk.words]}
+            "words": [word_json(word) for word in chunk.words],
+            "marks": [mark_json(mark) for mark in chunk.marks]}

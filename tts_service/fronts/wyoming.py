@@ -45,6 +45,7 @@ from wyoming.tts import (
     SynthesizeStart,
     SynthesizeStop,
     SynthesizeStopped,
+    SynthesizeTextFormat,
     SynthesizeVoice,
 )
 
@@ -55,6 +56,7 @@ from tts_service.calls.live_text import TextInput
 from tts_service.calls.outcomes import Code, Outcome
 from tts_service.calls.request import AskedSettings, pronunciations_from_json
 from tts_service.calls.speech_call import CallFailed, Calls, Chunk, Dialect
+from tts_service.calls.ssml_request import TEXT_FORMATS, next_document
 from tts_service.errors import CallerGone, InvalidRequest
 from tts_service.fronts.front import FrontStartError
 from tts_service.fronts.in_flight import InFlight
@@ -67,7 +69,8 @@ PROTOCOL = "wyoming"
 # (whole text in, audio streamed out; text streamed in), so that dashboards compare fronts.
 _ONE_SHOT = "SynthesizeStream"
 _SESSION = "StreamingSynthesize"
-DIALECT = Dialect(fields={"voice": "voice.name", "language_code": "voice.language"},
+DIALECT = Dialect(fields={"voice": "voice.name", "language_code": "voice.language",
+                          "ssml": "text"},
                   list_voices="the info event (send describe)")
 # 16-bit mono PCM at the model's rate: what Wyoming's audio events carry.
 _WIDTH_BYTES, _CHANNELS = 2, 1
@@ -96,9 +99,21 @@ def service_info(catalog: VoiceCatalog) -> Info:
                        languages=[voice.language_code])
               for voice in catalog.list()]
     return Info(tts=[TtsProgram(
-        name="kokoro", description="Kokoro-82M text to speech", attribution=_ATTRIBUTION,
+        name="kokoro", description="Kokoro-82M text to speech (text_format: text or ssml)",
+        attribution=_ATTRIBUTION,
         installed=True, version=__version__, voices=voices,
         supports_synthesize_streaming=True)])
+
+
+def _is_ssml(text_format: object) -> bool:
+    """Whether a request's text_format asks for SSML; a format neither text nor SSML is
+    refused (the wyoming library keeps an unknown value as a string)."""
+    if text_format is None or text_format == SynthesizeTextFormat.TEXT:
+        return False
+    if text_format == SynthesizeTextFormat.SSML:
+        return True
+    raise InvalidRequest("text_format", f"text_format {text_format!r} is not known: use "
+                         f"one of {', '.join(TEXT_FORMATS)}")
 
 
 def _describe(name: str, language: str, gender: str, blend: str) -> str:
@@ -388,7 +403,8 @@ class _Connection(AsyncEventHandler):
                 with self._in_flight.call():
                     request = _parsed(Synthesize, event)
                     spec = call.accept(_text(request.text), self._asked(request.voice, event),
-                                       streaming=True, dialect=DIALECT)
+                                       streaming=True, dialect=DIALECT,
+                                       ssml=_is_ssml(request.text_format))
                     async with contextlib.aclosing(call.chunks(spec)) as chunks:
                         async for chunk in chunks:
                             await audio.write(chunk)
@@ -405,12 +421,21 @@ class _Connection(AsyncEventHandler):
             async with self._calls.open(_SESSION, PROTOCOL) as call:
                 with self._in_flight.call():
                     request = _parsed(SynthesizeStart, start)
-                    settings = call.accept_settings(self._asked(request.voice, start),
-                                                    dialect=DIALECT)
-                    async with call.live(settings, inputs) as spoken:
-                        async for item in spoken:
-                            if isinstance(item, Chunk):  # Wyoming has no flushes to answer
-                                await audio.write(item)
+                    asked = self._asked(request.voice, start)
+                    settings = call.accept_settings(asked, dialect=DIALECT)
+                    if _is_ssml(request.text_format):
+                        # A document is read once it is whole: at synthesize-stop.
+                        document, _ = await next_document(inputs, self._calls.limits)
+                        spec = call.accept(document, asked, streaming=True, dialect=DIALECT,
+                                           ssml=True)
+                        async with contextlib.aclosing(call.chunks(spec)) as chunks:
+                            async for chunk in chunks:
+                                await audio.write(chunk)
+                    else:
+                        async with call.live(settings, inputs) as spoken:
+                            async for item in spoken:
+                                if isinstance(item, Chunk):  # no flushes to answer
+                                    await audio.write(item)
         except CallFailed as failed:
             if not await self._told(failed.outcome):
                 return

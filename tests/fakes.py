@@ -47,6 +47,7 @@ class FakeEngine:
         self.calls: list[str] = []  # each utterance's text, as the front end made it
         self.phonemes: list[str] = []
         self.speeds: list[float] = []
+        self.speakers: list[int] = []
 
     def speak(self, utterance: Utterance, speaker_id: int, speed: float,
               on_sentence: OnSentence, timed: bool) -> None:
@@ -59,6 +60,7 @@ class FakeEngine:
         self.calls.append(text)
         self.phonemes.append(utterance.phonemes)
         self.speeds.append(speed)
+        self.speakers.append(speaker_id)
         if "explode" in text:
             raise EngineFailure("native failure in the engine")
         tone = 0.3 * np.sin(np.arange(SAMPLE_RATE_HZ // 10, dtype=np.float32) * 0.1)

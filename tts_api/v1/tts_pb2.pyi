@@ -370,8 +370,8 @@ class SynthesizeRequest(_message.Message):
     Google documents for its voices (docs/ssml.md lists each element,
     attribute, value and limit). Give exactly one of `text` and `ssml`, else
     INVALID_ARGUMENT. The limit of max_text_chars counts the text it speaks,
-    not its markup; the markup itself may be up to 8 times max_text_chars (at
-    least 65536 code points). Malformed XML, an unknown element or attribute,
+    not its markup; the whole document may be as long as a request may be (4
+    times max_text_chars plus 65536 code points). Malformed XML, an unknown element or attribute,
     a bad value, a DTD or an entity declaration return INVALID_ARGUMENT naming
     `ssml` with the line and column or the element. Offsets in the answer
     (TextSpan, WordTiming, MarkTiming) are code points of this document.

@@ -32,15 +32,13 @@ from tts_service.synthesis.synthesizer import DirectedPiece, PausePiece, StyledP
 
 TEXT_FORMATS = ("text", "ssml")  # what a synthesis request's text may be written in
 FIELD = "ssml"  # the domain's name for the request's SSML; each front names it its own way
-# Markup may wrap the text several times over (a say-as around each number, a mark before
-# each word) but is bounded before it is parsed, like the text.
-MARKUP_PER_TEXT_CHAR = 8
-MIN_MARKUP_CHARS = 64 * 1024
 
 
 def max_ssml_chars(limits: Limits) -> int:
-    """The longest SSML source read: markup is bounded, the spoken text is counted apart."""
-    return max(MIN_MARKUP_CHARS, MARKUP_PER_TEXT_CHAR * limits.max_text_chars)
+    """The longest SSML source read, markup and all: as long as a request may be (its bytes
+    cap every front's message), so markup may wrap the text many times over; the spoken text
+    is counted apart, against max_text_chars."""
+    return limits.max_request_bytes
 
 
 async def next_document(inputs: AsyncIterator[TextInput], limits: Limits) -> tuple[str, bool]:

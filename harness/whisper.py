@@ -120,3 +120,10 @@ def assemble(destination: Path = MODEL_DIR, halves: list[Path] | None = None) ->
 
 if __name__ == "__main__":
     assemble()
+
+
+def language_of(samples: np.ndarray, sample_rate_hz: int) -> str:
+    """The language Whisper hears in mono float audio, as its code (e.g. "fr")."""
+    audio = soxr.resample(samples.astype(np.float32), sample_rate_hz, _RATE_HZ)
+    _, info = _model().transcribe(audio, beam_size=1, vad_filter=False)
+    return str(info.language)

@@ -18,11 +18,11 @@ _INFLECT = inflect.engine()
 
 _DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 
-_MONTHS = (
+MONTHS = (
     "January", "February", "March", "April", "May", "June",
     "July", "August", "September", "October", "November", "December",
 )  # fmt: skip
-_MONTH_BY_PREFIX = {name[:3]: name for name in _MONTHS}
+_MONTH_BY_PREFIX = {name[:3]: name for name in MONTHS}
 _MONTH_NAME = (
     r"(?:January|February|March|April|May|June|July|August|September|October|November"
     r"|December|(?:Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sept|Sep|Oct|Nov|Dec)\.?)"
@@ -204,7 +204,7 @@ def _month(name: str) -> str:
 def _date_words(month: int, day: int, year: str | None) -> str | None:
     if not (1 <= month <= 12 and 1 <= day <= 31):
         return None
-    words = f"{_MONTHS[month - 1]} {_ordinal(str(day))}"
+    words = f"{MONTHS[month - 1]} {_ordinal(str(day))}"
     return f"{words}, {_year(year)}" if year else words
 
 

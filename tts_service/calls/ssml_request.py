@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 
 from tts_service.calls.live_text import TextInput
 from tts_service.calls.request import (
@@ -25,9 +26,10 @@ from tts_service.calls.request import (
 )
 from tts_service.errors import IdleTimeout, InvalidRequest
 from tts_service.language.front_end import FrontEnds
+from tts_service.language.languages import Language, matches
 from tts_service.language.sentences import Piece, SplitPolicy
 from tts_service.language.ssml import Document, MarkPoint, Pause, Run, Speech, SsmlError, parse
-from tts_service.model.voices import VoiceCatalog
+from tts_service.model.voices import Voice, VoiceCatalog
 from tts_service.synthesis.synthesizer import DirectedPiece, PausePiece, StyledPiece, Voicing
 
 TEXT_FORMATS = ("text", "ssml")  # what a synthesis request's text may be written in
@@ -116,7 +118,17 @@ def _pieces(document: Document, settings: SynthesisSettings, catalog: VoiceCatal
         pieces += made
     if marks and pieces:
         pieces[-1] = _with_marks(pieces[-1], after=tuple(marks))
-    return pieces
+    return [_beside_pauses(pieces, at) for at in range(len(pieces))]
+
+
+def _beside_pauses(pieces: list[DirectedPiece], at: int) -> DirectedPiece:
+    """The piece, told to lose the model's quiet at an edge that meets a <break>."""
+    piece = pieces[at]
+    if not isinstance(piece, StyledPiece):
+        return piece
+    after = at > 0 and isinstance(pieces[at - 1], PausePiece)
+    before = at + 1 < len(pieces) and isinstance(pieces[at + 1], PausePiece)
+    return replace(piece, trim_start=after, trim_end=before) if after or before else piece
 
 
 def _with_marks(piece: DirectedPiece, before: tuple[tuple[str, int], ...] = (),
@@ -132,7 +144,8 @@ def _styled(speech: Speech, settings: SynthesisSettings, catalog: VoiceCatalog,
     """One stretch of one style, cut into pieces by its language's rules."""
     style = speech.style
     at = speech.runs[0].start
-    voice = catalog.get(style.voice) if style.voice else settings.voice
+    voice = catalog.get(style.voice) if style.voice else _reader(settings, catalog,
+                                                                 style.language)
     assert voice is not None  # the parser checked the name
     speed = settings.speed * style.rate
     if not MIN_SPEED <= speed <= MAX_SPEED:
@@ -159,6 +172,18 @@ def _styled(speech: Speech, settings: SynthesisSettings, catalog: VoiceCatalog,
             starts[piece.start], ends[piece.end - 1], piece.text, voicing=voicing,
             gain_db=style.volume_db, runs=tuple(_clip(speech.runs, piece)),
             starts=tuple(starts[piece.start:piece.end]), ends=tuple(ends[piece.start:piece.end]))
+
+
+def _reader(settings: SynthesisSettings, catalog: VoiceCatalog, language: Language) -> Voice:
+    """Who reads a stretch with no <voice>: the call's voice in its own language; in another
+    language (<lang>), a voice of that language, of the call's voice's gender where there is
+    one, since a Kokoro voice reads every language with its own accent."""
+    voice = settings.voice
+    if language == settings.front_end.language or matches(language.code, voice.language_code):
+        return voice
+    natives = catalog.list(language.code)
+    same = [native for native in natives if native.gender == voice.gender]
+    return (same or natives or [voice])[0]
 
 
 def _clip(runs: tuple[Run, ...], piece: Piece) -> Iterator[Run]:

@@ -152,6 +152,8 @@ _IPA_ENGLISH = (("eɪ", "A"), ("aɪ", "I"), ("aʊ", "W"), ("ɔɪ", "Y"), ("ɚ", 
                 ("ɝ", "ɜɹ"), ("r", "ɹ"))
 _IPA_US = (("oʊ", "O"), ("əʊ", "O"))
 _IPA_GB = (("əʊ", "Q"), ("oʊ", "Q"))
+# A stress mark followed by the consonants of its syllable's onset.
+_STRESS_BEFORE_ONSET = re.compile("([ˈˌ])([^ˈˌ aeiouyæɑɒɔəɛɜɪʊʌɐɨʉøœɯɤ̃ᵊAIOWYQ]+)")
 # num2words' names of the languages it reads (Hindi and Mandarin it cannot).
 _NUM2WORDS = {"en-US": "en", "en-GB": "en", "es-ES": "es", "fr-FR": "fr", "it-IT": "it",
               "ja-JP": "ja", "pt-BR": "pt_BR"}
@@ -425,7 +427,8 @@ def ipa_to_kokoro(ipa: str, language: Language) -> str:
         table += _IPA_ENGLISH + (_IPA_GB if language.code == "en-GB" else _IPA_US)
     for ipa_form, kokoro in table:
         ipa = ipa.replace(ipa_form, kokoro)
-    return ipa
+    # IPA marks stress where the syllable starts; misaki (and so Kokoro) before its vowel.
+    return _STRESS_BEFORE_ONSET.sub(r"\2\1", ipa)
 
 
 def _cardinal(number: int, language: Language, to: str = "cardinal") -> str:

@@ -17,6 +17,7 @@ from typing import TypeVar
 
 import numpy as np
 
+from tts_service.audio.pauses import SILENCE_LEVEL
 from tts_service.audio.word_timing import PieceTimer
 from tts_service.language.front_end import FrontEnd, Utterance
 from tts_service.language.sentences import Piece
@@ -26,6 +27,7 @@ from tts_service.synthesis.engine import Engine, Sentence
 from tts_service.synthesis.scheduler import ADMITTED, Admitted, OnChunk, Scheduler
 
 M = TypeVar("M")
+QUIET_KEPT_S = 0.03
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,10 @@ class StyledPiece(DirectedPiece):
     runs: tuple[Run, ...]
     starts: tuple[int, ...]
     ends: tuple[int, ...]
+    # Beside a <break>, the model's own quiet at that edge goes, so the pause is as long as
+    # asked (QUIET_KEPT_S of it stays, not to clip a fading sound).
+    trim_start: bool = False
+    trim_end: bool = False
 
 
 @dataclass(frozen=True, eq=False, kw_only=True)
@@ -176,7 +182,7 @@ class Synthesizer:
         def say(engine: Engine, piece: Piece, on_chunk: OnChunk) -> None:  # an engine thread
             assert isinstance(piece, _Prepared)
             passed = _passing(piece, voicing.timed, words.setdefault(id(piece), deque()),
-                              on_chunk)
+                              on_chunk, self.sample_rate_hz)
             spoken = piece.voicing
             made: list[Sentence] = []
 
@@ -239,7 +245,8 @@ class Synthesizer:
             chunks.append(samples)
             return True
 
-        passed = _passing(piece, voicing.timed, words.setdefault(id(piece), deque()), keep)
+        passed = _passing(piece, voicing.timed, words.setdefault(id(piece), deque()), keep,
+                          self.sample_rate_hz)
         for sentence in piece.made:
             passed(sentence)
         return chunks
@@ -264,8 +271,21 @@ def _source_span(piece: Piece, start: int, end: int) -> tuple[int, int]:
     return piece.start + start, piece.start + end
 
 
-def _passing(piece: _Prepared, timed: bool, queue: deque[_Timed],
-             on_chunk: OnChunk) -> Callable[[Sentence], bool]:
+def _trimmed(samples: np.ndarray, rate_hz: int, start: bool, end: bool
+             ) -> tuple[np.ndarray, int]:
+    """`samples` without their quiet start and/or end (beyond QUIET_KEPT_S), and how many
+    samples went from the start."""
+    loud = np.flatnonzero(np.abs(samples) > SILENCE_LEVEL)
+    if not (start or end) or not len(loud):
+        return samples, 0
+    kept = round(QUIET_KEPT_S * rate_hz)
+    first = max(0, int(loud[0]) - kept) if start else 0
+    last = min(len(samples), int(loud[-1]) + 1 + kept) if end else len(samples)
+    return samples[first:last], first
+
+
+def _passing(piece: _Prepared, timed: bool, queue: deque[_Timed], on_chunk: OnChunk,
+             rate_hz: int) -> Callable[[Sentence], bool]:
     """Passes each sentence's samples on, its words (timed calls only) and marks queued first."""
     original = piece.original
     timer = PieceTimer(piece.text, piece.utterance.text)
@@ -273,20 +293,24 @@ def _passing(piece: _Prepared, timed: bool, queue: deque[_Timed],
 
     def on_sentence(sentence: Sentence) -> bool:
         nonlocal first
+        samples, cut = sentence.samples, 0
+        if isinstance(original, StyledPiece):
+            samples, cut = _trimmed(samples, rate_hz, first and original.trim_start,
+                                    sentence.last and original.trim_end)
         words = tuple(
             WordSpan(piece.text[span.start:span.end], *_source_span(original, span.start,
                                                                      span.end),
-                     span.start_sample, span.end_sample)
+                     max(0, span.start_sample - cut),
+                     min(len(samples), max(0, span.end_sample - cut)))
             for span in timer.take(sentence.words, sentence.last)) if timed else ()
         marks: list[MarkAt] = []
         if isinstance(original, DirectedPiece):
             if first:
                 marks += (MarkAt(name, at, 0) for name, at in original.marks_before)
             if sentence.last:
-                marks += (MarkAt(name, at, len(sentence.samples))
-                          for name, at in original.marks_after)
+                marks += (MarkAt(name, at, len(samples)) for name, at in original.marks_after)
         first = False
         queue.append((words, tuple(marks)))
-        return on_chunk(sentence.samples)
+        return on_chunk(samples)
 
     return on_sentence

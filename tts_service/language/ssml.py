@@ -390,7 +390,13 @@ class _Reader:
         if self._style is not None and style != self._style:
             self._flush()
         self._style = style
-        self._runs.append(run)
+        last = self._runs[-1] if self._runs else None
+        if (last is not None and last.exact and run.exact and last.end == run.start
+                and not last.phonemes and not run.phonemes):
+            # expat hands text over in parts (at each line end): one run again.
+            self._runs[-1] = Run(last.text + run.text, last.start, run.end)
+        else:
+            self._runs.append(run)
 
     def _flush(self) -> None:
         if self._runs and self._style is not None:
@@ -467,7 +473,7 @@ def read_as(kind: str, written: str, language: Language, date_format: str = "") 
         if found is None:
             raise ValueError(f"{written!r} is not a fraction such as 3/4")
         if not language.english:
-            return f"{_cardinal(int(found[1]), language)} / {_cardinal(int(found[2]), language)}"
+            raise ValueError(f"fractions are read in English only, not in {language.name}")
         return english_normalizer.normalize(f"{int(found[1])}/{int(found[2])}")
     if kind == "date":
         return _date(written, language, date_format or "ymd")

@@ -25,7 +25,19 @@ from tts_service.language.english_normalizer import normalize
 from tts_service.language.sentences import STREAMING_SPLIT, UNARY_SPLIT, SplitPolicy, split_pieces
 from tts_service.synthesis import onnx_runtime
 
-from . import languages, live, lone, machine, replicas, report, scheduling, service, soak, texts
+from . import (
+    languages,
+    live,
+    lone,
+    machine,
+    replicas,
+    report,
+    scheduling,
+    service,
+    soak,
+    ssml,
+    texts,
+)
 from . import threads as thread_shapes
 from .protocols import measure_fronts, measure_protocols
 from .raw import RawEngine, raw_throughput
@@ -71,6 +83,7 @@ class Plan:
     front_reps: int  # first audio of one text through each front
     soak_minutes: float  # the soak, run only when asked (--sections soak)
     quick: bool = False  # the sections of bench/lone.py shrink themselves
+    baseline: Path | None = None  # an earlier release's checkout, beside this one (ssml)
 
 
 def _plan(args: argparse.Namespace) -> Plan:
@@ -80,7 +93,8 @@ def _plan(args: argparse.Namespace) -> Plan:
                     load_requests_per_client=2,
                     latency_texts=("1 sentence", "3 sentences"), clause_texts=("storm",),
                     onnxruntime=args.onnxruntime, protocol_reps=1, protocol_probes=1,
-                    front_reps=1, quick=True, soak_minutes=args.soak_minutes)
+                    front_reps=1, quick=True, soak_minutes=args.soak_minutes,
+                    baseline=args.baseline)
     # Budgeted for about 25 minutes on 2 shared cores. 1 engine x 1 thread is left out: it was
     # the slowest shape in the measurements of shared/KOKORO_ASSETS.md.
     reps = args.reps or 3
@@ -90,7 +104,7 @@ def _plan(args: argparse.Namespace) -> Plan:
                 latency_texts=tuple(texts.LATENCY_TEXTS),
                 clause_texts=tuple(texts.LONG_FIRST_SENTENCES), onnxruntime=args.onnxruntime,
                 protocol_reps=min(reps, 3), protocol_probes=2, front_reps=2 * reps,
-                soak_minutes=args.soak_minutes)
+                soak_minutes=args.soak_minutes, baseline=args.baseline)
 
 
 def _first_piece(text: str, policy: SplitPolicy = POLICIES[DEFAULT_POLICY]) -> str:
@@ -308,11 +322,11 @@ def _save(results: dict[str, Any], path: Path) -> None:
 
 # A lone caller, repeated phrases, a language on first use (bench/lone.py).
 LONE_SECTIONS = ("wyoming_bench", "lone", "repeats", "first_language")
-MACHINE_SECTIONS = ("memory", "one_cpu", "phrase", *LONE_SECTIONS)
+MACHINE_SECTIONS = ("memory", "one_cpu", "phrase", *LONE_SECTIONS, "ssml")
 # The sections of one run, in the order they run; --sections picks some of them.
 SECTIONS = ("runtimes", "startup", "threads", "latency", "live", "scheduling", "word_timings",
             "load", "protocols", "replicas", "memory", "one_cpu", "phrase", *LONE_SECTIONS,
-            "soak")
+            "ssml", "soak")
 
 
 async def run_sections(plan: Plan, sections: Sequence[str], results_path: Path
@@ -347,6 +361,8 @@ async def _machine_section(plan: Plan, section: str) -> dict[str, Any]:
         return await lone.measure_repeats(plan.quick, plan.reps, plan.onnxruntime)
     if section == "first_language":
         return await lone.measure_first_language(plan.quick, plan.reps, plan.onnxruntime)
+    if section == "ssml":
+        return await ssml.measure(plan.reps, plan.onnxruntime, plan.baseline)
     if section == "soak":  # never part of the whole run: it takes --soak-minutes alone
         return await soak.measure(plan.soak_minutes, plan.onnxruntime)
     if section == "scheduling":
@@ -440,6 +456,9 @@ def main(argv: list[str] | None = None) -> int:
                         "wyoming_bench, lone, repeats, first_language, soak) into --results, "
                         "and print their report; BENCHMARKS.md is left alone (--report-only "
                         "writes it with them)")
+    parser.add_argument("--baseline", type=Path, metavar="DIR",
+                        help="a checkout of an earlier release: section ssml runs its server "
+                        "beside this one's, plain text side by side")
     parser.add_argument("--soak-minutes", type=float, default=30.0,
                         help="how long the soak runs (--sections soak; default 30)")
     args = parser.parse_args(argv)

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from . import languages, soak
+from . import languages, soak, ssml
 
 # Targets of the benchmark issue, as ratios measured in the same run.
 UNARY_TARGET = 1.05
@@ -436,7 +436,18 @@ def sections(results: dict[str, Any], names: Sequence[str]) -> list[str]:
     """The report of the sections measured alone (python -m bench --sections ...)."""
     lines = _scheduling_section(results) if "scheduling" in names else []
     return lines + _machine_section(results) + _lone_section(results) + (
+        _ssml_section(results) if "ssml" in names else []) + (
         soak.section(results.get("soak")) if "soak" in names else [])
+
+
+def _ssml_section(results: dict[str, Any]) -> list[str]:
+    """SSML against plain text (bench/ssml.py)."""
+    if not results.get("ssml"):
+        return []
+    return ["## SSML: what markup costs plain text", "",
+            "| target | measured (min-based / median-based) | limit | verdict |",
+            "|---|---|---|---|", *ssml.targets(results["ssml"]), "",
+            *ssml.section(results["ssml"], _minutes(results, "ssml"))]
 
 
 def _threads_section(results: dict[str, Any]) -> list[str]:
@@ -807,6 +818,7 @@ def write(results: dict[str, Any], out: Path, chart_path: Path) -> None:
         *_scheduling_section(results),
         *_machine_section(results),
         *_lone_section(results),
+        *_ssml_section(results),
         *soak.section(results.get("soak")),
         *_threads_section(results),
         "## Engine runtime: CPU seconds per second of audio",

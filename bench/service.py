@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import grpc
 import numpy as np
@@ -127,9 +128,10 @@ def running_server(engines: int, threads: int, onnxruntime: str, *options: str,
 
 
 @contextmanager
-def serving(*args: str) -> Iterator[ServerProcess]:
-    """A server started with `args`, stopped at the end; an unclean exit fails the bench."""
-    server = start_server(*args)
+def serving(*args: str, cwd: Path = REPO) -> Iterator[ServerProcess]:
+    """A server started with `args` (from the checkout `cwd`), stopped at the end; an unclean
+    exit fails the bench."""
+    server = start_server(*args, cwd=cwd)
     try:
         yield server
     finally:

@@ -73,17 +73,18 @@ class ServerProcess:
 
 
 def start_server(*args: str, env: dict[str, str] | None = None, timeout_s: float = 120.0,
-                 wrapper: Sequence[str] = ()) -> ServerProcess:
+                 wrapper: Sequence[str] = (), cwd: Path = REPO) -> ServerProcess:
     """Runs `python -m tts_service.server --port 0 ...` and waits until it is serving.
 
     `wrapper` is a command the server runs under (e.g. a tracer), the server's own command
-    line appended to it.
+    line appended to it. `cwd` is the checkout whose server runs (e.g. an earlier release's,
+    beside this one's in a benchmark).
     """
     command: Sequence[str] = [*wrapper, sys.executable, "-m", "tts_service.server",
                               "--host", "127.0.0.1", "--port", "0", "--model-dir",
                               str(MODEL_DIR), *args]
     process = subprocess.Popen(
-        command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
     assert process.stderr is not None
     log: list[str] = []

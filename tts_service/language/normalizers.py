@@ -35,8 +35,9 @@ _MONTHS = {
 # "15 de marzo de 2024", "15 mars 2024"
 _DATE = {"es-ES": "{day} de {month} de {year}", "fr-FR": "{day} {month} {year}",
          "it-IT": "{day} {month} {year}", "pt-BR": "{day} de {month} de {year}"}
-# Currency symbols num2words reads (to="currency"); pt_BR's reads reais only.
-_CURRENCIES = {"€": "EUR", "$": "USD", "£": "GBP", "R$": "BRL"}
+# Currency symbols and their ISO 4217 codes, which num2words reads (to="currency"; pt_BR's
+# reads reais only) and SSML's say-as currency accepts ("42.01 USD").
+CURRENCY_CODES = {"€": "EUR", "$": "USD", "£": "GBP", "R$": "BRL", "¥": "JPY"}
 _PT_BR_CURRENCIES = {"EUR": "euros", "USD": "dólares", "GBP": "libras"}
 _NO_CENTS = re.compile(r"\s*(?:,|\bcon|\bet|\be)\s+(?:cero|zéro|zero)\s+\S+$")
 
@@ -94,7 +95,7 @@ def _money(match: re.Match[str], language: Language) -> str:
     symbol = match.group("before") or match.group("after")
     written = match.group("a") or match.group("b")
     lang = _NUM2WORDS[language.code]
-    code = _CURRENCIES[symbol]
+    code = CURRENCY_CODES[symbol]
     if lang == "pt_BR" and code != "BRL":
         return f"{number_words(written, language)} {_PT_BR_CURRENCIES[code]}"
     options = {} if lang == "pt_BR" else {"currency": code}  # pt_BR's reads reais only

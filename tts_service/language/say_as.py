@@ -217,7 +217,8 @@ def _telephone(text: str, language: Language, _: str) -> str:
     return ", ".join(" ".join(group) for group in re.findall(r"[0-9]+", text))
 
 
-def _currency(text: str, language: Language, _: str) -> str:
+def _currency(written: str, language: Language, _: str) -> str:
+    text = written
     coded = _CODE_AMOUNT.fullmatch(text)
     if coded is not None:
         code = coded.group(1) or coded.group(4)
@@ -232,7 +233,7 @@ def _currency(text: str, language: Language, _: str) -> str:
     else:
         words = normalizers.amount_words(text, language)
     if words is None:
-        raise SayAsError(f"{text!r} is not an amount {language.name} reads: write it as "
+        raise SayAsError(f"{written!r} is not an amount {language.name} reads: write it as "
                          + ("$42.01 or 42.01 USD" if language.english else "42,01 € or 42,01 EUR"))
     return words
 

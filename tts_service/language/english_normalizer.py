@@ -31,7 +31,7 @@ _MONTH_NAME = (
 # [0-9] rather than \d everywhere: \d also matches Arabic-Indic and other digits, which would
 # turn right-to-left text into English number words.
 _NUM = r"[0-9]+(?:,[0-9]{3})*(?:\.[0-9]+)?"
-_SIGNED_NUM = r"[-\u2212]?" + _NUM
+SIGNED_NUMBER = r"[-\u2212]?" + _NUM
 # A number must not be glued to a preceding word character or decimal point.
 _NUM_START = r"(?<![\w.])"
 
@@ -45,30 +45,33 @@ def _clean(words: str) -> str:
     return " ".join(w for w in words.split() if w != "and")
 
 
-def _digits(digits: str) -> str:
+def digit_words(digits: str) -> str:
+    """Reads the digits of `digits` one by one ("one oh five" is "one zero five")."""
     return " ".join(_DIGIT_WORDS[int(d)] for d in digits if d.isdigit())
 
 
 def _cardinal(digits: str) -> str:
     """Reads an unsigned integer; leading zeros and very long runs are read digit by digit."""
     if len(digits) > _MAX_CARDINAL_DIGITS or (len(digits) > 1 and digits[0] == "0"):
-        return _digits(digits)
+        return digit_words(digits)
     return _clean(num2words(int(digits)))
 
 
-def _ordinal(digits: str) -> str:
+def ordinal_words(digits: str) -> str:
+    """Reads an unsigned integer as an ordinal: "twenty first"."""
     if len(digits) > _MAX_CARDINAL_DIGITS:
-        return _digits(digits)
+        return digit_words(digits)
     return _clean(num2words(int(digits), to="ordinal"))
 
 
-def _year(digits: str) -> str:
+def year_words(digits: str) -> str:
+    """Reads a year as years are said: "nineteen eighty four", "twenty twenty"."""
     if len(digits) == 2:
         return "oh " + _DIGIT_WORDS[int(digits[1])] if digits[0] == "0" else _cardinal(digits)
     return _clean(num2words(int(digits), to="year"))
 
 
-def _number(text: str) -> str:
+def number_words(text: str) -> str:
     """Reads a signed number that may have thousands separators and a decimal part."""
     sign = ""
     if text[:1] in "-\u2212":
@@ -76,7 +79,7 @@ def _number(text: str) -> str:
     whole, _, fraction = text.replace(",", "").partition(".")
     words = _cardinal(whole) if whole else ""
     if fraction:
-        words = f"{words} point {_digits(fraction)}".strip()
+        words = f"{words} point {digit_words(fraction)}".strip()
     return sign + words
 
 
@@ -130,7 +133,7 @@ def _spell_address(address: str) -> str:
     words = []
     for token in _URL_TOKEN_RE.findall(address):
         if token[0].isdigit():
-            words.append(_digits(token))
+            words.append(digit_words(token))
         elif token.isalpha() and token.isascii():
             words.append(token)
         elif token in _URL_SYMBOLS:
@@ -172,14 +175,15 @@ _PHONE_RE = re.compile(
 )
 
 
-def _phone_numbers(text: str) -> str:
-    def expand(match: re.Match[str]) -> str:
-        phone = match.group(0)
-        plus = "plus " if phone.startswith("+") else ""
-        # Commas between digit groups give the pauses a person makes when reading a number.
-        return plus + ", ".join(_digits(group) for group in re.findall(r"[0-9]+", phone))
+def telephone_words(phone: str) -> str:
+    """Reads a telephone number digit by digit, group by group as it is written."""
+    plus = "plus " if phone.startswith("+") else ""
+    # Commas between digit groups give the pauses a person makes when reading a number.
+    return plus + ", ".join(digit_words(group) for group in re.findall(r"[0-9]+", phone))
 
-    return _PHONE_RE.sub(expand, text)
+
+def _phone_numbers(text: str) -> str:
+    return _PHONE_RE.sub(lambda m: telephone_words(m.group(0)), text)
 
 
 _ISO_DATE_RE = re.compile(r"(?<![\w.-])([0-9]{4})-([0-9]{2})-([0-9]{2})(?![\w-])")
@@ -201,40 +205,41 @@ def _month(name: str) -> str:
     return _MONTH_BY_PREFIX[name[:3]]
 
 
-def _date_words(month: int, day: int, year: str | None) -> str | None:
+def date_words(month: int, day: int, year: str | None) -> str | None:
+    """Reads a date, "March fifteenth, twenty twenty four" (None if no month has that day)."""
     if not (1 <= month <= 12 and 1 <= day <= 31):
         return None
-    words = f"{MONTHS[month - 1]} {_ordinal(str(day))}"
-    return f"{words}, {_year(year)}" if year else words
+    words = f"{MONTHS[month - 1]} {ordinal_words(str(day))}"
+    return f"{words}, {year_words(year)}" if year else words
 
 
 def _dates(text: str) -> str:
     def iso(match: re.Match[str]) -> str:
         year, month, day = match.groups()
-        return _date_words(int(month), int(day), year) or match.group(0)
+        return date_words(int(month), int(day), year) or match.group(0)
 
     def slashed(match: re.Match[str]) -> str:
         first, second, year = (int(match.group(1)), int(match.group(2)), match.group(3))
         # US order unless the first field cannot be a month.
         month, day = (second, first) if first > 12 >= second else (first, second)
-        return _date_words(month, day, year) or match.group(0)
+        return date_words(month, day, year) or match.group(0)
 
     def month_day(match: re.Match[str]) -> str:
         month, day, year = match.groups()
         if not 1 <= int(day) <= 31:
             return match.group(0)
-        words = f"{_month(month)} {_ordinal(day)}"
-        return f"{words}, {_year(year)}" if year else words
+        words = f"{_month(month)} {ordinal_words(day)}"
+        return f"{words}, {year_words(year)}" if year else words
 
     def day_month(match: re.Match[str]) -> str:
         day, month, year = match.groups()
         if not 1 <= int(day) <= 31:
             return match.group(0)
-        words = f"the {_ordinal(day)} of {_month(month)}"
-        return f"{words} {_year(year)}" if year else words
+        words = f"the {ordinal_words(day)} of {_month(month)}"
+        return f"{words} {year_words(year)}" if year else words
 
     def month_year(match: re.Match[str]) -> str:
-        return f"{_month(match.group(1))} {_year(match.group(2))}"
+        return f"{_month(match.group(1))} {year_words(match.group(2))}"
 
     text = _ISO_DATE_RE.sub(iso, text)
     text = _SLASH_DATE_RE.sub(slashed, text)
@@ -255,34 +260,45 @@ def _minutes(minute: int) -> str:
     return f"oh {_DIGIT_WORDS[minute]}" if minute < 10 else _cardinal(str(minute))
 
 
+def _clock(match: re.Match[str]) -> str | None:
+    hour, minute = int(match.group(1)), int(match.group(2))
+    second, meridiem = match.group(3), match.group(4)
+    if hour > 23 or minute > 59 or (second and int(second) > 59):
+        return None
+    if meridiem:
+        words = _cardinal(str(hour))
+        words += f" {_minutes(minute)}" if minute else ""
+        return _keep_period(match, f"{words} {meridiem.lower()} m")
+    if minute:
+        words = f"{_cardinal(str(hour))} {_minutes(minute)}"
+    elif hour <= 12:
+        words = f"{_cardinal(str(hour))} o'clock"
+    else:
+        words = f"{_cardinal(str(hour))} hundred"
+    if second and int(second):
+        words += f" and {_cardinal(str(int(second)))} {_plural('second', second)}"
+    return words
+
+
+def _hour_only(match: re.Match[str]) -> str | None:
+    hour = int(match.group(1))
+    if not 1 <= hour <= 12:
+        return None
+    return _keep_period(match, f"{_cardinal(str(hour))} {match.group(2).lower()} m")
+
+
+def clock_words(text: str) -> str | None:
+    """Reads `text` if it is exactly one time of day ("14:30", "2:30 pm", "7 a.m."), else None."""
+    if match := _CLOCK_RE.fullmatch(text):
+        return _clock(match)
+    if match := _HOUR_MERIDIEM_RE.fullmatch(text):
+        return _hour_only(match)
+    return None
+
+
 def _times(text: str) -> str:
-    def clock(match: re.Match[str]) -> str:
-        hour, minute = int(match.group(1)), int(match.group(2))
-        second, meridiem = match.group(3), match.group(4)
-        if hour > 23 or minute > 59 or (second and int(second) > 59):
-            return match.group(0)
-        if meridiem:
-            words = _cardinal(str(hour))
-            words += f" {_minutes(minute)}" if minute else ""
-            return _keep_period(match, f"{words} {meridiem.lower()} m")
-        if minute:
-            words = f"{_cardinal(str(hour))} {_minutes(minute)}"
-        elif hour <= 12:
-            words = f"{_cardinal(str(hour))} o'clock"
-        else:
-            words = f"{_cardinal(str(hour))} hundred"
-        if second and int(second):
-            words += f" and {_cardinal(str(int(second)))} {_plural('second', second)}"
-        return words
-
-    def hour_only(match: re.Match[str]) -> str:
-        hour = int(match.group(1))
-        if not 1 <= hour <= 12:
-            return match.group(0)
-        return _keep_period(match, f"{_cardinal(str(hour))} {match.group(2).lower()} m")
-
-    text = _CLOCK_RE.sub(clock, text)
-    text = _HOUR_MERIDIEM_RE.sub(hour_only, text)
+    text = _CLOCK_RE.sub(lambda m: _clock(m) or m.group(0), text)
+    text = _HOUR_MERIDIEM_RE.sub(lambda m: _hour_only(m) or m.group(0), text)
     # A single digit after the colon cannot be minutes: "2:1 odds", "16:9 screens".
     return _RATIO_RE.sub(lambda m: f"{_cardinal(m.group(1))} to {_cardinal(m.group(2))}", text)
 
@@ -309,40 +325,49 @@ def _minor_unit(name: str, count: int) -> str:
     return name if count == 1 else name + "s"
 
 
-def _money(text: str) -> str:
-    def expand(match: re.Match[str]) -> str:
-        minus, symbol, whole, fraction, scale = match.groups()
-        major, minor = _CURRENCIES[symbol]
-        sign = "minus " if minus else ""
-        if scale:
-            amount = _number(whole + (f".{fraction}" if fraction else ""))
-            return f"{sign}{amount} {_SCALES[scale]} {_plural_of(major)}"
-        if fraction and (len(fraction) > 2 or not minor):
-            return f"{sign}{_number(whole + '.' + fraction)} {_plural_of(major)}"
-        parts = []
-        if whole.strip("0,") or not fraction:
-            parts.append(f"{_number(whole)} {_plural(major, whole)}")
-        # "$2.5" means two dollars fifty, not five cents.
-        cents = int(fraction.ljust(2, "0")) if fraction else 0
-        if cents:
-            parts.append(f"{_cardinal(str(cents))} {_minor_unit(minor, cents)}")
-        return sign + " ".join(parts)
+def _amount(match: re.Match[str]) -> str:
+    minus, symbol, whole, fraction, scale = match.groups()
+    major, minor = _CURRENCIES[symbol]
+    sign = "minus " if minus else ""
+    if scale:
+        amount = number_words(whole + (f".{fraction}" if fraction else ""))
+        return f"{sign}{amount} {_SCALES[scale]} {_plural_of(major)}"
+    if fraction and (len(fraction) > 2 or not minor):
+        return f"{sign}{number_words(whole + '.' + fraction)} {_plural_of(major)}"
+    parts = []
+    if whole.strip("0,") or not fraction:
+        parts.append(f"{number_words(whole)} {_plural(major, whole)}")
+    # "$2.5" means two dollars fifty, not five cents.
+    cents = int(fraction.ljust(2, "0")) if fraction else 0
+    if cents:
+        parts.append(f"{_cardinal(str(cents))} {_minor_unit(minor, cents)}")
+    return sign + " ".join(parts)
 
+
+def amount_words(text: str) -> str | None:
+    """Reads `text` if it is exactly one amount of money ("$42.01", "€5"), else None."""
+    match = _MONEY_RE.fullmatch(text)
+    return _amount(match) if match else None
+
+
+def _money(text: str) -> str:
     def cents(match: re.Match[str]) -> str:
         count = match.group(1)
         return f"{_cardinal(count)} {_plural('cent', count)}"
 
-    text = _MONEY_RE.sub(expand, text)
+    text = _MONEY_RE.sub(_amount, text)
     return _CENTS_RE.sub(cents, text)
 
 
-_PERCENT_RE = re.compile(_NUM_START + rf"({_SIGNED_NUM})(?:[-\u2013]({_NUM}))?\s?%")
+_PERCENT_RE = re.compile(_NUM_START + rf"({SIGNED_NUMBER})(?:[-\u2013]({_NUM}))?\s?%")
 
 
 def _percentages(text: str) -> str:
     def expand(match: re.Match[str]) -> str:
         number, upper = match.groups()
-        amount = f"{_number(number)} to {_number(upper)}" if upper else _number(number)
+        amount = number_words(number)
+        if upper:
+            amount += f" to {number_words(upper)}"
         return f"{amount} percent"
 
     return _PERCENT_RE.sub(expand, text)
@@ -362,22 +387,29 @@ _UNITS = {
 }  # fmt: skip
 _UNIT_RE = re.compile(
     _NUM_START
-    + rf"({_SIGNED_NUM})(?:[-\u2013]({_NUM}))?\s?("
+    + rf"({SIGNED_NUMBER})(?:[-\u2013]({_NUM}))?\s?("
     + "|".join(re.escape(u) for u in sorted(_UNITS, key=len, reverse=True))
     + r")(?![\w/])"
 )
 
 
-def _units(text: str) -> str:
-    def expand(match: re.Match[str]) -> str:
-        number, upper, unit = match.groups()
-        # Pluralize the head noun: "miles per hour", "degrees Celsius".
-        head, _, rest = _UNITS[unit].partition(" ")
-        head = _plural(head, upper or number)
-        amount = f"{_number(number)} to {_number(upper)}" if upper else _number(number)
-        return f"{amount} {head} {rest}".rstrip()
+def _measure(match: re.Match[str]) -> str:
+    number, upper, unit = match.groups()
+    # Pluralize the head noun: "miles per hour", "degrees Celsius".
+    head, _, rest = _UNITS[unit].partition(" ")
+    head = _plural(head, upper or number)
+    amount = f"{number_words(number)} to {number_words(upper)}" if upper else number_words(number)
+    return f"{amount} {head} {rest}".rstrip()
 
-    return _UNIT_RE.sub(expand, text)
+
+def unit_words(text: str) -> str | None:
+    """Reads `text` if it is exactly one measure ("10 km", "5kg"), else None."""
+    match = _UNIT_RE.fullmatch(text)
+    return _measure(match) if match else None
+
+
+def _units(text: str) -> str:
+    return _UNIT_RE.sub(_measure, text)
 
 
 # The abbreviations with one reading, and its words (sentence_rules.py lists them all).
@@ -428,7 +460,7 @@ def _decades(text: str) -> str:
         century, decade = match.groups()
         if century:
             # "1900s" is "nineteen hundreds", "2000s" is "two thousands".
-            words = _year(century + decade)
+            words = year_words(century + decade)
         else:
             words = _cardinal(decade) if decade != "00" else "two thousand"
         head, _, last = words.rpartition(" ")
@@ -441,10 +473,18 @@ _ORDINAL_RE = re.compile(r"(?<![\w.,])([0-9]+)(st|nd|rd|th|ST|ND|RD|TH)\b")
 
 
 def _ordinals(text: str) -> str:
-    return _ORDINAL_RE.sub(lambda m: _ordinal(m.group(1)), text)
+    return _ORDINAL_RE.sub(lambda m: ordinal_words(m.group(1)), text)
 
 
 _FRACTION_RE = re.compile(r"(?<![\w./])([0-9]{1,2})/([0-9]{1,2})(?![\w/]|\.[0-9])")
+
+
+def fraction_words(numerator: int, denominator: int) -> str:
+    """Reads a fraction: "three quarters", "five thirty seconds"."""
+    noun = {2: "half", 4: "quarter"}.get(denominator) or ordinal_words(str(denominator))
+    if numerator != 1:
+        noun = _INFLECT.plural_noun(noun)
+    return f"{_cardinal(str(numerator))} {noun}"
 
 
 def _fractions(text: str) -> str:
@@ -454,10 +494,7 @@ def _fractions(text: str) -> str:
             return "twenty four seven"
         if not 0 < numerator < denominator <= 16:
             return match.group(0)
-        noun = {2: "half", 4: "quarter"}.get(denominator) or _ordinal(str(denominator))
-        if numerator > 1:
-            noun = _INFLECT.plural_noun(noun)
-        return f"{_cardinal(str(numerator))} {noun}"
+        return fraction_words(numerator, denominator)
 
     return _FRACTION_RE.sub(expand, text)
 
@@ -505,7 +542,7 @@ def _ranges(text: str) -> str:
             and len(second) == 4
             and all(1000 <= int(n) <= 2099 for n in (first, second))
         )
-        read = _year if as_years else _cardinal
+        read = year_words if as_years else _cardinal
         return f"{read(first)} to {read(second)}"
 
     return _RANGE_RE.sub(expand, text)
@@ -523,9 +560,9 @@ def _numbers(text: str) -> str:
         if token in "-\u2212":
             return "minus "
         if token.isdigit() and _looks_like_year(match.string, match.start(), match.end()):
-            words = _year(token)
+            words = year_words(token)
         else:
-            words = _number(token)
+            words = number_words(token)
         # Keep digits glued to letters apart from them: "mp3" -> "mp three", "5G" -> "five G".
         before = match.string[match.start() - 1 : match.start()]
         after = match.string[match.end() : match.end() + 1]
@@ -557,7 +594,7 @@ def _symbols(text: str) -> str:
     text = _AMPERSAND_RE.sub("and", text)
     text = _OPERATOR_RE.sub(expand_operator, text)
     # "AT&T" and "R&D" are letter names even where a part, like "AT", is also a word.
-    text = _LETTERS_AND_RE.sub(lambda m: f"{_spell(m.group(1))} and {_spell(m.group(2))}", text)
+    text = _LETTERS_AND_RE.sub(lambda m: f"{spell(m.group(1))} and {spell(m.group(2))}", text)
     return _LANGUAGE_RE.sub(
         lambda m: m.group(1) + {"++": " plus plus", "#": " sharp"}[m.group(2)], text
     )
@@ -602,7 +639,8 @@ def _pronounceable(word: str) -> bool:
     return not clusters or (vowel_pattern.startswith("ccc") and word[:3] in _ONSETS)
 
 
-def _spell(word: str) -> str:
+def spell(word: str) -> str:
+    """Letters one by one: capitals on their own are read as their names ("P H D")."""
     return " ".join(word)
 
 
@@ -617,14 +655,14 @@ def _acronyms(text: str) -> str:
         token, plural = match.groups()
         parts = _CAMEL_PART_RE.findall(token)
         spelled = [p.isupper() and len(p) > 1 and not _pronounceable(p) for p in parts]
-        words = " ".join(_spell(p) if s else p for p, s in zip(parts, spelled, strict=True))
+        words = " ".join(spell(p) if s else p for p, s in zip(parts, spelled, strict=True))
         # "GPUs" -> "G P U's": a bare "Us" would be read as the word "us".
         if plural:
             words += "'s" if spelled[-1] else "s"
         return words
 
     def dotted(match: re.Match[str]) -> str:
-        return _keep_period(match, _spell(match.group(1).replace(".", "")), capital_ends=False)
+        return _keep_period(match, spell(match.group(1).replace(".", "")), capital_ends=False)
 
     text = _ROMAN_RE.sub(roman, text)
     text = _DOTTED_RE.sub(dotted, text)

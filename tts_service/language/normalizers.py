@@ -21,6 +21,7 @@ _NUM2WORDS = {"es-ES": "es", "fr-FR": "fr", "it-IT": "it", "pt-BR": "pt_BR"}
 _DECIMAL_COMMA = {"es-ES": "coma", "fr-FR": "virgule", "it-IT": "virgola", "pt-BR": "vírgula"}
 _PERCENT = {"es-ES": "por ciento", "fr-FR": "pour cent", "it-IT": "per cento",
             "pt-BR": "por cento"}
+_PLUS = {"es-ES": "más", "fr-FR": "plus", "it-IT": "più", "pt-BR": "mais"}  # "+34 ..."
 _MONTHS = {
     "es-ES": "enero febrero marzo abril mayo junio julio agosto septiembre octubre noviembre "
              "diciembre",
@@ -34,27 +35,35 @@ _MONTHS = {
 # "15 de marzo de 2024", "15 mars 2024"
 _DATE = {"es-ES": "{day} de {month} de {year}", "fr-FR": "{day} {month} {year}",
          "it-IT": "{day} {month} {year}", "pt-BR": "{day} de {month} de {year}"}
-# Currency symbols num2words reads (to="currency"); pt_BR's reads reais only.
-_CURRENCIES = {"€": "EUR", "$": "USD", "£": "GBP", "R$": "BRL"}
+# Currency symbols and their ISO 4217 codes, which num2words reads (to="currency"; pt_BR's
+# reads reais only) and SSML's say-as currency accepts ("42.01 USD").
+CURRENCY_CODES = {"€": "EUR", "$": "USD", "£": "GBP", "R$": "BRL", "¥": "JPY"}
 _PT_BR_CURRENCIES = {"EUR": "euros", "USD": "dólares", "GBP": "libras"}
 _NO_CENTS = re.compile(r"\s*(?:,|\bcon|\bet|\be)\s+(?:cero|zéro|zero)\s+\S+$")
 
 # These languages write 1.234.567,89 (French also 1 234 567,89): the comma is the decimal mark.
-_NUMBER = r"[0-9]{1,3}(?:[. \u00a0\u202f][0-9]{3})+(?:,[0-9]+)?|[0-9]+(?:,[0-9]+)?"
+NUMBER = r"[0-9]{1,3}(?:[. \u00a0\u202f][0-9]{3})+(?:,[0-9]+)?|[0-9]+(?:,[0-9]+)?"
 _START = r"(?<![\w.,])"
 _END = r"(?![\w]|[.,][0-9])"
 _MONEY = re.compile(
-    rf"(?P<before>R\$|[€$£])\s?(?P<a>{_NUMBER}){_END}|{_START}(?P<b>{_NUMBER})\s?(?P<after>R\$|[€$£])")
-_PERCENTAGE = re.compile(rf"{_START}(?P<n>{_NUMBER})\s?%")
+    rf"(?P<before>R\$|[€$£])\s?(?P<a>{NUMBER}){_END}|{_START}(?P<b>{NUMBER})\s?(?P<after>R\$|[€$£])")
+_PERCENTAGE = re.compile(rf"{_START}(?P<n>{NUMBER})\s?%")
 _DATES = re.compile(rf"{_START}(?P<d>[0-9]{{1,2}})/(?P<m>[0-9]{{1,2}})/(?P<y>[0-9]{{4}}){_END}")
-_NUMBERS = re.compile(rf"{_START}{_NUMBER}{_END}")
+_NUMBERS = re.compile(rf"{_START}{NUMBER}{_END}")
 
 
 def _value(written: str) -> Decimal:
     return Decimal(re.sub(r"[. \u00a0\u202f]", "", written).replace(",", "."))
 
 
-def _number(written: str, language: Language) -> str:
+def reads_numbers(language: Language) -> bool:
+    """Whether num2words reads this language's numbers here (English has its own normalizer;
+    Hindi, Japanese and Chinese front ends read digits themselves)."""
+    return language.code in _NUM2WORDS
+
+
+def number_words(written: str, language: Language) -> str:
+    """Reads an unsigned number written as `language` writes it (NUMBER: "1.234,5")."""
     lang = _NUM2WORDS[language.code]
     whole, _, fraction = re.sub(r"[. \u00a0\u202f]", "", written).partition(",")
     words = num2words(int(whole), lang=lang)
@@ -66,27 +75,58 @@ def _number(written: str, language: Language) -> str:
     return str(words)
 
 
+def ordinal_words(number: int, language: Language) -> str:
+    return str(num2words(number, lang=_NUM2WORDS[language.code], to="ordinal"))
+
+
+def digit_words(digits: str, language: Language) -> str:
+    """Reads the digits of `digits` one by one."""
+    lang = _NUM2WORDS[language.code]
+    return " ".join(str(num2words(int(digit), lang=lang)) for digit in digits if digit.isdigit())
+
+
+def telephone_words(phone: str, language: Language) -> str:
+    """Reads a telephone number digit by digit, group by group as it is written."""
+    plus = f"{_PLUS[language.code]} " if phone.startswith("+") else ""
+    return plus + ", ".join(digit_words(group, language) for group in re.findall(r"[0-9]+", phone))
+
+
 def _money(match: re.Match[str], language: Language) -> str:
     symbol = match.group("before") or match.group("after")
     written = match.group("a") or match.group("b")
     lang = _NUM2WORDS[language.code]
-    code = _CURRENCIES[symbol]
+    code = CURRENCY_CODES[symbol]
     if lang == "pt_BR" and code != "BRL":
-        return f"{_number(written, language)} {_PT_BR_CURRENCIES[code]}"
+        return f"{number_words(written, language)} {_PT_BR_CURRENCIES[code]}"
     options = {} if lang == "pt_BR" else {"currency": code}  # pt_BR's reads reais only
     words = str(num2words(_value(written), lang=lang, to="currency", **options))
     # A whole amount: without num2words' "and zero cents".
     return _NO_CENTS.sub("", words)
 
 
+def amount_words(text: str, language: Language) -> str | None:
+    """Reads `text` if it is exactly one amount of money ("42,01 €"), else None."""
+    match = _MONEY.fullmatch(text)
+    return _money(match, language) if match else None
+
+
+def month_name(month: int, language: Language) -> str:
+    return _MONTHS[language.code].split()[month - 1]
+
+
+def date_words(day: int, month: int, year: int, language: Language) -> str:
+    """Reads a date: "15 de marzo de 2024" in words."""
+    lang = _NUM2WORDS[language.code]
+    return _DATE[language.code].format(day=num2words(day, lang=lang),
+                                       month=month_name(month, language),
+                                       year=num2words(year, lang=lang))
+
+
 def _date(match: re.Match[str], language: Language) -> str:
     day, month = int(match.group("d")), int(match.group("m"))
     if not (1 <= day <= 31 and 1 <= month <= 12):
         return match.group()
-    lang = _NUM2WORDS[language.code]
-    return _DATE[language.code].format(
-        day=num2words(day, lang=lang), month=_MONTHS[language.code].split()[month - 1],
-        year=num2words(int(match.group("y")), lang=lang))
+    return date_words(day, month, int(match.group("y")), language)
 
 
 def normalize(text: str, language: Language) -> str:
@@ -98,5 +138,5 @@ def normalize(text: str, language: Language) -> str:
     text = _DATES.sub(lambda m: _date(m, language), text)
     text = _MONEY.sub(lambda m: _money(m, language), text)
     text = _PERCENTAGE.sub(
-        lambda m: f"{_number(m.group('n'), language)} {_PERCENT[language.code]}", text)
-    return _NUMBERS.sub(lambda m: _number(m.group(), language), text)
+        lambda m: f"{number_words(m.group('n'), language)} {_PERCENT[language.code]}", text)
+    return _NUMBERS.sub(lambda m: number_words(m.group(), language), text)

@@ -10,22 +10,26 @@ or engines: a voice name is checked through the callback the caller passes.
 
 from __future__ import annotations
 
-import datetime
+import math
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, replace
-from xml.parsers.expat import ExpatError
+from dataclasses import dataclass, field, replace
+from xml.parsers import expat
 
-import numpy as np
-from defusedxml.common import DefusedXmlException
+from defusedxml.common import (
+    DefusedXmlException,
+    DTDForbidden,
+    EntitiesForbidden,
+    ExternalReferenceForbidden,
+)
 from defusedxml.expatreader import DefusedExpatParser
-from num2words import num2words
 
-from tts_service.language import english_normalizer, normalizers
+from tts_service.language import ipa, say_as
 from tts_service.language.languages import Language, UnknownLanguage, resolve
 
 MAX_DEPTH = 32  # elements inside each other; deeper documents are refused
 MAX_BREAK_S = 10.0  # the longest <break>, as Google's voices allow
+MAX_MARK_NAME_CHARS = 64
 
 
 class SsmlError(ValueError):
@@ -111,406 +115,444 @@ def parse(source: str, language: Language, *, symbols: frozenset[str],
     `max_source_chars` is refused before it is parsed.
     """
     if len(source) > max_source_chars:
-        raise SsmlError(f"the document has {len(source)} characters; at most "
-                        f"{max_source_chars} are read")
+        raise SsmlError(f"the SSML is {len(source)} characters long: at most {max_source_chars} "
+                        "are allowed")
+    # A str from JSON may hold half of a UTF-16 pair, which no encoding can carry.
+    if surrogate := _SURROGATE.search(source):
+        raise SsmlError(f"{_where(source, surrogate.start())}: a lone surrogate "
+                        f"(U+{ord(surrogate.group()):04X}) is not a character; send the text "
+                        "as valid Unicode")
     return _Reader(source, language, symbols, check_voice).read()
 
 
-# What each element may carry; anything else is refused by name.
-_ATTRIBUTES: dict[str, frozenset[str]] = {
-    "speak": frozenset({"xml:lang", "xmlns", "version"}),
-    "p": frozenset(), "s": frozenset(),
-    "break": frozenset({"time", "strength"}),
-    "say-as": frozenset({"interpret-as", "format", "detail"}),
-    "sub": frozenset({"alias"}),
-    "phoneme": frozenset({"alphabet", "ph"}),
-    "prosody": frozenset({"rate", "volume", "pitch"}),
-    "emphasis": frozenset({"level"}),
-    "lang": frozenset({"xml:lang"}),
-    "voice": frozenset({"name"}),
-    "mark": frozenset({"name"}),
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_SSML_NAMESPACE = "http://www.w3.org/2001/10/synthesis"
+_XML_NAMESPACE = "http://www.w3.org/XML/1998/namespace"
+# Each element and the attributes it takes (xml:lang is in the XML namespace).
+_ATTRIBUTES: dict[str, tuple[str, ...]] = {
+    "speak": ("xml:lang", "version"),
+    "p": (),
+    "s": (),
+    "break": ("time", "strength"),
+    "say-as": ("interpret-as", "format"),
+    "sub": ("alias",),
+    "phoneme": ("alphabet", "ph"),
+    "prosody": ("rate", "volume"),
+    "emphasis": ("level",),
+    "lang": ("xml:lang",),
+    "voice": ("name",),
+    "mark": ("name",),
 }
-_EMPTY = frozenset({"break", "mark"})  # elements with no content
-_CONTENT_ONLY = frozenset({"say-as", "sub", "phoneme"})  # text inside, no elements
-BREAK_STRENGTHS = {"none": 0.0, "x-weak": 0.1, "weak": 0.25, "medium": 0.4, "strong": 0.7,
-                   "x-strong": 1.0}
-_TIME = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s)\s*")
-RATES = {"x-slow": 0.6, "slow": 0.8, "medium": 1.0, "fast": 1.25, "x-fast": 1.5, "default": 1.0}
-MIN_RATE, MAX_RATE = 0.5, 2.0
-VOLUMES = {"silent": -96.0, "x-soft": -12.0, "soft": -6.0, "medium": 0.0, "loud": 6.0,
-           "x-loud": 10.0, "default": 0.0}
-MIN_VOLUME_DB, MAX_VOLUME_DB = -96.0, 10.0
-_DB = re.compile(r"\s*([+-]?[0-9]+(?:\.[0-9]+)?)\s*dB\s*")
-# <emphasis level>: how much slower and louder (Kokoro has no stress input of its own).
-EMPHASIS = {"strong": (0.9, 3.0), "moderate": (0.95, 1.5), "reduced": (1.1, -3.0),
+_PITCH = "cannot be changed: Kokoro has no pitch control (prosody takes rate and volume)"
+_VOICE_BY_NAME = "is not supported: a voice is chosen by name, one of the server's voices"
+# Attributes Google's voices take that this model cannot honour, and why.
+_REFUSED = {
+    ("prosody", "pitch"): _PITCH, ("prosody", "contour"): _PITCH, ("prosody", "range"): _PITCH,
+    ("say-as", "detail"): "is not supported: the reading follows the language",
+    ("voice", "gender"): _VOICE_BY_NAME, ("voice", "age"): _VOICE_BY_NAME,
+    ("voice", "variant"): _VOICE_BY_NAME, ("voice", "languages"): _VOICE_BY_NAME,
+}
+_TEXT_ONLY = ("say-as", "sub", "phoneme")  # their text is read as a whole
+_EMPTY = ("break", "mark")
+_SENTENCES = ("p", "s")  # the sentence splitter cuts at the "\n" they begin and end with
+_VERSIONS = ("1.0", "1.1")
+# Seconds of silence for <break strength>; "none" (and 0 s) asks for no break at all.
+BREAK_STRENGTHS_S = {"none": 0.0, "x-weak": 0.1, "weak": 0.25, "medium": 0.4, "strong": 0.7,
+                     "x-strong": 1.0}
+_BREAK_TIME = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(ms|s)", re.IGNORECASE)
+# <prosody rate>: times the enclosing rate; "default" is the call's own rate again.
+RATES = {"x-slow": 0.7, "slow": 0.85, "medium": 1.0, "fast": 1.2, "x-fast": 1.4}
+MIN_RATE, MAX_RATE = 0.5, 2.0  # of one <prosody rate>; the call's speed is checked with it later
+_PERCENT = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)%")
+# <prosody volume>: dB added to the enclosing volume; "default" is the call's own volume again.
+# The labels are Nuance Vocalizer's documented levels (Google's documentation gives none).
+VOLUMES_DB = {"silent": -math.inf, "x-soft": -15.0, "soft": -6.0, "medium": 0.0, "loud": 3.0,
+              "x-loud": 6.0}
+MAX_VOLUME_CHANGE_DB = 40.0
+_DECIBELS = re.compile(r"([+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))dB", re.IGNORECASE)
+# <emphasis level>: (times the rate, dB added); a slower, louder word sounds stressed.
+EMPHASES = {"strong": (0.9, 3.0), "moderate": (0.95, 1.5), "reduced": (1.1, -3.0),
             "none": (1.0, 0.0)}
-MAX_MARK_CHARS = 64
-# IPA into Kokoro's symbols: misaki writes English diphthongs and affricates as one letter.
-_IPA_ANY = (("\u0361", ""), ("\u035c", ""), (".", ""), ("d\u0292", "ʤ"), ("t\u0283", "ʧ"),
-            ("g", "ɡ"), ("ɫ", "l"))
-_IPA_ENGLISH = (("eɪ", "A"), ("aɪ", "I"), ("aʊ", "W"), ("ɔɪ", "Y"), ("ɚ", "əɹ"),
-                ("ɝ", "ɜɹ"), ("r", "ɹ"))
-_IPA_US = (("oʊ", "O"), ("əʊ", "O"))
-_IPA_GB = (("əʊ", "Q"), ("oʊ", "Q"))
-# A stress mark followed by the consonants of its syllable's onset.
-_STRESS_BEFORE_ONSET = re.compile("([ˈˌ])([^ˈˌ aeiouyæɑɒɔəɛɜɪʊʌɐɨʉøœɯɤ̃ᵊAIOWYQ]+)")
-# num2words' names of the languages it reads (Hindi and Mandarin it cannot).
-_NUM2WORDS = {"en-US": "en", "en-GB": "en", "es-ES": "es", "fr-FR": "fr", "it-IT": "it",
-              "ja-JP": "ja", "pt-BR": "pt_BR"}
-_DATE_FORMATS = frozenset({"mdy", "dmy", "ymd", "md", "dm", "ym", "my", "y", "m", "d"})
-_SAY_AS = ("characters", "spell-out", "verbatim", "cardinal", "number", "ordinal", "digits",
-           "fraction", "date", "time", "telephone", "currency")
+# Every white space character is one space, so plain text keeps its length: exact runs stay
+# exact, character for character.
+_FOLD = str.maketrans(dict.fromkeys("\t\n\r\x85\u2028\u2029", " "))
+# defusedxml's own handlers, each raising before anything is declared or fetched.
+_GUARD = DefusedExpatParser(forbid_dtd=True, forbid_entities=True, forbid_external=True)
+_FORBIDDEN = {
+    DTDForbidden: "a DOCTYPE is not allowed: SSML needs no DTD, and a DTD could declare entities",
+    EntitiesForbidden: "entity declarations are not allowed",
+    ExternalReferenceForbidden: "external references are not allowed",
+}
+
+
+def _where(source: str, at: int) -> str:
+    """`at` (a code point offset) as a person finds it: line and column, from 1."""
+    line_start = source.rfind("\n", 0, at) + 1
+    return f"line {source.count(chr(10), 0, at) + 1}, column {at - line_start + 1}"
+
+
+def _has_word(text: str) -> bool:
+    return any(char.isalnum() for char in text)
 
 
 @dataclass
-class _Open:
-    """An element being read: its name, the style inside it, and the text of a content-only
-    element with the source span of that text."""
+class _Frame:
+    """An open element: its name, where it starts (code points), the style of its content,
+    and, for an element read as a whole (say-as, sub, phoneme), its text so far."""
 
     name: str
+    at: int
     style: Style
     attributes: dict[str, str]
-    content: list[str]
-    start: int = -1
-    end: int = -1
+    chunks: list[Run] = field(default_factory=list)
+
+
+class _Offsets:
+    """Byte offsets of the UTF-8 source as code point offsets of the str, cheaply in order."""
+
+    def __init__(self, raw: bytes) -> None:
+        self._raw = raw
+        self._byte = self._char = 0
+
+    def char(self, byte: int) -> int:
+        if byte < self._byte:
+            self._byte = self._char = 0
+        self._char += len(self._raw[self._byte:byte].decode("utf-8"))
+        self._byte = byte
+        return self._char
 
 
 class _Reader:
+    """One document, read by expat's events into items."""
+
     def __init__(self, source: str, language: Language, symbols: frozenset[str],
                  check_voice: Callable[[str], str | None]) -> None:
         self._source = source
-        self._data = source.encode("utf-8")
-        # The code point each byte belongs to: expat reports places in bytes.
-        lead = (np.frombuffer(self._data, np.uint8) & 0xC0) != 0x80
-        self._char_at = np.cumsum(lead) - 1
+        self._raw = source.encode("utf-8")
+        self._language = language
         self._symbols = symbols
         self._check_voice = check_voice
-        self._language = language
-        self._open: list[_Open] = []
+        self._offsets = _Offsets(self._raw)
         self._items: list[Item] = []
-        self._runs: list[Run] = []
+        self._runs: list[Run] = []  # the Speech being gathered, in `_style`
         self._style: Style | None = None
-        reader = DefusedExpatParser(forbid_dtd=True, forbid_entities=True,
-                                    forbid_external=True)
-        reader.reset()  # makes expat with defusedxml's refusals of DTDs and entities
-        self._expat = reader._parser
-        self._expat.buffer_text = False  # each piece of text with its own place
-        self._expat.StartElementHandler = self._start
-        self._expat.EndElementHandler = self._end
-        self._expat.CharacterDataHandler = self._text
+        self._stack: list[_Frame] = []
+        self._at_boundary = True  # a "\n" (or the start) ends what was said so far
+        self._in_cdata = False
+        # The encoding is ours, whatever the document declares: the offsets are of these bytes.
+        parser = expat.ParserCreate(encoding="UTF-8", namespace_separator=" ")
+        parser.buffer_text = False  # one event per text, newline and reference: exact offsets
+        parser.StartDoctypeDeclHandler = _GUARD.defused_start_doctype_decl
+        parser.EntityDeclHandler = _GUARD.defused_entity_decl
+        parser.UnparsedEntityDeclHandler = _GUARD.defused_unparsed_entity_decl
+        parser.ExternalEntityRefHandler = _GUARD.defused_external_entity_ref_handler
+        parser.StartElementHandler = self._start
+        parser.EndElementHandler = self._end
+        parser.CharacterDataHandler = self._text
+        parser.StartCdataSectionHandler = self._cdata_starts
+        parser.EndCdataSectionHandler = self._cdata_ends
+        # Comments and processing instructions are not spoken: expat skips them unhandled.
+        self._parser = parser
+        self._starts: dict[str, Callable[[_Frame], None]] = {
+            "speak": self._start_speak, "lang": self._start_lang, "voice": self._start_voice,
+            "p": self._sentence_starts, "s": self._sentence_starts, "break": self._start_break,
+            "mark": self._start_mark, "prosody": self._start_prosody,
+            "emphasis": self._start_emphasis, "say-as": self._start_say_as,
+            "phoneme": self._start_phoneme}
 
     def read(self) -> Document:
         try:
-            self._expat.Parse(self._data, True)
-        except ExpatError as err:
-            raise SsmlError(f"line {err.lineno}, column {err.offset + 1}: malformed XML "
-                            f"({_expat_message(err)})") from None
-        except DefusedXmlException:
-            raise SsmlError(f"line {self._expat.CurrentLineNumber}: a DTD, entity declaration "
-                            "or external reference is not allowed in SSML") from None
-        self._flush()
+            self._parser.Parse(self._raw, True)
+        except expat.ExpatError as err:
+            raise SsmlError(f"{self._where(self._parser.ErrorByteIndex)}: not well-formed XML: "
+                            f"{expat.ErrorString(err.code)}") from err
+        except DefusedXmlException as err:
+            raise SsmlError(f"{self._where(self._parser.CurrentByteIndex)}: "
+                            f"{_FORBIDDEN[type(err)]}") from err
+        self._close()
         return Document(tuple(self._items))
 
-    # Where things are --------------------------------------------------------------------
+    # --- Positions and errors
 
     def _here(self) -> int:
-        """The code point the parser is at."""
-        at = self._expat.CurrentByteIndex
-        return int(self._char_at[at]) if at < len(self._data) else len(self._source)
+        return self._offsets.char(self._parser.CurrentByteIndex)
 
-    def _fail(self, problem: str) -> SsmlError:
-        return SsmlError(f"line {self._expat.CurrentLineNumber}, column "
-                         f"{self._expat.CurrentColumnNumber + 1}: {problem}")
+    def _where(self, byte: int) -> str:
+        return _where(self._source, self._offsets.char(max(byte, 0)))
 
-    # Elements ----------------------------------------------------------------------------
+    def _error(self, element: str, at: int, problem: str) -> SsmlError:
+        return SsmlError(f"<{element}> at {_where(self._source, at)}: {problem}")
 
-    def _start(self, name: str, attributes: dict[str, str]) -> None:
-        if len(self._open) >= MAX_DEPTH:
-            raise self._fail(f"<{name}> is nested deeper than {MAX_DEPTH} elements")
-        if not self._open and name != "speak":
-            raise self._fail(f"the document must be a <speak> element, not <{name}>")
-        if self._open and name == "speak":
-            raise self._fail("<speak> may only be the outermost element")
-        if name not in _ATTRIBUTES:
-            raise self._fail(f"unknown element <{name}>: SSML here has "
-                             f"{', '.join(f'<{known}>' for known in _ATTRIBUTES)}")
-        unknown = sorted(set(attributes) - _ATTRIBUTES[name])
-        if unknown:
-            allowed = ", ".join(sorted(_ATTRIBUTES[name])) or "none"
-            raise self._fail(f"<{name}> has no attribute {unknown[0]!r} (it takes: {allowed})")
-        if self._open and self._open[-1].name in _CONTENT_ONLY:
-            raise self._fail(f"<{self._open[-1].name}> holds text only, not <{name}>")
-        style = self._open[-1].style if self._open else Style(self._language)
-        style = self._styled(name, attributes, style)
-        self._open.append(_Open(name, style, attributes, []))
-        if name in ("p", "s"):
-            self._add(Run("\n", self._here(), self._here(), exact=False), style)
-        elif name == "break":
-            self._pause(attributes)
-        elif name == "mark":
-            mark = attributes.get("name", "")
-            if not mark or len(mark) > MAX_MARK_CHARS:
-                raise self._fail(f"<mark> needs a name of 1 to {MAX_MARK_CHARS} characters")
-            self._flush()
-            self._items.append(MarkPoint(mark, self._here()))
+    # --- What is said
 
-    def _end(self, name: str) -> None:
-        element = self._open.pop()
-        if name in ("p", "s"):
-            self._add(Run("\n", self._here(), self._here(), exact=False), element.style)
-        elif name in _CONTENT_ONLY:
-            self._content(element)
-
-    def _styled(self, name: str, attributes: dict[str, str], style: Style) -> Style:
-        if "xml:lang" in attributes:
-            try:
-                style = replace(style, language=resolve(attributes["xml:lang"]))
-            except UnknownLanguage as err:
-                raise self._fail(f"<{name} xml:lang>: {err}") from None
-        if name == "voice":
-            voice = attributes.get("name", "")
-            problem = self._check_voice(voice) if voice else "<voice> needs a name"
-            if problem is not None:
-                raise self._fail(f"<voice name={voice!r}>: {problem}")
-            style = replace(style, voice=voice)
-        elif name == "prosody":
-            if "pitch" in attributes:
-                raise self._fail("<prosody pitch> cannot be honoured: Kokoro-82M has no pitch "
-                                 "control (choose another voice); rate and volume can be set")
-            rate = _rate(attributes.get("rate", "default"))
-            volume = _volume(attributes.get("volume", "default"))
-            if rate is None:
-                raise self._fail(f"<prosody rate={attributes['rate']!r}>: use a percentage "
-                                 f"such as 80%, a number, or one of {', '.join(RATES)}")
-            if volume is None:
-                raise self._fail(f"<prosody volume={attributes['volume']!r}>: use a change "
-                                 f"such as +6dB or -3dB, or one of {', '.join(VOLUMES)}")
-            style = replace(style, rate=style.rate * rate, volume_db=style.volume_db + volume)
-        elif name == "emphasis":
-            level = attributes.get("level", "moderate")
-            if level not in EMPHASIS:
-                raise self._fail(f"<emphasis level={level!r}>: use one of "
-                                 f"{', '.join(EMPHASIS)}")
-            rate, gain = EMPHASIS[level]
-            style = replace(style, rate=style.rate * rate, volume_db=style.volume_db + gain)
-        if not MIN_RATE <= style.rate <= MAX_RATE:
-            raise self._fail(f"<{name}> makes the rate {style.rate:g}, outside [{MIN_RATE}, "
-                             f"{MAX_RATE}]")
-        if not MIN_VOLUME_DB <= style.volume_db <= MAX_VOLUME_DB:
-            raise self._fail(f"<{name}> makes the volume {style.volume_db:+g} dB, outside "
-                             f"[{MIN_VOLUME_DB:g}, {MAX_VOLUME_DB:+g}] dB")
-        return style
-
-    def _pause(self, attributes: dict[str, str]) -> None:
-        if "time" in attributes:  # time wins over strength, as the SSML spec says
-            found = _TIME.fullmatch(attributes["time"])
-            seconds = float(found[1]) / (1000 if found[2] == "ms" else 1) if found else -1.0
-            if not 0 <= seconds <= MAX_BREAK_S:
-                raise self._fail(f"<break time={attributes['time']!r}>: give 0 to "
-                                 f"{MAX_BREAK_S:g} s, e.g. 800ms or 1.5s")
-        else:
-            strength = attributes.get("strength", "medium")
-            if strength not in BREAK_STRENGTHS:
-                raise self._fail(f"<break strength={strength!r}>: use one of "
-                                 f"{', '.join(BREAK_STRENGTHS)}")
-            seconds = BREAK_STRENGTHS[strength]
-        self._flush()
-        if seconds > 0:
-            self._items.append(Pause(seconds, self._here()))
-
-    # Text --------------------------------------------------------------------------------
-
-    def _text(self, data: str) -> None:
-        if not self._open:
-            return  # white space around the root; expat refuses anything else
-        start = self._here()
-        written = self._source[start:start + len(data)]
-        # An entity or character reference (&amp;) arrives as its text: it stands for the
-        # whole reference.
-        exact = written == data
-        end = start + len(data) if exact else self._source.index(";", start) + 1
-        element = self._open[-1]
-        if element.name in _CONTENT_ONLY:
-            element.content.append(data)
-            element.start = start if element.start < 0 else element.start
-            element.end = end
-            return
-        self._add(Run(re.sub(r"\s", " ", data), start, end, exact=exact), element.style)
-
-    def _content(self, element: _Open) -> None:
-        """A say-as, sub or phoneme, read once its content is whole."""
-        written = "".join(element.content)
-        if not written.strip():
-            raise self._fail(f"<{element.name}> is empty: put the text it reads inside")
-        start, end = element.start, element.end
-        attributes = element.attributes
-        language = element.style.language
-        if element.name == "sub":
-            alias = attributes.get("alias", "")
-            if not alias.strip():
-                raise self._fail("<sub> needs a non-empty alias")
-            run = Run(alias, start, end, exact=False)
-        elif element.name == "phoneme":
-            run = Run(re.sub(r"\s", " ", written), start, end,
-                      exact=written == self._source[start:end],
-                      phonemes=self._phonemes(attributes, language))
-        else:
-            reading = self._say_as(attributes, written.strip(), language)
-            run = Run(reading, start, end, exact=False, normalize=False)
-        self._add(run, element.style)
-
-    def _phonemes(self, attributes: dict[str, str], language: Language) -> str:
-        alphabet, ph = attributes.get("alphabet", ""), attributes.get("ph", "").strip()
-        if alphabet not in ("ipa", "x-kokoro"):
-            raise self._fail(f"<phoneme alphabet={alphabet!r}>: use ipa or x-kokoro (the "
-                             "model's own symbols)")
-        if not ph:
-            raise self._fail("<phoneme> needs its phonemes in ph")
-        if alphabet == "ipa":
-            ph = ipa_to_kokoro(ph, language)
-        unknown = sorted({char for char in ph if char != " " and char not in self._symbols})
-        if unknown:
-            raise self._fail(f"<phoneme ph={attributes['ph']!r}>: the model cannot say "
-                             f"{' '.join(unknown)} (its symbols: "
-                             f"{''.join(sorted(self._symbols - {' '}))})")
-        return ph
-
-    def _say_as(self, attributes: dict[str, str], written: str, language: Language) -> str:
-        kind = attributes.get("interpret-as", "")
-        if kind not in _SAY_AS:
-            raise self._fail(f"<say-as interpret-as={kind!r}>: use one of {', '.join(_SAY_AS)}")
-        try:
-            return read_as(kind, written, language, attributes.get("format", ""))
-        except ValueError as err:
-            raise self._fail(f"<say-as interpret-as={kind!r}>: {err}") from None
-
-    # Items -------------------------------------------------------------------------------
-
-    def _add(self, run: Run, style: Style) -> None:
-        if self._style is not None and style != self._style:
-            self._flush()
-        self._style = style
+    def _speak(self, run: Run, style: Style) -> None:
+        if style != self._style:
+            self._close()
+            self._style = style
+        if run.text.strip():
+            self._at_boundary = False
         last = self._runs[-1] if self._runs else None
-        if (last is not None and last.exact and run.exact and last.end == run.start
-                and not last.phonemes and not run.phonemes):
-            # expat hands text over in parts (at each line end): one run again.
+        if last is not None and last.exact and run.exact and last.end == run.start \
+                and last.normalize and run.normalize and not last.phonemes and not run.phonemes:
             self._runs[-1] = Run(last.text + run.text, last.start, run.end)
         else:
             self._runs.append(run)
 
-    def _flush(self) -> None:
-        if self._runs and self._style is not None:
+    def _close(self) -> None:
+        """Ends the Speech being gathered; one with nothing to say (no letter, no digit, no
+        phonemes: white space, punctuation, sentence ends) is dropped."""
+        if any(run.phonemes or _has_word(run.text) for run in self._runs):
+            assert self._style is not None
             self._items.append(Speech(self._style, tuple(self._runs)))
         self._runs = []
         self._style = None
 
+    def _sentence_boundary(self, at: int, style: Style) -> None:
+        # Only within a Speech: where one begins or ends, the text is cut anyway.
+        if self._runs and style == self._style and not self._at_boundary:
+            self._speak(Run("\n", at, at, exact=False), style)
+        self._at_boundary = True
 
-def _expat_message(err: ExpatError) -> str:
-    return str(err).split(":")[0]
+    # --- expat's events
 
+    def _cdata_starts(self) -> None:
+        self._in_cdata = True
 
-def _rate(value: str) -> float | None:
-    if value in RATES:
-        return RATES[value]
-    try:
-        return float(value[:-1]) / 100 if value.endswith("%") else float(value)
-    except ValueError:
-        return None
+    def _cdata_ends(self) -> None:
+        self._in_cdata = False
 
+    def _text(self, data: str) -> None:
+        byte = self._parser.CurrentByteIndex
+        if not self._in_cdata and self._raw[byte] == ord("&"):
+            # An entity or character reference: its text stands for the whole reference.
+            end_byte, exact = self._raw.index(b";", byte) + 1, False
+        elif data == "\n" and self._raw[byte] == ord("\r"):
+            # expat reads \r\n (or a lone \r) as one \n.
+            end_byte, exact = byte + (2 if self._raw[byte + 1:byte + 2] == b"\n" else 1), True
+        else:
+            end_byte, exact = byte + len(data.encode("utf-8")), True
+        start, end = self._offsets.char(byte), self._offsets.char(end_byte)
+        text = (self._source[start:end] if exact else data).translate(_FOLD)
+        run = Run(text, start, end, exact=exact)
+        frame = self._stack[-1]
+        if frame.name in _TEXT_ONLY:
+            frame.chunks.append(run)
+        elif frame.name in _EMPTY:
+            if text.strip():
+                raise self._error(frame.name, frame.at, "must be empty")
+        else:
+            self._speak(run, frame.style)
 
-def _volume(value: str) -> float | None:
-    if value in VOLUMES:
-        return VOLUMES[value]
-    found = _DB.fullmatch(value)
-    return float(found[1]) if found else None
+    def _start(self, tag: str, attributes: dict[str, str]) -> None:
+        at = self._here()
+        name = self._element(tag, at)
+        if len(self._stack) >= MAX_DEPTH:
+            raise self._error(name, at, f"is nested too deep: at most {MAX_DEPTH} elements may "
+                                        "be inside each other")
+        parent = self._stack[-1] if self._stack else None
+        if (parent is None) != (name == "speak"):
+            raise self._error(name, at, "<speak> is the root element, and the only one")
+        if parent is not None and parent.name in _TEXT_ONLY:
+            raise self._error(parent.name, parent.at, f"may contain only text, not <{name}>")
+        if parent is not None and parent.name in _EMPTY:
+            raise self._error(parent.name, parent.at, "must be empty")
+        values = self._attributes(name, attributes, at)
+        style = parent.style if parent is not None else Style(self._language)
+        frame = _Frame(name, at, style, values)
+        self._stack.append(frame)
+        self._starts.get(name, self._start_other)(frame)
 
+    def _end(self, _: str) -> None:
+        frame = self._stack.pop()
+        at = self._here()
+        if frame.name in _SENTENCES:
+            self._sentence_boundary(at, frame.style)
+        elif frame.name in _TEXT_ONLY:
+            self._read_whole(frame, at)
 
-def ipa_to_kokoro(ipa: str, language: Language) -> str:
-    """IPA as Kokoro's symbols: ties and syllable marks dropped, and for English misaki's one
-    letter per diphthong and affricate (its American or British set)."""
-    table: tuple[tuple[str, str], ...] = _IPA_ANY
-    if language.english:
-        table += _IPA_ENGLISH + (_IPA_GB if language.code == "en-GB" else _IPA_US)
-    for ipa_form, kokoro in table:
-        ipa = ipa.replace(ipa_form, kokoro)
-    # IPA marks stress where the syllable starts; misaki (and so Kokoro) before its vowel.
-    return _STRESS_BEFORE_ONSET.sub(r"\2\1", ipa)
+    # --- Elements and attributes
 
+    def _element(self, tag: str, at: int) -> str:
+        namespace, _, name = tag.rpartition(" ")
+        if namespace not in ("", _SSML_NAMESPACE):
+            raise self._error(name, at, f"is not an SSML element (namespace {namespace})")
+        if name not in _ATTRIBUTES:
+            raise self._error(name, at, "is not an element this server reads: use "
+                              + ", ".join(f"<{known}>" for known in _ATTRIBUTES))
+        return name
 
-def _cardinal(number: int, language: Language, to: str = "cardinal") -> str:
-    if language.code not in _NUM2WORDS:
-        raise ValueError(f"numbers cannot be read as words in {language.name} here: write "
-                         "them as digits outside <say-as>")
-    return str(num2words(number, lang=_NUM2WORDS[language.code], to=to))
+    def _attributes(self, element: str, attributes: dict[str, str], at: int) -> dict[str, str]:
+        values = {}
+        for qualified, value in attributes.items():
+            namespace, _, local = qualified.rpartition(" ")
+            attribute = {"": local, _XML_NAMESPACE: f"xml:{local}"}.get(namespace,
+                                                                       f"{{{namespace}}}{local}")
+            if (element, attribute) in _REFUSED:
+                raise self._error(element, at, f"{attribute} {_REFUSED[element, attribute]}")
+            allowed = _ATTRIBUTES[element]
+            if attribute not in allowed:
+                takes = ("takes " + ", ".join(allowed)) if allowed else "takes no attributes"
+                raise self._error(element, at, f"has no attribute {attribute!r}: it {takes}")
+            values[attribute] = value.strip()
+        return values
 
+    def _required(self, frame: _Frame, attribute: str) -> str:
+        value = frame.attributes.get(attribute, "")
+        if not value:
+            raise self._error(frame.name, frame.at, f"needs a non-empty {attribute}")
+        return value
 
-def _integer(written: str) -> int:
-    digits = written.replace(",", "").replace(" ", "")
-    if not re.fullmatch(r"-?[0-9]{1,15}", digits):
-        raise ValueError(f"{written!r} is not a whole number")
-    return int(digits)
+    def _language_of(self, frame: _Frame) -> Language:
+        try:
+            return resolve(self._required(frame, "xml:lang"))
+        except UnknownLanguage as err:
+            raise self._error(frame.name, frame.at, str(err)) from err
 
+    def _start_other(self, frame: _Frame) -> None:
+        """An element whose start says nothing (<sub>: it is read at its end)."""
 
-def read_as(kind: str, written: str, language: Language, date_format: str = "") -> str:
-    """How `written` is read as `kind` (a say-as interpret-as) in `language`; raises
-    ValueError saying why it cannot be."""
-    if kind in ("characters", "spell-out", "verbatim"):
-        return " ".join(char for char in written if not char.isspace())
-    if kind in ("cardinal", "number"):
-        return _cardinal(_integer(written), language)
-    if kind == "ordinal":
-        return _cardinal(_integer(written.rstrip(".ºª").removesuffix("th")
-                                   .removesuffix("st").removesuffix("nd")
-                                   .removesuffix("rd")), language, to="ordinal")
-    if kind in ("digits", "telephone"):
-        groups = re.findall(r"[0-9]+", written)
-        if not groups or re.search(r"[^0-9\s()+.-]", written):
-            raise ValueError(f"{written!r} is not a run of digits")
-        return ", ".join(" ".join(_cardinal(int(digit), language) for digit in group)
-                         for group in groups)
-    if kind == "fraction":
-        found = re.fullmatch(r"\s*([0-9]+)\s*/\s*([0-9]+)\s*", written)
-        if found is None:
-            raise ValueError(f"{written!r} is not a fraction such as 3/4")
-        if not language.english:
-            raise ValueError(f"fractions are read in English only, not in {language.name}")
-        return english_normalizer.normalize(f"{int(found[1])}/{int(found[2])}")
-    if kind == "date":
-        return _date(written, language, date_format or "ymd")
-    if kind == "time":
-        if not re.fullmatch(r"[0-9]{1,2}[:.][0-9]{2}(?:[:.][0-9]{2})?\s*(?:[AaPp]\.?[Mm]\.?)?",
-                            written):
-            raise ValueError(f"{written!r} is not a time such as 14:30 or 2:30pm")
-        return english_normalizer.normalize(written) if language.english else \
-            normalizers.normalize(written.replace(".", ":"), language)
-    if not re.search(r"[0-9]", written):  # currency
-        raise ValueError(f"{written!r} is not an amount such as $42.01 or 5 €")
-    return english_normalizer.normalize(written) if language.english else \
-        normalizers.normalize(written, language)
+    def _start_speak(self, frame: _Frame) -> None:
+        version = frame.attributes.get("version")
+        if version is not None and version not in _VERSIONS:
+            raise self._error("speak", frame.at, f"version {version!r} is not SSML's: use 1.0")
+        if "xml:lang" in frame.attributes:
+            frame.style = replace(frame.style, language=self._language_of(frame))
 
+    def _start_lang(self, frame: _Frame) -> None:
+        frame.style = replace(frame.style, language=self._language_of(frame))
 
-def _date(written: str, language: Language, date_format: str) -> str:
-    if date_format not in _DATE_FORMATS:
-        raise ValueError(f"format {date_format!r} is not known: use one of "
-                         f"{', '.join(sorted(_DATE_FORMATS))}")
-    parts = re.findall(r"[0-9]+", written)
-    if len(parts) != len(date_format):
-        raise ValueError(f"{written!r} does not have the {len(date_format)} numbers of format "
-                         f"{date_format!r}")
-    fields = dict(zip(date_format, map(int, parts), strict=True))
-    try:
-        datetime.date(fields.get("y", 2000), fields.get("m", 1), fields.get("d", 1))
-    except ValueError as err:
-        raise ValueError(f"{written!r} is not a date ({err})") from None
-    if language.english:
-        month = english_normalizer.MONTHS[fields["m"] - 1] if "m" in fields else ""
-        day = _cardinal(fields["d"], language, "ordinal") if "d" in fields else ""
-        year = english_normalizer.normalize(str(fields["y"])) if "y" in fields else ""
-        spoken = " ".join(part for part in (month, day) if part)
-        if year and spoken:
-            return f"{spoken}, {year}"
-        return spoken or year
-    if len(fields) != 3:
-        raise ValueError(f"in {language.name} a date is read with day, month and year only "
-                         "(format dmy, mdy or ymd)")
-    return normalizers.normalize(f"{fields['d']}/{fields['m']}/{fields['y']}", language)
+    def _sentence_starts(self, frame: _Frame) -> None:
+        self._sentence_boundary(frame.at, frame.style)
+
+    def _start_voice(self, frame: _Frame) -> None:
+        name = self._required(frame, "name")
+        problem = self._check_voice(name)
+        if problem is not None:
+            raise self._error("voice", frame.at, problem)
+        frame.style = replace(frame.style, voice=name)
+
+    def _start_break(self, frame: _Frame) -> None:
+        seconds = self._break_seconds(frame)
+        # No break asked for: nothing to cut, so the speech goes on as one.
+        if seconds > 0:
+            self._close()
+            self._items.append(Pause(seconds, frame.at))
+
+    def _break_seconds(self, frame: _Frame) -> float:
+        time = frame.attributes.get("time")
+        if time is not None:  # time wins over strength, as in the SSML specification
+            match = _BREAK_TIME.fullmatch(time)
+            if match is None:
+                raise self._error("break", frame.at, f"time {time!r} is not a duration: write "
+                                  "it as 800ms or 1.5s")
+            seconds = float(match.group(1)) / (1000 if match.group(2).lower() == "ms" else 1)
+            if seconds > MAX_BREAK_S:
+                raise self._error("break", frame.at, f"time {time!r} is too long: at most "
+                                  f"{MAX_BREAK_S:g}s")
+            return seconds
+        strength = frame.attributes.get("strength", "medium")
+        if strength not in BREAK_STRENGTHS_S:
+            raise self._error("break", frame.at, f"strength {strength!r} is not one of "
+                              + ", ".join(BREAK_STRENGTHS_S))
+        return BREAK_STRENGTHS_S[strength]
+
+    def _start_mark(self, frame: _Frame) -> None:
+        name = self._required(frame, "name")
+        if len(name) > MAX_MARK_NAME_CHARS:
+            raise self._error("mark", frame.at, f"name is {len(name)} characters long: at most "
+                              f"{MAX_MARK_NAME_CHARS}")
+        self._close()
+        self._items.append(MarkPoint(name, frame.at))
+
+    def _start_prosody(self, frame: _Frame) -> None:
+        rate, volume_db = frame.style.rate, frame.style.volume_db
+        if (written := frame.attributes.get("rate")) is not None:
+            rate = 1.0 if written == "default" else rate * self._rate(frame, written)
+        if (written := frame.attributes.get("volume")) is not None:
+            volume_db = 0.0 if written == "default" else volume_db + self._volume(frame, written)
+        frame.style = replace(frame.style, rate=rate, volume_db=volume_db)
+
+    def _rate(self, frame: _Frame, written: str) -> float:
+        if written in RATES:
+            return RATES[written]
+        match = _PERCENT.fullmatch(written)
+        if match is None:
+            raise self._error("prosody", frame.at, f"rate {written!r} is not a rate: use a "
+                              "percentage (80%), default or " + ", ".join(RATES))
+        rate = float(match.group(1)) / 100
+        if not MIN_RATE <= rate <= MAX_RATE:
+            raise self._error("prosody", frame.at, f"rate {written!r} is out of range: from "
+                              f"{MIN_RATE:.0%} to {MAX_RATE:.0%}")
+        return rate
+
+    def _volume(self, frame: _Frame, written: str) -> float:
+        if written in VOLUMES_DB:
+            return VOLUMES_DB[written]
+        match = _DECIBELS.fullmatch(written)
+        if match is None:
+            raise self._error("prosody", frame.at, f"volume {written!r} is not a volume: use "
+                              "+6dB, -3dB, default or " + ", ".join(VOLUMES_DB))
+        change = float(match.group(1))
+        if abs(change) > MAX_VOLUME_CHANGE_DB:
+            raise self._error("prosody", frame.at, f"volume {written!r} is out of range: from "
+                              f"-{MAX_VOLUME_CHANGE_DB:g}dB to +{MAX_VOLUME_CHANGE_DB:g}dB")
+        return change
+
+    def _start_emphasis(self, frame: _Frame) -> None:
+        level = frame.attributes.get("level", "moderate")
+        if level not in EMPHASES:
+            raise self._error("emphasis", frame.at, f"level {level!r} is not one of "
+                              + ", ".join(EMPHASES))
+        rate, volume_db = EMPHASES[level]
+        frame.style = replace(frame.style, rate=frame.style.rate * rate,
+                              volume_db=frame.style.volume_db + volume_db)
+
+    def _start_say_as(self, frame: _Frame) -> None:
+        try:
+            say_as.check(self._required(frame, "interpret-as"), frame.style.language,
+                         frame.attributes.get("format", ""))
+        except say_as.SayAsError as err:
+            raise self._error("say-as", frame.at, str(err)) from err
+
+    def _start_phoneme(self, frame: _Frame) -> None:
+        alphabet = frame.attributes.get("alphabet", "ipa")
+        if alphabet not in ipa.ALPHABETS:
+            raise self._error("phoneme", frame.at, f"alphabet {alphabet!r} is not one of "
+                              + ", ".join(ipa.ALPHABETS))
+        self._required(frame, "ph")
+
+    def _read_whole(self, frame: _Frame, end_at: int) -> None:
+        """A say-as, sub or phoneme: one run for its whole text, whose source is the text
+        between its tags without the white space around it."""
+        chunks = frame.chunks
+        start, end = (chunks[0].start, chunks[-1].end) if chunks else (end_at, end_at)
+        while start < end and self._source[start].isspace():
+            start += 1
+        while end > start and self._source[end - 1].isspace():
+            end -= 1
+        written = "".join(chunk.text for chunk in chunks).strip()
+        style = frame.style
+        if frame.name == "sub":
+            alias = " ".join(self._required(frame, "alias").split())
+            self._speak(Run(alias, start, end, exact=False), style)
+        elif frame.name == "say-as":
+            try:
+                words = say_as.read(frame.attributes["interpret-as"], written, style.language,
+                                    frame.attributes.get("format", ""))
+            except say_as.SayAsError as err:
+                raise self._error("say-as", frame.at, str(err)) from err
+            self._speak(Run(words, start, end, exact=False, normalize=False), style)
+        else:
+            if not written:
+                raise self._error("phoneme", frame.at, "needs the written word it pronounces")
+            ph = frame.attributes["ph"]
+            try:
+                if frame.attributes.get("alphabet", "ipa") == "ipa":
+                    phonemes = ipa.from_ipa(ph, style.language, self._symbols)
+                else:
+                    phonemes = ipa.from_kokoro(ph, self._symbols)
+            except ipa.PhonemeError as err:
+                raise self._error("phoneme", frame.at, str(err)) from err
+            exact = written == self._source[start:end].translate(_FOLD)
+            self._speak(Run(written, start, end, exact=exact, phonemes=phonemes,
+                            normalize=False), style)

@@ -129,6 +129,22 @@ async def test_marks_are_in_order_within_the_audio(
         assert ssml[mark.offset:].startswith(f'<mark name="{mark.name}"')
 
 
+async def test_a_mark_inside_a_sentence_is_timed_at_its_word_and_cuts_nothing(
+        stub: tts_pb2_grpc.TextToSpeechServiceStub) -> None:
+    text = "The quick brown fox jumps over the lazy dog."
+    ssml = '<speak>The quick brown fox <mark name="jump"/>jumps over the lazy dog.</speak>'
+    response = await stub.Synthesize(tts_pb2.SynthesizeRequest(
+        ssml=ssml, config=tts_pb2.SynthesisConfig(encoding=tts_pb2.AUDIO_ENCODING_PCM_S16LE,
+                                                  enable_word_timings=True)), timeout=120)
+    plain = await _audio(stub, text=text)
+    assert response.audio == plain.audio  # one piece, as the text alone
+    [mark] = response.marks
+    jumps = next(word for word in response.words if word.text_span.text == "jumps")
+    assert ssml[jumps.text_span.start_offset:jumps.text_span.end_offset] == "jumps"
+    assert mark.seconds == pytest.approx(jumps.start_seconds, abs=1e-3)
+    assert ssml[mark.offset:].startswith('<mark name="jump"')
+
+
 async def test_a_plain_document_is_the_same_audio_as_its_text(
         stub: tts_pb2_grpc.TextToSpeechServiceStub) -> None:
     text = "Plain text, read the same way with or without markup."

@@ -239,11 +239,18 @@ class SpeechCall:
         self.record.text_chars = len(text)
         self.record.voice = asked.voice
         calls = self._calls
-        build = build_ssml_spec if ssml else build_spec
         with _named(dialect):
-            spec = build(text, asked, streaming=streaming, catalog=calls.catalog,
-                         front_ends=calls.front_ends, limits=calls.limits,
-                         model_rate_hz=calls.sample_rate_hz, list_voices=dialect.list_voices)
+            if ssml:
+                spec = build_ssml_spec(
+                    text, asked, streaming=streaming, catalog=calls.catalog,
+                    front_ends=calls.front_ends, limits=calls.limits,
+                    model_rate_hz=calls.sample_rate_hz, list_voices=dialect.list_voices,
+                    marks_inside=calls.synthesizer.times_words)
+            else:
+                spec = build_spec(text, asked, streaming=streaming, catalog=calls.catalog,
+                                  front_ends=calls.front_ends, limits=calls.limits,
+                                  model_rate_hz=calls.sample_rate_hz,
+                                  list_voices=dialect.list_voices)
             self._check_word_timings(spec)
         self.record.voice = spec.voice.name
         self.record.pieces_total = len(spec.pieces)

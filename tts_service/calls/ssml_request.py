@@ -9,8 +9,8 @@ caller's SSML: word timings and marks point into the source the caller wrote.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import replace
+from collections.abc import AsyncIterator, Iterator, Sequence
+from dataclasses import dataclass, replace
 
 from tts_service.calls.live_text import TextInput
 from tts_service.calls.request import (
@@ -28,7 +28,16 @@ from tts_service.errors import IdleTimeout, InvalidRequest
 from tts_service.language.front_end import FrontEnds
 from tts_service.language.languages import Language, matches
 from tts_service.language.sentences import Piece, SplitPolicy
-from tts_service.language.ssml import Document, MarkPoint, Pause, Run, Speech, SsmlError, parse
+from tts_service.language.ssml import (
+    Document,
+    MarkPoint,
+    Pause,
+    Run,
+    Speech,
+    SsmlError,
+    Style,
+    parse,
+)
 from tts_service.model.voices import Voice, VoiceCatalog
 from tts_service.synthesis.synthesizer import DirectedPiece, PausePiece, StyledPiece, Voicing
 
@@ -70,9 +79,11 @@ async def next_document(inputs: AsyncIterator[TextInput], limits: Limits) -> tup
 
 def build_ssml_spec(source: str, asked: AskedSettings, *, streaming: bool,
                     catalog: VoiceCatalog, front_ends: FrontEnds, limits: Limits,
-                    model_rate_hz: int, list_voices: str) -> SynthesisSpec:
+                    model_rate_hz: int, list_voices: str, marks_inside: bool = False
+                    ) -> SynthesisSpec:
     """Validates the settings and the document (limits count the text it speaks, not its
-    markup); raises InvalidRequest naming `ssml` with the line and column or the element."""
+    markup); raises InvalidRequest naming `ssml` with the line and column or the element.
+    `marks_inside`: the engines time words, so a mark need not cut its sentence."""
     if not source.strip():
         raise InvalidRequest(FIELD, "ssml is empty: give a <speak> document")
     check_text(source)
@@ -91,19 +102,64 @@ def build_ssml_spec(source: str, asked: AskedSettings, *, streaming: bool,
         raise InvalidRequest(FIELD, f"ssml: {err}") from None
     check_text_length(document.spoken_chars, limits)
     pieces = _pieces(document, settings, catalog, front_ends, model_rate_hz,
-                     limits.stream_split if streaming else limits.unary_split)
+                     limits.stream_split if streaming else limits.unary_split, marks_inside)
     if not any(isinstance(piece, StyledPiece) for piece in pieces):
         raise InvalidRequest(FIELD, "ssml has no letters or digits to speak")
     return SynthesisSpec(**vars(settings), text=source, pieces=tuple(pieces))
 
 
+@dataclass
+class _Stretch:
+    """Consecutive speech in one style, and the marks inside it: (offset in its text, name,
+    offset in the caller's text)."""
+
+    style: Style
+    runs: list[Run]
+    marks: list[tuple[int, str, int]]
+
+    @property
+    def length(self) -> int:
+        return sum(len(run.text) for run in self.runs)
+
+
+def _stretches(document: Document, marks_inside: bool
+               ) -> Iterator[_Stretch | Pause | MarkPoint]:
+    """The document's items, with speech of one style joined across the marks between it
+    when `marks_inside` (the engines time words, so a mark is timed where its word starts and
+    never cuts a sentence); otherwise each mark ends the speech before it."""
+    current: _Stretch | None = None
+    waiting: list[MarkPoint] = []  # marks after `current`, until it is known what follows
+    for item in document.items:
+        if isinstance(item, MarkPoint) and current is not None and marks_inside:
+            waiting.append(item)
+            continue
+        if isinstance(item, Speech) and current is not None and item.style == current.style:
+            current.marks += [(current.length, mark.name, mark.at) for mark in waiting]
+            current.runs += item.runs
+            waiting = []
+            continue
+        if current is not None:
+            yield current
+            yield from waiting
+            current, waiting = None, []
+        if isinstance(item, Speech):
+            current = _Stretch(item.style, list(item.runs), [])
+        else:
+            yield item  # a pause, or a mark that ends the speech before it
+    if current is not None:
+        yield current
+        yield from waiting
+
+
 def _pieces(document: Document, settings: SynthesisSettings, catalog: VoiceCatalog,
-            front_ends: FrontEnds, model_rate_hz: int, policy: SplitPolicy) -> list[DirectedPiece]:
-    """The document's pieces in order; each mark goes on the piece after it (or, at the end,
-    on the last piece), so it is reached where that piece's audio starts (or ends)."""
+            front_ends: FrontEnds, model_rate_hz: int, policy: SplitPolicy,
+            marks_inside: bool) -> list[DirectedPiece]:
+    """The document's pieces in order. A mark between pieces goes on the piece after it (or,
+    at the end, on the last piece), reached where that piece's audio starts (or ends); one
+    inside a piece is reached where its word starts."""
     pieces: list[DirectedPiece] = []
     marks: list[tuple[str, int]] = []
-    for item in document.items:
+    for item in _stretches(document, marks_inside):
         if isinstance(item, MarkPoint):
             marks.append((item.name, item.at))
             continue
@@ -139,11 +195,12 @@ def _with_marks(piece: DirectedPiece, before: tuple[tuple[str, int], ...] = (),
     return type(piece)(**fields)
 
 
-def _styled(speech: Speech, settings: SynthesisSettings, catalog: VoiceCatalog,
+def _styled(stretch: _Stretch, settings: SynthesisSettings, catalog: VoiceCatalog,
             front_ends: FrontEnds, policy: SplitPolicy) -> Iterator[StyledPiece]:
-    """One stretch of one style, cut into pieces by its language's rules."""
-    style = speech.style
-    at = speech.runs[0].start
+    """One stretch of one style, cut into pieces by its language's rules, each with the
+    marks that fall inside it."""
+    style = stretch.style
+    at = stretch.runs[0].start
     voice = catalog.get(style.voice) if style.voice else _reader(settings, catalog,
                                                                  style.language)
     assert voice is not None  # the parser checked the name
@@ -157,21 +214,30 @@ def _styled(speech: Speech, settings: SynthesisSettings, catalog: VoiceCatalog,
                  else front_ends[style.language])
     voicing = Voicing(voice.speaker_id, speed, front_end, settings.normalize,
                       timed=settings.word_timings)
-    text = "".join(run.text for run in speech.runs)
+    text = "".join(run.text for run in stretch.runs)
     starts: list[int] = []
     ends: list[int] = []
-    for run in speech.runs:
+    for run in stretch.runs:
         if run.exact:
             starts += range(run.start, run.end)
             ends += range(run.start + 1, run.end + 1)
         else:
             starts += [run.start] * len(run.text)
             ends += [run.end] * len(run.text)
-    for piece in front_end.pieces(text, policy):
+    pieces = front_end.pieces(text, policy)
+    marks = list(stretch.marks)
+    for index, piece in enumerate(pieces):
+        last = index == len(pieces) - 1
+        # A mark up to the piece's start is reached as it starts; one within it, at its word.
+        before = [(name, at) for offset, name, at in marks if offset <= piece.start]
+        inside = [(name, at, offset - piece.start) for offset, name, at in marks
+                  if piece.start < offset < piece.end or (last and offset >= piece.end)]
+        marks = [mark for mark in marks if mark[0] >= piece.end and not last]
         yield StyledPiece(
             starts[piece.start], ends[piece.end - 1], piece.text, voicing=voicing,
-            gain_db=style.volume_db, runs=tuple(_clip(speech.runs, piece)),
-            starts=tuple(starts[piece.start:piece.end]), ends=tuple(ends[piece.start:piece.end]))
+            gain_db=style.volume_db, runs=tuple(_clip(stretch.runs, piece)),
+            starts=tuple(starts[piece.start:piece.end]), ends=tuple(ends[piece.start:piece.end]),
+            marks_before=tuple(before), marks_inside=tuple(inside))
 
 
 def _reader(settings: SynthesisSettings, catalog: VoiceCatalog, language: Language) -> Voice:
@@ -186,7 +252,7 @@ def _reader(settings: SynthesisSettings, catalog: VoiceCatalog, language: Langua
     return (same or natives or [voice])[0]
 
 
-def _clip(runs: tuple[Run, ...], piece: Piece) -> Iterator[Run]:
+def _clip(runs: Sequence[Run], piece: Piece) -> Iterator[Run]:
     """The runs' parts inside the piece, in order: their texts joined are the piece's."""
     offset = 0
     for run in runs:

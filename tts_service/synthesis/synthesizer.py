@@ -101,6 +101,9 @@ class StyledPiece(DirectedPiece):
     # asked (QUIET_KEPT_S of it stays, not to clip a fading sound).
     trim_start: bool = False
     trim_end: bool = False
+    # Marks within its text: (name, offset in the caller's text, offset in `text`), reached
+    # where the first word from that offset on starts (or, past the last word, at the end).
+    marks_inside: tuple[tuple[str, int, int], ...] = ()
 
 
 @dataclass(frozen=True, eq=False, kw_only=True)
@@ -289,6 +292,7 @@ def _passing(piece: _Prepared, timed: bool, queue: deque[_Timed], on_chunk: OnCh
     """Passes each sentence's samples on, its words (timed calls only) and marks queued first."""
     original = piece.original
     timer = PieceTimer(piece.text, piece.utterance.text)
+    inside = list(original.marks_inside) if isinstance(original, StyledPiece) else []
     first = True
 
     def on_sentence(sentence: Sentence) -> bool:
@@ -297,16 +301,26 @@ def _passing(piece: _Prepared, timed: bool, queue: deque[_Timed], on_chunk: OnCh
         if isinstance(original, StyledPiece):
             samples, cut = _trimmed(samples, rate_hz, first and original.trim_start,
                                     sentence.last and original.trim_end)
+        # Marks inside the piece are timed by its words, even when the call is not.
+        spans = timer.take(sentence.words, sentence.last) if timed or inside else []
         words = tuple(
             WordSpan(piece.text[span.start:span.end], *_source_span(original, span.start,
                                                                      span.end),
                      max(0, span.start_sample - cut),
                      min(len(samples), max(0, span.end_sample - cut)))
-            for span in timer.take(sentence.words, sentence.last)) if timed else ()
+            for span in spans) if timed else ()
         marks: list[MarkAt] = []
         if isinstance(original, DirectedPiece):
             if first:
                 marks += (MarkAt(name, at, 0) for name, at in original.marks_before)
+            while inside:
+                name, at, offset = inside[0]
+                word = next((span for span in spans if span.start >= offset), None)
+                if word is None and not sentence.last:
+                    break  # its word is in a later sentence of the piece
+                sample = len(samples) if word is None else max(0, word.start_sample - cut)
+                marks.append(MarkAt(name, at, min(sample, len(samples))))
+                inside.pop(0)
             if sentence.last:
                 marks += (MarkAt(name, at, len(samples)) for name, at in original.marks_after)
         first = False

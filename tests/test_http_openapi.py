@@ -20,7 +20,7 @@ from tts_service.fronts.http_routes import HttpApi
 from .fakes import TIMEOUT_S, FakeServer, fake_server
 
 COMMON_FIELDS = {"model", "input", "voice", "response_format", "speed", "language",
-                 "lang_code", "instructions", "pronunciations"}
+                 "lang_code", "instructions", "pronunciations", "input_format"}
 SPEECH_FIELDS = COMMON_FIELDS | {"stream_format", "stream", "word_timings"}
 
 
@@ -65,7 +65,7 @@ async def test_the_openapi_document_lists_every_route_with_its_fields(
     assert set(answers) == {"application/json", "application/x-subrip", "text/vtt"}
     timed = document["components"]["schemas"]["CaptionedSpeechResponse"]
     assert set(timed["properties"]) == {"audio", "audio_format", "sample_rate", "duration",
-                                        "timestamps"}
+                                        "timestamps", "marks"}
     assert set(document["components"]["schemas"]["WordTimestamp"]["properties"]) == {
         "word", "start_time", "end_time", "text_start", "text_end"}
     error = document["paths"]["/v1/audio/speech"]["post"]["responses"]["default"]

@@ -25,7 +25,19 @@ from tts_service.language.english_normalizer import normalize
 from tts_service.language.sentences import STREAMING_SPLIT, UNARY_SPLIT, SplitPolicy, split_pieces
 from tts_service.synthesis import onnx_runtime
 
-from . import languages, live, lone, machine, replicas, report, scheduling, service, soak, texts
+from . import (
+    languages,
+    live,
+    lone,
+    machine,
+    mixes,
+    replicas,
+    report,
+    scheduling,
+    service,
+    soak,
+    texts,
+)
 from . import threads as thread_shapes
 from .protocols import measure_fronts, measure_protocols
 from .raw import RawEngine, raw_throughput
@@ -308,11 +320,11 @@ def _save(results: dict[str, Any], path: Path) -> None:
 
 # A lone caller, repeated phrases, a language on first use (bench/lone.py).
 LONE_SECTIONS = ("wyoming_bench", "lone", "repeats", "first_language")
-MACHINE_SECTIONS = ("memory", "one_cpu", "phrase", *LONE_SECTIONS)
+MACHINE_SECTIONS = ("memory", "one_cpu", "phrase", *LONE_SECTIONS, "mixes")
 # The sections of one run, in the order they run; --sections picks some of them.
 SECTIONS = ("runtimes", "startup", "threads", "latency", "live", "scheduling", "word_timings",
             "load", "protocols", "replicas", "memory", "one_cpu", "phrase", *LONE_SECTIONS,
-            "soak")
+            "mixes", "soak")
 
 
 async def run_sections(plan: Plan, sections: Sequence[str], results_path: Path
@@ -347,6 +359,8 @@ async def _machine_section(plan: Plan, section: str) -> dict[str, Any]:
         return await lone.measure_repeats(plan.quick, plan.reps, plan.onnxruntime)
     if section == "first_language":
         return await lone.measure_first_language(plan.quick, plan.reps, plan.onnxruntime)
+    if section == "mixes":
+        return await mixes.measure(plan.quick, plan.reps, plan.onnxruntime)
     if section == "soak":  # never part of the whole run: it takes --soak-minutes alone
         return await soak.measure(plan.soak_minutes, plan.onnxruntime)
     if section == "scheduling":

@@ -140,12 +140,13 @@ def test_the_same_formula_gets_the_same_table_object() -> None:
 def test_the_mixed_tables_kept_are_bounded_least_recently_used_first_out() -> None:
     styles = StyleTables(TABLES, max_mixes=2)
     first = styles.mixed("a", [0, 1], [1, 1])
-    styles.mixed("b", [0, 2], [1, 1])
+    second = styles.mixed("b", [0, 2], [1, 1])
     assert styles.mixed("a", [0, 1], [1, 1]) is first  # used again: the newest
     styles.mixed("c", [1, 2], [1, 1])  # "b" goes
     assert len(styles) == 2
     assert styles.mixed("a", [0, 1], [1, 1]) is first
-    assert styles.mixed("b", [0, 2], [1, 1]) is not None and len(styles) == 2
+    again = styles.mixed("b", [0, 2], [1, 1])  # mixed anew, "c" goes
+    assert again is not second and np.array_equal(again, second) and len(styles) == 2
 
 
 def test_resolve_takes_voices_and_blends_and_a_one_voice_formula_is_that_voice() -> None:

@@ -30,6 +30,7 @@ from . import (
     live,
     lone,
     machine,
+    mixes,
     replicas,
     report,
     scheduling,
@@ -322,11 +323,11 @@ def _save(results: dict[str, Any], path: Path) -> None:
 
 # A lone caller, repeated phrases, a language on first use (bench/lone.py).
 LONE_SECTIONS = ("wyoming_bench", "lone", "repeats", "first_language")
-MACHINE_SECTIONS = ("memory", "one_cpu", "phrase", *LONE_SECTIONS, "ssml")
+MACHINE_SECTIONS = ("memory", "one_cpu", "phrase", *LONE_SECTIONS, "mixes", "ssml")
 # The sections of one run, in the order they run; --sections picks some of them.
 SECTIONS = ("runtimes", "startup", "threads", "latency", "live", "scheduling", "word_timings",
             "load", "protocols", "replicas", "memory", "one_cpu", "phrase", *LONE_SECTIONS,
-            "ssml", "soak")
+            "mixes", "ssml", "soak")
 
 
 async def run_sections(plan: Plan, sections: Sequence[str], results_path: Path
@@ -361,6 +362,8 @@ async def _machine_section(plan: Plan, section: str) -> dict[str, Any]:
         return await lone.measure_repeats(plan.quick, plan.reps, plan.onnxruntime)
     if section == "first_language":
         return await lone.measure_first_language(plan.quick, plan.reps, plan.onnxruntime)
+    if section == "mixes":
+        return await mixes.measure(plan.quick, plan.reps, plan.onnxruntime)
     if section == "ssml":
         return await ssml.measure(plan.reps, plan.onnxruntime, plan.baseline)
     if section == "soak":  # never part of the whole run: it takes --soak-minutes alone

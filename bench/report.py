@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from . import languages, soak, ssml
+from . import languages, mixes, soak, ssml
 
 # Targets of the benchmark issue, as ratios measured in the same run.
 UNARY_TARGET = 1.05
@@ -436,6 +436,7 @@ def sections(results: dict[str, Any], names: Sequence[str]) -> list[str]:
     """The report of the sections measured alone (python -m bench --sections ...)."""
     lines = _scheduling_section(results) if "scheduling" in names else []
     return lines + _machine_section(results) + _lone_section(results) + (
+        mixes.section(results.get("mixes"), _minutes(results, "mixes"))) + (
         _ssml_section(results) if "ssml" in names else []) + (
         soak.section(results.get("soak")) if "soak" in names else [])
 
@@ -818,6 +819,7 @@ def write(results: dict[str, Any], out: Path, chart_path: Path) -> None:
         *_scheduling_section(results),
         *_machine_section(results),
         *_lone_section(results),
+        *mixes.section(results.get("mixes"), _minutes(results, "mixes")),
         *_ssml_section(results),
         *soak.section(results.get("soak")),
         *_threads_section(results),

@@ -10,6 +10,14 @@
  * run's input token ids and the model's per-token durations in thread-local storage for the
  * engine thread that made the call (ort_shim_last_run), for word timings.
  *
+ * A thread may also set a style override (ort_shim_set_style): a table of style vectors, one
+ * row per token count, that the thread's runs use instead of the one sherpa-onnx read from its
+ * voices file. sherpa-onnx 1.13.8 takes a voice's style only from the voices file it loaded at
+ * start-up; the override is how a voice mixed per request (a weighted average of voices'
+ * tables, made after start-up) reaches the model. Each run then gets the override's row for its
+ * own token count, picked exactly as sherpa-onnx picks its own (offline-tts-kokoro-model.cc):
+ * the `tokens` input's length minus the two pads.
+ *
  * Optionally (ort_shim_disable_spinning), CreateSession and CreateSessionFromArray are wrapped
  * too: they first add the session config entry "session.intra_op.allow_spinning" = "0".
  * sherpa-onnx has no such option, and threads that busy-wait between operators steal the cores
@@ -59,6 +67,7 @@ typedef const OrtApiBase *(*ort_get_api_base_fn)(void);
    The order of a released C API version never changes: onnxruntime_c_api.cc asserts, e.g., that
    ReleaseCustomOpDomain is slot 101 and RunOptionsSetSyncStream (the last of version 24) 411. */
 enum {
+  SLOT_CREATE_STATUS = 0,
   SLOT_CREATE_SESSION = 7,
   SLOT_CREATE_SESSION_FROM_ARRAY = 8,
   SLOT_RUN = 9,
@@ -70,6 +79,7 @@ enum {
   SLOT_GET_TENSOR_TYPE_AND_SHAPE = 65,
   SLOT_CREATE_CPU_MEMORY_INFO = 69,
   SLOT_RELEASE_STATUS = 93,
+  SLOT_RELEASE_VALUE = 96,
   SLOT_RELEASE_TENSOR_TYPE_AND_SHAPE_INFO = 99,
   SLOT_ADD_SESSION_CONFIG_ENTRY = 130,
   /* onnxruntime_c_api.cc asserts the ends of versions 5 and 8: SetGlobalSpinControl is 149
@@ -104,6 +114,8 @@ typedef OrtStatus *(*get_tensor_type_and_shape_fn)(const OrtValue *, OrtTensorTy
 typedef OrtStatus *(*get_tensor_element_type_fn)(const OrtTensorTypeAndShapeInfo *, int *);
 typedef OrtStatus *(*get_tensor_shape_element_count_fn)(const OrtTensorTypeAndShapeInfo *, size_t *);
 typedef void (*release_status_fn)(OrtStatus *);
+typedef OrtStatus *(*create_status_fn)(int code, const char *message);
+typedef void (*release_value_fn)(OrtValue *);
 typedef void (*release_tensor_type_and_shape_info_fn)(OrtTensorTypeAndShapeInfo *);
 
 typedef struct OrtMemoryInfo OrtMemoryInfo;
@@ -128,10 +140,17 @@ typedef OrtStatus *(*create_run_options_fn)(OrtRunOptions **);
 typedef OrtStatus *(*add_run_config_entry_fn)(OrtRunOptions *, const char *key,
                                               const char *value);
 
+#define ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT 1
 #define ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64 7
+#define ORT_INVALID_ARGUMENT 2
 /* Kokoro takes at most 510 tokens plus the two 0 pads sherpa-onnx adds. */
 #define MAX_RECORDED_TOKENS 512
 #define TOKENS_INPUT "tokens"
+#define STYLE_INPUT "style"
+/* sherpa-onnx pads the token ids with a 0 at each end; the style row is the unpadded count. */
+#define TOKEN_PADS 2
+/* Kokoro has three inputs (tokens, style, speed); a run with more is not one we can re-route. */
+#define MAX_RUN_INPUTS 16
 #define DURATIONS_OUTPUT "durations" /* added by models/assemble.py */
 /* OrtAllocatorType and OrtMemType of a plain CPU buffer. */
 #define ORT_DEVICE_ALLOCATOR 0
@@ -178,6 +197,13 @@ static __thread int64_t recorded_count = -1;
 static __thread int64_t recorded_tokens[MAX_RECORDED_TOKENS];
 static __thread int64_t recorded_durations[MAX_RECORDED_TOKENS];
 
+/* The calling thread's style override (ort_shim_set_style): rows x width floats owned by the
+   caller, NULL when none. */
+static __thread const float *style_table;
+static __thread int64_t style_rows;
+static __thread int64_t style_width;
+static OrtMemoryInfo *style_memory; /* made once, under shared_lock, for the override's rows */
+
 /* Returns 0 on success, -1 if fn is unusable (NULL, or ourselves, which would recurse). */
 int ort_shim_set_target(ort_get_api_base_fn fn);
 /* Must be called before the first OrtGetApiBase; returns 0. */
@@ -195,6 +221,9 @@ int ort_shim_sharing_sessions(void);
 int ort_shim_shrink_arenas(void);
 const OrtApiBase *OrtGetApiBase(void);
 int64_t ort_shim_last_run(int64_t *tokens, int64_t *durations, int64_t capacity);
+/* Sets the calling thread's style override: `rows` style vectors of `width` floats at `table`,
+   which must stay valid until cleared; NULL clears it. Returns 0, or -1 for a bad shape. */
+int ort_shim_set_style(const float *table, int64_t rows, int64_t width);
 
 int ort_shim_set_target(ort_get_api_base_fn fn) {
   if (fn == NULL || fn == OrtGetApiBase) {
@@ -259,25 +288,31 @@ static void missing_slot(void) {
   abort();
 }
 
-/* Copies `count` int64 elements of a tensor into `dest`; returns the count, or -1 if the value
-   is not an int64 tensor of at most `capacity` elements. */
-static int64_t copy_int64_tensor(const OrtValue *value, int64_t *dest, int64_t capacity) {
+/* The element type and element count of a tensor; a status on failure. */
+static OrtStatus *tensor_shape(const OrtValue *value, int *element_type, size_t *count) {
   OrtTensorTypeAndShapeInfo *info = NULL;
   OrtStatus *status = ((get_tensor_type_and_shape_fn)real_api[SLOT_GET_TENSOR_TYPE_AND_SHAPE])(
       value, &info);
-  int element_type = 0;
-  size_t count = 0;
   if (status == NULL) {
     status = ((get_tensor_element_type_fn)real_api[SLOT_GET_TENSOR_ELEMENT_TYPE])(info,
-                                                                                &element_type);
+                                                                                element_type);
   }
   if (status == NULL) {
     status = ((get_tensor_shape_element_count_fn)real_api[SLOT_GET_TENSOR_SHAPE_ELEMENT_COUNT])(
-        info, &count);
+        info, count);
   }
   if (info != NULL) {
     ((release_tensor_type_and_shape_info_fn)real_api[SLOT_RELEASE_TENSOR_TYPE_AND_SHAPE_INFO])(info);
   }
+  return status;
+}
+
+/* Copies `count` int64 elements of a tensor into `dest`; returns the count, or -1 if the value
+   is not an int64 tensor of at most `capacity` elements. */
+static int64_t copy_int64_tensor(const OrtValue *value, int64_t *dest, int64_t capacity) {
+  int element_type = 0;
+  size_t count = 0;
+  OrtStatus *status = tensor_shape(value, &element_type, &count);
   void *data = NULL;
   if (status == NULL && element_type == ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64 &&
       count <= (size_t)capacity) {
@@ -294,6 +329,10 @@ static int64_t copy_int64_tensor(const OrtValue *value, int64_t *dest, int64_t c
   }
   memcpy(dest, data, count * sizeof(int64_t));
   return (int64_t)count;
+}
+
+static OrtStatus *style_error(const char *message) {
+  return ((create_status_fn)real_api[SLOT_CREATE_STATUS])(ORT_INVALID_ARGUMENT, message);
 }
 
 static int find_name(const char *const *names, size_t count, const char *name) {
@@ -327,6 +366,56 @@ static OrtStatus *shrinking_options(const OrtRunOptions **run_options) {
   return status;
 }
 
+/* Makes *row a tensor over the override's row for this run's token count (the caller releases
+   it) and points `swapped` at the inputs with it in place of the style sherpa-onnx gave. A run
+   the override cannot apply to fails: speaking with another voice than asked is no fallback. */
+static OrtStatus *override_style(const char *const *input_names, const OrtValue *const *inputs,
+                                 size_t input_len, const OrtValue **swapped, OrtValue **row) {
+  int tokens_at = find_name(input_names, input_len, TOKENS_INPUT);
+  int style_at = find_name(input_names, input_len, STYLE_INPUT);
+  if (tokens_at < 0 || style_at < 0 || input_len > MAX_RUN_INPUTS) {
+    return style_error("ort_shim: a style override is set but the run has no 'tokens' and "
+                       "'style' inputs");
+  }
+  int element_type = 0;
+  size_t tokens = 0;
+  size_t style_size = 0;
+  OrtStatus *status = tensor_shape(inputs[tokens_at], &element_type, &tokens);
+  if (status == NULL) {
+    status = tensor_shape(inputs[style_at], &element_type, &style_size);
+  }
+  if (status != NULL) {
+    return status;
+  }
+  if (element_type != ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT || style_size != (size_t)style_width) {
+    return style_error("ort_shim: the style override's width is not the model's style size");
+  }
+  if (tokens < TOKEN_PADS || (int64_t)(tokens - TOKEN_PADS) >= style_rows) {
+    return style_error("ort_shim: the style override has no row for this run's token count");
+  }
+  pthread_mutex_lock(&shared_lock);
+  if (style_memory == NULL) {
+    status = ((create_cpu_memory_info_fn)real_api[SLOT_CREATE_CPU_MEMORY_INFO])(
+        ORT_DEVICE_ALLOCATOR, ORT_MEM_TYPE_DEFAULT, &style_memory);
+  }
+  pthread_mutex_unlock(&shared_lock);
+  if (status != NULL) {
+    return status;
+  }
+  /* The run only reads its inputs; the C API has no const-data variant of this call. */
+  float *data = (float *)(style_table + (int64_t)(tokens - TOKEN_PADS) * style_width);
+  int64_t shape[2] = {1, style_width};
+  status = ((create_tensor_with_data_fn)real_api[SLOT_CREATE_TENSOR_WITH_DATA_AS_ORT_VALUE])(
+      style_memory, data, (size_t)style_width * sizeof(float), shape, 2,
+      ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT, row);
+  if (status != NULL) {
+    return status;
+  }
+  memcpy(swapped, inputs, input_len * sizeof(*inputs));
+  swapped[style_at] = *row;
+  return NULL;
+}
+
 /* Runs the model exactly as asked, then keeps a copy of the token ids and the durations. The
    durations are a graph output of the assembled model, and sherpa-onnx asks the session for all
    its outputs (it keeps only the audio), so nothing is added to the call: the outputs go back
@@ -342,9 +431,20 @@ static OrtStatus *wrapped_run(OrtSession *session, const OrtRunOptions *run_opti
       return problem;
     }
   }
-  OrtStatus *status = ((run_fn)real_api[SLOT_RUN])(session, run_options, input_names, inputs,
-                                                   input_len, output_names, output_names_len,
-                                                   outputs);
+  const OrtValue *swapped[MAX_RUN_INPUTS];
+  OrtValue *row = NULL;
+  if (style_table != NULL) {
+    OrtStatus *problem = override_style(input_names, inputs, input_len, swapped, &row);
+    if (problem != NULL) {
+      return problem;
+    }
+  }
+  OrtStatus *status = ((run_fn)real_api[SLOT_RUN])(session, run_options, input_names,
+                                                   row != NULL ? swapped : inputs, input_len,
+                                                   output_names, output_names_len, outputs);
+  if (row != NULL) {
+    ((release_value_fn)real_api[SLOT_RELEASE_VALUE])(row); /* the table itself stays */
+  }
   if (status != NULL) {
     return status;
   }
@@ -509,4 +609,18 @@ int64_t ort_shim_last_run(int64_t *tokens, int64_t *durations, int64_t capacity)
   memcpy(tokens, recorded_tokens, (size_t)count * sizeof(int64_t));
   memcpy(durations, recorded_durations, (size_t)count * sizeof(int64_t));
   return count;
+}
+
+int ort_shim_set_style(const float *table, int64_t rows, int64_t width) {
+  if (table == NULL) {
+    style_table = NULL;
+    return 0;
+  }
+  if (rows <= 0 || width <= 0) {
+    return -1;
+  }
+  style_rows = rows;
+  style_width = width;
+  style_table = table;
+  return 0;
 }

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import grpc
 import pytest
 
-from harness.servers import REPO, ServerProcess, free_port, start_server
+from harness.servers import MODEL_DIR, REPO, ServerProcess, free_port, start_server
 from tts_api.v1 import tts_pb2_grpc
 
 # Where the test lab's commands are besides PATH: the venv's (pytest may run without it on
@@ -47,6 +49,24 @@ def http_server() -> Iterator[ServerProcess]:
                            "--wyoming-port", str(free_port()))
     yield running
     assert running.stop() == 0, "".join(running.log)
+
+
+@pytest.fixture(scope="session")
+def shim(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The onnxruntime shim built from native/ into a private place, so a test checks these
+    sources rather than whatever build/ holds."""
+    if shutil.which(os.environ.get("CC", "cc")) is None:
+        pytest.skip("no C compiler to build the onnxruntime shim")
+    out = tmp_path_factory.mktemp("shim") / "libonnxruntime.so"
+    subprocess.run(["sh", str(REPO / "native" / "build.sh"), str(out)], check=True)
+    return out
+
+
+@pytest.fixture(scope="session")
+def model_dir() -> Path:
+    if not (MODEL_DIR / "model.onnx").is_file():
+        pytest.skip(f"Kokoro model not found in {MODEL_DIR} (set TTS_MODEL_DIR)")
+    return MODEL_DIR
 
 
 @pytest.fixture(scope="module")

@@ -20,6 +20,7 @@ from tts_api.v1 import tts_pb2_grpc
 from tts_service.config import ServerConfig
 from tts_service.fronts.grpc_servicer import RuntimeDescription
 from tts_service.language.front_end import FrontEnds, Utterance
+from tts_service.model.mixes import STYLE_WIDTH, StyleTables
 from tts_service.model.voices import VoiceCatalog
 from tts_service.server import RunningServer, start
 from tts_service.synthesis.engine import EngineFailure, OnSentence, Sentence
@@ -39,6 +40,7 @@ class FakeEngine:
 
     sample_rate_hz = SAMPLE_RATE_HZ
     times_words = False
+    mixes_voices = True
 
     def __init__(self) -> None:
         self.gate = threading.Event()
@@ -47,10 +49,10 @@ class FakeEngine:
         self.calls: list[str] = []  # each utterance's text, as the front end made it
         self.phonemes: list[str] = []
         self.speeds: list[float] = []
-        self.speakers: list[int] = []
+        self.voices: list[tuple[int, np.ndarray | None]] = []  # speaker id, style table
 
     def speak(self, utterance: Utterance, speaker_id: int, speed: float,
-              on_sentence: OnSentence, timed: bool) -> None:
+              on_sentence: OnSentence, timed: bool, style: np.ndarray | None = None) -> None:
         text = utterance.text
         if text == "Ready.":  # the server's warm-up
             return
@@ -60,7 +62,7 @@ class FakeEngine:
         self.calls.append(text)
         self.phonemes.append(utterance.phonemes)
         self.speeds.append(speed)
-        self.speakers.append(speaker_id)
+        self.voices.append((speaker_id, style))
         if "explode" in text:
             raise EngineFailure("native failure in the engine")
         tone = 0.3 * np.sin(np.arange(SAMPLE_RATE_HZ // 10, dtype=np.float32) * 0.1)
@@ -89,16 +91,23 @@ class FakeServer:
         return f"http://127.0.0.1:{self.running.http_port}/v1"
 
 
+def style_tables(voices: int) -> np.ndarray:
+    """The fake server's style tables, one per voice: a few rows, since the fake engine only
+    records the (mixed) table it is given."""
+    return np.random.default_rng(0).standard_normal((voices, 4, STYLE_WIDTH)).astype(
+        np.float32)
+
+
 @contextlib.asynccontextmanager
 async def fake_server(voices: tuple[str, ...] = ("af_bella", "am_adam"),
-                      rebuild_fails: bool = False, **settings: Any
-                      ) -> AsyncIterator[FakeServer]:
-    """The fast tier's one server: a real server on port 0 with one fake engine and one
-    waiting place, unless `settings` (ServerConfig fields) say otherwise.
+                      rebuild_fails: bool = False, engine: FakeEngine | None = None,
+                      **settings: Any) -> AsyncIterator[FakeServer]:
+    """The fast tier's one server: a real server on port 0 with one fake engine (`engine`, or
+    a new one) and one waiting place, unless `settings` (ServerConfig fields) say otherwise.
 
     An engine that fails is "rebuilt" as the same fake, healthy again, unless `rebuild_fails`.
     """
-    engine = FakeEngine()
+    engine = engine if engine is not None else FakeEngine()
 
     def rebuild(threads: int) -> FakeEngine:
         if rebuild_fails:
@@ -109,7 +118,9 @@ async def fake_server(voices: tuple[str, ...] = ("af_bella", "am_adam"),
     config = replace(ServerConfig(), **{"port": 0, "engines": 1, "max_queued_requests": 1,
                                         "audio_cache_mb": 0, **settings})
     runtime = RuntimeDescription("fake", "bundled", "0", 1, 1, 1)
-    running = await start(config, [engine], VoiceCatalog.from_names(list(voices)), runtime,
+    catalog = VoiceCatalog.from_names(list(voices),
+                                      styles=StyleTables(style_tables(len(voices))))
+    running = await start(config, [engine], catalog, runtime,
                           FrontEnds(symbols=SYMBOLS), load_engine=rebuild)
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:

@@ -59,6 +59,7 @@ async def test_the_openapi_document_lists_every_route_with_its_fields(
     assert speech["properties"]["response_format"]["enum"] == [
         "mp3", "opus", "aac", "flac", "wav", "pcm"]
     assert speech["properties"]["stream"]["type"] == "boolean"
+    assert "'af_bella(2)+af_sky(1)'" in speech["properties"]["voice"]["description"]
     captioned = _schema(document, "/dev/captioned_speech")
     assert set(captioned["properties"]) == COMMON_FIELDS | {"caption_format"}
     answers = document["paths"]["/dev/captioned_speech"]["post"]["responses"]["200"]["content"]

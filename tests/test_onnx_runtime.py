@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -15,7 +14,7 @@ from typing import Any, cast
 import numpy as np
 import pytest
 
-from harness.servers import MODEL_DIR, REPO, require_durations, start_server
+from harness.servers import REPO, require_durations, start_server
 from harness.speech import transcribe, word_error_rate
 from tts_service.synthesis.onnx_runtime import RUNTIMES
 
@@ -206,23 +205,6 @@ def _python(script: str, *args: str, stderr: list[str] | None = None) -> dict[st
         stderr.extend(done.stderr.splitlines())
     result: dict[str, str] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
-
-
-@pytest.fixture(scope="module")
-def shim(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if shutil.which(os.environ.get("CC", "cc")) is None:
-        pytest.skip("no C compiler to build the onnxruntime shim")
-    # A private build, so the test checks these sources rather than whatever build/ holds.
-    out = tmp_path_factory.mktemp("shim") / "libonnxruntime.so"
-    subprocess.run(["sh", str(REPO / "native" / "build.sh"), str(out)], check=True)
-    return out
-
-
-@pytest.fixture(scope="module")
-def model_dir() -> Path:
-    if not (MODEL_DIR / "model.onnx").is_file():
-        pytest.skip(f"Kokoro model not found in {MODEL_DIR} (set TTS_MODEL_DIR)")
-    return MODEL_DIR
 
 
 @pytest.mark.model

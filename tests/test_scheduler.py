@@ -60,6 +60,7 @@ class FakeEngine:
 
     sample_rate_hz = RATE_HZ
     times_words = False
+    mixes_voices = False
 
     def __init__(self, number: int, log: Log) -> None:
         self.number = number
@@ -87,7 +88,7 @@ class FakeEngine:
                 self.log.running -= 1
 
     def speak(self, utterance: Utterance, speaker_id: int, speed: float,
-              on_sentence: OnSentence, timed: bool) -> None:
+              on_sentence: OnSentence, timed: bool, style: np.ndarray | None = None) -> None:
         self.generate(utterance.text, speaker_id, speed,
                       lambda samples: on_sentence(Sentence(samples, (), last=True)))
 

@@ -82,8 +82,22 @@ async def test_grpc_voice_and_prosody_direct_their_span(served: FakeServer) -> N
         '<speak>Hello there. <voice name="am_adam">I am Adam.</voice> '
         '<prosody rate="50%">Slowly now.</prosody></speak>', speed=1.5), timeout=TIMEOUT_S)
     assert served.engine.calls[before:] == ["Hello there.", "I am Adam.", "Slowly now."]
-    assert served.engine.speakers[before:] == [0, 1, 0]
+    assert [speaker for speaker, _ in served.engine.voices[before:]] == [0, 1, 0]
     assert served.engine.speeds[before:] == [1.5, 1.5, 0.75]
+
+
+async def test_grpc_voice_takes_a_mix(served: FakeServer) -> None:
+    before = len(served.engine.calls)
+    await served.stub.Synthesize(_pcm(
+        '<speak>Hello there. <voice name="af_bella(1)+am_adam(3)">We are two.</voice></speak>'),
+        timeout=TIMEOUT_S)
+    (plain_id, plain_style), (mix_id, mix_style) = served.engine.voices[before:]
+    assert (plain_id, plain_style) == (0, None)
+    assert mix_id == 1 and mix_style is not None  # the heaviest voice, with the mixed table
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await served.stub.Synthesize(_pcm('<speak><voice name="af_bella(0)+am_adam">Hi</voice>'
+                                          '</speak>'), timeout=TIMEOUT_S)
+    assert "weight" in _violations(refused.value)["ssml"]
 
 
 async def test_grpc_a_document_that_reads_as_plain_text_speaks_the_same(

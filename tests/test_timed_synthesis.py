@@ -28,9 +28,10 @@ class FakeTimedEngine:
 
     sample_rate_hz = SAMPLE_RATE_HZ
     times_words = True
+    mixes_voices = False
 
     def speak(self, utterance: Utterance, speaker_id: int, speed: float,
-              on_sentence: OnSentence, timed: bool) -> None:
+              on_sentence: OnSentence, timed: bool, style: np.ndarray | None = None) -> None:
         text = utterance.text
         if "slow" in text:
             time.sleep(0.3)

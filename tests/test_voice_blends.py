@@ -185,6 +185,18 @@ async def test_a_blend_speaks_with_its_own_style(
 
 
 @pytest.mark.model
+async def test_a_request_may_mix_a_blend_read_from_the_engines_voices_file(
+        blend_stub: tts_pb2_grpc.TextToSpeechServiceStub) -> None:
+    # sky_copy's table is af_sky's, appended after the built-in ones: mixed with af_bella,
+    # either gives the same table, and both mixes are spoken by af_bella's speaker.
+    with_blend = await _pcm(blend_stub, SENTENCE, "sky_copy+af_bella")
+    with_voice = await _pcm(blend_stub, SENTENCE, "af_sky+af_bella")
+    assert np.array_equal(with_blend, with_voice)
+    bella = await _pcm(blend_stub, SENTENCE, "af_bella")
+    assert not (len(bella) == len(with_blend) and np.array_equal(bella, with_blend))
+
+
+@pytest.mark.model
 async def test_an_override_changes_the_pronunciation(
         blend_stub: tts_pb2_grpc.TextToSpeechServiceStub) -> None:
     heard = transcribe(await _pcm(blend_stub, "The cat is sleeping on the sofa.", "af_bella"),

@@ -212,7 +212,7 @@ async def test_a_model_without_durations_refuses_word_timings(tmp_path: Path) ->
         assert running.stop() == 0, "".join(running.log)
 
 
-async def test_bundled_runtime_refuses_word_timings_and_says_why() -> None:
+async def test_bundled_runtime_refuses_word_timings_and_voice_mixes_and_says_why() -> None:
     running = start_server("--engines", "1", "--onnxruntime", "bundled")
     try:
         async with grpc.aio.insecure_channel(running.address) as channel:
@@ -227,7 +227,17 @@ async def test_bundled_runtime_refuses_word_timings_and_says_why() -> None:
             failure = error_details_pb2.PreconditionFailure()
             assert status.details[0].Unpack(failure)
             assert failure.violations[0].subject == "config.enable_word_timings"
-            # The server keeps serving untimed requests.
+            # A voice mix needs the shim's style override, too (docs/voices.md).
+            with pytest.raises(grpc.aio.AioRpcError) as mix:
+                await stub.Synthesize(tts_pb2.SynthesizeRequest(
+                    text="Hi.", config=tts_pb2.SynthesisConfig(voice="af_bella(2)+af_sky(1)")),
+                    timeout=CALL_TIMEOUT_S)
+            assert mix.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+            assert "--onnxruntime pypi" in (mix.value.details() or "")
+            status = rpc_status.from_call(mix.value)
+            assert status is not None and status.details[0].Unpack(failure)
+            assert failure.violations[0].subject == "config.voice"
+            # The server keeps serving untimed requests in one voice.
             response = await stub.Synthesize(tts_pb2.SynthesizeRequest(
                 text="Hi.", config=tts_pb2.SynthesisConfig()), timeout=CALL_TIMEOUT_S)
             assert response.audio_duration_seconds > 0

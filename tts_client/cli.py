@@ -76,7 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="speak standard input while it is still being written (e.g. an "
                         "LLM's answer piped in): each sentence plays as soon as it is complete")
     parser.add_argument("--voice", default="", metavar="NAME",
-                        help="voice name (default: the server's, af_bella); see --list-voices")
+                        help="voice name, or a mix such as 'af_bella(2)+af_sky(1)' (default: "
+                        "the server's, af_bella); see --list-voices")
     parser.add_argument("--language", default="", metavar="CODE",
                         help="language to read the text in, e.g. fr-FR, en-GB, ja-JP (default: "
                         "the voice's own); see --list-voices")

@@ -195,12 +195,14 @@ async def _start(started: contextlib.AsyncExitStack, config: ServerConfig,
     synthesizer = Synthesizer(
         scheduler, cache, model=f"{config.model_dir} on {runtime.onnxruntime} "
         f"{runtime.onnxruntime_version}",
-        times_words=all(engine.times_words for engine in scheduler.engines))
+        times_words=all(engine.times_words for engine in scheduler.engines),
+        mixes_voices=all(engine.mixes_voices for engine in scheduler.engines))
     limits = Limits(max_text_chars=config.max_text_chars,
                     idle_timeout_s=config.streaming_idle_timeout_s,
                     max_wait_s=config.streaming_max_wait_s)
     calls = Calls(synthesizer, catalog, front_ends, limits, metrics, log_text=config.log_text,
-                  why_no_word_timings=runtime.why_no_word_timings())
+                  why_no_word_timings=runtime.why_no_word_timings(),
+                  why_no_voice_mixes=runtime.why_no_voice_mixes())
 
     if config.metrics_port:
         try:

@@ -227,6 +227,22 @@ class SynthesisConfig(_message.Message):
     """The voice name from ListVoices, e.g. "af_bella". Empty means the server
     default (ListVoicesResponse.default_voice). An unknown name returns
     INVALID_ARGUMENT.
+
+    Or a mix of up to 5 of those voices for this request, each with a
+    weight: "af_bella(2)+af_sky(1)" is two parts af_bella to one part af_sky;
+    a voice without a weight weighs 1 ("af_bella+af_sky" mixes them equally).
+    Weights are positive finite numbers, scaled to sum to 1; spaces are
+    ignored. The mix is spoken with the weighted average of its voices' style
+    tables (as a --voice-blends blend is, but made when first asked for, then
+    kept). Responses and the request log name it in one normal form: voices in
+    name order, each weight relative to the lightest, e.g. "af_sky+af_bella(2)"
+    becomes "af_bella(2)+af_sky(1)". A mix of voices of different languages
+    (en-US and en-GB count as two) needs language_code, which says how the
+    text is read; without it, INVALID_ARGUMENT. An unknown voice, a weight
+    that is not a positive number, more than 5 voices or an empty part
+    returns INVALID_ARGUMENT naming config.voice. A server whose engine cannot
+    mix voices (it runs on sherpa-onnx's bundled onnxruntime) returns
+    FAILED_PRECONDITION for a mix.
     """
     speed: _builtins.float
     """Speaking rate: 1.0 is the voice's natural rate, 2.0 twice as fast.
@@ -420,7 +436,7 @@ class SynthesizeResponse(_message.Message):
     """How long the audio plays, in seconds."""
     voice: _builtins.str
     """The voice that spoke (the default voice's name when the request left it
-    empty).
+    empty; a mix's normal form, e.g. "af_bella(2)+af_sky(1)").
     """
     @_builtins.property
     def words(self) -> _containers.RepeatedCompositeFieldContainer[Global___WordTiming]:

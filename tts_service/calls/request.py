@@ -154,13 +154,7 @@ def build_settings(asked: AskedSettings, *, streaming: bool, catalog: VoiceCatal
                    front_ends: FrontEnds, model_rate_hz: int, list_voices: str
                    ) -> SynthesisSettings:
     """Validates the settings (unset ones take their defaults); raises InvalidRequest."""
-    found = catalog.get(asked.voice)
-    if found is None:
-        raise InvalidRequest(
-            "voice",
-            f"unknown voice {asked.voice!r}: {list_voices} shows the {len(catalog)} voices; "
-            f"e.g. {catalog.default!r}",
-        )
+    found = catalog.resolve(asked.voice, asked.language, list_voices)
     speed = asked.speed or 1.0
     if not (math.isfinite(speed) and MIN_SPEED <= speed <= MAX_SPEED):
         raise InvalidRequest(

@@ -41,13 +41,14 @@ from tts_service.language.front_end import FrontEnds
 from tts_service.language.sentences import Piece
 from tts_service.model.voices import VoiceCatalog
 from tts_service.synthesis.scheduler import Admitted
-from tts_service.synthesis.synthesizer import SpokenPiece, Synthesizer, Voicing
+from tts_service.synthesis.synthesizer import SpokenPiece, StyledPiece, Synthesizer, Voicing
 
 _LOGGER = logging.getLogger("tts_service.requests")
 _MAX_REQUEST_ID_CHARS = 64
 # A value written into the log as it is; anything else is quoted and escaped (JSON), so no
 # caller can start a line of its own or fake a field.
-_PLAIN = re.compile(r"[\w.:/@+-]{1,64}")
+# A voice mix's formula, e.g. af_bella(2)+af_sky(1), is plain too.
+_PLAIN = re.compile(r"[\w.:/@+()-]{1,64}")
 FLUSHED = Mark.FLUSH  # what `live` yields once everything before a caller's flush is spoken
 
 
@@ -165,7 +166,7 @@ class Calls:
 
     def __init__(self, synthesizer: Synthesizer, catalog: VoiceCatalog, front_ends: FrontEnds,
                  limits: Limits, metrics: Metrics, log_text: bool,
-                 why_no_word_timings: str = "") -> None:
+                 why_no_word_timings: str = "", why_no_voice_mixes: str = "") -> None:
         self.synthesizer = synthesizer
         self.catalog = catalog
         self.front_ends = front_ends
@@ -174,6 +175,8 @@ class Calls:
         self.log_text = log_text
         # Why a request for word timings is refused, when the engines cannot time words.
         self.why_no_word_timings = why_no_word_timings
+        # Why a voice mixed per request is refused, when the engines cannot speak one.
+        self.why_no_voice_mixes = why_no_voice_mixes
 
     @property
     def sample_rate_hz(self) -> int:
@@ -201,7 +204,9 @@ class Calls:
         self.metrics.requests.labels(protocol, method, code).inc()
         if record.audio_s > 0:
             self.metrics.synthesis_seconds.labels(protocol, method).observe(elapsed_s)
-            self.metrics.audio_seconds.labels(record.voice).inc(record.audio_s)
+            # Every formula is a voice of its own: one label for them all keeps the series few.
+            voice = record.voice if self.catalog.get(record.voice) is not None else "mix"
+            self.metrics.audio_seconds.labels(voice).inc(record.audio_s)
             self.metrics.real_time_factor.labels(protocol, method).observe(
                 elapsed_s / record.audio_s)
         if record.first_chunk_s is not None and record.streamed:
@@ -251,7 +256,7 @@ class SpeechCall:
                                   front_ends=calls.front_ends, limits=calls.limits,
                                   model_rate_hz=calls.sample_rate_hz,
                                   list_voices=dialect.list_voices)
-            self._check_word_timings(spec)
+            self._check_engines(spec)
         self.record.voice = spec.voice.name
         self.record.pieces_total = len(spec.pieces)
         self.record.text = spec.text
@@ -266,13 +271,21 @@ class SpeechCall:
                                       front_ends=calls.front_ends,
                                       model_rate_hz=calls.sample_rate_hz,
                                       list_voices=dialect.list_voices)
-            self._check_word_timings(settings)
+            self._check_engines(settings)
         self.record.voice = settings.voice.name
         return settings
 
-    def _check_word_timings(self, settings: SynthesisSettings) -> None:
-        if settings.word_timings and not self._calls.synthesizer.times_words:
+    def _check_engines(self, settings: SynthesisSettings) -> None:
+        """Raises Unsupported for what was asked that the engines cannot do."""
+        synthesizer = self._calls.synthesizer
+        if settings.word_timings and not synthesizer.times_words:
             raise Unsupported("word_timings", self._calls.why_no_word_timings)
+        if settings.voice.style is not None and not synthesizer.mixes_voices:
+            raise Unsupported("voice", self._calls.why_no_voice_mixes)
+        if isinstance(settings, SynthesisSpec) and not synthesizer.mixes_voices and any(
+                isinstance(piece, StyledPiece) and piece.voicing.style is not None
+                for piece in settings.pieces):
+            raise Unsupported("ssml", f"<voice> names a mix: {self._calls.why_no_voice_mixes}")
 
     # Speaking ----------------------------------------------------------------------------
 
@@ -363,7 +376,8 @@ class SpeechCall:
                pieces: tuple[Piece, ...] | AsyncIterator[Piece | Mark], announce: bool = False,
                whole: bool = False) -> AsyncGenerator[SpokenPiece | Mark | Admitted, None]:
         voicing = Voicing(settings.voice.speaker_id, settings.speed, settings.front_end,
-                          settings.normalize, timed=settings.word_timings)
+                          settings.normalize, timed=settings.word_timings,
+                          style=settings.voice.style)
         return self._calls.synthesizer.stream(pieces, voicing, announce=announce, whole=whole)
 
     # Ending ------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from tts_service.calls.request import (
     check_text,
     check_text_length,
 )
-from tts_service.errors import IdleTimeout, InvalidRequest
+from tts_service.errors import IdleTimeout, InvalidRequest, Unsupported
 from tts_service.language.front_end import FrontEnds
 from tts_service.language.languages import Language, matches
 from tts_service.language.sentences import Piece, SplitPolicy
@@ -91,8 +91,10 @@ def build_ssml_spec(source: str, asked: AskedSettings, *, streaming: bool,
                               model_rate_hz=model_rate_hz, list_voices=list_voices)
 
     def check_voice(name: str) -> str | None:
-        if catalog.get(name) is None:
-            return f"unknown voice {name!r}: {list_voices} shows the {len(catalog)} voices"
+        try:
+            _voice(catalog, name, settings)
+        except (InvalidRequest, Unsupported) as err:
+            return str(err)
         return None
 
     try:
@@ -201,9 +203,8 @@ def _styled(stretch: _Stretch, settings: SynthesisSettings, catalog: VoiceCatalo
     marks that fall inside it."""
     style = stretch.style
     at = stretch.runs[0].start
-    voice = catalog.get(style.voice) if style.voice else _reader(settings, catalog,
-                                                                 style.language)
-    assert voice is not None  # the parser checked the name
+    voice = (_voice(catalog, style.voice, settings) if style.voice
+             else _reader(settings, catalog, style.language))
     speed = settings.speed * style.rate
     if not MIN_SPEED <= speed <= MAX_SPEED:
         raise InvalidRequest(FIELD, f"ssml: at offset {at}, a rate of {style.rate:g} times the "
@@ -213,7 +214,7 @@ def _styled(stretch: _Stretch, settings: SynthesisSettings, catalog: VoiceCatalo
     front_end = (settings.front_end if style.language == settings.front_end.language
                  else front_ends[style.language])
     voicing = Voicing(voice.speaker_id, speed, front_end, settings.normalize,
-                      timed=settings.word_timings)
+                      timed=settings.word_timings, style=voice.style)
     text = "".join(run.text for run in stretch.runs)
     starts: list[int] = []
     ends: list[int] = []
@@ -238,6 +239,12 @@ def _styled(stretch: _Stretch, settings: SynthesisSettings, catalog: VoiceCatalo
             gain_db=style.volume_db, runs=tuple(_clip(stretch.runs, piece)),
             starts=tuple(starts[piece.start:piece.end]), ends=tuple(ends[piece.start:piece.end]),
             marks_before=tuple(before), marks_inside=tuple(inside))
+
+
+def _voice(catalog: VoiceCatalog, name: str, settings: SynthesisSettings) -> Voice:
+    """A <voice name>: any name a request's voice may be, a mix included (read in the
+    request's language, whatever its voices' languages)."""
+    return catalog.resolve(name, settings.front_end.language.code)
 
 
 def _reader(settings: SynthesisSettings, catalog: VoiceCatalog, language: Language) -> Voice:

@@ -83,6 +83,18 @@ class RuntimeDescription:
                 "with --onnxruntime pypi (after `make shim`), or ask without "
                 "enable_word_timings")
 
+    def why_no_voice_mixes(self) -> str:
+        """Why a server on this runtime may be unable to speak a voice mix, and the fix."""
+        if self.onnxruntime == "pypi":
+            return ("voice mixes need the onnxruntime shim's style override, and this "
+                    "server's shim was built without it: rebuild it with `make shim` and "
+                    "restart the server, or give one voice (or a blend set at start-up with "
+                    "--voice-blends)")
+        return (f"voice mixes need the engine on PyPI's onnxruntime, but this server runs on "
+                f"the {self.onnxruntime} onnxruntime {self.onnxruntime_version}: restart it "
+                "with --onnxruntime pypi (after `make shim`), or give one voice (or a blend "
+                "set at start-up with --voice-blends)")
+
 
 class TextToSpeechServicer(tts_pb2_grpc.TextToSpeechServiceServicer):
     def __init__(self, calls: Calls, runtime: RuntimeDescription) -> None:

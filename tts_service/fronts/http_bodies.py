@@ -78,7 +78,10 @@ class SpeechFields(_Body):
         "points of the document")
     voice: str | VoiceObject = Field(
         "", description="A voice from GET /v1/audio/voices or one of OpenAI's names (alloy, "
-        "ash, ...); empty: the server's default voice")
+        "ash, ...); empty: the server's default voice. Or a mix of up to 5 of the voices for "
+        "this request, Kokoro-FastAPI's syntax: 'af_bella(2)+af_sky(1)' (weights are positive "
+        "numbers, scaled to sum to 1) or 'af_bella+af_sky' (equal weights); a mix of voices of "
+        "different languages needs `language`")
     response_format: ResponseFormat = Field("mp3", description="The audio's encoding")
     speed: float = Field(1.0, description="0.5 to 2.0; 1.0 is natural")
     language: str = Field(

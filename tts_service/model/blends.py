@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from tts_service.model.voices import Gender, Voice
+from tts_service.model.mixes import weighted_average
+from tts_service.model.voices import Voice, mixed
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _LIST_HINT = "ListVoices (or `tts-grpc-client --list-voices`) shows the built-in voices"
@@ -85,20 +86,9 @@ def parse_blends(specs: Sequence[str], builtin_names: Sequence[str]) -> list[Ble
 def blend_voices(blends: Sequence[Blend], builtin: Sequence[Voice]) -> list[Voice]:
     """Catalogue entries of the blends, whose tables follow the built-in ones in order."""
     by_name = {voice.name: voice for voice in builtin}
-    voices = []
-    for position, blend in enumerate(blends, start=len(builtin)):
-        parts = [by_name[name] for name, _ in blend.components]
-        languages = {part.language_code for part in parts}
-        genders = {part.gender for part in parts}
-        voices.append(Voice(
-            name=blend.name,
-            speaker_id=position,
-            # A mixed accent has no code of its own; the first voice's is the closest guess.
-            language_code=parts[0].language_code if len(languages) > 1 else languages.pop(),
-            gender=genders.pop() if len(genders) == 1 else Gender.NEUTRAL,
-            blend=blend.recipe,
-        ))
-    return voices
+    return [mixed(blend.name, [by_name[name] for name, _ in blend.components], position,
+                  blend=blend.recipe)
+            for position, blend in enumerate(blends, start=len(builtin))]
 
 
 def write_voices(source: Path, builtin: Sequence[Voice], blends: Sequence[Blend],
@@ -117,10 +107,8 @@ def write_voices(source: Path, builtin: Sequence[Voice], blends: Sequence[Blend]
     shutil.copyfile(source, destination)
     with destination.open("ab") as out:
         for blend in blends:
-            # Averaged in float64 so that a 1.0-weight blend is bit-identical to its voice.
-            mixed = sum(weight * tables[row[name]].astype(np.float64)
-                        for name, weight in blend.components)
-            np.asarray(mixed, dtype="<f4").tofile(out)
+            weighted_average([tables[row[name]] for name, _ in blend.components],
+                             [weight for _, weight in blend.components]).tofile(out)
     return blend_voices(blends, builtin)
 
 

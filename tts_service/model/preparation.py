@@ -16,6 +16,7 @@ from tts_service.model.blends import (
     parse_blends,
     write_voices,
 )
+from tts_service.model.mixes import StyleTables
 from tts_service.model.voices import Voice, VoiceCatalog, describe
 from tts_service.synthesis import onnx_runtime
 from tts_service.synthesis.engine import Engine, ModelFiles, Twinnable
@@ -76,13 +77,16 @@ def prepare(files: ModelFiles, thread_counts: Sequence[int],
     # server's life: an engine rebuilt later loads the same ones. Not a cache that could go
     # stale when the model or the options change.
     scratch = tempfile.TemporaryDirectory(prefix="tts-service-")
+    voices = [*options.builtin, *blend_voices(options.blends, options.builtin)]
     try:
         load_engine = engine_loader(files, Path(scratch.name), options, thread_counts)
         engines = _load_twins(load_engine, thread_counts)
+        # Requests mix the tables the engines loaded, the blends' included.
+        styles = StyleTables.read(voices_file(files, Path(scratch.name), options), len(voices))
     except BaseException:
         scratch.cleanup()
         raise
-    catalog = VoiceCatalog([*options.builtin, *blend_voices(options.blends, options.builtin)])
+    catalog = VoiceCatalog(voices, styles=styles)
     return PreparedModel(engines, catalog, options.overrides, options.symbols, load_engine,
                          scratch.cleanup)
 
@@ -120,6 +124,12 @@ def twin_in_rotation(failed: Engine, working: Iterable[Engine]) -> Engine | None
     return None
 
 
+def voices_file(files: ModelFiles, scratch: Path, options: ModelOptions) -> Path:
+    """The voices file the engines load: the model's, or with blends the copy with their
+    tables appended that engine_loader writes into `scratch`."""
+    return scratch / "voices.bin" if options.blends else files.voices
+
+
 def engine_loader(files: ModelFiles, scratch: Path, options: ModelOptions,
                   thread_counts: Sequence[int]) -> Callable[[int], Engine]:
     """Writes the files the engines need into `scratch`; returns a loader of one engine (a
@@ -136,10 +146,9 @@ def engine_loader(files: ModelFiles, scratch: Path, options: ModelOptions,
         onnx_runtime.share_weights(files.model)
     codebook = Codebook(files.tokens)
     spelled = codebook.write(scratch)
-    voices = None
+    voices = voices_file(files, scratch, options)
     speakers = len(options.builtin) + len(options.blends)
     if options.blends:
-        voices = scratch / "voices.bin"
         write_voices(files.voices, options.builtin, options.blends, voices)
 
     def load(threads: int) -> Engine:

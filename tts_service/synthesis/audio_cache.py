@@ -2,8 +2,9 @@
 
 An assistant says the same things again and again ("Turned on the kitchen lights."). A piece's
 audio depends only on what the model is given, so the key is exactly that: its tokens, the
-speaker (a voice or a start-up blend: each has its own speaker id), the speed, and the model
-and runtime that made it. The caller's text, language and normalizing only matter through the
+speaker (a voice or a start-up blend: each has its own speaker id; a voice mixed per request
+also its formula, whose table replaces the speaker's), the speed, and the model and runtime
+that made it. The caller's text, language and normalizing only matter through the
 tokens; encoding, sample rate and volume apply after the cache. Entries keep the engine's
 sentences with their spoken words, so word timings work on a hit. Bounded in bytes, least
 recently used first out.
@@ -27,6 +28,7 @@ class AudioKey:
     speaker_id: int
     speed: float
     model: str  # the model's files and the runtime that runs them
+    style: str = ""  # a voice mixed per request: its formula (Style.name); else empty
 
 
 class AudioCache:

@@ -33,6 +33,18 @@ class Sentence:
 OnSentence = Callable[[Sentence], bool]
 
 
+@dataclass(frozen=True, eq=False)
+class Style:
+    """A style table spoken instead of the speaker's own: a voice mixed per request.
+
+    `name` says which (the mix's formula: the audio cache keys on it); `table` has one row of
+    the model's style vector per token count (float32, rows x 256, read-only).
+    """
+
+    name: str
+    table: np.ndarray
+
+
 class EngineFailure(Exception):
     """The engine itself failed while synthesizing (not its caller's callback): it may be
     broken, so the scheduler takes it out of rotation and rebuilds it."""
@@ -57,10 +69,17 @@ class Engine(Protocol):
         """Whether `speak(..., timed=True)` gives each sentence's spoken words."""
         ...
 
+    @property
+    def mixes_voices(self) -> bool:
+        """Whether `speak(..., style=table)` speaks with that table (a voice mixed per
+        request) instead of the speaker's own."""
+        ...
+
     def speak(self, utterance: Utterance, speaker_id: int, speed: float,
-              on_sentence: OnSentence, timed: bool) -> None:
+              on_sentence: OnSentence, timed: bool, style: np.ndarray | None = None) -> None:
         """Says `utterance.phonemes`, calling `on_sentence` per sentence (with its words when
-        `timed`); blocks until done or stopped."""
+        `timed`), in `style` (Style.table) when given, else the speaker's; blocks until done
+        or stopped."""
         ...
 
 
@@ -233,18 +252,32 @@ class KokoroEngine:
         """
         return self._durations_seen
 
+    @property
+    def mixes_voices(self) -> bool:
+        """Whether `speak` can take a style table: the shim replaces the style of this
+        thread's runs (not the bundled runtime, nor a shim built before it could)."""
+        return onnx_runtime.overrides_styles()
+
     def speak(self, utterance: Utterance, speaker_id: int, speed: float,
-              on_sentence: OnSentence, timed: bool) -> None:
+              on_sentence: OnSentence, timed: bool, style: np.ndarray | None = None) -> None:
         """Synthesizes the utterance's tokens run by run; with `timed`, each run's words are
-        timed."""
+        timed; with `style`, every run reads its style from that table."""
         if _FAULT_MARKER and _FAULT_MARKER in utterance.text:
             raise EngineFailure(f"injected by {FAULT_HOOK_VARIABLE} (a test hook)")
         runs = [encoded for run in split_runs(utterance.phonemes)
                 if (encoded := self._codebook.encode(run))]
-        for number, encoded in enumerate(runs, start=1):
-            if not self._run(encoded, speaker_id, speed, on_sentence, timed,
-                             last=number == len(runs)):
-                return
+        # sherpa-onnx runs the model on the thread that calls generate (this one), and the
+        # shim's override belongs to the thread that set it, so twins never see each other's.
+        if style is not None:
+            onnx_runtime.set_style(style)
+        try:
+            for number, encoded in enumerate(runs, start=1):
+                if not self._run(encoded, speaker_id, speed, on_sentence, timed,
+                                 last=number == len(runs)):
+                    return
+        finally:
+            if style is not None:
+                onnx_runtime.set_style(None)
 
     def _run(self, encoded: str, speaker_id: int, speed: float, on_sentence: OnSentence,
              timed: bool, last: bool) -> bool:

@@ -79,6 +79,8 @@ _shared_weights: list[np.ndarray] = []
 _model_map: mmap.mmap | None = None
 # The shim's ort_shim_last_run, once the shim is active: word timings read each run through it.
 _last_run_fn: Any = None
+# The shim's ort_shim_set_style, once a shim that has it is active: voices mixed per request.
+_set_style_fn: Any = None
 # ctypes never unloads a library, but holding the handles documents that they must stay.
 _handles: list[ctypes.CDLL] = []
 _shim: ctypes.CDLL | None = None
@@ -263,6 +265,35 @@ def records_runs() -> bool:
     return _last_run_fn is not None
 
 
+def overrides_styles() -> bool:
+    """Whether a thread can make its runs read another style table (set_style): the shim is
+    active and was built with ort_shim_set_style."""
+    return _set_style_fn is not None
+
+
+def set_style(table: np.ndarray | None) -> None:
+    """Makes the calling thread's model runs read their style from `table` instead of the
+    voices file: a float32 C-contiguous [rows, width] array whose row for a run's token count
+    (as sherpa-onnx picks it) replaces the model's `style` input; None goes back to the voices
+    file. The caller keeps `table` alive until it clears it; a run the table does not fit
+    fails rather than speak with another voice.
+
+    Raises RuntimeUnavailableError without the shim (see overrides_styles).
+    """
+    if _set_style_fn is None:
+        raise RuntimeUnavailableError("a style override needs the PyPI onnxruntime through a "
+                                      "shim built with ort_shim_set_style (make shim)")
+    if table is None:
+        _set_style_fn(None, 0, 0)
+        return
+    if (table.dtype != np.float32 or table.ndim != 2 or not table.flags.c_contiguous
+            or 0 in table.shape):
+        raise ValueError(f"a style table is float32 rows x width, C-contiguous; got "
+                         f"{table.dtype} {table.shape}")
+    if _set_style_fn(table.ctypes.data, table.shape[0], table.shape[1]) != 0:
+        raise ValueError(f"the shim refused a style table of shape {table.shape}")
+
+
 def last_run() -> tuple[np.ndarray, np.ndarray] | None:
     """The calling thread's last model run, as (token ids, frames per token), then forgotten.
 
@@ -360,6 +391,12 @@ def _activate_pypi(shim_path: Path | None,
         last_run.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64]
         last_run.restype = ctypes.c_int64
         _last_run_fn = last_run
+    global _set_style_fn
+    set_style = getattr(shim, "ort_shim_set_style", None)  # absent from shims built before it
+    if set_style is not None:
+        set_style.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64]
+        set_style.restype = ctypes.c_int
+        _set_style_fn = set_style
     forwarded = _loaded_version()
     if forwarded != version:
         raise RuntimeUnavailableError(

@@ -23,7 +23,7 @@ from tts_service.language.front_end import FrontEnd, Utterance
 from tts_service.language.sentences import Piece
 from tts_service.language.ssml import Run
 from tts_service.synthesis.audio_cache import AudioCache, AudioKey
-from tts_service.synthesis.engine import Engine, Sentence
+from tts_service.synthesis.engine import Engine, Sentence, Style
 from tts_service.synthesis.scheduler import ADMITTED, Admitted, OnChunk, Scheduler
 
 M = TypeVar("M")
@@ -75,6 +75,7 @@ class Voicing:
     front_end: FrontEnd
     normalize: bool  # read numbers, amounts and dates as words first
     timed: bool  # each chunk carries the words it speaks
+    style: Style | None = None  # a voice mixed per request: spoken instead of speaker_id's
 
 
 @dataclass(frozen=True, eq=False, kw_only=True)
@@ -130,12 +131,15 @@ class Synthesizer:
     for the rest."""
 
     def __init__(self, scheduler: Scheduler, cache: AudioCache | None = None,
-                 model: str = "", times_words: bool = False) -> None:
+                 model: str = "", times_words: bool = False, mixes_voices: bool = False
+                 ) -> None:
         self._scheduler = scheduler
         self.cache = cache if cache is not None else AudioCache(0)
         self._model = model  # the model files and runtime: part of every cache key
         # Whether every engine can time words (stream(..., timed=True)).
         self.times_words = times_words
+        # Whether every engine can speak a voice mixed per request (Voicing.style).
+        self.mixes_voices = mixes_voices
 
     @property
     def sample_rate_hz(self) -> int:
@@ -195,7 +199,8 @@ class Synthesizer:
 
             # Timed whenever the engines can, so that a remembered piece serves timed calls.
             engine.speak(piece.utterance, spoken.speaker_id, spoken.speed, on_sentence,
-                         timed=self.times_words)
+                         timed=self.times_words,
+                         style=spoken.style.table if spoken.style is not None else None)
             if made and made[-1].last:  # said to the end, not stopped early
                 self.cache.put(piece.key, made, timed=self.times_words)
 
@@ -222,7 +227,8 @@ class Synthesizer:
         else:
             utterance = await asyncio.to_thread(voicing.front_end.utterance, piece.text,
                                                 voicing.normalize)
-        key = AudioKey(utterance.phonemes, voicing.speaker_id, voicing.speed, self._model)
+        key = AudioKey(utterance.phonemes, voicing.speaker_id, voicing.speed, self._model,
+                       voicing.style.name if voicing.style is not None else "")
         return _Prepared(piece.start, piece.end, piece.text, piece, voicing, utterance, key,
                          self.cache.get(key, timed=voicing.timed))
 

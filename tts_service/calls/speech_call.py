@@ -241,7 +241,8 @@ class SpeechCall:
                ssml: bool = False) -> SynthesisSpec:
         """The validated request (`text` is an SSML document if `ssml`): raises InvalidRequest
         or Unsupported, named as `dialect` names the fields, before any engine work."""
-        self.record.text_chars = len(text)
+        # A call may speak several texts (the WebSocket's SSML documents): the record adds up.
+        self.record.text_chars += len(text)
         self.record.voice = asked.voice
         calls = self._calls
         with _named(dialect):
@@ -258,8 +259,8 @@ class SpeechCall:
                                   list_voices=dialect.list_voices)
             self._check_engines(spec)
         self.record.voice = spec.voice.name
-        self.record.pieces_total = len(spec.pieces)
-        self.record.text = spec.text
+        self.record.pieces_total += len(spec.pieces)
+        self.record.text += spec.text
         return spec
 
     def accept_settings(self, asked: AskedSettings, *, dialect: Dialect) -> SynthesisSettings:

@@ -191,10 +191,8 @@ def _beside_pauses(pieces: list[DirectedPiece], at: int) -> DirectedPiece:
 
 def _with_marks(piece: DirectedPiece, before: tuple[tuple[str, int], ...] = (),
                 after: tuple[tuple[str, int], ...] = ()) -> DirectedPiece:
-    fields = dict(vars(piece))
-    fields["marks_before"] = piece.marks_before + before
-    fields["marks_after"] = piece.marks_after + after
-    return type(piece)(**fields)
+    return replace(piece, marks_before=piece.marks_before + before,
+                   marks_after=piece.marks_after + after)
 
 
 def _styled(stretch: _Stretch, settings: SynthesisSettings, catalog: VoiceCatalog,
@@ -202,14 +200,13 @@ def _styled(stretch: _Stretch, settings: SynthesisSettings, catalog: VoiceCatalo
     """One stretch of one style, cut into pieces by its language's rules, each with the
     marks that fall inside it."""
     style = stretch.style
-    at = stretch.runs[0].start
     voice = (_voice(catalog, style.voice, settings) if style.voice
              else _reader(settings, catalog, style.language))
     speed = settings.speed * style.rate
     if not MIN_SPEED <= speed <= MAX_SPEED:
-        raise InvalidRequest(FIELD, f"ssml: at offset {at}, a rate of {style.rate:g} times the "
-                             f"call's speed {settings.speed:g} is {speed:g}, outside "
-                             f"[{MIN_SPEED}, {MAX_SPEED}]")
+        raise InvalidRequest(FIELD, f"ssml: at offset {stretch.runs[0].start}, a rate of "
+                             f"{style.rate:g} times the call's speed {settings.speed:g} is "
+                             f"{speed:g}, outside [{MIN_SPEED}, {MAX_SPEED}]")
     # The call's front end carries its own pronunciations, in the call's language.
     front_end = (settings.front_end if style.language == settings.front_end.language
                  else front_ends[style.language])
@@ -230,8 +227,8 @@ def _styled(stretch: _Stretch, settings: SynthesisSettings, catalog: VoiceCatalo
     for index, piece in enumerate(pieces):
         last = index == len(pieces) - 1
         # A mark up to the piece's start is reached as it starts; one within it, at its word.
-        before = [(name, at) for offset, name, at in marks if offset <= piece.start]
-        inside = [(name, at, offset - piece.start) for offset, name, at in marks
+        before = [(name, source) for offset, name, source in marks if offset <= piece.start]
+        inside = [(name, source, offset - piece.start) for offset, name, source in marks
                   if piece.start < offset < piece.end or (last and offset >= piece.end)]
         marks = [mark for mark in marks if mark[0] >= piece.end and not last]
         yield StyledPiece(

@@ -6,7 +6,8 @@ admission, limits, errors and bearer token. It only translates JSON messages int
 values and its chunks back into messages (docs/websocket.md has the protocol):
 
     client: {"type": "config", ...}, then {"type": "text", "text": ..., "flush": ...}..., then
-            {"type": "end"}
+            {"type": "end"}; with the config's "text_format": "ssml", the text up to each
+            flush (or the end) is one SSML document, spoken once it is whole
     server: {"type": "ready", ...}; per chunk {"type": "audio", ...} and one binary frame with
             its bytes; {"type": "flushed"} per flush; {"type": "done", ...}, then close 1000.
             An error is {"type": "error", ...}, then close 4000 + the HTTP status (4400, 4401,
@@ -28,7 +29,11 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketDiscon
 
 from tts_service.calls.live_text import TextInput
 from tts_service.calls.outcomes import Code, Outcome
-from tts_service.calls.request import AskedSettings, pronunciations_from_json
+from tts_service.calls.request import (
+    AskedSettings,
+    SynthesisSettings,
+    pronunciations_from_json,
+)
 from tts_service.calls.speech_call import FLUSHED, CallFailed, Calls, Chunk, Dialect, SpeechCall
 from tts_service.calls.ssml_request import TEXT_FORMATS, next_document
 from tts_service.errors import CallerGone, IdleTimeout, InvalidRequest, Unauthenticated
@@ -91,11 +96,7 @@ class LiveSpeech:
         """Plain text: spoken as it arrives, one live call."""
         settings = call.accept_settings(asked, dialect=DIALECT)
         async with call.live(settings, socket.texts()) as spoken:
-            await socket.send({
-                "type": "ready", "request_id": call.request_id,
-                "voice": settings.voice.name,
-                "response_format": config.get("response_format", "pcm"),
-                "sample_rate": settings.sample_rate_hz})
+            await _ready(socket, call, settings, config)
             async for item in spoken:
                 if item is FLUSHED:
                     await socket.send({"type": "flushed"})
@@ -108,11 +109,7 @@ class LiveSpeech:
                          config: dict[str, Any]) -> None:
         """The SSML way: the text up to each flush (or the end) is one <speak> document,
         spoken whole once it is complete (a document cannot be read before its end)."""
-        settings = call.accept_settings(asked, dialect=DIALECT)
-        await socket.send({"type": "ready", "request_id": call.request_id,
-                           "voice": settings.voice.name,
-                           "response_format": config.get("response_format", "pcm"),
-                           "sample_rate": settings.sample_rate_hz, "text_format": "ssml"})
+        await _ready(socket, call, call.accept_settings(asked, dialect=DIALECT), config)
         texts = socket.texts()
         while True:
             document, ended = await next_document(texts, self._calls.limits)
@@ -245,6 +242,15 @@ def _asked(config: dict[str, Any]) -> AskedSettings:
         word_timings=json_field(config, "word_timings", bool, False),
         language=json_field(config, "language", str, ""),
         pronunciations=pronunciations_from_json(config.get("pronunciations")))
+
+
+async def _ready(socket: _Socket, call: SpeechCall, settings: SynthesisSettings,
+                 config: dict[str, Any]) -> None:
+    await socket.send({"type": "ready", "request_id": call.request_id,
+                       "voice": settings.voice.name,
+                       "response_format": config.get("response_format", "pcm"),
+                       "sample_rate": settings.sample_rate_hz,
+                       "text_format": _text_format(config)})
 
 
 async def _done(socket: _Socket, call: SpeechCall) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 
 import grpc
 import numpy as np
+import openai
 
 from tts_api.v1 import tts_pb2_grpc
 from tts_service.config import ServerConfig
@@ -129,6 +130,12 @@ async def fake_server(voices: tuple[str, ...] = ("af_bella", "am_adam"),
     finally:
         engine.gate.set()
         await running.stop(grace_s=1)
+
+
+def openai_client(served: FakeServer) -> openai.AsyncOpenAI:
+    """The OpenAI SDK on the fake server's HTTP front, without retries."""
+    return openai.AsyncOpenAI(base_url=served.http_url, api_key="unused", timeout=TIMEOUT_S,
+                              max_retries=0)
 
 
 async def wait_until(condition: Callable[[], object], timeout_s: float = TIMEOUT_S) -> None:

@@ -34,7 +34,7 @@ from tts_service.language.front_end import FrontEnds
 from tts_service.language.languages import BY_CODE, ENGLISH
 from tts_service.language.lexicon import Overrides
 
-from .fakes import SYMBOLS, TIMEOUT_S, FakeServer, fake_server
+from .fakes import SYMBOLS, TIMEOUT_S, FakeServer, fake_server, openai_client
 from .test_wyoming_logic import connect
 
 TEXT = "Read the docs about GIF."
@@ -192,13 +192,9 @@ async def test_grpc_streaming_takes_them_in_its_first_message(served: FakeServer
 
 # HTTP ---------------------------------------------------------------------------------------
 
-def _openai(served: FakeServer) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(base_url=served.http_url, api_key="unused", timeout=TIMEOUT_S,
-                              max_retries=0)
-
 
 async def test_http_a_pronunciation_holds_for_its_request_only(served: FakeServer) -> None:
-    async with _openai(served) as client:
+    async with openai_client(served) as client:
         before = len(served.engine.calls)
         await client.audio.speech.create(model="tts-1", voice="af_bella", input=TEXT,
                                          extra_body={"pronunciations": [JIF]})
@@ -225,7 +221,7 @@ async def test_http_captioned_speech_takes_them_too(served: FakeServer) -> None:
 async def test_http_refuses_a_bad_list_with_a_400_naming_the_entry(
         served: FakeServer, entries: list[dict[str, Any]], language: str, field: str,
         words: str) -> None:
-    async with _openai(served) as client:
+    async with openai_client(served) as client:
         with pytest.raises(openai.BadRequestError) as refused:
             await client.audio.speech.create(
                 model="tts-1", voice="af_bella", input=TEXT,

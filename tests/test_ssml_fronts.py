@@ -22,7 +22,7 @@ from harness.wyoming_client import read_reply
 from tts_api.v1 import tts_pb2
 from tts_client.cli import build_parser, is_ssml
 
-from .fakes import SAMPLE_RATE_HZ, TIMEOUT_S, FakeServer, fake_server
+from .fakes import SAMPLE_RATE_HZ, TIMEOUT_S, FakeServer, fake_server, openai_client
 from .test_pronunciations import _violations
 from .test_wyoming_logic import connect
 
@@ -163,14 +163,10 @@ async def test_grpc_server_info_lists_the_text_formats(served: FakeServer) -> No
 
 # HTTP ---------------------------------------------------------------------------------------
 
-def _openai(served: FakeServer) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(base_url=served.http_url, api_key="unused", timeout=TIMEOUT_S,
-                              max_retries=0)
-
 
 async def test_http_takes_ssml_as_an_extension_of_the_openai_body(served: FakeServer) -> None:
     before = len(served.engine.calls)
-    async with _openai(served) as client:
+    async with openai_client(served) as client:
         audio = await client.audio.speech.create(
             model="tts-1", voice="af_bella", input=PAUSED, response_format="pcm",
             extra_body={"input_format": "ssml"})
@@ -193,7 +189,7 @@ async def test_http_sse_carries_the_marks(served: FakeServer) -> None:
 @pytest.mark.parametrize(("document", "words"), BAD)
 async def test_http_refuses_bad_ssml_with_a_400_naming_input(served: FakeServer, document: str,
                                                              words: str) -> None:
-    async with _openai(served) as client:
+    async with openai_client(served) as client:
         with pytest.raises(openai.BadRequestError) as refused:
             await client.audio.speech.create(model="tts-1", voice="af_bella", input=document,
                                              extra_body={"input_format": "ssml"})

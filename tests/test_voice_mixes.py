@@ -36,7 +36,7 @@ from tts_service.model.mixes import (
 )
 from tts_service.model.voices import Gender, VoiceCatalog
 
-from .fakes import TIMEOUT_S, FakeEngine, FakeServer, fake_server, style_tables
+from .fakes import TIMEOUT_S, FakeEngine, FakeServer, fake_server, openai_client, style_tables
 from .test_calls import _fields, _request_lines
 from .test_onnx_runtime import _python
 from .test_pronunciations import _violations
@@ -248,14 +248,10 @@ async def test_grpc_refuses_a_bad_mix_naming_config_voice(served: FakeServer, vo
     assert (await _synthesize(served, MIX)).voice == MIX  # still serving
 
 
-def _openai(served: FakeServer) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(base_url=served.http_url, api_key="unused", timeout=TIMEOUT_S,
-                              max_retries=0)
-
 
 async def test_http_takes_kokoro_fastapis_syntax(served: FakeServer) -> None:
     before = len(served.engine.voices)
-    async with _openai(served) as client:
+    async with openai_client(served) as client:
         # The SDK types `voice` as OpenAI's names; the server takes any voice or formula.
         await client.audio.speech.create(model="tts-1", voice=MIX,  # type: ignore[arg-type]
                                          input="Over HTTP.", response_format="pcm")
@@ -266,7 +262,7 @@ async def test_http_takes_kokoro_fastapis_syntax(served: FakeServer) -> None:
 @pytest.mark.parametrize(("voice", "words"), BAD_VOICES)
 async def test_http_refuses_a_bad_mix_with_a_400_naming_voice(served: FakeServer, voice: str,
                                                               words: str) -> None:
-    async with _openai(served) as client:
+    async with openai_client(served) as client:
         with pytest.raises(openai.BadRequestError) as refused:
             await client.audio.speech.create(model="tts-1", voice=voice,  # type: ignore[arg-type]
                                              input=TEXT)

@@ -157,6 +157,13 @@ async def test_ctrl_c_stops_playback_and_frees_the_engine(
                                    tmp_path)
 
 
+def _ctrl_c_as_at_a_terminal() -> None:
+    """In the client, before it starts: SIGINT as a terminal gives it. A suite started in the
+    background by a shell without job control runs with SIGINT ignored, which the client would
+    inherit (and rightly honour, as under nohup)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 async def _interrupt_and_check(server: ServerProcess, stub: tts_pb2_grpc.TextToSpeechServiceStub,
                                tmp_path: Path) -> None:
     info = await stub.GetServerInfo(tts_pb2.GetServerInfoRequest(), timeout=CALL_TIMEOUT_S)
@@ -172,7 +179,7 @@ async def _interrupt_and_check(server: ServerProcess, stub: tts_pb2_grpc.TextToS
     client = subprocess.Popen(client_command("--server", server.address, LONG_TEXT),
                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                               stderr=subprocess.PIPE, text=True, env=client_env(config),
-                              cwd=REPO)
+                              cwd=REPO, preexec_fn=_ctrl_c_as_at_a_terminal)
     try:
         while not (raw.exists() and raw.stat().st_size > RATE_HZ):  # half a second played
             assert client.poll() is None, client.communicate()[1]
@@ -183,7 +190,10 @@ async def _interrupt_and_check(server: ServerProcess, stub: tts_pb2_grpc.TextToS
         _, stderr = await asyncio.to_thread(client.communicate, timeout=10)
         stopped_s = time.monotonic() - interrupted_at
     finally:
-        client.kill()
+        # Reaped and its pipe closed even when it hung: a failure stays this test's own.
+        if client.poll() is None:
+            client.kill()
+            client.communicate()
     assert client.returncode == 130, stderr
     assert "Traceback" not in stderr and "interrupted" in stderr, stderr
     assert stopped_s < 2.0

@@ -90,9 +90,13 @@ def build_ssml_spec(source: str, asked: AskedSettings, *, streaming: bool,
     settings = build_settings(asked, streaming=streaming, catalog=catalog, front_ends=front_ends,
                               model_rate_hz=model_rate_hz, list_voices=list_voices)
 
+    # Each <voice name> resolved once, as the parser checks it: any name a request's voice may
+    # be, a mix included (read in the request's language, whatever its voices' languages).
+    voices: dict[str, Voice] = {}
+
     def check_voice(name: str) -> str | None:
         try:
-            _voice(catalog, name, settings)
+            voices[name] = catalog.resolve(name, settings.front_end.language.code)
         except (InvalidRequest, Unsupported) as err:
             return str(err)
         return None
@@ -103,7 +107,7 @@ def build_ssml_spec(source: str, asked: AskedSettings, *, streaming: bool,
     except SsmlError as err:
         raise InvalidRequest(FIELD, f"ssml: {err}") from None
     check_text_length(document.spoken_chars, limits)
-    pieces = _pieces(document, settings, catalog, front_ends, model_rate_hz,
+    pieces = _pieces(document, settings, catalog, voices, front_ends, model_rate_hz,
                      limits.stream_split if streaming else limits.unary_split, marks_inside)
     if not any(isinstance(piece, StyledPiece) for piece in pieces):
         raise InvalidRequest(FIELD, "ssml has no letters or digits to speak")
@@ -154,8 +158,8 @@ def _stretches(document: Document, marks_inside: bool
 
 
 def _pieces(document: Document, settings: SynthesisSettings, catalog: VoiceCatalog,
-            front_ends: FrontEnds, model_rate_hz: int, policy: SplitPolicy,
-            marks_inside: bool) -> list[DirectedPiece]:
+            voices: dict[str, Voice], front_ends: FrontEnds, model_rate_hz: int,
+            policy: SplitPolicy, marks_inside: bool) -> list[DirectedPiece]:
     """The document's pieces in order. A mark between pieces goes on the piece after it (or,
     at the end, on the last piece), reached where that piece's audio starts (or ends); one
     inside a piece is reached where its word starts."""
@@ -169,7 +173,7 @@ def _pieces(document: Document, settings: SynthesisSettings, catalog: VoiceCatal
             made: list[DirectedPiece] = [PausePiece(
                 item.at, item.at, "", samples=round(item.seconds * model_rate_hz))]
         else:
-            made = list(_styled(item, settings, catalog, front_ends, policy))
+            made = list(_styled(item, settings, catalog, voices, front_ends, policy))
         if made and marks:
             made[0] = _with_marks(made[0], before=tuple(marks))
             marks = []
@@ -196,11 +200,12 @@ def _with_marks(piece: DirectedPiece, before: tuple[tuple[str, int], ...] = (),
 
 
 def _styled(stretch: _Stretch, settings: SynthesisSettings, catalog: VoiceCatalog,
-            front_ends: FrontEnds, policy: SplitPolicy) -> Iterator[StyledPiece]:
+            voices: dict[str, Voice], front_ends: FrontEnds, policy: SplitPolicy
+            ) -> Iterator[StyledPiece]:
     """One stretch of one style, cut into pieces by its language's rules, each with the
     marks that fall inside it."""
     style = stretch.style
-    voice = (_voice(catalog, style.voice, settings) if style.voice
+    voice = (voices[style.voice] if style.voice
              else _reader(settings, catalog, style.language))
     speed = settings.speed * style.rate
     if not MIN_SPEED <= speed <= MAX_SPEED:
@@ -236,12 +241,6 @@ def _styled(stretch: _Stretch, settings: SynthesisSettings, catalog: VoiceCatalo
             gain_db=style.volume_db, runs=tuple(_clip(stretch.runs, piece)),
             starts=tuple(starts[piece.start:piece.end]), ends=tuple(ends[piece.start:piece.end]),
             marks_before=tuple(before), marks_inside=tuple(inside))
-
-
-def _voice(catalog: VoiceCatalog, name: str, settings: SynthesisSettings) -> Voice:
-    """A <voice name>: any name a request's voice may be, a mix included (read in the
-    request's language, whatever its voices' languages)."""
-    return catalog.resolve(name, settings.front_end.language.code)
 
 
 def _reader(settings: SynthesisSettings, catalog: VoiceCatalog, language: Language) -> Voice:

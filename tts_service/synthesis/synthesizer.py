@@ -159,10 +159,11 @@ class Synthesizer:
         needs no engine, so it neither queues nor is refused. `whole`: the caller waits for
         all the audio (Scheduler.stream).
         """
-        # The words of each started piece's chunks, in the order the chunks were made. The
-        # scheduler hands a piece's chunks back in that same order, so each chunk takes the
-        # first entry of its piece; keyed by identity, as the scheduler keeps the very objects.
-        words: dict[int, deque[_Timed]] = {}
+        # The words and marks of each started piece's chunks, in the order the chunks were
+        # made. The scheduler hands a piece's chunks back in that same order, so each chunk
+        # takes the first entry of its piece; keyed by identity, as the scheduler keeps the
+        # very objects.
+        timed: dict[int, deque[_Timed]] = {}
         source: AsyncIterable[Piece | M]
         if isinstance(pieces, Sequence):
             ready: list[_Prepared] = []
@@ -174,8 +175,8 @@ class Synthesizer:
                 if announce:
                     yield ADMITTED
                 for piece in ready:
-                    for samples in self._replay(piece, voicing, words):
-                        yield _spoken(piece, samples, words[id(piece)].popleft())
+                    for samples in self._replay(piece, voicing, timed):
+                        yield _spoken(piece, samples, timed[id(piece)].popleft())
                 return
             source = self._prepared(ready, pieces[len(ready):], voicing)
         else:
@@ -183,12 +184,12 @@ class Synthesizer:
 
         def premade(piece: Piece) -> list[np.ndarray] | None:
             if isinstance(piece, _Prepared) and piece.made is not None:
-                return self._replay(piece, voicing, words)
+                return self._replay(piece, voicing, timed)
             return None
 
         def say(engine: Engine, piece: Piece, on_chunk: OnChunk) -> None:  # an engine thread
             assert isinstance(piece, _Prepared)
-            passed = _passing(piece, voicing.timed, words.setdefault(id(piece), deque()),
+            passed = _passing(piece, voicing.timed, timed.setdefault(id(piece), deque()),
                               on_chunk, self.sample_rate_hz)
             spoken = piece.voicing
             made: list[Sentence] = []
@@ -212,7 +213,7 @@ class Synthesizer:
                     continue
                 piece, samples = item
                 assert isinstance(piece, _Prepared)
-                yield _spoken(piece, samples, words[id(piece)].popleft())
+                yield _spoken(piece, samples, timed[id(piece)].popleft())
 
     async def _prepare(self, piece: Piece, voicing: Voicing) -> _Prepared:
         if isinstance(piece, PausePiece):  # silence: made already, never cached
@@ -245,8 +246,9 @@ class Synthesizer:
             yield await self._prepare(item, voicing) if isinstance(item, Piece) else item
 
     def _replay(self, piece: _Prepared, voicing: Voicing,
-                words: dict[int, deque[_Timed]]) -> list[np.ndarray]:
-        """A remembered piece's chunks, its words queued as if an engine had just made them."""
+                timed: dict[int, deque[_Timed]]) -> list[np.ndarray]:
+        """A remembered piece's chunks, its words and marks queued as if an engine had just
+        made them."""
         assert piece.made is not None
         chunks: list[np.ndarray] = []
 
@@ -254,7 +256,7 @@ class Synthesizer:
             chunks.append(samples)
             return True
 
-        passed = _passing(piece, voicing.timed, words.setdefault(id(piece), deque()), keep,
+        passed = _passing(piece, voicing.timed, timed.setdefault(id(piece), deque()), keep,
                           self.sample_rate_hz)
         for sentence in piece.made:
             passed(sentence)

@@ -32,7 +32,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -162,11 +162,6 @@ def pool_of(server: ServerProcess) -> str:
     line = next(line for line in server.log if "serving tts_api" in line)
     return line[line.index("(") + 1:line.index(";")]
 
-
-@contextlib.asynccontextmanager
-async def _stub(address: str) -> AsyncIterator[tts_pb2_grpc.TextToSpeechServiceStub]:
-    async with service.channel(address) as chan:
-        yield tts_pb2_grpc.TextToSpeechServiceStub(chan)
 
 
 async def first_audio(stub: tts_pb2_grpc.TextToSpeechServiceStub, text: str,
@@ -322,8 +317,8 @@ async def measure_lone(quick: bool, reps: int, onnxruntime: str) -> dict[str, An
             servers[name] = stack.enter_context(service.serving("--onnxruntime", onnxruntime,
                                                         *service.no_cache(), *options))
             result["pools"][name] = pool_of(servers[name])
-        async with _stub(servers[DEFAULT_POOL].address) as default, \
-                _stub(servers[ONE_BY_TWO].address) as one_by_two:
+        async with service.stub(servers[DEFAULT_POOL].address) as default, \
+                service.stub(servers[ONE_BY_TWO].address) as one_by_two:
             # One unmeasured call each: connections and the engines' first run.
             for stub in (default, one_by_two):
                 await first_audio(stub, texts.THROUGHPUT_TEXT)
@@ -383,7 +378,7 @@ async def measure_repeats(quick: bool, reps: int, onnxruntime: str) -> dict[str,
             for name, options in configs.items()}
         result["pool"] = pool_of(next(iter(servers.values())))
         async with contextlib.AsyncExitStack() as channels:
-            stubs = {name: await channels.enter_async_context(_stub(server.address))
+            stubs = {name: await channels.enter_async_context(service.stub(server.address))
                      for name, server in servers.items()}
             for stub in stubs.values():  # connections and the engines' first run
                 await first_audio(stub, texts.THROUGHPUT_TEXT)
@@ -442,7 +437,7 @@ async def measure_first_language(quick: bool, reps: int, onnxruntime: str) -> di
             at_start = len(server.log)
             memory = service.Memory(server.process.pid)
             result["rss_idle_mb"].append(memory.read()[0])
-            async with _stub(server.address) as stub:
+            async with service.stub(server.address) as stub:
                 result["english_first_s"].append(await first_audio(stub, WARM_TEXT))
                 result["first_s"].append(await first_audio(stub, LAZY_TEXT, LAZY_VOICE))
                 result["again_s"].append(await first_audio(stub, LAZY_TEXT, LAZY_VOICE))

@@ -42,7 +42,7 @@ async def measure(quick: bool, reps: int, onnxruntime: str) -> dict[str, Any]:
                               "plain_s": [], "new_mix_s": [], "same_mix_s": []}
     with service.serving("--onnxruntime", onnxruntime, *service.no_cache()) as server:
         result["pool"] = lone.pool_of(server)
-        async with lone._stub(server.address) as stub:
+        async with service.stub(server.address) as stub:
             await lone.first_audio(stub, TEXT, PLAIN)  # every engine's first run is behind us
             for rep in range(reps):
                 _LOGGER.info("voice mixes, rep %d/%d", rep + 1, reps)

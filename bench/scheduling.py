@@ -12,7 +12,7 @@ import io
 import logging
 import statistics
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -98,16 +98,11 @@ async def _stream(stub: tts_pb2_grpc.TextToSpeechServiceStub, text: str,
                     samples=pcm16_to_float(b"".join(audio)))
 
 
-@contextlib.asynccontextmanager
-async def _stub(address: str) -> AsyncIterator[tts_pb2_grpc.TextToSpeechServiceStub]:
-    async with service.channel(address) as chan:
-        yield tts_pb2_grpc.TextToSpeechServiceStub(chan)
-
 
 async def _short_calls(address: str, count: int, pause_s: float = 0.5) -> list[float]:
     """A client sending the short sentence `count` times: its first-audio times."""
     firsts = []
-    async with _stub(address) as stub:
+    async with service.stub(address) as stub:
         for _ in range(count):
             firsts.append((await _stream(stub, texts.ONE_SENTENCE)).first_s)
             await asyncio.sleep(pause_s)
@@ -133,7 +128,7 @@ async def measure(quick: bool, reps: int, onnxruntime: str, engine: RawEngine,
                                 *server_options, solo=solo) as server:
         memory = service.Memory(server.process.pid)
         result["rss_idle_mb"] = memory.read()[0]
-        async with _stub(server.address) as stub:
+        async with service.stub(server.address) as stub:
             if library.available():
                 result["library"] = await _library_rounds(stub, max(plan.reps, LIBRARY_ROUNDS))
             else:
@@ -172,7 +167,7 @@ async def measure(quick: bool, reps: int, onnxruntime: str, engine: RawEngine,
         _LOGGER.info("scheduling: 2 long streams and a short-sentence client")
 
         async def long_client() -> float:
-            async with _stub(server.address) as stub:
+            async with service.stub(server.address) as stub:
                 return (await _stream(stub, plan.long_text)).total_s
 
         longs = [asyncio.ensure_future(long_client()) for _ in range(2)]
@@ -226,7 +221,7 @@ async def _library_rounds(stub: tts_pb2_grpc.TextToSpeechServiceStub, rounds: in
 
 async def _slow_reader(address: str, text: str) -> None:
     with contextlib.suppress(grpc.aio.AioRpcError):
-        async with _stub(address) as stub:
+        async with service.stub(address) as stub:
             await _stream(stub, text, seconds_per_audio_s=SLOW_READING)
 
 

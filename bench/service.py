@@ -11,8 +11,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -142,6 +142,13 @@ def serving(*args: str, cwd: Path = REPO) -> Iterator[ServerProcess]:
 
 def channel(address: str) -> grpc.aio.Channel:
     return grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
+
+
+@asynccontextmanager
+async def stub(address: str) -> AsyncIterator[tts_pb2_grpc.TextToSpeechServiceStub]:
+    """A stub on its own channel to `address`, closed at the end."""
+    async with channel(address) as chan:
+        yield tts_pb2_grpc.TextToSpeechServiceStub(chan)
 
 
 async def unary(stub: tts_pb2_grpc.TextToSpeechServiceStub, text: str) -> UnaryTiming:

@@ -14,7 +14,7 @@ import logging
 import statistics
 import subprocess
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -59,11 +59,6 @@ async def _timed(stub: tts_pb2_grpc.TextToSpeechServiceStub, kind: str
     return first, total, time.perf_counter() - started, response.audio
 
 
-@contextlib.asynccontextmanager
-async def _stub(server: ServerProcess) -> AsyncIterator[tts_pb2_grpc.TextToSpeechServiceStub]:
-    async with service.channel(server.address) as chan:
-        yield tts_pb2_grpc.TextToSpeechServiceStub(chan)
-
 
 @contextlib.contextmanager
 def _servers(onnxruntime: str, baseline: Path | None) -> Iterator[dict[str, ServerProcess]]:
@@ -86,7 +81,7 @@ async def measure(reps: int, onnxruntime: str, baseline: Path | None) -> dict[st
         calls = [(name, kind) for kind in KINDS for name in servers
                  if name == "this" or kind == "plain"]
         async with contextlib.AsyncExitStack() as stack:
-            stubs = {name: await stack.enter_async_context(_stub(server))
+            stubs = {name: await stack.enter_async_context(service.stub(server.address))
                      for name, server in servers.items()}
             for stub in stubs.values():  # warm-up: first calls pay one-off costs
                 await _timed(stub, "plain")
